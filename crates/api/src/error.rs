@@ -1,0 +1,70 @@
+//! Every failure becomes a response here, in one place: a status and a JSON
+//! body that says what was wrong with the request, never internals.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// A query parameter was missing or invalid; names the parameter.
+    BadRequest {
+        parameter: String,
+        message: String,
+    },
+    Unauthorized,
+    NotFound(String),
+    /// ClickHouse failed; details go to the log, not the client.
+    Store(channelshift_store::StoreError),
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(parameter: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            parameter: parameter.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<channelshift_store::StoreError> for ApiError {
+    fn from(error: channelshift_store::StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::BadRequest { parameter, message } => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "parameter": parameter, "message": message}),
+            ),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthorized", "message": "a valid bearer token is required"}),
+            ),
+            ApiError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "message": what}),
+            ),
+            ApiError::Store(error) => {
+                tracing::error!(%error, "store query failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "store_unavailable", "message": "the KPI store could not answer; try again shortly"}),
+                )
+            }
+            ApiError::Internal(error) => {
+                tracing::error!(%error, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal", "message": "internal error"}),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,197 @@
+//! Decoding of wire bytes into the loosely-typed wire structs, and the checks
+//! shared by both messages. Every serde error becomes a [`Rejection`] naming
+//! the field, via `serde_path_to_error`.
+
+use crate::codes::{CouncilCode, EventId, LsoaCode, ServiceSlug, WardCode};
+use crate::rejection::{Rejection, RejectionReason};
+use crate::{MAX_FUTURE_SKEW, SCHEMA_VERSION};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::error::Category;
+
+/// Decodes one JSON object into `T`; unknown fields are ignored.
+pub(crate) fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Rejection> {
+    // serde would also build a struct from a JSON array; the contract wants objects.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            return Err(Rejection::new(
+                RejectionReason::NotAnObject,
+                None,
+                "the message is JSON but not an object",
+            ))
+        }
+        _ => {
+            return Err(Rejection::new(
+                RejectionReason::InvalidJson,
+                None,
+                "the message does not start a JSON value",
+            ))
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let field = (path != ".").then_some(path);
+        classify(error.inner(), field)
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| Rejection::new(RejectionReason::InvalidJson, None, error.to_string()))?;
+    Ok(value)
+}
+
+fn classify(error: &serde_json::Error, field: Option<String>) -> Rejection {
+    let message = error.to_string();
+    let reason = match error.classify() {
+        Category::Io | Category::Syntax | Category::Eof => RejectionReason::InvalidJson,
+        Category::Data if message.starts_with("duplicate field") => RejectionReason::DuplicateField,
+        Category::Data if message.starts_with("unknown variant") => RejectionReason::InvalidValue,
+        Category::Data if message.starts_with("invalid value") => RejectionReason::OutOfRange,
+        Category::Data => RejectionReason::WrongType,
+    };
+    Rejection {
+        reason,
+        field,
+        detail: message,
+    }
+}
+
+pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, Rejection> {
+    value.ok_or_else(|| {
+        Rejection::field(
+            RejectionReason::MissingField,
+            field,
+            "required field is missing or null",
+        )
+    })
+}
+
+pub(crate) fn check_schema_version(version: Option<i64>) -> Result<(), Rejection> {
+    match required(version, "schema_version")? {
+        v if v == i64::from(SCHEMA_VERSION) => Ok(()),
+        other => Err(Rejection::field(
+            RejectionReason::UnsupportedSchemaVersion,
+            "schema_version",
+            format!("schema_version {other} is not supported; this build reads {SCHEMA_VERSION}"),
+        )),
+    }
+}
+
+/// Parses with a code type's constructor, rejecting with its rule.
+pub(crate) fn code<T>(
+    value: &str,
+    field: &str,
+    parse: fn(&str) -> Option<T>,
+    rule: &str,
+) -> Result<T, Rejection> {
+    parse(value).ok_or_else(|| {
+        Rejection::field(
+            RejectionReason::InvalidValue,
+            field,
+            format!("{} does not match: {rule}", shorten(value)),
+        )
+    })
+}
+
+pub(crate) fn event_id(value: &str, field: &str) -> Result<EventId, Rejection> {
+    code(value, field, EventId::parse, EventId::RULE)
+}
+
+pub(crate) fn council(value: &str) -> Result<CouncilCode, Rejection> {
+    code(value, "council", CouncilCode::parse, CouncilCode::RULE)
+}
+
+pub(crate) fn service(value: &str) -> Result<ServiceSlug, Rejection> {
+    code(value, "service", ServiceSlug::parse, ServiceSlug::RULE)
+}
+
+pub(crate) fn ward(value: Option<&str>) -> Result<Option<WardCode>, Rejection> {
+    value
+        .map(|v| code(v, "ward", WardCode::parse, WardCode::RULE))
+        .transpose()
+}
+
+pub(crate) fn lsoa(value: Option<&str>) -> Result<Option<LsoaCode>, Rejection> {
+    value
+        .map(|v| code(v, "lsoa", LsoaCode::parse, LsoaCode::RULE))
+        .transpose()
+}
+
+/// An optional free string of at most `max` characters; empty counts as absent.
+pub(crate) fn bounded(
+    value: Option<&str>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, Rejection> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > max => Err(Rejection::field(
+            RejectionReason::OutOfRange,
+            field,
+            format!("longer than {max} characters"),
+        )),
+        Some(v) => Ok(Some(v.to_string())),
+    }
+}
+
+/// The earliest instant the store can hold (ClickHouse `DateTime` is unsigned seconds).
+const EARLIEST: i64 = 0;
+
+/// An RFC 3339 timestamp with an offset, not before 1970 and not more than
+/// [`MAX_FUTURE_SKEW`] after `now`.
+pub(crate) fn timestamp(
+    value: &str,
+    field: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, Rejection> {
+    let parsed = DateTime::parse_from_rfc3339(value).map_err(|error| {
+        Rejection::field(
+            RejectionReason::InvalidValue,
+            field,
+            format!(
+                "{} is not an RFC 3339 timestamp with offset ({error})",
+                shorten(value)
+            ),
+        )
+    })?;
+    let utc = parsed.with_timezone(&Utc);
+    if utc.timestamp() < EARLIEST {
+        return Err(Rejection::field(
+            RejectionReason::OutOfRange,
+            field,
+            format!("{value} is before 1970-01-01T00:00:00Z"),
+        ));
+    }
+    if utc > now + MAX_FUTURE_SKEW {
+        return Err(Rejection::field(
+            RejectionReason::InFuture,
+            field,
+            format!("{value} is more than 5 minutes in the future (received at {now})"),
+        ));
+    }
+    Ok(utc)
+}
+
+pub(crate) fn seconds(value: Option<u32>, field: &str) -> Result<Option<u32>, Rejection> {
+    const MAX: u32 = 86_400;
+    match value {
+        Some(v) if v > MAX => Err(Rejection::field(
+            RejectionReason::OutOfRange,
+            field,
+            format!("{v} is above {MAX}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Quotes a value for a message without echoing kilobytes of it.
+fn shorten(value: &str) -> String {
+    const MAX: usize = 80;
+    if value.chars().count() <= MAX {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX).collect();
+        format!("{head:?}…")
+    }
+}

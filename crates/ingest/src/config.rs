@@ -1,0 +1,125 @@
+//! Ingest configuration. Defaults suit the local stack; every field can be set
+//! in a TOML file (`--config`) or by `CHANNELSHIFT_*` variables.
+
+use channelshift_store::ClickHouseConfig;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct IngestConfig {
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Messages larger than this go to the dead-letter topic as `too_large`.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// How long SIGTERM waits for the open batch to be written and committed.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`
+    pub brokers: String,
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    #[serde(default = "default_contact_topic")]
+    pub contact_topic: String,
+    #[serde(default = "default_satisfaction_topic")]
+    pub satisfaction_topic: String,
+    /// Create the topics (and their dead-letter topics) if missing.
+    #[serde(default = "yes")]
+    pub create_topics: bool,
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u32,
+}
+
+impl KafkaConfig {
+    pub fn dead_letter_topic(topic: &str) -> String {
+        format!("{topic}.dlq")
+    }
+}
+
+/// A batch closes at whichever limit it reaches first.
+#[derive(Clone, Debug, Deserialize)]
+pub struct BatchConfig {
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: default_max_rows(),
+            max_bytes: default_max_bytes(),
+            max_wait_ms: default_max_wait_ms(),
+        }
+    }
+}
+
+impl BatchConfig {
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PrivacyConfig {
+    /// The key customer references are hashed with. Required unless `dev_mode`.
+    pub pseudonym_key: Option<SecretString>,
+    /// Allows a built-in key, for local demos only; never in production.
+    #[serde(default)]
+    pub dev_mode: bool,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+fn default_max_message_bytes() -> usize {
+    64 * 1024
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    20_000
+}
+fn default_group() -> String {
+    "channelshift-ingest".into()
+}
+fn default_contact_topic() -> String {
+    "contact-events".into()
+}
+fn default_satisfaction_topic() -> String {
+    "satisfaction-responses".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_partitions() -> i32 {
+    3
+}
+fn default_session_timeout_ms() -> u32 {
+    10_000
+}
+fn default_max_rows() -> usize {
+    50_000
+}
+fn default_max_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_max_wait_ms() -> u64 {
+    1_000
+}

@@ -1,0 +1,1 @@
+//! Synthetic council contact and satisfaction data, produced to Kafka.

@@ -1,0 +1,116 @@
+//! Reads: the duplicate lookup used by ingest, and KPI counts over rollups.
+
+use crate::connection::{Store, StoreError};
+use crate::rows::{ContactRow, SatisfactionRow};
+use chrono::NaiveDate;
+use clickhouse::Row;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::HashSet;
+
+/// Binds a list as a SQL tuple `('a', 'b')`, which `IN` can match against the
+/// primary key (a bound `Vec` becomes an array, which `IN` does not take).
+struct SqlTuple<'a>(&'a [&'a str]);
+
+impl Serialize for SqlTuple<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(self.0.len())?;
+        for item in self.0 {
+            tuple.serialize_element(item)?;
+        }
+        tuple.end()
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct Id {
+    id: String,
+}
+
+/// Completed transactions (completed or ineligible) of one local day and
+/// channel, split by the assisted flag.
+#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
+pub struct CompletedByChannel {
+    /// The local (Europe/London) day, `YYYY-MM-DD`.
+    pub day: String,
+    pub channel: String,
+    pub assisted: u8,
+    pub completed: u64,
+}
+
+impl Store {
+    /// Which of `ids` are already stored for `council`, as contact events
+    /// (`satisfaction == false`) or satisfaction responses.
+    pub async fn existing_ids(
+        &self,
+        council: &str,
+        ids: &[&str],
+        satisfaction: bool,
+    ) -> Result<HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = if satisfaction {
+            "SELECT response_id AS id FROM satisfaction_response_ids WHERE council = ? AND response_id IN ?"
+        } else {
+            "SELECT event_id AS id FROM contact_event_ids WHERE council = ? AND event_id IN ?"
+        };
+        let rows = self
+            .client
+            .query(sql)
+            .bind(council)
+            .bind(SqlTuple(ids))
+            .fetch_all::<Id>()
+            .await?;
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+
+    pub async fn insert_contacts(&self, rows: &[ContactRow]) -> Result<(), StoreError> {
+        let mut insert = self.client.insert::<ContactRow>("contact_events").await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
+    pub async fn insert_satisfaction(&self, rows: &[SatisfactionRow]) -> Result<(), StoreError> {
+        let mut insert = self
+            .client
+            .insert::<SatisfactionRow>("satisfaction_responses")
+            .await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
+    /// Completed transactions by channel and assisted flag, for digital
+    /// take-up, read from the daily rollup (local days, both inclusive).
+    pub async fn completed_by_channel(
+        &self,
+        council: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CompletedByChannel>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT toString(day) AS day, channel, assisted, sum(contacts) AS completed
+                FROM contact_daily
+                WHERE council = ?
+                  AND day >= toDate(?) AND day <= toDate(?)
+                  AND interaction = 'transaction'
+                  AND outcome IN ('completed', 'ineligible')
+                GROUP BY day, channel, assisted
+                ORDER BY day, channel, assisted",
+            )
+            .bind(council)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all::<CompletedByChannel>()
+            .await?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,107 @@
+//! Installs what the local stack needs, once per machine: Debian packages
+//! through apt, and the Tansu broker through `cargo install` into a tools folder
+//! outside the work tree so every checkout (and CI) reuses one build.
+
+use anyhow::{bail, Context, Result};
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Tansu release we build and test against; bump deliberately.
+pub const TANSU_VERSION: &str = "0.6.0";
+
+/// Debian packages the stack or the tests use, with the binary that shows each is there.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("clickhouse-server", "/usr/bin/clickhouse-server"),
+    ("clickhouse-client", "/usr/bin/clickhouse-client"),
+];
+
+/// Where machine-wide tools and caches live: `$CHANNELSHIFT_TOOLS`, else
+/// `~/.cache/channelshift`.
+pub fn tools_dir() -> PathBuf {
+    if let Some(dir) = env::var_os("CHANNELSHIFT_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let home = env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    home.join(".cache").join("channelshift")
+}
+
+pub fn tansu_binary() -> PathBuf {
+    tools_dir().join("tools").join("bin").join("tansu")
+}
+
+pub fn ensure_all() -> Result<()> {
+    ensure_debian_packages()?;
+    ensure_tansu()?;
+    Ok(())
+}
+
+fn ensure_debian_packages() -> Result<()> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .filter(|(_, binary)| !Path::new(binary).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("installing Debian packages: {}", missing.join(" "));
+    let sudo = !is_root();
+    run_privileged(sudo, &["apt-get", "update", "-q"])?;
+    let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    install.extend(&missing);
+    run_privileged(sudo, &install)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn run_privileged(sudo: bool, args: &[&str]) -> Result<()> {
+    let mut command = if sudo {
+        let mut command = Command::new("sudo");
+        command.args(args);
+        command
+    } else {
+        let mut command = Command::new(args[0]);
+        command.args(&args[1..]);
+        command
+    };
+    command.env("DEBIAN_FRONTEND", "noninteractive");
+    let status = command
+        .status()
+        .with_context(|| format!("running {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn ensure_tansu() -> Result<()> {
+    let binary = tansu_binary();
+    if binary.exists() {
+        return Ok(());
+    }
+    let root = tools_dir().join("tools");
+    let target = tools_dir().join("tansu-target");
+    println!(
+        "building the Tansu broker {TANSU_VERSION} into {} (once per machine; about 12 minutes on 2 cores)",
+        root.display()
+    );
+    let status = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "tansu", "--locked", "--version", TANSU_VERSION])
+        .args(["--features", "libsql,dynostore", "--root"])
+        .arg(&root)
+        // Its own target dir: the broker's build must not churn the project's.
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .context("running cargo install tansu")?;
+    if !status.success() || !binary.exists() {
+        bail!("cargo install tansu failed ({status})");
+    }
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! Test harness for black-box tests against the real local stack (started by
+//! `cargo xtask test`): each test gets its own database, topics and consumer
+//! group, and talks to the services the way a client would.
+
+use anyhow::{Context, Result};
+use channelshift_api::config::{ApiConfig, AuthConfig, KpiSettings};
+use channelshift_ingest::config::{BatchConfig, IngestConfig, KafkaConfig, PrivacyConfig};
+use channelshift_runtime::health::Health;
+use channelshift_runtime::shutdown::{self, Trigger};
+use channelshift_store::{ClickHouseConfig, Store};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::ClientConfig;
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Where the local stack is, from the variables `cargo xtask test` sets.
+#[derive(Clone, Debug)]
+pub struct StackEnv {
+    pub kafka_brokers: String,
+    pub clickhouse_url: String,
+    pub writer_user: String,
+    pub writer_password: String,
+    pub reader_user: String,
+    pub reader_password: String,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: these tests need the real local stack. Run them with \
+             `cargo xtask test`, or `eval \"$(cargo xtask stack env --profile test)\"` first."
+        )
+    })
+}
+
+impl StackEnv {
+    pub fn from_env() -> Self {
+        Self {
+            kafka_brokers: var("CHANNELSHIFT_STACK_KAFKA_BROKERS"),
+            clickhouse_url: var("CHANNELSHIFT_STACK_CLICKHOUSE_URL"),
+            writer_user: var("CHANNELSHIFT_STACK_WRITER_USER"),
+            writer_password: var("CHANNELSHIFT_STACK_WRITER_PASSWORD"),
+            reader_user: var("CHANNELSHIFT_STACK_READER_USER"),
+            reader_password: var("CHANNELSHIFT_STACK_READER_PASSWORD"),
+        }
+    }
+}
+
+/// Names private to one test: database, topics, consumer group.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub stack: StackEnv,
+    pub database: String,
+    pub contact_topic: String,
+    pub satisfaction_topic: String,
+    pub group_id: String,
+}
+
+impl Scope {
+    pub fn new(test: &str) -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        Self {
+            stack: StackEnv::from_env(),
+            database: format!("cs_test_{suffix}"),
+            contact_topic: format!("contact-events-{test}-{suffix}"),
+            satisfaction_topic: format!("satisfaction-responses-{test}-{suffix}"),
+            group_id: format!("ingest-{test}-{suffix}"),
+        }
+    }
+
+    pub fn writer(&self) -> ClickHouseConfig {
+        ClickHouseConfig {
+            url: self.stack.clickhouse_url.clone(),
+            user: self.stack.writer_user.clone(),
+            password: SecretString::from(self.stack.writer_password.clone()),
+            database: self.database.clone(),
+        }
+    }
+
+    pub fn reader(&self) -> ClickHouseConfig {
+        ClickHouseConfig {
+            url: self.stack.clickhouse_url.clone(),
+            user: self.stack.reader_user.clone(),
+            password: SecretString::from(self.stack.reader_password.clone()),
+            database: self.database.clone(),
+        }
+    }
+
+    /// Ingest settings for tests: short batches and a short group session.
+    pub fn ingest_config(&self) -> IngestConfig {
+        IngestConfig {
+            kafka: KafkaConfig {
+                brokers: self.stack.kafka_brokers.clone(),
+                group_id: self.group_id.clone(),
+                contact_topic: self.contact_topic.clone(),
+                satisfaction_topic: self.satisfaction_topic.clone(),
+                create_topics: true,
+                partitions: 3,
+                session_timeout_ms: 6_000,
+            },
+            clickhouse: self.writer(),
+            batch: BatchConfig {
+                max_rows: 10_000,
+                max_bytes: 8 * 1024 * 1024,
+                max_wait_ms: 200,
+            },
+            privacy: PrivacyConfig {
+                pseudonym_key: Some(SecretString::from("test-pseudonym-key")),
+                dev_mode: false,
+            },
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_message_bytes: 64 * 1024,
+            shutdown_timeout_ms: 20_000,
+        }
+    }
+
+    /// A store handle as the writer, for checks the API does not expose.
+    pub async fn store(&self) -> Result<Store> {
+        Ok(Store::connect(&self.writer()).await?)
+    }
+
+    /// Drops the test's database.
+    pub async fn drop_database(&self) -> Result<()> {
+        let store = self.store().await?;
+        store
+            .client()
+            .clone()
+            .with_database("system")
+            .query(&format!("DROP DATABASE IF EXISTS `{}`", self.database))
+            .execute()
+            .await?;
+        Ok(())
+    }
+}
+
+/// A service running inside the test process.
+pub struct Running {
+    trigger: Trigger,
+    task: JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// Asks the service to stop and waits for it (it flushes and commits first).
+    pub async fn stop(self) -> Result<()> {
+        self.trigger.fire();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .context("service did not stop within 30 s")??
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+pub fn start_ingest(config: IngestConfig) -> Running {
+    let (trigger, stop) = shutdown::channel();
+    let task = tokio::spawn(channelshift_ingest::run(config, stop));
+    Running { trigger, task }
+}
+
+pub const API_TOKEN: &str = "test-token-for-the-kpi-api";
+
+/// Starts the API on a free loopback port as the read-only user; returns its base URL.
+pub async fn start_api(scope: &Scope, suppression_threshold: u64) -> Result<(String, Running)> {
+    let config = ApiConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        clickhouse: scope.reader(),
+        auth: AuthConfig {
+            token_sha256: vec![hex::encode(Sha256::digest(API_TOKEN.as_bytes()))],
+        },
+        kpi: KpiSettings {
+            suppression_threshold,
+            ..KpiSettings::default()
+        },
+    };
+    let store = Store::connect(&config.clickhouse).await?;
+    let state = channelshift_api::AppState::new(&config, store)?;
+    let health = Health::new();
+    health.set("clickhouse", true);
+    let app = channelshift_api::router(state, &prometheus::Registry::new(), health)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    let (trigger, stop) = shutdown::channel();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.requested())
+            .await
+            .context("serving the API")
+    });
+    Ok((format!("http://{address}"), Running { trigger, task }))
+}
+
+pub fn producer(scope: &Scope) -> Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &scope.stack.kafka_brokers)
+        .set("enable.idempotence", "true")
+        .create()?)
+}
+
+/// Produces `payload` to `topic` keyed by `key`, waiting for the broker's ack.
+pub async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) -> Result<()> {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Timeout::After(Duration::from_secs(30)),
+        )
+        .await
+        .map_err(|(error, _)| anyhow::anyhow!("producing to {topic}: {error}"))?;
+    Ok(())
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => last_error = Some(error),
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "{what}: not reached within {timeout:?}{}",
+                last_error
+                    .map(|error| format!(" (last error: {error:#})"))
+                    .unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
