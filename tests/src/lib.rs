@@ -158,6 +158,7 @@ impl Running {
 }
 
 pub fn start_ingest(config: IngestConfig) -> Running {
+    channelshift_runtime::telemetry::init();
     let (trigger, stop) = shutdown::channel();
     let task = tokio::spawn(channelshift_ingest::run(config, stop));
     Running { trigger, task }
@@ -193,6 +194,11 @@ pub async fn start_api(scope: &Scope, suppression_threshold: u64) -> Result<(Str
             .context("serving the API")
     });
     Ok((format!("http://{address}"), Running { trigger, task }))
+}
+
+/// Creates the scope's topics (as a council's producers would find them).
+pub async fn create_topics(scope: &Scope) -> Result<()> {
+    channelshift_ingest::pipeline::create_topics(&scope.ingest_config().kafka).await
 }
 
 pub fn producer(scope: &Scope) -> Result<FutureProducer> {

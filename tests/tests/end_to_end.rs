@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use channelshift_tests::{
-    eventually, produce, producer, start_api, start_ingest, Scope, API_TOKEN,
+    create_topics, eventually, produce, producer, start_api, start_ingest, Scope, API_TOKEN,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -29,6 +29,7 @@ fn contact(id: &str, channel: &str, outcome: &str, occurred_at: &str) -> Vec<u8>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contact_events_reach_the_take_up_endpoint() -> Result<()> {
     let scope = Scope::new("e2e");
+    create_topics(&scope).await?;
     let ingest = start_ingest(scope.ingest_config());
     let producer = producer(&scope)?;
 

@@ -21,7 +21,7 @@ pub async fn require_token(
         .and_then(|value| value.strip_prefix("Bearer "))
         .ok_or(ApiError::Unauthorized)?;
     let hash = hex::encode(Sha256::digest(token.trim().as_bytes()));
-    if !state.token_hashes.iter().any(|accepted| *accepted == hash) {
+    if !state.token_hashes.contains(&hash) {
         return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)

@@ -127,8 +127,8 @@ async fn digital_take_up_kpi(state: &AppState, query: &KpiQuery) -> Result<KpiRe
         buckets.insert(*bounds, Vec::new());
     }
     for row in counts {
-        let day = NaiveDate::parse_from_str(&row.day, "%Y-%m-%d")
-            .map_err(|_| ApiError::Internal(format!("store returned day {:?}", row.day)))?;
+        let day = NaiveDate::parse_from_str(&row.local_day, "%Y-%m-%d")
+            .map_err(|_| ApiError::Internal(format!("store returned day {:?}", row.local_day)))?;
         // Channels outside the contract (none are stored) cannot count as digital.
         let class = row
             .channel

@@ -440,7 +440,8 @@ impl Identified for SatisfactionRow {
     }
 }
 
-async fn create_topics(kafka: &KafkaConfig) -> Result<()> {
+/// Creates the topics and their dead-letter topics; existing ones are left as they are.
+pub async fn create_topics(kafka: &KafkaConfig) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &kafka.brokers)
         .create()

@@ -64,17 +64,18 @@ pub const MIGRATIONS: &[Migration] = &[
                 outcome String,
                 assisted UInt8,
                 contacts UInt64,
-                avoidable UInt64,
+                avoidable_contacts UInt64,
                 avoidable_flagged UInt64,
                 resolved_first UInt64,
                 resolution_flagged UInt64,
-                wait_seconds UInt64,
-                handling_seconds UInt64,
+                wait_seconds_total UInt64,
+                handling_seconds_total UInt64,
                 timed UInt64
             ) ENGINE = SummingMergeTree
             PARTITION BY toYYYYMM(day)
             ORDER BY (council, day, service, channel, customer_type, interaction, outcome, assisted)",
             // The local day is Europe/London's: a contact at 23:30 UTC in summer is tomorrow's.
+            // Aliases are global in ClickHouse: none may reuse a source column's name.
             "CREATE MATERIALIZED VIEW IF NOT EXISTS contact_daily_mv TO contact_daily AS
             SELECT
                 council,
@@ -86,12 +87,12 @@ pub const MIGRATIONS: &[Migration] = &[
                 outcome,
                 assisted,
                 count() AS contacts,
-                countIf(ifNull(avoidable, 0) = 1) AS avoidable,
+                countIf(ifNull(avoidable, 0) = 1) AS avoidable_contacts,
                 countIf(isNotNull(avoidable)) AS avoidable_flagged,
                 countIf(ifNull(first_contact_resolved, 0) = 1) AS resolved_first,
                 countIf(isNotNull(first_contact_resolved)) AS resolution_flagged,
-                sum(toUInt64(ifNull(wait_seconds, 0))) AS wait_seconds,
-                sum(toUInt64(ifNull(handling_seconds, 0))) AS handling_seconds,
+                sum(toUInt64(ifNull(wait_seconds, 0))) AS wait_seconds_total,
+                sum(toUInt64(ifNull(handling_seconds, 0))) AS handling_seconds_total,
                 countIf(isNotNull(handling_seconds)) AS timed
             FROM contact_events
             GROUP BY council, day, service, channel, customer_type, interaction, outcome, assisted",

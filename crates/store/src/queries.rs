@@ -32,7 +32,7 @@ struct Id {
 #[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
 pub struct CompletedByChannel {
     /// The local (Europe/London) day, `YYYY-MM-DD`.
-    pub day: String,
+    pub local_day: String,
     pub channel: String,
     pub assisted: u8,
     pub completed: u64,
@@ -97,7 +97,7 @@ impl Store {
         let rows = self
             .client
             .query(
-                "SELECT toString(day) AS day, channel, assisted, sum(contacts) AS completed
+                "SELECT toString(day) AS local_day, channel, assisted, sum(contacts) AS completed
                 FROM contact_daily
                 WHERE council = ?
                   AND day >= toDate(?) AND day <= toDate(?)

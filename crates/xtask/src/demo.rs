@@ -1,5 +1,156 @@
-//! The README's main job (filled in below).
-use anyhow::Result;
+//! The README's main job: the demo stack, ingest and the API running as
+//! processes on loopback, a council's history fed through Kafka by the
+//! simulator, and the KPIs read back from the API once they match.
+
+use crate::probe;
+use crate::process;
+use crate::stack::{self, Profile, Stack, READER_USER, WRITER_USER};
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SERVICES: &[&str] = &[
+    "channelshift-ingest",
+    "channelshift-api",
+    "channelshift-simulator",
+];
+
 pub fn run() -> Result<()> {
-    anyhow::bail!("the demo is not written yet")
+    let clock = Instant::now();
+    let mut stack = Stack::open(Profile::Demo)?;
+    stack.up()?;
+    build_services()?;
+    let bin = target_dir().join("debug");
+    let token = secret(&stack.dir, "api-token")?;
+    let pseudonym_key = secret(&stack.dir, "pseudonym-key")?;
+    let ports = stack.state.ports.clone();
+    let brokers = format!("127.0.0.1:{}", ports.kafka);
+
+    let ingest_config = stack.dir.join("ingest.toml");
+    stack::write_private(
+        &ingest_config,
+        &format!(
+            "# Written by `cargo xtask demo`.\nlisten = \"127.0.0.1:{ingest}\"\n\n[kafka]\nbrokers = \"{brokers}\"\n\n[clickhouse]\nurl = \"http://127.0.0.1:{ch}\"\nuser = \"{WRITER_USER}\"\npassword = \"{writer}\"\ndatabase = \"channelshift\"\n\n[privacy]\npseudonym_key = \"{pseudonym_key}\"\n",
+            ingest = ports.ingest,
+            ch = ports.clickhouse_http,
+            writer = stack.state.writer_password,
+        ),
+    )?;
+    start_service(
+        &mut stack,
+        "ingest",
+        &bin.join("channelshift-ingest"),
+        &ingest_config,
+        ports.ingest,
+    )?;
+
+    let api_config = stack.dir.join("api.toml");
+    stack::write_private(
+        &api_config,
+        &format!(
+            "# Written by `cargo xtask demo`.\nlisten = \"127.0.0.1:{api}\"\n\n[clickhouse]\nurl = \"http://127.0.0.1:{ch}\"\nuser = \"{READER_USER}\"\npassword = \"{reader}\"\ndatabase = \"channelshift\"\n\n[auth]\ntoken_sha256 = [\"{hash}\"]\n",
+            api = ports.api,
+            ch = ports.clickhouse_http,
+            reader = stack.state.reader_password,
+            hash = hex::encode(Sha256::digest(token.as_bytes())),
+        ),
+    )?;
+    start_service(
+        &mut stack,
+        "api",
+        &bin.join("channelshift-api"),
+        &api_config,
+        ports.api,
+    )?;
+
+    let contacts = env::var("CHANNELSHIFT_DEMO_CONTACTS").unwrap_or_else(|_| "100000".into());
+    let api_url = format!("http://127.0.0.1:{}", ports.api);
+    let status = Command::new(bin.join("channelshift-sim"))
+        .args(["backfill", "--brokers", &brokers, "--contacts", &contacts])
+        .args(["--api", &api_url, "--token", &token])
+        .status()
+        .context("running the simulator")?;
+    if !status.success() {
+        bail!(
+            "the simulator failed ({status}); service logs are in {}",
+            stack.dir.display()
+        );
+    }
+    println!(
+        "\nThe demo is running ({:.0}s to here):\n  KPI API       {api_url}/api/v1/kpi/digital-take-up?council=E07000041&from=2025-04-01&to=2026-03-31&period=quarter\n  API token     in {} (send as: Authorization: Bearer <token>)\n  metrics       {api_url}/metrics and http://127.0.0.1:{}/metrics (ingest)\n  ClickHouse    http://127.0.0.1:{} (users in {})\n  logs          {}\n  stop it with  cargo xtask stack down",
+        clock.elapsed().as_secs_f64(),
+        stack.dir.join("api-token").display(),
+        ports.ingest,
+        ports.clickhouse_http,
+        stack.dir.join("state.json").display(),
+        stack.dir.display(),
+    );
+    Ok(())
+}
+
+fn build_services() -> Result<()> {
+    println!("building the services…");
+    let mut command = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.args(["build", "--quiet", "--bins"]);
+    for package in SERVICES {
+        command.args(["--package", package]);
+    }
+    let status = command.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("building the services failed");
+    }
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| stack::workspace_root().join("target"))
+}
+
+/// A secret kept in the stack folder, made on first use.
+fn secret(dir: &Path, name: &str) -> Result<String> {
+    let path = dir.join(name);
+    if let Ok(existing) = fs::read_to_string(&path) {
+        return Ok(existing.trim().to_string());
+    }
+    let value = stack::random_secret()?;
+    stack::write_private(&path, &value)?;
+    Ok(value)
+}
+
+/// Starts a service unless it already runs; waits until `/readyz` answers.
+fn start_service(
+    stack: &mut Stack,
+    name: &str,
+    binary: &Path,
+    config: &Path,
+    port: u16,
+) -> Result<()> {
+    // The config path is in the command line, so it marks the process as ours.
+    let marker = config.display().to_string();
+    if stack.is_running(name) && probe::http_ok(port, "/readyz") {
+        println!("{name} already running");
+        return Ok(());
+    }
+    if stack.is_running(name) {
+        // Running but not ready: restart it with the current build and config.
+        stack.down(Some(&[name.to_string()]))?;
+    }
+    let log = stack.dir.join(format!("{name}.log"));
+    let mut command = Command::new(binary);
+    command.arg("--config").arg(config).env("RUST_LOG", "info");
+    let pid = process::spawn_detached(command, &log)?;
+    stack.record(name, pid, marker.clone())?;
+    println!(
+        "started {name} (pid {pid}) on 127.0.0.1:{port}, log {}",
+        log.display()
+    );
+    process::await_ready(name, pid, &log, Duration::from_secs(90), || {
+        probe::http_ok(port, "/readyz")
+    })
 }

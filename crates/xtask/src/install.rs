@@ -12,7 +12,7 @@ pub const TANSU_VERSION: &str = "0.6.0";
 
 /// Debian packages the stack or the tests use, with the binary that shows each is there.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
-    ("clickhouse-server", "/usr/bin/clickhouse-server"),
+    ("clickhouse-server", "/usr/sbin/clickhouse-server"),
     ("clickhouse-client", "/usr/bin/clickhouse-client"),
 ];
 

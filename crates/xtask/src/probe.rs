@@ -60,3 +60,17 @@ pub fn kafka_ready(port: u16) -> bool {
 pub fn port_is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
+
+/// True when `GET path` on loopback `port` answers 200.
+pub fn http_ok(port: u16, path: &str) -> bool {
+    let Some(mut stream) = connect(port) else {
+        return false;
+    };
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.") && response.split(' ').nth(1) == Some("200")
+}

@@ -43,6 +43,10 @@ pub fn is_ours(pid: u32, marker: &str) -> bool {
     cmdline.contains(marker)
 }
 
+fn is_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
+}
+
 fn is_zombie(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -93,7 +97,6 @@ fn signal(pid: u32, name: &str) -> Result<()> {
 pub fn await_ready(
     what: &str,
     pid: u32,
-    marker: &str,
     log: &Path,
     timeout: Duration,
     mut ready: impl FnMut() -> bool,
@@ -103,7 +106,10 @@ pub fn await_ready(
         if ready() {
             return Ok(());
         }
-        if !is_ours(pid, marker) {
+        // Our own unreaped child: its PID cannot have been reused, and its
+        // command line may briefly read empty while it starts, so only
+        // existence is checked here.
+        if !is_alive(pid) {
             bail!(
                 "{what} exited during start-up; the end of its log ({}):\n{}",
                 log.display(),

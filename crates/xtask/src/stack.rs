@@ -211,7 +211,7 @@ impl Stack {
         self.ensure_ports_free(&[port, self.state.ports.clickhouse_tcp])?;
 
         let log = home.join("log").join("stdout.log");
-        let mut command = Command::new("/usr/bin/clickhouse-server");
+        let mut command = Command::new("/usr/sbin/clickhouse-server");
         command
             .arg(format!("--config-file={}", config.display()))
             .current_dir(&home);
@@ -224,6 +224,8 @@ impl Stack {
                 marker: marker.clone(),
             },
         );
+        // Recorded before waiting, so a start that fails can still be stopped.
+        self.save()?;
         println!(
             "started ClickHouse (pid {pid}) on 127.0.0.1:{port}, data in {}",
             home.display()
@@ -231,7 +233,6 @@ impl Stack {
         process::await_ready(
             "ClickHouse",
             pid,
-            &marker,
             &home.join("log").join("error.log"),
             Duration::from_secs(60),
             || probe::clickhouse_ready(port),
@@ -271,6 +272,7 @@ impl Stack {
                 marker: listener.clone(),
             },
         );
+        self.save()?;
         println!(
             "started the Tansu broker (pid {pid}) on 127.0.0.1:{port}, {} storage in {}",
             self.state.broker_storage,
@@ -279,7 +281,6 @@ impl Stack {
         process::await_ready(
             "the Tansu broker",
             pid,
-            &listener,
             &log,
             Duration::from_secs(60),
             || probe::kafka_ready(port),
@@ -482,7 +483,7 @@ fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn random_secret() -> Result<String> {
+pub fn random_secret() -> Result<String> {
     let mut bytes = [0u8; 18];
     fs::File::open("/dev/urandom")
         .and_then(|mut urandom| urandom.read_exact(&mut bytes))
@@ -491,7 +492,7 @@ fn random_secret() -> Result<String> {
 }
 
 /// Writes a file only its owner can read: it holds the stack's passwords.
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
