@@ -22,6 +22,9 @@ impl Serialize for SqlTuple<'_> {
     }
 }
 
+/// Ids per duplicate-lookup query.
+const ID_LOOKUP_CHUNK: usize = 2_000;
+
 #[derive(Row, Deserialize)]
 struct Id {
     id: String,
@@ -55,14 +58,20 @@ impl Store {
         } else {
             "SELECT event_id AS id FROM contact_event_ids WHERE council = ? AND event_id IN ?"
         };
-        let rows = self
-            .client
-            .query(sql)
-            .bind(council)
-            .bind(SqlTuple(ids))
-            .fetch_all::<Id>()
-            .await?;
-        Ok(rows.into_iter().map(|row| row.id).collect())
+        let mut stored = HashSet::new();
+        // Ids are at most 64 characters, so a chunk stays well inside the
+        // server's 256 KiB max_query_size.
+        for chunk in ids.chunks(ID_LOOKUP_CHUNK) {
+            let rows = self
+                .client
+                .query(sql)
+                .bind(council)
+                .bind(SqlTuple(chunk))
+                .fetch_all::<Id>()
+                .await?;
+            stored.extend(rows.into_iter().map(|row| row.id));
+        }
+        Ok(stored)
     }
 
     pub async fn insert_contacts(&self, rows: &[ContactRow]) -> Result<(), StoreError> {
