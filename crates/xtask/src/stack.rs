@@ -116,13 +116,19 @@ pub fn stack_dir(profile: Profile) -> PathBuf {
     workspace_root().join(".stack").join(profile.name())
 }
 
+/// The checkout this command runs in. Read at run time (`cargo run` sets
+/// `CARGO_MANIFEST_DIR`), never baked in at compile time: checkouts share one
+/// target dir, so the same binary serves several of them.
 pub fn workspace_root() -> PathBuf {
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."));
     // crates/xtask → the workspace root, two levels up.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("xtask lives at crates/xtask inside the workspace")
-        .to_path_buf()
+    match manifest_dir.ancestors().nth(2) {
+        Some(root) if manifest_dir.ends_with("crates/xtask") => root.to_path_buf(),
+        _ => manifest_dir,
+    }
 }
 
 impl Stack {
