@@ -30,11 +30,11 @@ pub fn run() -> Result<()> {
     let ports = stack.state.ports.clone();
     let brokers = format!("127.0.0.1:{}", ports.kafka);
 
-    let ingest_config = stack.dir.join("ingest.toml");
-    stack::write_private(
-        &ingest_config,
+    let ingest_config = write_config(
+        &stack,
+        "ingest.toml",
         &format!(
-            "# Written by `cargo xtask demo`.\nlisten = \"127.0.0.1:{ingest}\"\n\n[kafka]\nbrokers = \"{brokers}\"\n\n[clickhouse]\nurl = \"http://127.0.0.1:{ch}\"\nuser = \"{WRITER_USER}\"\npassword = \"{writer}\"\ndatabase = \"channelshift\"\n\n[privacy]\npseudonym_key = \"{pseudonym_key}\"\n",
+            "listen = \"127.0.0.1:{ingest}\"\n\n[kafka]\nbrokers = \"{brokers}\"\n\n[clickhouse]\nurl = \"http://127.0.0.1:{ch}\"\nuser = \"{WRITER_USER}\"\npassword = \"{writer}\"\ndatabase = \"channelshift\"\n\n[privacy]\npseudonym_key = \"{pseudonym_key}\"\n",
             ingest = ports.ingest,
             ch = ports.clickhouse_http,
             writer = stack.state.writer_password,
@@ -48,11 +48,11 @@ pub fn run() -> Result<()> {
         ports.ingest,
     )?;
 
-    let api_config = stack.dir.join("api.toml");
-    stack::write_private(
-        &api_config,
+    let api_config = write_config(
+        &stack,
+        "api.toml",
         &format!(
-            "# Written by `cargo xtask demo`.\nlisten = \"127.0.0.1:{api}\"\n\n[clickhouse]\nurl = \"http://127.0.0.1:{ch}\"\nuser = \"{READER_USER}\"\npassword = \"{reader}\"\ndatabase = \"channelshift\"\n\n[auth]\ntoken_sha256 = [\"{hash}\"]\n",
+            "listen = \"127.0.0.1:{api}\"\n\n[clickhouse]\nurl = \"http://127.0.0.1:{ch}\"\nuser = \"{READER_USER}\"\npassword = \"{reader}\"\ndatabase = \"channelshift\"\n\n[auth]\ntoken_sha256 = [\"{hash}\"]\n",
             api = ports.api,
             ch = ports.clickhouse_http,
             reader = stack.state.reader_password,
@@ -110,6 +110,14 @@ fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| stack::workspace_root().join("target"))
+}
+
+/// Writes a service's config into the stack folder, readable only by its
+/// owner (it holds passwords); returns its path.
+fn write_config(stack: &Stack, name: &str, body: &str) -> Result<PathBuf> {
+    let path = stack.dir.join(name);
+    stack::write_private(&path, &format!("# Written by `cargo xtask demo`.\n{body}"))?;
+    Ok(path)
 }
 
 /// A secret kept in the stack folder, made on first use.

@@ -187,10 +187,11 @@ impl Stack {
         if self.start_clickhouse()? {
             started.push("clickhouse".to_string());
         }
-        self.save()?;
         if self.start_broker()? {
             started.push("broker".to_string());
         }
+        // Each start saved as it recorded its PID; this keeps ports chosen above
+        // even when both were already running.
         self.save()?;
         Ok(started)
     }
