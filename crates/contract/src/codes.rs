@@ -4,8 +4,10 @@ use serde::Serialize;
 use std::fmt;
 
 /// Declares a string newtype whose only constructor is `parse`, checked by `$valid`.
+/// `$pattern` states the same rule for the published JSON Schema; the tests
+/// below hold the two to the same verdict on every sample.
 macro_rules! code {
-    ($(#[$meta:meta])* $name:ident, $rule:literal, $valid:expr) => {
+    ($(#[$meta:meta])* $name:ident, $rule:literal, $pattern:literal, $valid:expr) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
@@ -14,6 +16,11 @@ macro_rules! code {
         impl $name {
             /// What a valid value looks like, for rejection messages.
             pub const RULE: &'static str = $rule;
+
+            /// The same rule as an anchored ECMA-262 regular expression, as JSON
+            /// Schema's `pattern` wants it. The check itself stays hand-written:
+            /// no regex engine runs on the hot path.
+            pub const PATTERN: &'static str = $pattern;
 
             /// Builds the value if it follows [`Self::RULE`].
             pub fn parse(value: &str) -> Option<Self> {
@@ -44,6 +51,7 @@ code!(
     /// The idempotency key of a message: 1–64 of `[A-Za-z0-9._:-]`.
     EventId,
     "1-64 characters of A-Z a-z 0-9 . _ : -",
+    "^[A-Za-z0-9._:-]{1,64}$",
     |value| {
         (1..=64).contains(&value.len())
             && value
@@ -56,6 +64,7 @@ code!(
     /// A GSS code of a local authority, `^[ENSW][0-9]{8}$` (e.g. `E07000041`).
     CouncilCode,
     "a GSS code: E, N, S or W then 8 digits",
+    "^[ENSW][0-9]{8}$",
     |value| gss(value, b"ENSW", "", 8)
 );
 
@@ -63,6 +72,7 @@ code!(
     /// A service slug, `^[a-z0-9_]{1,48}$`.
     ServiceSlug,
     "1-48 characters of a-z 0-9 _",
+    "^[a-z0-9_]{1,48}$",
     |value| {
         (1..=48).contains(&value.len())
             && value
@@ -75,6 +85,7 @@ code!(
     /// A ward's GSS code, `^[EWS]05[0-9]{6}$`.
     WardCode,
     "a ward GSS code: E, W or S, then 05, then 6 digits",
+    "^[EWS]05[0-9]{6}$",
     |value| gss(value, b"EWS", "05", 6)
 );
 
@@ -82,6 +93,7 @@ code!(
     /// An LSOA's GSS code, `^[EWS]01[0-9]{6}$`.
     LsoaCode,
     "an LSOA GSS code: E, W or S, then 01, then 6 digits",
+    "^[EWS]01[0-9]{6}$",
     |value| gss(value, b"EWS", "01", 6)
 );
 
@@ -125,6 +137,138 @@ mod tests {
         assert!(EventId::parse("").is_none());
         assert!(EventId::parse(&"x".repeat(64)).is_some());
         assert!(EventId::parse(&"x".repeat(65)).is_none());
+    }
+
+    /// Holds `pattern` to `parse`'s verdict on every sample; the samples must
+    /// include both valid and invalid values, or the test proves nothing.
+    fn assert_pattern_agrees(pattern: &str, parse: fn(&str) -> bool, samples: &[&str]) {
+        let regex = regex::Regex::new(pattern).expect("PATTERN compiles");
+        for sample in samples {
+            assert_eq!(
+                regex.is_match(sample),
+                parse(sample),
+                "{pattern} and parse disagree on {sample:?}"
+            );
+        }
+        assert!(samples.iter().any(|s| parse(s)), "no valid sample");
+        assert!(samples.iter().any(|s| !parse(s)), "no invalid sample");
+    }
+
+    /// Values every code type must refuse: blanks, padding, line breaks (a
+    /// regex's `$` could let a trailing newline through), non-ASCII look-alikes.
+    const HOSTILE: &[&str] = &[
+        "",
+        " ",
+        "\n",
+        "E07000041\n",
+        "\nE07000041",
+        " E07000041",
+        "E07000041 ",
+        "E0700004\u{661}",
+        "\u{415}07000041",
+    ];
+
+    fn samples<'a>(own: &[&'a str]) -> Vec<&'a str> {
+        own.iter().chain(HOSTILE).copied().collect()
+    }
+
+    #[test]
+    fn event_id_pattern_agrees_with_parse() {
+        let long = "x".repeat(64);
+        let too_long = "x".repeat(65);
+        assert_pattern_agrees(
+            EventId::PATTERN,
+            |v| EventId::parse(v).is_some(),
+            &samples(&[
+                "0b6f3c1e-8a34-4a53-9a55-1f4c1d2a7b10",
+                "crm:2025.11_7-A",
+                "a",
+                &long,
+                &too_long,
+                "crm:2025.11/7",
+                "a b",
+                "r\u{e9}f",
+                "id\n",
+            ]),
+        );
+    }
+
+    #[test]
+    fn council_code_pattern_agrees_with_parse() {
+        assert_pattern_agrees(
+            CouncilCode::PATTERN,
+            |v| CouncilCode::parse(v).is_some(),
+            &samples(&[
+                "E07000041",
+                "N09000001",
+                "S12000033",
+                "W06000015",
+                "X07000041",
+                "e07000041",
+                "E0700004",
+                "E070000411",
+                "E07O00041",
+                "EE7000041",
+            ]),
+        );
+    }
+
+    #[test]
+    fn service_slug_pattern_agrees_with_parse() {
+        let long = "a".repeat(48);
+        let too_long = "a".repeat(49);
+        assert_pattern_agrees(
+            ServiceSlug::PATTERN,
+            |v| ServiceSlug::parse(v).is_some(),
+            &samples(&[
+                "council_tax",
+                "waste",
+                "_",
+                "a1",
+                &long,
+                &too_long,
+                "Council_Tax",
+                "waste-collection",
+                "waste.collection",
+                "d\u{e9}chets",
+            ]),
+        );
+    }
+
+    #[test]
+    fn ward_code_pattern_agrees_with_parse() {
+        assert_pattern_agrees(
+            WardCode::PATTERN,
+            |v| WardCode::parse(v).is_some(),
+            &samples(&[
+                "E05012345",
+                "S05000001",
+                "W05000999",
+                "N05012345",
+                "E01012345",
+                "E0501234",
+                "E050123456",
+                "E05O12345",
+            ]),
+        );
+    }
+
+    #[test]
+    fn lsoa_code_pattern_agrees_with_parse() {
+        assert_pattern_agrees(
+            LsoaCode::PATTERN,
+            |v| LsoaCode::parse(v).is_some(),
+            &samples(&[
+                "E01000001",
+                "S01012345",
+                "W01000001",
+                "N01000001",
+                "W05000001",
+                "E0100000",
+                "E010000011",
+                "E01OOOOO1",
+            ]),
+        );
     }
 
     #[test]

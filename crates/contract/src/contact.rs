@@ -4,6 +4,7 @@ use crate::codes::{CouncilCode, EventId, LsoaCode, ServiceSlug, WardCode};
 use crate::rejection::Rejection;
 use crate::vocabulary::{Channel, CustomerType, Interaction, Outcome};
 use crate::wire;
+use crate::{CUSTOMER_REF_MAX_CHARS, JOURNEY_ID_MAX_CHARS, SOURCE_MAX_CHARS};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -85,17 +86,31 @@ impl ContactEvent {
             interaction: wire.interaction.unwrap_or(Interaction::Transaction),
             outcome: wire::required(wire.outcome, "outcome")?,
             customer_type: wire::required(wire.customer_type, "customer_type")?,
-            customer_ref: wire::bounded(wire.customer_ref.as_deref(), "customer_ref", 128)?,
-            journey_id: wire::bounded(wire.journey_id.as_deref(), "journey_id", 64)?,
+            customer_ref: wire::bounded(
+                wire.customer_ref.as_deref(),
+                "customer_ref",
+                CUSTOMER_REF_MAX_CHARS,
+            )?,
+            journey_id: wire::bounded(
+                wire.journey_id.as_deref(),
+                "journey_id",
+                JOURNEY_ID_MAX_CHARS,
+            )?,
             avoidable: wire.avoidable,
             first_contact_resolved: wire.first_contact_resolved,
             ward: wire::ward(wire.ward.as_deref())?,
             lsoa: wire::lsoa(wire.lsoa.as_deref())?,
             wait_seconds: wire::seconds(wire.wait_seconds, "wait_seconds")?,
             handling_seconds: wire::seconds(wire.handling_seconds, "handling_seconds")?,
-            source: wire::bounded(wire.source.as_deref(), "source", 64)?,
+            source: wire::bounded(wire.source.as_deref(), "source", SOURCE_MAX_CHARS)?,
         })
     }
+}
+
+/// Every field the parser reads, for the schema's consistency test.
+#[cfg(test)]
+pub(crate) fn wire_fields() -> &'static [&'static str] {
+    wire::fields_read_by::<Wire<'static>>()
 }
 
 #[cfg(test)]
@@ -235,6 +250,19 @@ mod tests {
     }
 
     #[test]
+    fn a_number_where_a_set_value_belongs_is_a_wrong_type_not_bad_json() {
+        for value in [json!(42), json!(true), json!(["web"])] {
+            assert_eq!(
+                rejection_of(&with("channel", value)),
+                (RejectionReason::WrongType, Some("channel".into()))
+            );
+        }
+        let broken = br#"{"schema_version": 1, "channel": ]}"#;
+        let rejection = ContactEvent::from_json(broken, now()).expect_err("broken");
+        assert_eq!(rejection.reason, RejectionReason::InvalidJson);
+    }
+
+    #[test]
     fn durations_are_bounded_to_a_day_and_never_negative() {
         assert_eq!(
             rejection_of(&with("handling_seconds", json!(-5))),
@@ -305,6 +333,7 @@ mod tests {
         let text = r#"{"schema_version":1,"event_id":"a","event_id":"b","council":"E07000041","occurred_at":"2025-01-01T00:00:00Z","channel":"web","service":"waste","outcome":"completed","customer_type":"resident"}"#;
         let rejection = ContactEvent::from_json(text.as_bytes(), now()).expect_err("duplicate");
         assert_eq!(rejection.reason, RejectionReason::DuplicateField);
+        assert_eq!(rejection.field.as_deref(), Some("event_id"));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::codes::{CouncilCode, EventId, LsoaCode, ServiceSlug, WardCode};
 use crate::rejection::{Rejection, RejectionReason};
 use crate::vocabulary::{Channel, CustomerType, Instrument, SurveyMode};
 use crate::wire;
+use crate::COMMENT_MAX_CHARS;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -119,11 +120,17 @@ impl SatisfactionResponse {
             customer_type: wire.customer_type.unwrap_or(CustomerType::Unknown),
             score,
             survey_mode: wire.survey_mode,
-            comment: wire::bounded(wire.comment.as_deref(), "comment", 2_000)?,
+            comment: wire::bounded(wire.comment.as_deref(), "comment", COMMENT_MAX_CHARS)?,
             ward: wire::ward(wire.ward.as_deref())?,
             lsoa: wire::lsoa(wire.lsoa.as_deref())?,
         })
     }
+}
+
+/// Every field the parser reads, for the schema's consistency test.
+#[cfg(test)]
+pub(crate) fn wire_fields() -> &'static [&'static str] {
+    wire::fields_read_by::<Wire<'static>>()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use crate::codes::{CouncilCode, EventId, LsoaCode, ServiceSlug, WardCode};
 use crate::rejection::{Rejection, RejectionReason};
-use crate::{MAX_FUTURE_SKEW, SCHEMA_VERSION};
+use crate::{MAX_DURATION_SECONDS, MAX_FUTURE_SKEW, SCHEMA_VERSION};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::error::Category;
@@ -33,7 +33,7 @@ pub(crate) fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Re
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let field = (path != ".").then_some(path);
-        classify(error.inner(), field)
+        classify(error.inner(), field, bytes)
     })?;
     deserializer
         .end()
@@ -41,20 +41,44 @@ pub(crate) fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Re
     Ok(value)
 }
 
-fn classify(error: &serde_json::Error, field: Option<String>) -> Rejection {
+fn classify(error: &serde_json::Error, field: Option<String>, bytes: &[u8]) -> Rejection {
     let message = error.to_string();
     let reason = match error.classify() {
+        // serde_json reports a number or a bool where an enum's string belongs
+        // as a syntax error ("expected value"); if the whole message is
+        // well-formed, the value was only of the wrong type.
+        Category::Syntax if field.is_some() && well_formed(bytes) => {
+            return Rejection {
+                reason: RejectionReason::WrongType,
+                field,
+                detail: "a value of the wrong JSON type for this field".to_string(),
+            };
+        }
         Category::Io | Category::Syntax | Category::Eof => RejectionReason::InvalidJson,
         Category::Data if message.starts_with("duplicate field") => RejectionReason::DuplicateField,
         Category::Data if message.starts_with("unknown variant") => RejectionReason::InvalidValue,
         Category::Data if message.starts_with("invalid value") => RejectionReason::OutOfRange,
         Category::Data => RejectionReason::WrongType,
     };
+    // serde names a repeated key only in its message ("duplicate field `channel`").
+    let field = match reason {
+        RejectionReason::DuplicateField if field.is_none() => {
+            message.split('`').nth(1).map(str::to_string)
+        }
+        _ => field,
+    };
     Rejection {
         reason,
         field,
         detail: message,
     }
+}
+
+/// Whether `bytes` are one JSON value; only asked on the rejection path.
+/// UTF-8 is checked apart because serde_json skips ignored strings unchecked.
+fn well_formed(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes)
+        .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
 }
 
 pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, Rejection> {
@@ -167,19 +191,22 @@ pub(crate) fn timestamp(
         return Err(Rejection::field(
             RejectionReason::InFuture,
             field,
-            format!("{value} is more than 5 minutes in the future (received at {now})"),
+            format!(
+                "{value} is more than {} minutes in the future (received at {now})",
+                MAX_FUTURE_SKEW.num_minutes()
+            ),
         ));
     }
     Ok(utc)
 }
 
+/// A duration of at most [`MAX_DURATION_SECONDS`]; negatives fail earlier, in serde.
 pub(crate) fn seconds(value: Option<u32>, field: &str) -> Result<Option<u32>, Rejection> {
-    const MAX: u32 = 86_400;
     match value {
-        Some(v) if v > MAX => Err(Rejection::field(
+        Some(v) if v > MAX_DURATION_SECONDS => Err(Rejection::field(
             RejectionReason::OutOfRange,
             field,
-            format!("{v} is above {MAX}"),
+            format!("{v} is above {MAX_DURATION_SECONDS}"),
         )),
         other => Ok(other),
     }
@@ -194,4 +221,43 @@ fn shorten(value: &str) -> String {
         let head: String = value.chars().take(MAX).collect();
         format!("{head:?}…")
     }
+}
+
+/// The field names a wire struct reads, as its `Deserialize` derive declares
+/// them, so tests can hold the published schema to exactly that list.
+#[cfg(test)]
+pub(crate) fn fields_read_by<T: Deserialize<'static>>() -> &'static [&'static str] {
+    use serde::de::{self, value::Error, Deserializer, Visitor};
+
+    /// A deserializer that only notes the fields a struct asks for, then stops.
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for FieldNames<'_> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Error> {
+            Err(de::Error::custom("only structs name their fields"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields noted"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    // The error is the point: the deserializer stops as soon as it has the names.
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
 }
