@@ -156,6 +156,19 @@ pub const MIGRATIONS: &[Migration] = &[
             GROUP BY council, day, service, channel, customer_type, instrument, score",
         ],
     },
+    Migration {
+        version: 3,
+        name: "ingest checkpoints: the next Kafka offset per partition, kept with the rows",
+        // One row per partition per batch; readers take max(next_offset), and
+        // ReplacingMergeTree lets background merges keep the table small.
+        statements: &["CREATE TABLE IF NOT EXISTS ingest_checkpoints (
+                topic String,
+                partition Int32,
+                next_offset Int64,
+                written_at DateTime
+            ) ENGINE = ReplacingMergeTree(next_offset)
+            ORDER BY (topic, partition)"],
+    },
 ];
 
 #[derive(Row, Deserialize)]
