@@ -43,6 +43,14 @@ pub struct KafkaConfig {
     pub partitions: i32,
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u32,
+    /// Upper bound of messages fetched ahead of the batch (librdkafka's
+    /// `queued.max.messages.kbytes`); part of ingest's memory bound.
+    #[serde(default = "default_prefetch_kbytes")]
+    pub prefetch_kbytes: u32,
+    /// `cooperative-sticky` moves only the partitions that must move when a
+    /// replica joins or leaves; `range` or `roundrobin` revoke everything.
+    #[serde(default = "default_assignment_strategy")]
+    pub assignment_strategy: String,
 }
 
 impl KafkaConfig {
@@ -113,6 +121,12 @@ fn default_partitions() -> i32 {
 }
 fn default_session_timeout_ms() -> u32 {
     10_000
+}
+fn default_prefetch_kbytes() -> u32 {
+    16 * 1024
+}
+fn default_assignment_strategy() -> String {
+    "cooperative-sticky".into()
 }
 fn default_max_rows() -> usize {
     50_000

@@ -3,6 +3,7 @@
 //! ClickHouse and dead-letters the rest, committing offsets only after.
 
 pub mod config;
+pub mod consumer;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;

@@ -1,17 +1,23 @@
 //! Ingest's Prometheus metrics, named once here next to their meaning.
 
 use prometheus::{
-    exponential_buckets, Gauge, Histogram, HistogramOpts, IntCounterVec, Opts, Registry,
+    exponential_buckets, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
+    Opts, Registry,
 };
 
 pub const CONSUMED: &str = "channelshift_ingest_messages_consumed_total";
 pub const INSERTED: &str = "channelshift_ingest_rows_inserted_total";
 pub const REJECTED: &str = "channelshift_ingest_messages_rejected_total";
 pub const DUPLICATES: &str = "channelshift_ingest_duplicates_skipped_total";
-pub const INSERT_ERRORS: &str = "channelshift_ingest_insert_errors_total";
+pub const WRITE_ERRORS: &str = "channelshift_ingest_write_errors_total";
 pub const BATCH_ROWS: &str = "channelshift_ingest_batch_rows";
 pub const INSERT_SECONDS: &str = "channelshift_ingest_insert_duration_seconds";
 pub const LAST_INSERT: &str = "channelshift_ingest_last_insert_timestamp_seconds";
+pub const EVENT_AGE: &str = "channelshift_ingest_event_age_seconds";
+pub const CONSUMER_LAG: &str = "channelshift_ingest_consumer_lag_messages";
+pub const REBALANCES: &str = "channelshift_ingest_rebalances_total";
+pub const RELEASED: &str = "channelshift_ingest_messages_released_total";
+pub const BUFFERED: &str = "channelshift_ingest_buffered_messages";
 
 #[derive(Clone)]
 pub struct IngestMetrics {
@@ -19,10 +25,15 @@ pub struct IngestMetrics {
     pub inserted: IntCounterVec,
     pub rejected: IntCounterVec,
     pub duplicates: IntCounterVec,
-    pub insert_errors: IntCounterVec,
+    pub write_errors: IntCounterVec,
     pub batch_rows: Histogram,
     pub insert_seconds: Histogram,
     pub last_insert: Gauge,
+    pub event_age: HistogramVec,
+    pub consumer_lag: IntGaugeVec,
+    pub rebalances: IntCounterVec,
+    pub released: IntCounterVec,
+    pub buffered: prometheus::IntGauge,
 }
 
 impl IngestMetrics {
@@ -42,6 +53,29 @@ impl IngestMetrics {
             };
         let last_insert = Gauge::new(LAST_INSERT, "Unix time of the last successful insert")?;
         registry.register(Box::new(last_insert.clone()))?;
+        let event_age = HistogramVec::new(
+            HistogramOpts::new(
+                EVENT_AGE,
+                "Age of an event (now minus occurred_at / responded_at) when its row was inserted",
+            )
+            // 1 s to about two years: live feeds and back-loads alike.
+            .buckets(exponential_buckets(1.0, 4.0, 14)?),
+            &["table"],
+        )?;
+        registry.register(Box::new(event_age.clone()))?;
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                CONSUMER_LAG,
+                "Messages on the partition not yet committed by this replica (librdkafka statistics)",
+            ),
+            &["topic", "partition"],
+        )?;
+        registry.register(Box::new(consumer_lag.clone()))?;
+        let buffered = prometheus::IntGauge::new(
+            BUFFERED,
+            "Messages read but not yet written and committed (the open batch)",
+        )?;
+        registry.register(Box::new(buffered.clone()))?;
         Ok(Self {
             consumed: counter(CONSUMED, "Messages read from Kafka", &["topic"])?,
             inserted: counter(INSERTED, "Rows written to ClickHouse", &["table"])?,
@@ -55,10 +89,10 @@ impl IngestMetrics {
                 "Messages whose id was already stored (redelivery or producer retry)",
                 &["topic"],
             )?,
-            insert_errors: counter(
-                INSERT_ERRORS,
-                "Failed ClickHouse inserts (retried)",
-                &["table"],
+            write_errors: counter(
+                WRITE_ERRORS,
+                "Failed attempts to write a batch, by step (rows, dead_letters, checkpoint); each is retried",
+                &["step"],
             )?,
             batch_rows: histogram(
                 BATCH_ROWS,
@@ -71,6 +105,20 @@ impl IngestMetrics {
                 exponential_buckets(0.001, 2.0, 16)?,
             )?,
             last_insert,
+            event_age,
+            consumer_lag,
+            rebalances: counter(
+                REBALANCES,
+                "Partition assignments and revocations seen by this replica",
+                &["kind"],
+            )?,
+            released: counter(
+                RELEASED,
+                "Buffered messages dropped unwritten because their partition moved to another \
+                 replica, which re-reads them from the checkpoint",
+                &["topic"],
+            )?,
+            buffered,
         })
     }
 }

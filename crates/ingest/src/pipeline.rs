@@ -1,24 +1,60 @@
-//! The consume → validate → de-duplicate → insert → commit loop.
+//! The consume → validate → de-duplicate → insert → checkpoint → commit loop.
 //!
-//! Exactly-once effect, as built so far: offsets are committed to Kafka only
-//! after the batch's rows are in ClickHouse, so a crash re-delivers rather than
-//! loses; and before every insert the batch's ids are looked up in the id
-//! index tables (fed by materialized views in the same INSERT as the rows), so
-//! a re-delivered or re-sent event is skipped rather than counted twice.
+//! # Exactly-once effect on ClickHouse 18.16
+//!
+//! ClickHouse has no transactions and 18.16 no insert-deduplication token, so
+//! "each unique event counted once" rests on three things, in this order:
+//!
+//! 1. **Ids are the truth.** Before every insert attempt the batch's
+//!    `event_id`s / `response_id`s are looked up in the id index tables (fed by
+//!    materialized views in the same INSERT as the rows) and repeats within the
+//!    batch are dropped. A redelivered message, a producer retry minutes later,
+//!    or an attempt that failed on our side but succeeded on the server's all
+//!    become no-ops. The lookup is retried with the insert, never cached.
+//! 2. **One writer per partition at a time.** The pipeline writes only between
+//!    calls to `recv`, and librdkafka runs rebalance callbacks only inside
+//!    `recv`. When a partition is revoked, its buffered rows are dropped
+//!    unwritten (the new owner re-reads them); so a replica never writes a
+//!    partition's rows after giving it up. During a ClickHouse outage the
+//!    pipeline pauses its partitions and keeps polling, so it stays in the group
+//!    instead of being thrown out mid-write; each write attempt is bounded by
+//!    [`ATTEMPT_TIMEOUT`], well inside `max.poll.interval.ms`.
+//! 3. **The position lives with the data.** After a batch's rows and dead
+//!    letters are written, the next offset of each partition is stored in
+//!    `ingest_checkpoints` in the same database, and only then committed to
+//!    Kafka. On assignment the consumer starts at the stored checkpoint (see
+//!    [`crate::consumer`]), so an offset reset or a new consumer group does not
+//!    re-read, re-count or re-dead-letter what the database already holds.
+//!
+//! A crash anywhere in the sequence re-delivers from the last checkpoint (or
+//! commit) and step 1 absorbs the repeats; a message is never committed before
+//! it is stored or dead-lettered. What remains unprotected: two copies of one
+//! id produced to *different* partitions and processed by two replicas in the
+//! same instant (producers should key by id, as the simulator does); and a
+//! crash between a dead letter's send and the checkpoint re-sends that dead
+//! letter (its headers carry the source partition and offset to recognise it).
+//!
+//! # Memory bound
+//!
+//! At most one batch is open (`batch.max_rows` / `batch.max_bytes` of
+//! payload, each held once as bytes or a row), plus librdkafka's prefetch
+//! (`kafka.prefetch_kbytes`). While ClickHouse is down nothing more is read:
+//! the partitions are paused and the open batch waits.
 
 use crate::config::{IngestConfig, KafkaConfig};
+use crate::consumer::{IngestContext, TopicPartition};
 use crate::metrics::IngestMetrics;
 use crate::privacy::{scrub_comment, Pseudonymiser};
 use anyhow::{Context, Result};
 use channelshift_contract::{ContactEvent, Rejection, RejectionReason, SatisfactionResponse};
 use channelshift_runtime::health::Health;
 use channelshift_runtime::shutdown::Shutdown;
-use channelshift_store::{ContactRow, KafkaPosition, SatisfactionRow, Store};
+use channelshift_store::{Checkpoint, ContactRow, KafkaPosition, SatisfactionRow, Store};
 use chrono::Utc;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
@@ -29,6 +65,11 @@ use std::time::{Duration, Instant};
 /// How long a loop may go without a heartbeat before readiness turns red.
 const STALL_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The longest one write attempt may take before it is abandoned and retried.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// librdkafka leaves the group if `recv` is not called for this long; the
+/// pipeline never goes longer than one [`ATTEMPT_TIMEOUT`] without polling.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
 
 /// A message that failed validation, kept with its original bytes.
 struct DeadLetter {
@@ -45,22 +86,27 @@ struct Batch {
     contacts: Vec<ContactRow>,
     satisfaction: Vec<SatisfactionRow>,
     dead_letters: Vec<DeadLetter>,
-    /// Highest offset seen per (topic, partition).
-    offsets: BTreeMap<(String, i32), i64>,
+    /// Highest offset read per (topic, partition): what the batch will commit.
+    offsets: BTreeMap<TopicPartition, i64>,
     messages: usize,
     bytes: usize,
+    /// Set once the rows are in ClickHouse, so a retry of a later step does not
+    /// look them up again.
+    rows_written: bool,
 }
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.messages == 0
+        self.offsets.is_empty()
     }
 }
+
+type IngestConsumer = StreamConsumer<IngestContext>;
 
 pub struct Pipeline {
     config: IngestConfig,
     store: Store,
-    consumer: StreamConsumer,
+    consumer: IngestConsumer,
     producer: FutureProducer,
     pseudonymiser: Pseudonymiser,
     metrics: IngestMetrics,
@@ -89,18 +135,34 @@ impl Pipeline {
         if kafka.create_topics {
             retry("creating Kafka topics", shutdown, || create_topics(kafka)).await?;
         }
-        let consumer: StreamConsumer = ClientConfig::new()
+        // librdkafka wants a fetch to hold at least one maximal message (1 MB).
+        let prefetch_bytes = (u64::from(kafka.prefetch_kbytes) * 1024).max(1_000_000);
+        let consumer: IngestConsumer = ClientConfig::new()
             .set("bootstrap.servers", &kafka.brokers)
             .set("group.id", &kafka.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", &kafka.assignment_strategy)
             .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
             .set(
                 "heartbeat.interval.ms",
                 (kafka.session_timeout_ms / 10).max(250).to_string(),
             )
-            .create()
+            .set(
+                "max.poll.interval.ms",
+                MAX_POLL_INTERVAL.as_millis().to_string(),
+            )
+            .set(
+                "queued.max.messages.kbytes",
+                kafka.prefetch_kbytes.to_string(),
+            )
+            .set("fetch.max.bytes", prefetch_bytes.to_string())
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(IngestContext::new(
+                config.clickhouse.clone(),
+                metrics.clone(),
+            ))
             .context("creating the Kafka consumer")?;
         consumer
             .subscribe(&[&kafka.contact_topic, &kafka.satisfaction_topic])
@@ -126,46 +188,10 @@ impl Pipeline {
     /// Runs until shutdown: the open batch is then written and committed
     /// before returning, within the configured timeout.
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
-        let max_wait = self.config.batch.max_wait();
         loop {
-            self.health.beat("consumer", STALL_AFTER);
-            let mut batch = Batch::default();
-            let mut deadline: Option<Instant> = None;
-            loop {
-                let wait = match deadline {
-                    Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                    // Nothing pending: wake up now and then to report liveness.
-                    None => Duration::from_secs(1),
-                };
-                if deadline.is_some() && wait.is_zero() {
-                    break;
-                }
-                tokio::select! {
-                    received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
-                        Err(_elapsed) if batch.is_empty() => {
-                            self.health.beat("consumer", STALL_AFTER);
-                        }
-                        Err(_elapsed) => break,
-                        Ok(Err(error)) => {
-                            tracing::warn!(%error, "Kafka consumer error");
-                            self.health.set("kafka", false);
-                        }
-                        Ok(Ok(message)) => {
-                            self.health.set("kafka", true);
-                            deadline.get_or_insert_with(|| Instant::now() + max_wait);
-                            self.add(&mut batch, &message);
-                            if batch.messages >= self.config.batch.max_rows
-                                || batch.bytes >= self.config.batch.max_bytes
-                            {
-                                break;
-                            }
-                        }
-                    },
-                    () = shutdown.clone().requested() => break,
-                }
-            }
+            let mut batch = self.fill(&shutdown).await;
             if !batch.is_empty() {
-                let flush = self.flush(batch, &shutdown);
+                let flush = self.flush(&mut batch, &shutdown);
                 if shutdown.is_requested() {
                     let timeout = Duration::from_millis(self.config.shutdown_timeout_ms);
                     tokio::time::timeout(timeout, flush)
@@ -182,7 +208,103 @@ impl Pipeline {
         }
     }
 
-    fn add(&self, batch: &mut Batch, message: &rdkafka::message::BorrowedMessage<'_>) {
+    /// Reads messages until the batch is full, its time is up, or shutdown.
+    async fn fill(&self, shutdown: &Shutdown) -> Batch {
+        let max_wait = self.config.batch.max_wait();
+        let mut batch = Batch::default();
+        let mut deadline: Option<Instant> = None;
+        loop {
+            self.health.beat("consumer", STALL_AFTER);
+            let wait = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                // Nothing pending: wake up now and then to report liveness.
+                None => Duration::from_secs(1),
+            };
+            if deadline.is_some() && wait.is_zero() {
+                return batch;
+            }
+            tokio::select! {
+                received = tokio::time::timeout(wait, self.consumer.recv()) => {
+                    if let Ok(received) = received {
+                        if self.receive(&mut batch, received) {
+                            deadline.get_or_insert_with(|| Instant::now() + max_wait);
+                        }
+                    }
+                    self.release_revoked(&mut batch);
+                    if batch.is_empty() {
+                        deadline = None;
+                    }
+                    if batch.messages >= self.config.batch.max_rows
+                        || batch.bytes >= self.config.batch.max_bytes
+                    {
+                        return batch;
+                    }
+                }
+                () = shutdown.clone().requested() => return batch,
+            }
+        }
+    }
+
+    /// Takes one result of `recv` into the batch; true if it was a message.
+    fn receive(
+        &self,
+        batch: &mut Batch,
+        received: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+    ) -> bool {
+        match received {
+            Err(error) => {
+                tracing::warn!(%error, "Kafka consumer error");
+                self.health.set("kafka", false);
+                false
+            }
+            Ok(message) => {
+                self.health.set("kafka", true);
+                self.add(batch, &message);
+                self.metrics.buffered.set(batch.messages as i64);
+                true
+            }
+        }
+    }
+
+    /// Drops the buffered messages of partitions this replica no longer owns:
+    /// their new owner reads them again from the checkpoint.
+    fn release_revoked(&self, batch: &mut Batch) {
+        for (topic, partition) in self.consumer.context().take_revoked() {
+            let Some(_) = batch.offsets.remove(&(topic.clone(), partition)) else {
+                continue;
+            };
+            let before = batch.contacts.len() + batch.satisfaction.len() + batch.dead_letters.len();
+            if topic == self.config.kafka.contact_topic {
+                batch
+                    .contacts
+                    .retain(|row| row.kafka_partition != partition);
+            }
+            if topic == self.config.kafka.satisfaction_topic {
+                batch
+                    .satisfaction
+                    .retain(|row| row.kafka_partition != partition);
+            }
+            batch.dead_letters.retain(|letter| {
+                !(letter.source_topic == topic && letter.position.partition == partition)
+            });
+            let after = batch.contacts.len() + batch.satisfaction.len() + batch.dead_letters.len();
+            let released = before - after;
+            batch.messages = batch.messages.saturating_sub(released);
+            self.metrics
+                .released
+                .with_label_values(&[topic.as_str()])
+                .inc_by(released as u64);
+            tracing::info!(
+                topic,
+                partition,
+                released,
+                "partition revoked; its buffered messages are left to the new owner"
+            );
+        }
+        self.metrics.buffered.set(batch.messages as i64);
+    }
+
+    fn add(&self, batch: &mut Batch, message: &BorrowedMessage<'_>) {
         let topic = message.topic();
         let position = KafkaPosition {
             partition: message.partition(),
@@ -248,40 +370,153 @@ impl Pipeline {
         }
     }
 
-    /// Writes the batch (rows, then dead letters) and only then commits.
-    async fn flush(&self, batch: Batch, shutdown: &Shutdown) -> Result<()> {
+    /// Writes the batch (rows, dead letters, checkpoints) and only then
+    /// commits. While a step fails, the partitions are paused and the consumer
+    /// keeps polling, so the group keeps this replica and rebalances are seen.
+    async fn flush(&self, batch: &mut Batch, shutdown: &Shutdown) -> Result<()> {
         self.metrics.batch_rows.observe(batch.messages as f64);
-        let started = Instant::now();
-        let mut contacts = batch.contacts;
-        let mut satisfaction = batch.satisfaction;
         let mut backoff = Backoff::new();
-        while let Err(error) = self.write_rows(&mut contacts, &mut satisfaction).await {
-            self.health.set("clickhouse", false);
-            backoff
-                .wait("inserting into ClickHouse", error, shutdown)
-                .await?;
+        let mut paused = false;
+        loop {
+            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.write(batch)).await;
+            let error = match attempt {
+                Ok(Ok(())) => break,
+                Ok(Err(error)) => error,
+                Err(_elapsed) => anyhow::anyhow!("no answer within {ATTEMPT_TIMEOUT:?}"),
+            };
+            if !paused {
+                self.pause_assignment();
+                paused = true;
+            }
+            backoff.log("writing the batch", &error);
+            self.idle(batch, backoff.next_delay(), shutdown)
+                .await
+                .map_err(|stopped| error.context(stopped))?;
+            if batch.is_empty() {
+                tracing::info!("every partition of the open batch was revoked; nothing to write");
+                break;
+            }
         }
+        if paused {
+            self.resume_assignment();
+        }
+        self.commit(&batch.offsets);
+        self.metrics.buffered.set(0);
+        Ok(())
+    }
+
+    /// One attempt at every remaining step of the batch; each step records its
+    /// progress in `batch`, so a retry resumes where the failure was.
+    async fn write(&self, batch: &mut Batch) -> Result<()> {
+        let failed = |step: &str, dependency: &str| {
+            self.metrics.write_errors.with_label_values(&[step]).inc();
+            self.health.set(dependency, false);
+        };
+        if !batch.rows_written {
+            let started = Instant::now();
+            self.write_rows(&mut batch.contacts, &mut batch.satisfaction)
+                .await
+                .inspect_err(|_| failed("rows", "clickhouse"))?;
+            self.health.set("clickhouse", true);
+            batch.rows_written = true;
+            self.record_insert(batch, started);
+        }
+        self.send_dead_letters(&mut batch.dead_letters)
+            .await
+            .inspect_err(|_| failed("dead_letters", "kafka"))?;
+        let checkpoints: Vec<Checkpoint> = batch
+            .offsets
+            .iter()
+            .map(|((topic, partition), offset)| Checkpoint {
+                topic: topic.clone(),
+                partition: *partition,
+                next_offset: offset + 1,
+            })
+            .collect();
+        self.store
+            .save_checkpoints(&checkpoints)
+            .await
+            .context("saving checkpoints")
+            .inspect_err(|_| failed("checkpoint", "clickhouse"))?;
         self.health.set("clickhouse", true);
+        Ok(())
+    }
+
+    fn record_insert(&self, batch: &Batch, started: Instant) {
+        let now = Utc::now().timestamp();
+        let age = |at: u32| (now - i64::from(at)).max(0) as f64;
+        let contact_age = self
+            .metrics
+            .event_age
+            .with_label_values(&["contact_events"]);
+        for row in &batch.contacts {
+            contact_age.observe(age(row.occurred_at));
+        }
+        let response_age = self
+            .metrics
+            .event_age
+            .with_label_values(&["satisfaction_responses"]);
+        for row in &batch.satisfaction {
+            response_age.observe(age(row.responded_at));
+        }
         self.metrics
             .inserted
             .with_label_values(&["contact_events"])
-            .inc_by(contacts.len() as u64);
+            .inc_by(batch.contacts.len() as u64);
         self.metrics
             .inserted
             .with_label_values(&["satisfaction_responses"])
-            .inc_by(satisfaction.len() as u64);
+            .inc_by(batch.satisfaction.len() as u64);
         self.metrics
             .insert_seconds
             .observe(started.elapsed().as_secs_f64());
-        self.metrics.last_insert.set(Utc::now().timestamp() as f64);
+        self.metrics.last_insert.set(now as f64);
+    }
 
-        for letter in &batch.dead_letters {
-            retry("writing to the dead-letter topic", shutdown, || {
-                self.send_dead_letter(letter)
-            })
-            .await?;
+    /// Waits `delay` while still serving the group: rebalances are handled,
+    /// newly assigned partitions are paused too, and a message already on its
+    /// way joins the batch. Returns an error if shutdown comes first.
+    async fn idle(&self, batch: &mut Batch, delay: Duration, shutdown: &Shutdown) -> Result<()> {
+        let until = Instant::now() + delay;
+        loop {
+            self.health.beat("consumer", STALL_AFTER);
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            tokio::select! {
+                received = tokio::time::timeout(left, self.consumer.recv()) => {
+                    if let Ok(received) = received {
+                        self.receive(batch, received);
+                    }
+                }
+                () = shutdown.clone().requested() => anyhow::bail!("gave up at shutdown"),
+            }
+            self.pause_assignment();
+            self.release_revoked(batch);
         }
-        self.commit(&batch.offsets)
+    }
+
+    fn pause_assignment(&self) {
+        match self.consumer.assignment() {
+            Ok(assignment) => {
+                if let Err(error) = self.consumer.pause(&assignment) {
+                    tracing::warn!(%error, "pausing consumption failed");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading the assignment failed"),
+        }
+    }
+
+    fn resume_assignment(&self) {
+        match self.consumer.assignment() {
+            Ok(assignment) => {
+                if let Err(error) = self.consumer.resume(&assignment) {
+                    tracing::warn!(%error, "resuming consumption failed");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading the assignment failed"),
+        }
     }
 
     /// One attempt at writing the batch's rows. The stored ids are looked up on
@@ -295,26 +530,10 @@ impl Pipeline {
         self.drop_stored(contacts, false).await?;
         self.drop_stored(satisfaction, true).await?;
         if !contacts.is_empty() {
-            self.store
-                .insert_contacts(contacts)
-                .await
-                .inspect_err(|_| {
-                    self.metrics
-                        .insert_errors
-                        .with_label_values(&["contact_events"])
-                        .inc();
-                })?;
+            self.store.insert_contacts(contacts).await?;
         }
         if !satisfaction.is_empty() {
-            self.store
-                .insert_satisfaction(satisfaction)
-                .await
-                .inspect_err(|_| {
-                    self.metrics
-                        .insert_errors
-                        .with_label_values(&["satisfaction_responses"])
-                        .inc();
-                })?;
+            self.store.insert_satisfaction(satisfaction).await?;
         }
         Ok(())
     }
@@ -360,19 +579,49 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Sends the dead letters concurrently; the ones acknowledged are removed,
+    /// so a retry sends only what is left.
+    async fn send_dead_letters(&self, letters: &mut Vec<DeadLetter>) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let results =
+            futures::future::join_all(letters.iter().map(|letter| self.send_dead_letter(letter)))
+                .await;
+        let mut first_error = None;
+        let mut outcome = results.into_iter();
+        letters.retain(|_| match outcome.next() {
+            Some(Ok(())) => false,
+            Some(Err(error)) => {
+                first_error.get_or_insert(error);
+                true
+            }
+            None => true,
+        });
+        match first_error {
+            Some(error) => {
+                Err(error.context(format!("{} dead letters not yet written", letters.len())))
+            }
+            None => Ok(()),
+        }
+    }
+
     async fn send_dead_letter(&self, letter: &DeadLetter) -> Result<()> {
         let topic = KafkaConfig::dead_letter_topic(&letter.source_topic);
         let partition = letter.position.partition.to_string();
         let offset = letter.position.offset.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "channelshift-reason",
-                value: Some(letter.rejection.reason.as_str()),
-            })
-            .insert(Header {
+        let mut headers = OwnedHeaders::new().insert(Header {
+            key: "channelshift-reason",
+            value: Some(letter.rejection.reason.as_str()),
+        });
+        // Absent when the rejection is about the message as a whole.
+        if let Some(field) = &letter.rejection.field {
+            headers = headers.insert(Header {
                 key: "channelshift-field",
-                value: Some(letter.rejection.field.as_deref().unwrap_or("")),
-            })
+                value: Some(field.as_str()),
+            });
+        }
+        let headers = headers
             .insert(Header {
                 key: "channelshift-detail",
                 value: Some(letter.rejection.detail.as_str()),
@@ -402,17 +651,20 @@ impl Pipeline {
         Ok(())
     }
 
-    fn commit(&self, offsets: &BTreeMap<(String, i32), i64>) -> Result<()> {
+    fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) {
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
-            list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))?;
+            if let Err(error) =
+                list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+            {
+                tracing::warn!(topic, partition, %error, "cannot commit this offset");
+            }
         }
-        // A failed commit (e.g. the partition moved in a rebalance) only means
-        // re-delivery, which the id lookup makes harmless.
+        // A failed commit (e.g. the partition moved in a rebalance) costs only
+        // a re-read: the checkpoint is already stored.
         if let Err(error) = self.consumer.commit(&list, CommitMode::Sync) {
-            tracing::warn!(%error, "offset commit failed; the batch may be re-delivered and de-duplicated");
+            tracing::warn!(%error, "offset commit failed; the checkpoint in ClickHouse still holds the position");
         }
-        Ok(())
     }
 }
 
@@ -469,7 +721,7 @@ pub async fn create_topics(kafka: &KafkaConfig) -> Result<()> {
     Ok(())
 }
 
-/// Exponential backoff from 100 ms to 10 s that gives up when shutdown is requested.
+/// Exponential backoff from 100 ms to 10 s.
 struct Backoff {
     delay: Duration,
 }
@@ -481,21 +733,19 @@ impl Backoff {
         }
     }
 
-    /// Logs `error`, then sleeps; returns the error instead if shutdown comes first.
-    async fn wait(&mut self, what: &str, error: anyhow::Error, shutdown: &Shutdown) -> Result<()> {
+    fn log(&self, what: &str, error: &anyhow::Error) {
         tracing::warn!(
             error = format!("{error:#}"),
             "{what} failed; retrying in {:?}",
             self.delay
         );
-        tokio::select! {
-            () = tokio::time::sleep(self.delay) => {}
-            () = shutdown.clone().requested() => {
-                return Err(error.context(format!("{what}: gave up at shutdown")));
-            }
-        }
+    }
+
+    /// The delay to wait now; the next one doubles, up to [`MAX_BACKOFF`].
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.delay;
         self.delay = (self.delay * 2).min(MAX_BACKOFF);
-        Ok(())
+        delay
     }
 }
 
@@ -509,7 +759,15 @@ where
     loop {
         match attempt().await {
             Ok(value) => return Ok(value),
-            Err(error) => backoff.wait(what, error, shutdown).await?,
+            Err(error) => {
+                backoff.log(what, &error);
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                    () = shutdown.clone().requested() => {
+                        return Err(error.context(format!("{what}: gave up at shutdown")));
+                    }
+                }
+            }
         }
     }
 }

@@ -1,0 +1,248 @@
+//! The Kafka consumer's context. It decides where a newly assigned partition
+//! starts (its checkpoint in ClickHouse), remembers which partitions were taken
+//! away (so the batch drops their unwritten rows instead of writing behind the
+//! new owner's back), and turns librdkafka's statistics into lag metrics.
+//!
+//! librdkafka calls these from inside `StreamConsumer::recv`, on the task that
+//! runs the pipeline, so a rebalance never overlaps a write: the pipeline only
+//! writes between receives.
+
+use crate::metrics::IngestMetrics;
+use channelshift_store::{ClickHouseConfig, Store};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long an assignment may wait for its checkpoints before falling back to
+/// the group's committed offsets (the id lookup still prevents double counting).
+const CHECKPOINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A (topic, partition) pair.
+pub type TopicPartition = (String, i32);
+
+pub struct IngestContext {
+    clickhouse: ClickHouseConfig,
+    metrics: IngestMetrics,
+    revoked: Mutex<Vec<TopicPartition>>,
+    assigned: Mutex<BTreeSet<TopicPartition>>,
+}
+
+impl IngestContext {
+    pub fn new(clickhouse: ClickHouseConfig, metrics: IngestMetrics) -> Self {
+        Self {
+            clickhouse,
+            metrics,
+            revoked: Mutex::new(Vec::new()),
+            assigned: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<TopicPartition> {
+        std::mem::take(
+            &mut *self
+                .revoked
+                .lock()
+                .expect("revoked list lock is never poisoned"),
+        )
+    }
+
+    /// Sets each partition's start to its stored checkpoint, where there is one.
+    fn start_at_checkpoints(&self, partitions: &mut TopicPartitionList) {
+        let topics: BTreeSet<String> = partitions
+            .elements()
+            .iter()
+            .map(|element| element.topic().to_string())
+            .collect();
+        let stored = match self.load_checkpoints(&topics) {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not read checkpoints; starting at the group's committed offsets"
+                );
+                return;
+            }
+        };
+        let starts: Vec<(String, i32, Option<i64>)> = partitions
+            .elements()
+            .iter()
+            .map(|element| {
+                let topic = element.topic().to_string();
+                let partition = element.partition();
+                let start = stored.get(&(topic.clone(), partition)).copied();
+                (topic, partition, start)
+            })
+            .collect();
+        for (topic, partition, start) in starts {
+            match start {
+                Some(next_offset) => {
+                    tracing::info!(
+                        topic,
+                        partition,
+                        next_offset,
+                        "assigned; starting at the checkpoint"
+                    );
+                    if let Err(error) = partitions.set_partition_offset(
+                        &topic,
+                        partition,
+                        Offset::Offset(next_offset),
+                    ) {
+                        tracing::warn!(topic, partition, %error, "could not set the start offset");
+                    }
+                }
+                None => tracing::info!(
+                    topic,
+                    partition,
+                    "assigned; no checkpoint, starting at the group's committed offset"
+                ),
+            }
+        }
+    }
+
+    /// Reads checkpoints on a thread of its own: this runs inside a librdkafka
+    /// callback on an async task, where blocking on the task's runtime would deadlock.
+    fn load_checkpoints(
+        &self,
+        topics: &BTreeSet<String>,
+    ) -> anyhow::Result<HashMap<TopicPartition, i64>> {
+        let clickhouse = self.clickhouse.clone();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async move {
+                        tokio::time::timeout(CHECKPOINT_LOOKUP_TIMEOUT, async {
+                            let store = Store::connect(&clickhouse).await?;
+                            let mut stored = HashMap::new();
+                            for topic in topics {
+                                for (partition, next_offset) in store.checkpoints(topic).await? {
+                                    stored.insert((topic.clone(), partition), next_offset);
+                                }
+                            }
+                            Ok::<_, anyhow::Error>(stored)
+                        })
+                        .await
+                        .map_err(|_| {
+                            anyhow::anyhow!("no answer within {CHECKPOINT_LOOKUP_TIMEOUT:?}")
+                        })?
+                    })
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("the checkpoint lookup thread panicked"))?
+        })
+    }
+
+    fn pairs(partitions: &TopicPartitionList) -> Vec<TopicPartition> {
+        partitions
+            .elements()
+            .iter()
+            .map(|element| (element.topic().to_string(), element.partition()))
+            .collect()
+    }
+}
+
+impl ClientContext for IngestContext {
+    fn stats(&self, statistics: Statistics) {
+        let assigned = self
+            .assigned
+            .lock()
+            .expect("assignment lock is never poisoned")
+            .clone();
+        for (topic, details) in &statistics.topics {
+            for (partition, stats) in &details.partitions {
+                let key = (topic.clone(), *partition);
+                // librdkafka reports -1 until it knows both ends.
+                if assigned.contains(&key) && stats.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                self.start_at_checkpoints(partitions);
+                let result = if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                };
+                if let Err(error) = result {
+                    tracing::error!(%error, "assigning partitions failed");
+                }
+                let mut assigned = self
+                    .assigned
+                    .lock()
+                    .expect("assignment lock is never poisoned");
+                if !cooperative {
+                    assigned.clear();
+                }
+                assigned.extend(Self::pairs(partitions));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+                let revoked = Self::pairs(partitions);
+                tracing::info!(partitions = ?revoked, lost = consumer.assignment_lost(), "partitions revoked");
+                {
+                    let mut assigned = self
+                        .assigned
+                        .lock()
+                        .expect("assignment lock is never poisoned");
+                    for pair in &revoked {
+                        assigned.remove(pair);
+                        let _ = self
+                            .metrics
+                            .consumer_lag
+                            .remove_label_values(&[pair.0.as_str(), &pair.1.to_string()]);
+                    }
+                }
+                self.revoked
+                    .lock()
+                    .expect("revoked list lock is never poisoned")
+                    .extend(revoked);
+                let result = if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(error) = result {
+                    tracing::error!(%error, "unassigning partitions failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance failed; dropping the assignment");
+                let revoked = Self::pairs(partitions);
+                self.revoked
+                    .lock()
+                    .expect("revoked list lock is never poisoned")
+                    .extend(revoked);
+                if let Err(error) = consumer.unassign() {
+                    tracing::error!(%error, "unassigning partitions failed");
+                }
+            }
+        }
+    }
+}
