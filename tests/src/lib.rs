@@ -2,6 +2,11 @@
 //! `cargo xtask test`): each test gets its own database, topics and consumer
 //! group, and talks to the services the way a client would.
 
+pub mod checks;
+pub mod clickhouse;
+pub mod kafka;
+pub mod process;
+
 use anyhow::{Context, Result};
 use channelshift_api::config::{ApiConfig, AuthConfig, KpiSettings};
 use channelshift_ingest::config::{BatchConfig, IngestConfig, KafkaConfig, PrivacyConfig};
@@ -101,6 +106,8 @@ impl Scope {
                 create_topics: true,
                 partitions: 3,
                 session_timeout_ms: 6_000,
+                prefetch_kbytes: 16 * 1024,
+                assignment_strategy: "cooperative-sticky".into(),
             },
             clickhouse: self.writer(),
             batch: BatchConfig {
@@ -249,4 +256,53 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+const CHANNELS: [&str; 6] = ["web", "phone", "app", "face_to_face", "email", "web"];
+const OUTCOMES: [&str; 4] = ["completed", "completed", "abandoned", "ineligible"];
+
+/// A valid contact event numbered `i`; channel, outcome and day vary with it.
+pub fn contact_event(id: &str, i: usize) -> Vec<u8> {
+    serde_json::json!({
+        "schema_version": 1,
+        "event_id": id,
+        "council": "E07000041",
+        "occurred_at": format!("2025-{:02}-{:02}T10:{:02}:00Z", 1 + i % 12, 1 + i % 28, i % 60),
+        "channel": CHANNELS[i % CHANNELS.len()],
+        "service": "council_tax",
+        "outcome": OUTCOMES[i % OUTCOMES.len()],
+        "customer_type": if i.is_multiple_of(5) { "business" } else { "resident" },
+        "customer_ref": format!("CRM-{i}"),
+        "ward": "E05004321",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// `count` valid contact events with ids `{prefix}-{n}`, keyed by id.
+pub fn contact_events(prefix: &str, range: std::ops::Range<usize>) -> Vec<(String, Vec<u8>)> {
+    range
+        .map(|i| {
+            let id = format!("{prefix}-{i}");
+            let payload = contact_event(&id, i);
+            (id, payload)
+        })
+        .collect()
+}
+
+/// A valid satisfaction response numbered `i`.
+pub fn satisfaction_response(id: &str, i: usize) -> Vec<u8> {
+    serde_json::json!({
+        "schema_version": 1,
+        "response_id": id,
+        "council": "E07000041",
+        "responded_at": format!("2025-{:02}-{:02}T12:00:00Z", 1 + i % 12, 1 + i % 28),
+        "channel": CHANNELS[i % CHANNELS.len()],
+        "service": "waste",
+        "instrument": "csat5",
+        "score": 1 + i % 5,
+        "customer_type": "resident",
+    })
+    .to_string()
+    .into_bytes()
 }

@@ -95,7 +95,24 @@ fn test(rest: &[&str]) -> Result<ExitCode> {
         "test stack ready in {:.1}s; running the suite",
         clock.elapsed().as_secs_f64()
     );
-    let status = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Fault tests run ingest as a child process (to SIGKILL and SIGTERM it):
+    // `cargo test` does not build a binary for another package's tests.
+    let built = Command::new(&cargo)
+        .args([
+            "build",
+            "-p",
+            "channelshift-ingest",
+            "--bin",
+            "channelshift-ingest",
+        ])
+        .status()
+        .context("building channelshift-ingest")?;
+    if !built.success() {
+        stack.down(Some(&started))?;
+        bail!("building channelshift-ingest failed");
+    }
+    let status = Command::new(&cargo)
         .args(["test", "--workspace", "--all-targets"])
         .args(extra)
         .envs(stack.env_vars())

@@ -1,0 +1,79 @@
+//! What the tests assert about ClickHouse: raw rows, distinct ids, ids stored
+//! more than once, and the rollup's totals.
+
+use anyhow::Result;
+use channelshift_store::Store;
+use clickhouse::Row;
+use serde::Deserialize;
+
+#[derive(Row, Deserialize)]
+struct Count {
+    n: u64,
+}
+
+async fn count(store: &Store, sql: &str) -> Result<u64> {
+    Ok(store.client().query(sql).fetch_one::<Count>().await?.n)
+}
+
+/// Totals of the contact tables, each computed independently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContactTotals {
+    /// Rows in `contact_events`.
+    pub rows: u64,
+    /// Distinct event ids in `contact_events`.
+    pub distinct_ids: u64,
+    /// Rows in the id index (one per stored event).
+    pub id_index_rows: u64,
+    /// Σ contacts in the daily rollup.
+    pub rollup_contacts: u64,
+}
+
+pub async fn contact_totals(store: &Store) -> Result<ContactTotals> {
+    Ok(ContactTotals {
+        rows: count(store, "SELECT count() AS n FROM contact_events").await?,
+        distinct_ids: count(
+            store,
+            "SELECT uniqExact(council, event_id) AS n FROM contact_events",
+        )
+        .await?,
+        id_index_rows: count(store, "SELECT count() AS n FROM contact_event_ids").await?,
+        rollup_contacts: count(
+            store,
+            "SELECT toUInt64(sum(contacts)) AS n FROM contact_daily",
+        )
+        .await?,
+    })
+}
+
+impl ContactTotals {
+    /// The smallest of the counts: the rollup and the id index are written
+    /// after the raw rows within one INSERT, so they are the last to show it.
+    pub fn settled(&self) -> u64 {
+        self.rows
+            .min(self.distinct_ids)
+            .min(self.id_index_rows)
+            .min(self.rollup_contacts)
+    }
+
+    /// What one clean delivery of `unique` distinct events gives.
+    pub fn exactly(unique: u64) -> Self {
+        Self {
+            rows: unique,
+            distinct_ids: unique,
+            id_index_rows: unique,
+            rollup_contacts: unique,
+        }
+    }
+}
+
+/// Rows in `satisfaction_responses` and Σ responses in its rollup.
+pub async fn satisfaction_totals(store: &Store) -> Result<(u64, u64)> {
+    Ok((
+        count(store, "SELECT count() AS n FROM satisfaction_responses").await?,
+        count(
+            store,
+            "SELECT toUInt64(sum(responses)) AS n FROM satisfaction_daily",
+        )
+        .await?,
+    ))
+}

@@ -1,0 +1,273 @@
+//! The ingest service as a child process, for tests that kill it, signal it or
+//! run several replicas, and read it only through its operator endpoints.
+
+use anyhow::{Context, Result};
+use channelshift_ingest::config::IngestConfig;
+use secrecy::ExposeSecret;
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+/// The `channelshift-ingest` binary next to this test's executable (built by
+/// `cargo xtask test` before the suite runs), or `CHANNELSHIFT_INGEST_BIN`.
+pub fn ingest_binary() -> Result<PathBuf> {
+    if let Ok(path) = std::env::var("CHANNELSHIFT_INGEST_BIN") {
+        return Ok(path.into());
+    }
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> → target/<profile>/channelshift-ingest
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("channelshift-ingest"))
+        .context("locating the target directory")?;
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: run `cargo build -p channelshift-ingest` (cargo xtask test does)",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// A free loopback port (free when asked; tests bind it straight away).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A TOML string literal.
+fn quoted(value: &str) -> String {
+    serde_json::Value::String(value.to_string()).to_string()
+}
+
+/// The configuration file a replica reads.
+fn config_file(config: &IngestConfig) -> String {
+    let kafka = &config.kafka;
+    let clickhouse = &config.clickhouse;
+    let batch = &config.batch;
+    let key = config
+        .privacy
+        .pseudonym_key
+        .as_ref()
+        .map(|key| format!("pseudonym_key = {}\n", quoted(key.expose_secret())))
+        .unwrap_or_default();
+    format!(
+        "listen = {listen}\nmax_message_bytes = {max_message}\nshutdown_timeout_ms = {shutdown}\n\n\
+         [kafka]\nbrokers = {brokers}\ngroup_id = {group}\ncontact_topic = {contact}\n\
+         satisfaction_topic = {satisfaction}\ncreate_topics = {create}\npartitions = {partitions}\n\
+         session_timeout_ms = {session}\nprefetch_kbytes = {prefetch}\nassignment_strategy = {strategy}\n\n\
+         [clickhouse]\nurl = {url}\nuser = {user}\npassword = {password}\ndatabase = {database}\n\n\
+         [batch]\nmax_rows = {rows}\nmax_bytes = {bytes}\nmax_wait_ms = {wait}\n\n\
+         [privacy]\n{key}dev_mode = {dev}\n",
+        listen = quoted(&config.listen.to_string()),
+        max_message = config.max_message_bytes,
+        shutdown = config.shutdown_timeout_ms,
+        brokers = quoted(&kafka.brokers),
+        group = quoted(&kafka.group_id),
+        contact = quoted(&kafka.contact_topic),
+        satisfaction = quoted(&kafka.satisfaction_topic),
+        create = kafka.create_topics,
+        partitions = kafka.partitions,
+        session = kafka.session_timeout_ms,
+        prefetch = kafka.prefetch_kbytes,
+        strategy = quoted(&kafka.assignment_strategy),
+        url = quoted(&clickhouse.url),
+        user = quoted(&clickhouse.user),
+        password = quoted(clickhouse.password.expose_secret()),
+        database = quoted(&clickhouse.database),
+        rows = batch.max_rows,
+        bytes = batch.max_bytes,
+        wait = batch.max_wait_ms,
+        dev = config.privacy.dev_mode,
+    )
+}
+
+/// One ingest replica running as a child process.
+pub struct IngestProcess {
+    child: Child,
+    name: String,
+    log: PathBuf,
+    pub metrics_url: String,
+    dir: PathBuf,
+}
+
+impl IngestProcess {
+    /// Starts a replica with `config` (its `listen` is replaced by a free port)
+    /// and waits until `/healthz` answers.
+    pub async fn start(name: &str, mut config: IngestConfig) -> Result<Self> {
+        let port = free_port()?;
+        config.listen = SocketAddr::from(([127, 0, 0, 1], port));
+        let dir = std::env::temp_dir().join(format!(
+            "channelshift-test-{name}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        fs::create_dir_all(&dir)?;
+        let config_path = dir.join("ingest.toml");
+        fs::write(&config_path, config_file(&config))?;
+        let log = dir.join("ingest.log");
+        let output = fs::File::create(&log)?;
+        let mut command = Command::new(ingest_binary()?);
+        command
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info,rdkafka=warn")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output);
+        // The test runner's own CHANNELSHIFT_* variables would override the file.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CHANNELSHIFT_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command.spawn().context("starting channelshift-ingest")?;
+        let process = Self {
+            child,
+            name: name.to_string(),
+            log,
+            metrics_url: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        let client = reqwest::Client::new();
+        let url = format!("{}/healthz", process.metrics_url);
+        crate::eventually(
+            &format!("{name} answers /healthz"),
+            Duration::from_secs(30),
+            || {
+                let request = client.get(&url).send();
+                async move {
+                    Ok(request
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ()))
+                }
+            },
+        )
+        .await
+        .with_context(|| process.log_tail())?;
+        Ok(process)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of the replica's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "last lines of {}'s log ({}):\n{tail}",
+            self.name,
+            self.log.display()
+        )
+    }
+
+    /// Sends `signal` (e.g. `KILL`, `TERM`) to this child only, by PID.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "kill -{signal} {} failed",
+            self.child.id()
+        );
+        Ok(())
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(mut self) -> Result<()> {
+        self.signal("KILL")?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub async fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(reqwest::get(format!("{}/metrics", self.metrics_url))
+            .await?
+            .error_for_status()?
+            .text()
+            .await?)
+    }
+
+    /// The sum of every series of `name` whose labels include all of `labels`.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Result<f64> {
+        Ok(metric_sum(&self.metrics().await?, name, labels))
+    }
+
+    /// `/readyz`'s status code.
+    pub async fn readiness(&self) -> Result<u16> {
+        Ok(reqwest::get(format!("{}/readyz", self.metrics_url))
+            .await?
+            .status()
+            .as_u16())
+    }
+}
+
+impl Drop for IngestProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Sums the samples of `name` in Prometheus text whose labels include `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let matches = labels
+                .iter()
+                .all(|(key, wanted)| label_text.contains(&format!("{key}=\"{wanted}\"")));
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .fold(0.0, |total, value| total + value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_sum;
+
+    #[test]
+    fn metric_sum_adds_matching_series_only() {
+        let text = "# HELP x y\nrejected_total{reason=\"a\",topic=\"t\"} 2\n\
+                    rejected_total{reason=\"b\",topic=\"t\"} 3\nother 9\nrejected_total_x 1\n";
+        assert_eq!(metric_sum(text, "rejected_total", &[]), 5.0);
+        assert_eq!(metric_sum(text, "rejected_total", &[("reason", "b")]), 3.0);
+        assert_eq!(metric_sum(text, "other", &[]), 9.0);
+        assert_eq!(metric_sum(text, "missing", &[]), 0.0);
+    }
+}

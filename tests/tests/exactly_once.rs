@@ -1,0 +1,298 @@
+//! Exactly-once effect: after re-sent ids, a replayed partition, SIGKILL in
+//! the middle of batches and replicas rebalancing under load, every raw count
+//! and the rollup equal one clean delivery of each unique event.
+
+use anyhow::Result;
+use channelshift_store::Store;
+use channelshift_tests::checks::{contact_totals, ContactTotals};
+use channelshift_tests::kafka::{
+    committed_offsets, end_offsets, produce_all, read_topic, reset_offsets_to_start,
+};
+use channelshift_tests::process::IngestProcess;
+use channelshift_tests::{contact_events, create_topics, eventually, producer, Scope};
+use std::time::Duration;
+
+const CONSUMED: &str = "channelshift_ingest_messages_consumed_total";
+const DUPLICATES: &str = "channelshift_ingest_duplicates_skipped_total";
+
+async fn await_stored(
+    store: &Store,
+    expected: u64,
+    timeout: Duration,
+    logs: &[&IngestProcess],
+) -> Result<()> {
+    eventually(
+        &format!("{expected} contact events stored"),
+        timeout,
+        || async { Ok((contact_totals(store).await?.settled() >= expected).then_some(())) },
+    )
+    .await
+    .map_err(|error| {
+        let logs: Vec<String> = logs.iter().map(|p| p.log_tail()).collect();
+        error.context(logs.join("\n"))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_sent_again_later_is_counted_once() -> Result<()> {
+    let scope = Scope::new("resend");
+    create_topics(&scope).await?;
+    let ingest = IngestProcess::start("resend", scope.ingest_config()).await?;
+    let producer = producer(&scope)?;
+    let store = scope.store().await?;
+
+    let first = contact_events("ev", 0..200);
+    produce_all(&producer, &scope.contact_topic, &first).await?;
+    await_stored(&store, 200, Duration::from_secs(60), &[&ingest]).await?;
+
+    // Later, in another batch: all 200 again, 50 new ones, and 20 of the new
+    // ones twice within the same batch.
+    let mut second = first.clone();
+    let new = contact_events("ev", 200..250);
+    second.extend(new.iter().cloned());
+    second.extend(new[..20].iter().cloned());
+    produce_all(&producer, &scope.contact_topic, &second).await?;
+    eventually(
+        "every re-sent copy read and skipped",
+        Duration::from_secs(60),
+        || async { Ok((ingest.metric(DUPLICATES, &[]).await? >= 220.0).then_some(())) },
+    )
+    .await?;
+    await_stored(&store, 250, Duration::from_secs(30), &[&ingest]).await?;
+    assert_eq!(contact_totals(&store).await?, ContactTotals::exactly(250));
+    assert_eq!(ingest.metric(DUPLICATES, &[]).await?, 220.0);
+    drop(ingest);
+    scope.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_replayed_from_the_start_is_neither_recounted_nor_dead_lettered_again(
+) -> Result<()> {
+    let scope = Scope::new("replay");
+    create_topics(&scope).await?;
+    let brokers = scope.stack.kafka_brokers.clone();
+    let producer = producer(&scope)?;
+    let store = scope.store().await?;
+
+    let mut first = contact_events("ev", 0..300);
+    for i in 0..5 {
+        first.push((format!("bad-{i}"), format!("{{\"bad\": {i}}}").into_bytes()));
+    }
+    produce_all(&producer, &scope.contact_topic, &first).await?;
+    let mut ingest = IngestProcess::start("replay-a", scope.ingest_config()).await?;
+    await_stored(&store, 300, Duration::from_secs(60), &[&ingest]).await?;
+    let ends = end_offsets(&brokers, &scope.contact_topic)?;
+    eventually(
+        "the group committed everything",
+        Duration::from_secs(30),
+        || async {
+            Ok(
+                (committed_offsets(&brokers, &scope.group_id, &scope.contact_topic)? == ends)
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    ingest.signal("TERM")?;
+    assert!(
+        ingest.wait(Duration::from_secs(30)).await?.is_some(),
+        "replica A stops"
+    );
+
+    // An operator resets the group to the start of the topic.
+    reset_offsets_to_start(&brokers, &scope.group_id, &scope.contact_topic)?;
+    assert!(
+        committed_offsets(&brokers, &scope.group_id, &scope.contact_topic)?
+            .values()
+            .all(|offset| *offset == 0)
+    );
+    let ingest = IngestProcess::start("replay-b", scope.ingest_config()).await?;
+    produce_all(
+        &producer,
+        &scope.contact_topic,
+        &contact_events("ev", 300..400),
+    )
+    .await?;
+    await_stored(&store, 400, Duration::from_secs(60), &[&ingest]).await?;
+
+    assert_eq!(contact_totals(&store).await?, ContactTotals::exactly(400));
+    // It started at the checkpoints kept in ClickHouse: the 305 old messages
+    // were not read again, so not skipped as duplicates and not dead-lettered twice.
+    assert_eq!(
+        ingest.metric(CONSUMED, &[]).await?,
+        100.0,
+        "{}",
+        ingest.log_tail()
+    );
+    assert_eq!(ingest.metric(DUPLICATES, &[]).await?, 0.0);
+    let dead = read_topic(
+        &brokers,
+        &format!("{}.dlq", scope.contact_topic),
+        5,
+        Duration::from_secs(20),
+    )?;
+    assert_eq!(dead.len(), 5, "each bad message dead-lettered once");
+    drop(ingest);
+    scope.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_killed_in_the_middle_of_batches_loses_nothing_and_counts_nothing_twice(
+) -> Result<()> {
+    let scope = Scope::new("sigkill");
+    create_topics(&scope).await?;
+    let producer = producer(&scope)?;
+    let store = scope.store().await?;
+
+    // 1. A batch that is read but not yet written when the process dies.
+    let mut slow = scope.ingest_config();
+    slow.batch.max_wait_ms = 120_000;
+    slow.batch.max_rows = 1_000_000;
+    let ingest = IngestProcess::start("sigkill-1", slow).await?;
+    produce_all(
+        &producer,
+        &scope.contact_topic,
+        &contact_events("ev", 0..3_000),
+    )
+    .await?;
+    eventually(
+        "the open batch holds all 3,000",
+        Duration::from_secs(60),
+        || async { Ok((ingest.metric(CONSUMED, &[]).await? >= 3_000.0).then_some(())) },
+    )
+    .await?;
+    assert_eq!(
+        contact_totals(&store).await?.rows,
+        0,
+        "nothing written before the kill"
+    );
+    ingest.kill()?;
+
+    // 2. Small batches under a steady flow, killed twice at arbitrary moments;
+    // the flow re-sends 500 ids that were already sent.
+    let mut fast = scope.ingest_config();
+    fast.batch.max_rows = 500;
+    fast.batch.max_wait_ms = 100;
+    let flow = {
+        let producer = producer.clone();
+        let topic = scope.contact_topic.clone();
+        tokio::spawn(async move {
+            for chunk in 0..20 {
+                let start = 3_000 + chunk * 1_000;
+                produce_all(
+                    &producer,
+                    &topic,
+                    &contact_events("ev", start..start + 1_000),
+                )
+                .await?;
+                if chunk % 4 == 0 {
+                    let again = 2_500 + chunk * 25;
+                    produce_all(&producer, &topic, &contact_events("ev", again..again + 125))
+                        .await?;
+                }
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let mut stored_at_kills = Vec::new();
+    for (replica, kill_after) in [("sigkill-2", 6_000), ("sigkill-3", 10_000)] {
+        let ingest = IngestProcess::start(replica, fast.clone()).await?;
+        await_stored(&store, kill_after, Duration::from_secs(60), &[&ingest]).await?;
+        stored_at_kills.push(contact_totals(&store).await?.rows);
+        ingest.kill()?;
+    }
+    let flowing_at_last_kill = !flow.is_finished();
+    flow.await??;
+    let ingest = IngestProcess::start("sigkill-4", fast).await?;
+    await_stored(&store, 23_000, Duration::from_secs(120), &[&ingest]).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        contact_totals(&store).await?,
+        ContactTotals::exactly(23_000)
+    );
+    eprintln!(
+        "sigkill: rows stored at the kills: {stored_at_kills:?}; events still flowing at the last kill: {flowing_at_last_kill}"
+    );
+    drop(ingest);
+    scope.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_rebalancing_while_events_flow_count_each_event_once() -> Result<()> {
+    let scope = Scope::new("rebalance");
+    create_topics(&scope).await?;
+    let producer = producer(&scope)?;
+    let store = scope.store().await?;
+    let mut config = scope.ingest_config();
+    config.batch.max_rows = 1_000;
+    config.batch.max_wait_ms = 300;
+
+    let flow = {
+        let producer = producer.clone();
+        let topic = scope.contact_topic.clone();
+        tokio::spawn(async move {
+            for chunk in 0..40 {
+                let start = chunk * 750;
+                produce_all(&producer, &topic, &contact_events("ev", start..start + 750)).await?;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let mut first = IngestProcess::start("rebalance-a", config.clone()).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = IngestProcess::start("rebalance-b", config.clone()).await?;
+    eventually(
+        "the second replica is given partitions",
+        Duration::from_secs(60),
+        || async {
+            Ok((second
+                .metric(
+                    "channelshift_ingest_rebalances_total",
+                    &[("kind", "assign")],
+                )
+                .await?
+                >= 1.0
+                && first
+                    .metric(
+                        "channelshift_ingest_rebalances_total",
+                        &[("kind", "revoke")],
+                    )
+                    .await?
+                    >= 1.0)
+                .then_some(()))
+        },
+    )
+    .await
+    .map_err(|error| error.context(format!("{}\n{}", first.log_tail(), second.log_tail())))?;
+    let first_inserted = first
+        .metric("channelshift_ingest_rows_inserted_total", &[])
+        .await?;
+    // The first replica leaves while events still flow; the second takes all.
+    first.signal("TERM")?;
+    assert!(
+        first.wait(Duration::from_secs(30)).await?.is_some(),
+        "replica A stops"
+    );
+    flow.await??;
+    await_stored(&store, 30_000, Duration::from_secs(120), &[&second]).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        contact_totals(&store).await?,
+        ContactTotals::exactly(30_000)
+    );
+    let second_inserted = second
+        .metric("channelshift_ingest_rows_inserted_total", &[])
+        .await?;
+    assert!(
+        first_inserted > 0.0 && second_inserted > 0.0,
+        "both replicas wrote rows ({first_inserted}, {second_inserted})"
+    );
+    eprintln!(
+        "rebalance: A inserted {first_inserted} before leaving, B {second_inserted}; B released {} buffered messages",
+        second.metric("channelshift_ingest_messages_released_total", &[]).await?
+    );
+    drop(second);
+    scope.drop_database().await
+}
