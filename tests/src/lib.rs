@@ -306,3 +306,17 @@ pub fn satisfaction_response(id: &str, i: usize) -> Vec<u8> {
     .to_string()
     .into_bytes()
 }
+
+/// Valid satisfaction responses with ids `{prefix}-{n}`, keyed by id.
+pub fn satisfaction_responses(
+    prefix: &str,
+    range: std::ops::Range<usize>,
+) -> Vec<(String, Vec<u8>)> {
+    range
+        .map(|i| {
+            let id = format!("{prefix}-{i}");
+            let payload = satisfaction_response(&id, i);
+            (id, payload)
+        })
+        .collect()
+}

@@ -230,7 +230,7 @@ impl Drop for IngestProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && std::env::var_os("CHANNELSHIFT_TEST_KEEP_LOGS").is_none() {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

@@ -4,12 +4,14 @@
 
 use anyhow::Result;
 use channelshift_store::Store;
-use channelshift_tests::checks::{contact_totals, ContactTotals};
+use channelshift_tests::checks::{contact_totals, satisfaction_totals, ContactTotals};
 use channelshift_tests::kafka::{
     committed_offsets, end_offsets, produce_all, read_topic, reset_offsets_to_start,
 };
 use channelshift_tests::process::IngestProcess;
-use channelshift_tests::{contact_events, create_topics, eventually, producer, Scope};
+use channelshift_tests::{
+    contact_events, create_topics, eventually, producer, satisfaction_responses, Scope,
+};
 use std::time::Duration;
 
 const CONSUMED: &str = "channelshift_ingest_messages_consumed_total";
@@ -224,51 +226,63 @@ async fn replicas_rebalancing_while_events_flow_count_each_event_once() -> Resul
     create_topics(&scope).await?;
     let producer = producer(&scope)?;
     let store = scope.store().await?;
+    // Replica A never closes a batch on its own: everything it reads is still
+    // unwritten when replica B joins and takes partitions away from it, and
+    // the rest is written only when A is stopped, while B is writing too.
+    let mut holding = scope.ingest_config();
+    holding.batch.max_rows = 1_000_000;
+    holding.batch.max_wait_ms = 600_000;
     let mut config = scope.ingest_config();
-    config.batch.max_rows = 1_000;
+    config.batch.max_rows = 2_000;
     config.batch.max_wait_ms = 300;
 
     let flow = {
         let producer = producer.clone();
         let topic = scope.contact_topic.clone();
+        let responses_topic = scope.satisfaction_topic.clone();
+        // Both topics flow, so whichever partitions move, they carry messages.
         tokio::spawn(async move {
             for chunk in 0..40 {
                 let start = chunk * 750;
                 produce_all(&producer, &topic, &contact_events("ev", start..start + 750)).await?;
+                let start = chunk * 250;
+                produce_all(
+                    &producer,
+                    &responses_topic,
+                    &satisfaction_responses("r", start..start + 250),
+                )
+                .await?;
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             anyhow::Ok(())
         })
     };
-    let mut first = IngestProcess::start("rebalance-a", config.clone()).await?;
+    let mut first = IngestProcess::start("rebalance-a", holding).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let second = IngestProcess::start("rebalance-b", config.clone()).await?;
-    eventually(
-        "the second replica is given partitions",
+    // Released once the revoke's `recv` returns, which may be a moment after the callback.
+    let first_released = eventually(
+        "replica A releases the unwritten messages of the partitions it gave up",
         Duration::from_secs(60),
         || async {
-            Ok((second
-                .metric(
-                    "channelshift_ingest_rebalances_total",
-                    &[("kind", "assign")],
-                )
-                .await?
-                >= 1.0
-                && first
-                    .metric(
-                        "channelshift_ingest_rebalances_total",
-                        &[("kind", "revoke")],
-                    )
-                    .await?
-                    >= 1.0)
-                .then_some(()))
+            let released = first
+                .metric("channelshift_ingest_messages_released_total", &[])
+                .await?;
+            Ok((released > 0.0).then_some(released))
         },
     )
     .await
     .map_err(|error| error.context(format!("{}\n{}", first.log_tail(), second.log_tail())))?;
-    let first_inserted = first
-        .metric("channelshift_ingest_rows_inserted_total", &[])
-        .await?;
+    // Replica B writes the partitions it was given while A still holds its
+    // unwritten copies of their messages.
+    eventually("replica B writes rows", Duration::from_secs(60), || async {
+        let inserted = second
+            .metric("channelshift_ingest_rows_inserted_total", &[])
+            .await?;
+        Ok((inserted > 0.0).then_some(()))
+    })
+    .await
+    .map_err(|error| error.context(format!("{}\n{}", first.log_tail(), second.log_tail())))?;
     // The first replica leaves while events still flow; the second takes all.
     first.signal("TERM")?;
     assert!(
@@ -282,16 +296,25 @@ async fn replicas_rebalancing_while_events_flow_count_each_event_once() -> Resul
         contact_totals(&store).await?,
         ContactTotals::exactly(30_000)
     );
+    eventually(
+        "10,000 responses stored",
+        Duration::from_secs(60),
+        || async { Ok((satisfaction_totals(&store).await? == (10_000, 10_000)).then_some(())) },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(satisfaction_totals(&store).await?, (10_000, 10_000));
     let second_inserted = second
         .metric("channelshift_ingest_rows_inserted_total", &[])
         .await?;
+    let first_inserted = 40_000.0 - second_inserted;
     assert!(
-        first_inserted > 0.0 && second_inserted > 0.0,
-        "both replicas wrote rows ({first_inserted}, {second_inserted})"
+        second_inserted > 0.0 && first_inserted > 0.0,
+        "both replicas wrote rows (A {first_inserted}, B {second_inserted})"
     );
     eprintln!(
-        "rebalance: A inserted {first_inserted} before leaving, B {second_inserted}; B released {} buffered messages",
-        second.metric("channelshift_ingest_messages_released_total", &[]).await?
+        "rebalance: A released {first_released} buffered messages to B; A inserted \
+         {first_inserted} rows when stopped, B {second_inserted}"
     );
     drop(second);
     scope.drop_database().await
