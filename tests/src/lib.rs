@@ -2,6 +2,7 @@
 //! `cargo xtask test`): each test gets its own database, topics and consumer
 //! group, and talks to the services the way a client would.
 
+pub mod broker;
 pub mod checks;
 pub mod clickhouse;
 pub mod kafka;

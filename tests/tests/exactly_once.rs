@@ -63,6 +63,14 @@ async fn an_event_id_sent_again_later_is_counted_once() -> Result<()> {
     await_stored(&store, 250, Duration::from_secs(30), &[&ingest]).await?;
     assert_eq!(contact_totals(&store).await?, ContactTotals::exactly(250));
     assert_eq!(ingest.metric(DUPLICATES, &[]).await?, 220.0);
+    // Every inserted row's age was observed once.
+    let ages = ingest
+        .metric(
+            "channelshift_ingest_event_age_seconds_count",
+            &[("table", "contact_events")],
+        )
+        .await?;
+    assert_eq!(ages, 250.0);
     drop(ingest);
     scope.drop_database().await
 }

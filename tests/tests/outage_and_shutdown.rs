@@ -4,6 +4,7 @@
 
 use anyhow::Result;
 use channelshift_store::Store;
+use channelshift_tests::broker::PrivateBroker;
 use channelshift_tests::checks::{contact_totals, ContactTotals};
 use channelshift_tests::clickhouse::PrivateClickHouse;
 use channelshift_tests::kafka::{committed_offsets, end_offsets, produce_all, read_topic};
@@ -186,5 +187,52 @@ async fn sigterm_writes_and_commits_the_open_batch_before_exit() -> Result<()> {
         Duration::from_secs(20),
     )?;
     assert_eq!(dead.len(), 3);
+    scope.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_reconnects_when_the_broker_comes_back() -> Result<()> {
+    let mut broker = PrivateBroker::start().await?;
+    let mut scope = Scope::new("broker");
+    scope.stack.kafka_brokers = broker.address();
+    create_topics(&scope).await?;
+    let ingest = IngestProcess::start("broker", scope.ingest_config()).await?;
+    let producer = producer(&scope)?;
+    produce_all(
+        &producer,
+        &scope.contact_topic,
+        &contact_events("ev", 0..1_000),
+    )
+    .await?;
+    let store = scope.store().await?;
+    eventually("first 1,000 stored", Duration::from_secs(60), || async {
+        Ok((contact_totals(&store).await?.settled() >= 1_000).then_some(()))
+    })
+    .await
+    .map_err(|error| error.context(ingest.log_tail()))?;
+
+    broker.kill()?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    broker.restart().await?;
+    produce_all(
+        &producer,
+        &scope.contact_topic,
+        &contact_events("ev", 1_000..2_000),
+    )
+    .await?;
+    eventually(
+        "the next 1,000 stored after the broker restart",
+        Duration::from_secs(90),
+        || async { Ok((contact_totals(&store).await?.settled() >= 2_000).then_some(())) },
+    )
+    .await
+    .map_err(|error| error.context(ingest.log_tail()))?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(contact_totals(&store).await?, ContactTotals::exactly(2_000));
+    eventually("readiness green", Duration::from_secs(30), || async {
+        Ok((ingest.readiness().await? == 200).then_some(()))
+    })
+    .await?;
+    drop(ingest);
     scope.drop_database().await
 }

@@ -384,6 +384,10 @@ impl Stack {
                 "CHANNELSHIFT_STACK_WRITER_PASSWORD".into(),
                 self.state.writer_password.clone(),
             ),
+            (
+                "CHANNELSHIFT_STACK_TANSU_BIN".into(),
+                install::tansu_binary().display().to_string(),
+            ),
             ("CHANNELSHIFT_STACK_READER_USER".into(), READER_USER.into()),
             (
                 "CHANNELSHIFT_STACK_READER_PASSWORD".into(),
