@@ -103,7 +103,10 @@ async fn bad_messages_go_to_the_dead_letter_topic_and_good_ones_still_flow() -> 
             "instrument",
         ),
     ];
-    let mut responses = vec![(key.clone(), satisfaction_response("r-good-1", 1))];
+    let mut commented: Value = serde_json::from_slice(&satisfaction_response("r-good-1", 1))?;
+    commented["comment"] =
+        json!("Bin missed again. Ring 07700 900123 or jo@example.org, I'm at SW1A 1AA");
+    let mut responses = vec![(key.clone(), commented.to_string().into_bytes())];
     for (payload, _, _) in &bad_responses {
         responses.push((key.clone(), payload.clone()));
     }
@@ -122,6 +125,21 @@ async fn bad_messages_go_to_the_dead_letter_topic_and_good_ones_still_flow() -> 
     assert_eq!(
         contact_totals(&store).await?,
         ContactTotals::exactly(good_contacts)
+    );
+
+    // Nothing personal reaches ClickHouse: the comment is scrubbed.
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Comment {
+        comment: String,
+    }
+    let stored = store
+        .client()
+        .query("SELECT comment FROM satisfaction_responses WHERE response_id = 'r-good-1'")
+        .fetch_one::<Comment>()
+        .await?;
+    assert_eq!(
+        stored.comment,
+        "Bin missed again. Ring [phone] or [email], I'm at [postcode]"
     );
 
     // Contact dead letters: the original bytes and the right headers.
