@@ -3,16 +3,15 @@
 //! every other test running alongside.
 
 use crate::process::free_port;
+use crate::server::OwnedServer;
 use anyhow::{Context, Result};
-use std::fs;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 pub struct PrivateBroker {
-    dir: PathBuf,
+    server: OwnedServer,
     port: u16,
-    child: Option<Child>,
 }
 
 fn broker_binary() -> Result<PathBuf> {
@@ -23,15 +22,9 @@ fn broker_binary() -> Result<PathBuf> {
 
 impl PrivateBroker {
     pub async fn start() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!(
-            "channelshift-test-broker-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        fs::create_dir_all(&dir)?;
         let mut broker = Self {
-            dir,
+            server: OwnedServer::new("broker")?,
             port: free_port()?,
-            child: None,
         };
         broker.restart().await?;
         Ok(broker)
@@ -45,25 +38,15 @@ impl PrivateBroker {
     /// (Re)starts the broker on the same port and storage, and waits until it
     /// accepts connections.
     pub async fn restart(&mut self) -> Result<()> {
-        anyhow::ensure!(self.child.is_none(), "the broker is already running");
         let listener = format!("tcp://{}", self.address());
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("broker.log"))?;
-        let child = Command::new(broker_binary()?)
+        let mut command = Command::new(broker_binary()?);
+        command
             .args(["broker", "--listener-url", &listener])
             .args(["--advertised-listener-url", &listener])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .args(["--cluster-id", "channelshift-test"])
-            .env("RUST_LOG", "warn")
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting the Tansu broker")?;
-        self.child = Some(child);
+            .env("RUST_LOG", "warn");
+        self.server.spawn(command)?;
         let address = self.address();
         crate::eventually("private broker listens", Duration::from_secs(30), || {
             let address = address.clone();
@@ -79,17 +62,6 @@ impl PrivateBroker {
 
     /// Stops the broker abruptly (by PID).
     pub fn kill(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        let _ = self.kill();
-        let _ = fs::remove_dir_all(&self.dir);
+        self.server.kill()
     }
 }

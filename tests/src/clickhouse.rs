@@ -2,19 +2,18 @@
 //! shared test stack's server would fail every other test running alongside.
 
 use crate::process::free_port;
-use anyhow::{Context, Result};
+use crate::server::{await_http_ok, OwnedServer};
+use anyhow::Result;
 use channelshift_store::ClickHouseConfig;
 use secrecy::SecretString;
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 pub struct PrivateClickHouse {
-    dir: PathBuf,
+    server: OwnedServer,
     http_port: u16,
     tcp_port: u16,
-    child: Option<Child>,
 }
 
 fn server_binary() -> String {
@@ -25,28 +24,24 @@ fn server_binary() -> String {
 impl PrivateClickHouse {
     /// Starts a server on free loopback ports with its data in a temporary folder.
     pub async fn start() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!(
-            "channelshift-test-clickhouse-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let server = OwnedServer::new("clickhouse")?;
         for sub in ["data", "tmp", "log", "user_files", "format_schemas"] {
-            fs::create_dir_all(dir.join(sub))?;
+            fs::create_dir_all(server.dir.join(sub))?;
         }
-        let mut server = Self {
-            dir,
+        let mut clickhouse = Self {
+            server,
             http_port: free_port()?,
             tcp_port: free_port()?,
-            child: None,
         };
-        server.write_config()?;
-        server.restart().await?;
-        Ok(server)
+        clickhouse.write_config()?;
+        clickhouse.restart().await?;
+        Ok(clickhouse)
     }
 
     fn write_config(&self) -> Result<()> {
-        let home = self.dir.display();
+        let home = self.server.dir.display();
         fs::write(
-            self.dir.join("config.xml"),
+            self.server.dir.join("config.xml"),
             format!(
                 r#"<?xml version="1.0"?>
 <yandex>
@@ -70,7 +65,7 @@ impl PrivateClickHouse {
             ),
         )?;
         fs::write(
-            self.dir.join("users.xml"),
+            self.server.dir.join("users.xml"),
             r#"<?xml version="1.0"?>
 <yandex>
     <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
@@ -105,52 +100,22 @@ impl PrivateClickHouse {
 
     /// (Re)starts the server on the same ports and data, and waits until it answers.
     pub async fn restart(&mut self) -> Result<()> {
-        anyhow::ensure!(self.child.is_none(), "the server is already running");
-        let log = fs::File::create(self.dir.join("log").join("stdout.log"))?;
-        let child = Command::new(server_binary())
-            .arg(format!(
-                "--config-file={}",
-                self.dir.join("config.xml").display()
-            ))
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting clickhouse-server")?;
-        self.child = Some(child);
-        let url = format!("{}/ping", self.url());
-        let client = reqwest::Client::new();
-        crate::eventually(
+        let mut command = Command::new(server_binary());
+        command.arg(format!(
+            "--config-file={}",
+            self.server.dir.join("config.xml").display()
+        ));
+        self.server.spawn(command)?;
+        await_http_ok(
             "private ClickHouse answers",
+            &format!("{}/ping", self.url()),
             Duration::from_secs(60),
-            || {
-                let request = client.get(&url).send();
-                async move {
-                    Ok(request
-                        .await
-                        .ok()
-                        .filter(|r| r.status().is_success())
-                        .map(|_| ()))
-                }
-            },
         )
         .await
     }
 
     /// Stops the server abruptly, as a crash or a pulled plug would (by PID).
     pub fn kill(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for PrivateClickHouse {
-    fn drop(&mut self) {
-        let _ = self.kill();
-        let _ = fs::remove_dir_all(&self.dir);
+        self.server.kill()
     }
 }

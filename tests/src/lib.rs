@@ -7,6 +7,7 @@ pub mod checks;
 pub mod clickhouse;
 pub mod kafka;
 pub mod process;
+pub mod server;
 
 use anyhow::{Context, Result};
 use channelshift_api::config::{ApiConfig, AuthConfig, KpiSettings};

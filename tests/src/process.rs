@@ -129,21 +129,10 @@ impl IngestProcess {
             metrics_url: format!("http://127.0.0.1:{port}"),
             dir,
         };
-        let client = reqwest::Client::new();
-        let url = format!("{}/healthz", process.metrics_url);
-        crate::eventually(
+        crate::server::await_http_ok(
             &format!("{name} answers /healthz"),
+            &format!("{}/healthz", process.metrics_url),
             Duration::from_secs(30),
-            || {
-                let request = client.get(&url).send();
-                async move {
-                    Ok(request
-                        .await
-                        .ok()
-                        .filter(|r| r.status().is_success())
-                        .map(|_| ()))
-                }
-            },
         )
         .await
         .with_context(|| process.log_tail())?;
