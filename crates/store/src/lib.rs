@@ -1,18 +1,23 @@
 //! The ClickHouse store: connection (with row validation decided by the
 //! server's version), versioned migrations, raw-row inserts, the de-duplication
-//! lookup ingest relies on, and the KPI queries over the rollups.
+//! lookup ingest relies on, the KPI queries over the rollups, and rebuilding
+//! the rollups from raw rows.
 //!
 //! All SQL here runs on ClickHouse 18.16 and on current releases; values from
 //! outside the process are always bound with `?`, never spliced.
 
+mod cells;
 mod checkpoints;
 mod connection;
 mod migrations;
 mod queries;
+mod rebuild;
 mod rows;
 
+pub use cells::{Area, AreaCell, Bucket, CellFilter, ContactCell, Keys, SatisfactionCell, Source};
 pub use checkpoints::Checkpoint;
 pub use connection::{ClickHouseConfig, Store, StoreError};
-pub use migrations::MIGRATIONS;
+pub use migrations::{Rollup, MIGRATIONS, ROLLUPS};
 pub use queries::CompletedByChannel;
+pub use rebuild::{Month, RebuildError, RebuildReport, RebuildStep, RollupRebuilt, MONTH_ATTEMPTS};
 pub use rows::{ContactRow, KafkaPosition, SatisfactionRow};

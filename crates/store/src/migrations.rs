@@ -4,10 +4,172 @@
 //!
 //! Rollups are `SummingMergeTree` tables fed by materialized views; queries
 //! always `sum()` with `GROUP BY`, never trusting that background merges ran.
+//! [`ROLLUPS`] names each rollup with its view's SELECT, which the rebuild
+//! (`rebuild-rollups`) runs too.
 
 use crate::connection::{Store, StoreError};
 use clickhouse::Row;
 use serde::Deserialize;
+
+// Each rollup's SELECT is written once, below, as a macro so that `concat!`
+// can place it in its view's DDL at compile time; `rebuild-rollups` runs the
+// same text through [`ROLLUPS`]. The DDL these produce is byte for byte the
+// text the views were first created with.
+// Aliases are global in ClickHouse: none may reuse a source column's name.
+
+/// A contact's local day is Europe/London's: a contact at 23:30 UTC in summer is tomorrow's.
+macro_rules! contact_local_day {
+    () => {
+        "toDate(occurred_at, 'Europe/London')"
+    };
+}
+
+macro_rules! satisfaction_local_day {
+    () => {
+        "toDate(responded_at, 'Europe/London')"
+    };
+}
+
+macro_rules! contact_daily_select {
+    () => {
+        concat!(
+            "
+            SELECT
+                council,
+                ",
+            contact_local_day!(),
+            " AS day,
+                service,
+                channel,
+                customer_type,
+                interaction,
+                outcome,
+                assisted,
+                count() AS contacts,
+                countIf(ifNull(avoidable, 0) = 1) AS avoidable_contacts,
+                countIf(isNotNull(avoidable)) AS avoidable_flagged,
+                countIf(ifNull(first_contact_resolved, 0) = 1) AS resolved_first,
+                countIf(isNotNull(first_contact_resolved)) AS resolution_flagged,
+                sum(toUInt64(ifNull(wait_seconds, 0))) AS wait_seconds_total,
+                sum(toUInt64(ifNull(handling_seconds, 0))) AS handling_seconds_total,
+                countIf(isNotNull(handling_seconds)) AS timed
+            FROM contact_events"
+        )
+    };
+}
+
+macro_rules! contact_daily_group_by {
+    () => {
+        "
+            GROUP BY council, day, service, channel, customer_type, interaction, outcome, assisted"
+    };
+}
+
+macro_rules! satisfaction_daily_select {
+    () => {
+        concat!(
+            "
+            SELECT
+                council,
+                ",
+            satisfaction_local_day!(),
+            " AS day,
+                service,
+                channel,
+                customer_type,
+                instrument,
+                score,
+                count() AS responses
+            FROM satisfaction_responses"
+        )
+    };
+}
+
+macro_rules! satisfaction_daily_group_by {
+    () => {
+        "
+            GROUP BY council, day, service, channel, customer_type, instrument, score"
+    };
+}
+
+macro_rules! contact_area_daily_select {
+    () => {
+        concat!(
+            "
+            SELECT
+                council,
+                ",
+            contact_local_day!(),
+            " AS day,
+                ward,
+                lsoa,
+                channel,
+                assisted,
+                interaction,
+                outcome,
+                count() AS contacts
+            FROM contact_events"
+        )
+    };
+}
+
+macro_rules! contact_area_daily_group_by {
+    () => {
+        "
+            GROUP BY council, day, ward, lsoa, channel, assisted, interaction, outcome"
+    };
+}
+
+/// A rollup table, the raw table its materialized view reads, and the SELECT
+/// that view runs, which `rebuild-rollups` runs too, one local month at a time.
+#[derive(Debug)]
+pub struct Rollup {
+    pub table: &'static str,
+    /// The raw table, partitioned by `toYYYYMM(<source_time>)` in UTC.
+    pub source: &'static str,
+    /// The raw row's UTC timestamp.
+    pub source_time: &'static str,
+    /// The raw row's local day, as `select` computes `day` (the rollup's
+    /// partition key is `toYYYYMM(day)`).
+    pub local_day: &'static str,
+    /// `SELECT … FROM <source>`, to be followed by an optional `WHERE` and `group_by`.
+    pub select: &'static str,
+    pub group_by: &'static str,
+    /// The column that counts raw rows: its sum over a month is the number of
+    /// raw rows the month was computed from.
+    pub rows_column: &'static str,
+}
+
+/// Every rollup, in the order `rebuild-rollups` rebuilds them.
+pub const ROLLUPS: &[Rollup] = &[
+    Rollup {
+        table: "contact_daily",
+        source: "contact_events",
+        source_time: "occurred_at",
+        local_day: contact_local_day!(),
+        select: contact_daily_select!(),
+        group_by: contact_daily_group_by!(),
+        rows_column: "contacts",
+    },
+    Rollup {
+        table: "contact_area_daily",
+        source: "contact_events",
+        source_time: "occurred_at",
+        local_day: contact_local_day!(),
+        select: contact_area_daily_select!(),
+        group_by: contact_area_daily_group_by!(),
+        rows_column: "contacts",
+    },
+    Rollup {
+        table: "satisfaction_daily",
+        source: "satisfaction_responses",
+        source_time: "responded_at",
+        local_day: satisfaction_local_day!(),
+        select: satisfaction_daily_select!(),
+        group_by: satisfaction_daily_group_by!(),
+        rows_column: "responses",
+    },
+];
 
 /// One migration: a version, a name, and its statements in order.
 pub struct Migration {
@@ -74,28 +236,11 @@ pub const MIGRATIONS: &[Migration] = &[
             ) ENGINE = SummingMergeTree
             PARTITION BY toYYYYMM(day)
             ORDER BY (council, day, service, channel, customer_type, interaction, outcome, assisted)",
-            // The local day is Europe/London's: a contact at 23:30 UTC in summer is tomorrow's.
-            // Aliases are global in ClickHouse: none may reuse a source column's name.
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS contact_daily_mv TO contact_daily AS
-            SELECT
-                council,
-                toDate(occurred_at, 'Europe/London') AS day,
-                service,
-                channel,
-                customer_type,
-                interaction,
-                outcome,
-                assisted,
-                count() AS contacts,
-                countIf(ifNull(avoidable, 0) = 1) AS avoidable_contacts,
-                countIf(isNotNull(avoidable)) AS avoidable_flagged,
-                countIf(ifNull(first_contact_resolved, 0) = 1) AS resolved_first,
-                countIf(isNotNull(first_contact_resolved)) AS resolution_flagged,
-                sum(toUInt64(ifNull(wait_seconds, 0))) AS wait_seconds_total,
-                sum(toUInt64(ifNull(handling_seconds, 0))) AS handling_seconds_total,
-                countIf(isNotNull(handling_seconds)) AS timed
-            FROM contact_events
-            GROUP BY council, day, service, channel, customer_type, interaction, outcome, assisted",
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS contact_daily_mv TO contact_daily AS",
+                contact_daily_select!(),
+                contact_daily_group_by!()
+            ),
         ],
     },
     Migration {
@@ -142,18 +287,11 @@ pub const MIGRATIONS: &[Migration] = &[
             ) ENGINE = SummingMergeTree
             PARTITION BY toYYYYMM(day)
             ORDER BY (council, day, service, channel, customer_type, instrument, score)",
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_daily_mv TO satisfaction_daily AS
-            SELECT
-                council,
-                toDate(responded_at, 'Europe/London') AS day,
-                service,
-                channel,
-                customer_type,
-                instrument,
-                score,
-                count() AS responses
-            FROM satisfaction_responses
-            GROUP BY council, day, service, channel, customer_type, instrument, score",
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_daily_mv TO satisfaction_daily AS",
+                satisfaction_daily_select!(),
+                satisfaction_daily_group_by!()
+            ),
         ],
     },
     Migration {
@@ -168,6 +306,32 @@ pub const MIGRATIONS: &[Migration] = &[
                 written_at DateTime
             ) ENGINE = ReplacingMergeTree(next_offset)
             ORDER BY (topic, partition)"],
+    },
+    Migration {
+        version: 4,
+        // The view sees only rows inserted after it exists; contacts stored
+        // before this migration reach the table through `rebuild-rollups`.
+        name: "contacts by local day and area (ward, LSOA), for digital-exclusion hot spots",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS contact_area_daily (
+                council String,
+                day Date,
+                ward String,
+                lsoa String,
+                channel String,
+                assisted UInt8,
+                interaction String,
+                outcome String,
+                contacts UInt64
+            ) ENGINE = SummingMergeTree
+            PARTITION BY toYYYYMM(day)
+            ORDER BY (council, day, ward, lsoa, channel, assisted, interaction, outcome)",
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS contact_area_daily_mv TO contact_area_daily AS",
+                contact_area_daily_select!(),
+                contact_area_daily_group_by!()
+            ),
+        ],
     },
 ];
 
@@ -229,5 +393,48 @@ impl Store {
             now_applied.push(migration.version);
         }
         Ok(now_applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The views that feed rollups (not the id indexes), as (target, DDL).
+    fn rollup_views() -> Vec<(&'static str, &'static str)> {
+        MIGRATIONS
+            .iter()
+            .flat_map(|migration| migration.statements.iter().copied())
+            .filter_map(|statement| {
+                let rest = statement.strip_prefix("CREATE MATERIALIZED VIEW IF NOT EXISTS ")?;
+                let target = rest.split_whitespace().nth(2)?;
+                (!target.ends_with("_ids")).then_some((target, statement))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_rollup_view_is_rebuilt_with_its_own_select() {
+        let views = rollup_views();
+        assert_eq!(
+            views.len(),
+            ROLLUPS.len(),
+            "a rollup view is missing from ROLLUPS"
+        );
+        for (target, statement) in views {
+            let rollup = ROLLUPS
+                .iter()
+                .find(|rollup| rollup.table == target)
+                .unwrap_or_else(|| panic!("{target} is fed by a view but is not in ROLLUPS"));
+            assert!(
+                statement.ends_with(&format!("AS{}{}", rollup.select, rollup.group_by)),
+                "{target}'s view does not run ROLLUPS' select"
+            );
+            assert!(rollup.select.ends_with(&format!("FROM {}", rollup.source)));
+            assert!(rollup
+                .select
+                .contains(&format!("{} AS day", rollup.local_day)));
+            assert!(rollup.local_day.contains(rollup.source_time));
+        }
     }
 }

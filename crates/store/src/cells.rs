@@ -1,0 +1,421 @@
+//! KPI reads: counts from the rollups grouped by period and by the keys a
+//! KPI needs. The same query can run over the raw tables instead (for
+//! benchmarks and cross-checks): the raw rows are shaped like rollup rows
+//! with a count of one, so only the `FROM` differs.
+//!
+//! Grouping keys and period expressions come from enums in this module, never
+//! from request text; every value (council, dates, filters) is bound.
+//!
+//! ClickHouse aliases are global: a sum is never aliased with the name of a
+//! column another expression of the query reads (hence `all_contacts`).
+
+use crate::connection::{Store, StoreError};
+use chrono::{Days, NaiveDate};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+/// How days are grouped into periods (Europe/London local days throughout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bucket {
+    Day,
+    /// ISO weeks, starting on Monday.
+    IsoWeek,
+    Month,
+    /// April–June, July–September, …: calendar quarters, so `toStartOfQuarter`.
+    FinancialQuarter,
+    /// April to March.
+    FinancialYear,
+    /// The whole range as one period.
+    Total,
+}
+
+impl Bucket {
+    /// The first day of the period containing `day`, as text.
+    fn sql(self) -> &'static str {
+        match self {
+            Bucket::Day => "toString(day)",
+            Bucket::IsoWeek => "toString(toMonday(day))",
+            Bucket::Month => "toString(toStartOfMonth(day))",
+            Bucket::FinancialQuarter => "toString(toStartOfQuarter(day))",
+            Bucket::FinancialYear => "toString(addMonths(toStartOfYear(addMonths(day, -3)), 3))",
+            Bucket::Total => "'total'",
+        }
+    }
+}
+
+/// Where the counts are read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Rollup,
+    /// The raw event tables, aggregated at query time.
+    Raw,
+}
+
+/// The council, the local days (both inclusive) and optional filters.
+#[derive(Clone, Debug, Default)]
+pub struct CellFilter {
+    pub council: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub service: Option<String>,
+    pub channel: Option<String>,
+    pub customer_type: Option<String>,
+    pub instrument: Option<String>,
+}
+
+/// Optional grouping keys; a key not asked for comes back as an empty string.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keys {
+    pub service: bool,
+    pub customer_type: bool,
+    /// Satisfaction only: contact cells always carry the channel.
+    pub channel: bool,
+}
+
+/// Contacts of one period × channel × assisted flag (× service × customer
+/// type when asked), with the transaction outcomes every KPI needs summed in
+/// SQL, so a year of days comes back as a few hundred cells.
+#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
+pub struct ContactCell {
+    /// First day of the period (`YYYY-MM-DD`), or `total`.
+    pub period: String,
+    pub channel: String,
+    pub assisted: u8,
+    pub k_service: String,
+    pub k_customer_type: String,
+    /// All contacts, whatever their interaction and outcome.
+    pub all_contacts: u64,
+    /// Transactions (interaction `transaction`) by outcome.
+    pub tx_completed: u64,
+    pub tx_ineligible: u64,
+    pub tx_abandoned: u64,
+    pub tx_failed: u64,
+    pub tx_transferred: u64,
+    pub avoidable_contacts: u64,
+    pub avoidable_flagged: u64,
+    pub resolved_first: u64,
+    pub resolution_flagged: u64,
+    pub handling_seconds_total: u64,
+    pub timed: u64,
+}
+
+impl ContactCell {
+    /// Completed transactions: completed or ineligible (the service did its job).
+    pub fn completed_transactions(&self) -> u64 {
+        self.tx_completed + self.tx_ineligible
+    }
+}
+
+/// Responses of one period × instrument × score (× channel × service × customer type when asked).
+#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
+pub struct SatisfactionCell {
+    pub period: String,
+    pub instrument: String,
+    pub score: u8,
+    pub k_channel: String,
+    pub k_service: String,
+    pub k_customer_type: String,
+    pub responses: u64,
+}
+
+/// Which area a hot-spot cell is keyed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    Ward,
+    Lsoa,
+}
+
+/// Contacts of one period × area × channel × assisted flag.
+#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
+pub struct AreaCell {
+    pub period: String,
+    pub area: String,
+    pub channel: String,
+    pub assisted: u8,
+    pub all_contacts: u64,
+    /// Completed transactions (completed or ineligible).
+    pub completed: u64,
+}
+
+/// A bound value: every one is text, converted in SQL where needed.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Bind(String);
+
+/// SQL text and its bound values, in order.
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            binds: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str, values: impl IntoIterator<Item = String>) {
+        self.text.push_str(text);
+        self.binds.extend(values.into_iter().map(Bind));
+    }
+}
+
+/// UTC bounds wide enough to hold every instant of the local days (London is
+/// never more than a day away from UTC), for the raw tables' primary key.
+fn utc_margin(filter: &CellFilter) -> (String, String) {
+    let start = filter
+        .from
+        .checked_sub_days(Days::new(1))
+        .unwrap_or(filter.from);
+    let end = filter
+        .to
+        .checked_add_days(Days::new(2))
+        .unwrap_or(filter.to);
+    (format!("{start} 00:00:00"), format!("{end} 00:00:00"))
+}
+
+const CONTACT_RAW: &str = "(SELECT
+        council,
+        toDate(occurred_at, 'Europe/London') AS day,
+        service, channel, customer_type, interaction, outcome, assisted,
+        toUInt64(1) AS contacts,
+        toUInt64(ifNull(avoidable, 0) = 1) AS avoidable_contacts,
+        toUInt64(isNotNull(avoidable)) AS avoidable_flagged,
+        toUInt64(ifNull(first_contact_resolved, 0) = 1) AS resolved_first,
+        toUInt64(isNotNull(first_contact_resolved)) AS resolution_flagged,
+        toUInt64(ifNull(handling_seconds, 0)) AS handling_seconds_total,
+        toUInt64(isNotNull(handling_seconds)) AS timed
+    FROM contact_events
+    WHERE council = ? AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?))";
+
+const SATISFACTION_RAW: &str = "(SELECT
+        council,
+        toDate(responded_at, 'Europe/London') AS day,
+        service, channel, customer_type, instrument, score,
+        toUInt64(1) AS responses
+    FROM satisfaction_responses
+    WHERE council = ? AND responded_at >= toDateTime(?) AND responded_at < toDateTime(?))";
+
+const AREA_RAW: &str = "(SELECT
+        council,
+        toDate(occurred_at, 'Europe/London') AS day,
+        ward, lsoa, channel, assisted, interaction, outcome,
+        toUInt64(1) AS contacts
+    FROM contact_events
+    WHERE council = ? AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?))";
+
+/// `FROM` with its bound values: the rollup table, or the raw subquery.
+fn from(sql: &mut Sql, source: Source, rollup: &str, raw: &str, filter: &CellFilter) {
+    match source {
+        Source::Rollup => sql.push(&format!(" FROM {rollup}"), []),
+        Source::Raw => {
+            let (start, end) = utc_margin(filter);
+            sql.push(
+                &format!(" FROM {raw}"),
+                [filter.council.clone(), start, end],
+            );
+        }
+    }
+}
+
+/// The council, the days, and each filter that is set.
+fn filters(sql: &mut Sql, filter: &CellFilter, columns: &[(&str, &Option<String>)]) {
+    sql.push(
+        " WHERE council = ? AND day >= toDate(?) AND day <= toDate(?)",
+        [
+            filter.council.clone(),
+            filter.from.to_string(),
+            filter.to.to_string(),
+        ],
+    );
+    for (column, value) in columns {
+        if let Some(value) = value {
+            sql.push(&format!(" AND {column} = ?"), [value.clone()]);
+        }
+    }
+}
+
+fn key(asked: bool, column: &str, alias: &str) -> String {
+    if asked {
+        format!("{column} AS {alias}")
+    } else {
+        format!("'' AS {alias}")
+    }
+}
+
+impl Store {
+    async fn fetch<T>(&self, sql: Sql) -> Result<Vec<T>, StoreError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        let mut query = self.client.query(&sql.text);
+        for bind in sql.binds {
+            query = query.bind(bind);
+        }
+        Ok(query.fetch_all::<T>().await?)
+    }
+
+    /// Contact counts by period, channel, assisted flag, interaction and
+    /// outcome, and by service and customer type when `keys` asks.
+    pub async fn contact_cells(
+        &self,
+        filter: &CellFilter,
+        bucket: Bucket,
+        keys: Keys,
+        source: Source,
+    ) -> Result<Vec<ContactCell>, StoreError> {
+        let mut sql = Sql::new(format!(
+            "SELECT {} AS period, channel, assisted, {}, {},
+                sum(contacts) AS all_contacts,
+                sumIf(contacts, interaction = 'transaction' AND outcome = 'completed') AS tx_completed,
+                sumIf(contacts, interaction = 'transaction' AND outcome = 'ineligible') AS tx_ineligible,
+                sumIf(contacts, interaction = 'transaction' AND outcome = 'abandoned') AS tx_abandoned,
+                sumIf(contacts, interaction = 'transaction' AND outcome = 'failed') AS tx_failed,
+                sumIf(contacts, interaction = 'transaction' AND outcome = 'transferred') AS tx_transferred,
+                sum(avoidable_contacts) AS avoidable_contacts,
+                sum(avoidable_flagged) AS avoidable_flagged,
+                sum(resolved_first) AS resolved_first,
+                sum(resolution_flagged) AS resolution_flagged,
+                sum(handling_seconds_total) AS handling_seconds_total,
+                sum(timed) AS timed",
+            bucket.sql(),
+            key(keys.service, "service", "k_service"),
+            key(keys.customer_type, "customer_type", "k_customer_type"),
+        ));
+        from(&mut sql, source, "contact_daily", CONTACT_RAW, filter);
+        filters(
+            &mut sql,
+            filter,
+            &[
+                ("service", &filter.service),
+                ("channel", &filter.channel),
+                ("customer_type", &filter.customer_type),
+            ],
+        );
+        sql.push(
+            " GROUP BY period, channel, assisted, k_service, k_customer_type
+              ORDER BY period, channel, assisted, k_service, k_customer_type",
+            [],
+        );
+        self.fetch(sql).await
+    }
+
+    /// Survey responses by period, instrument and score, and by channel,
+    /// service and customer type when `keys` asks.
+    pub async fn satisfaction_cells(
+        &self,
+        filter: &CellFilter,
+        bucket: Bucket,
+        keys: Keys,
+        source: Source,
+    ) -> Result<Vec<SatisfactionCell>, StoreError> {
+        let mut sql = Sql::new(format!(
+            "SELECT {} AS period, instrument, score, {}, {}, {}, sum(responses) AS responses",
+            bucket.sql(),
+            key(keys.channel, "channel", "k_channel"),
+            key(keys.service, "service", "k_service"),
+            key(keys.customer_type, "customer_type", "k_customer_type"),
+        ));
+        from(
+            &mut sql,
+            source,
+            "satisfaction_daily",
+            SATISFACTION_RAW,
+            filter,
+        );
+        filters(
+            &mut sql,
+            filter,
+            &[
+                ("service", &filter.service),
+                ("channel", &filter.channel),
+                ("customer_type", &filter.customer_type),
+                ("instrument", &filter.instrument),
+            ],
+        );
+        sql.push(
+            " GROUP BY period, instrument, score, k_channel, k_service, k_customer_type
+              ORDER BY period, instrument, score, k_channel, k_service, k_customer_type",
+            [],
+        );
+        self.fetch(sql).await
+    }
+
+    /// Contacts by period and ward or LSOA, for hot spots. Contacts without
+    /// the area come back with an empty `area`.
+    pub async fn area_cells(
+        &self,
+        filter: &CellFilter,
+        bucket: Bucket,
+        area: Area,
+        source: Source,
+    ) -> Result<Vec<AreaCell>, StoreError> {
+        let column = match area {
+            Area::Ward => "ward",
+            Area::Lsoa => "lsoa",
+        };
+        let mut sql = Sql::new(format!(
+            "SELECT {} AS period, {column} AS area, channel, assisted,
+                sum(contacts) AS all_contacts,
+                sumIf(contacts, interaction = 'transaction' AND outcome IN ('completed', 'ineligible')) AS completed",
+            bucket.sql(),
+        ));
+        from(&mut sql, source, "contact_area_daily", AREA_RAW, filter);
+        filters(&mut sql, filter, &[("channel", &filter.channel)]);
+        sql.push(
+            " GROUP BY period, area, channel, assisted
+              ORDER BY period, area, channel, assisted",
+            [],
+        );
+        self.fetch(sql).await
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct Latest {
+    at: u32,
+    rows: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct DayCount {
+    days: u64,
+}
+
+impl Store {
+    /// When ingest last stored a batch (Unix seconds), from its checkpoints:
+    /// every figure includes everything ingested up to then.
+    pub async fn latest_ingest(&self) -> Result<Option<i64>, StoreError> {
+        let latest = self
+            .client
+            .query(
+                "SELECT toUInt32(max(written_at)) AS at, count() AS rows FROM ingest_checkpoints",
+            )
+            .fetch_one::<Latest>()
+            .await?;
+        Ok((latest.rows > 0).then_some(i64::from(latest.at)))
+    }
+
+    /// How many local days from `from` to `to` (inclusive) have any contact.
+    pub async fn days_with_contacts(
+        &self,
+        council: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<u64, StoreError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT uniqExact(day) AS days FROM contact_daily
+                WHERE council = ? AND day >= toDate(?) AND day <= toDate(?)",
+            )
+            .bind(council)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_one::<DayCount>()
+            .await?
+            .days)
+    }
+}

@@ -1,0 +1,684 @@
+//! `rebuild-rollups`: after the rollups are corrupted (bogus rows, a month
+//! missing), a rebuild makes each equal to its raw rows, counting every row on
+//! its Europe/London day; a reader polling during the rebuild sees each month
+//! either as it was or as it ends up, never half-way; rebuilding again changes
+//! nothing; and rows inserted while their month is rebuilt count once.
+//!
+//! Raw rows are written straight to the store (this crate does not depend on
+//! the contract crate, so they are built field by field).
+
+use anyhow::{Context, Result};
+use channelshift_store::{ContactRow, RebuildStep, SatisfactionRow, Store, ROLLUPS};
+use channelshift_tests::Scope;
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use clickhouse::Row;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+const COUNCIL: &str = "E07000041";
+const CHANNELS: [&str; 5] = ["web", "phone", "app", "face_to_face", "email"];
+const OUTCOMES: [&str; 4] = ["completed", "completed", "abandoned", "ineligible"];
+const INTERACTIONS: [&str; 3] = ["transaction", "transaction", "information"];
+const WARDS: [&str; 3] = ["E05004321", "E05004322", "E05004323"];
+
+/// A contact at 23:30 UTC on the last day of a summer month: 1 August in London.
+const LATE_IN_JULY: &str = "2025-07-31T23:30:00Z";
+/// The same hour in winter (GMT): still 31 October in London.
+const LATE_IN_OCTOBER: &str = "2025-10-31T23:30:00Z";
+/// A response at 23:30 UTC on 30 June: 1 July in London.
+const LATE_IN_JUNE: &str = "2025-06-30T23:30:00Z";
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("the test's timestamps are RFC 3339")
+}
+
+fn seconds(at: DateTime<Utc>) -> u32 {
+    u32::try_from(at.timestamp()).expect("the test's timestamps are after 1970")
+}
+
+fn contact(i: usize, occurred_at: DateTime<Utc>) -> ContactRow {
+    ContactRow {
+        council: COUNCIL.into(),
+        event_id: format!("ev-{i}"),
+        occurred_at: seconds(occurred_at),
+        channel: CHANNELS[i % CHANNELS.len()],
+        assisted: u8::from(i.is_multiple_of(7)),
+        service: if i.is_multiple_of(3) {
+            "waste"
+        } else {
+            "council_tax"
+        }
+        .into(),
+        interaction: INTERACTIONS[i % INTERACTIONS.len()],
+        outcome: OUTCOMES[i % OUTCOMES.len()],
+        customer_type: if i.is_multiple_of(5) {
+            "business"
+        } else {
+            "resident"
+        },
+        customer_hash: format!("hash-{}", i % 97),
+        journey_id: String::new(),
+        avoidable: (!i.is_multiple_of(4)).then_some(u8::from(i % 8 == 1)),
+        first_contact_resolved: (!i.is_multiple_of(3)).then_some(u8::from(i.is_multiple_of(2))),
+        ward: WARDS[i % WARDS.len()].into(),
+        lsoa: format!("E0100{}", 1000 + i % 11),
+        wait_seconds: i
+            .is_multiple_of(2)
+            .then_some(u32::try_from(i % 300).unwrap_or(0)),
+        handling_seconds: i
+            .is_multiple_of(3)
+            .then_some(u32::try_from(i % 900).unwrap_or(0)),
+        source: "test".into(),
+        kafka_partition: 0,
+        kafka_offset: i64::try_from(i).unwrap_or(0),
+        ingested_at: seconds(Utc::now()),
+    }
+}
+
+fn response(i: usize, responded_at: DateTime<Utc>) -> SatisfactionRow {
+    SatisfactionRow {
+        council: COUNCIL.into(),
+        response_id: format!("r-{i}"),
+        responded_at: seconds(responded_at),
+        contact_event_id: String::new(),
+        channel: CHANNELS[i % CHANNELS.len()],
+        service: "waste".into(),
+        customer_type: "resident",
+        instrument: "csat5",
+        score: u8::try_from(1 + i % 5).unwrap_or(1),
+        survey_mode: "",
+        comment: String::new(),
+        ward: String::new(),
+        lsoa: String::new(),
+        kafka_partition: 0,
+        kafka_offset: i64::try_from(i).unwrap_or(0),
+        ingested_at: seconds(Utc::now()),
+    }
+}
+
+/// Raw rows for March to October 2025 and, worked out here without
+/// ClickHouse, how many fall on each local day.
+struct RawData {
+    contacts: Vec<ContactRow>,
+    responses: Vec<SatisfactionRow>,
+    contacts_per_day: BTreeMap<NaiveDate, u64>,
+    responses_per_day: BTreeMap<NaiveDate, u64>,
+}
+
+fn raw_data(contacts: usize, responses: usize) -> RawData {
+    let first = NaiveDate::from_ymd_opt(2025, 3, 1).expect("a date");
+    // Between 08:00 and 19:59 UTC the London date is the UTC date, in
+    // summer (UTC+1) and winter alike.
+    let on_day = |i: usize| {
+        let day = first + TimeDelta::days(i64::try_from((i * 37) % 245).unwrap_or(0));
+        let time = day
+            .and_hms_opt(8 + u32::try_from(i % 12).unwrap_or(0), 17, 0)
+            .expect("a time of day")
+            .and_utc();
+        (day, time)
+    };
+    let mut data = RawData {
+        contacts: Vec::new(),
+        responses: Vec::new(),
+        contacts_per_day: BTreeMap::new(),
+        responses_per_day: BTreeMap::new(),
+    };
+    for i in 0..contacts {
+        let (day, time) = on_day(i);
+        data.contacts.push(contact(i, time));
+        *data.contacts_per_day.entry(day).or_default() += 1;
+    }
+    for (offset, (when, local_day)) in [
+        (LATE_IN_JULY, (2025, 8, 1)),
+        (LATE_IN_OCTOBER, (2025, 10, 31)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        data.contacts.push(contact(contacts + offset, at(when)));
+        let (y, m, d) = local_day;
+        *data
+            .contacts_per_day
+            .entry(NaiveDate::from_ymd_opt(y, m, d).expect("a date"))
+            .or_default() += 1;
+    }
+    for i in 0..responses {
+        let (day, time) = on_day(i * 3 + 1);
+        data.responses.push(response(i, time));
+        *data.responses_per_day.entry(day).or_default() += 1;
+    }
+    data.responses.push(response(responses, at(LATE_IN_JUNE)));
+    *data
+        .responses_per_day
+        .entry(NaiveDate::from_ymd_opt(2025, 7, 1).expect("a date"))
+        .or_default() += 1;
+    data
+}
+
+fn yyyymm(day: NaiveDate) -> u32 {
+    u32::try_from(day.year()).unwrap_or(0) * 100 + day.month()
+}
+
+fn per_month(per_day: &BTreeMap<NaiveDate, u64>) -> BTreeMap<u32, u64> {
+    let mut months = BTreeMap::new();
+    for (day, n) in per_day {
+        *months.entry(yyyymm(*day)).or_default() += n;
+    }
+    months
+}
+
+/// A new database, migrated, holding `data` (the views fill the rollups).
+async fn store_with(scope: &Scope, data: &RawData) -> Result<Store> {
+    let store = scope.store().await?;
+    store.migrate().await?;
+    store.insert_contacts(&data.contacts).await?;
+    store.insert_satisfaction(&data.responses).await?;
+    Ok(store)
+}
+
+/// Each rollup's key columns and the columns it sums.
+struct Layout {
+    table: &'static str,
+    keys: &'static str,
+    sums: &'static str,
+    rows_column: &'static str,
+}
+
+const LAYOUTS: [Layout; 3] = [
+    Layout {
+        table: "contact_daily",
+        keys: "council, day, service, channel, customer_type, interaction, outcome, assisted",
+        sums: "sum(contacts), sum(avoidable_contacts), sum(avoidable_flagged), \
+               sum(resolved_first), sum(resolution_flagged), sum(wait_seconds_total), \
+               sum(handling_seconds_total), sum(timed)",
+        rows_column: "contacts",
+    },
+    Layout {
+        table: "contact_area_daily",
+        keys: "council, day, ward, lsoa, channel, assisted, interaction, outcome",
+        sums: "sum(contacts)",
+        rows_column: "contacts",
+    },
+    Layout {
+        table: "satisfaction_daily",
+        keys: "council, day, service, channel, customer_type, instrument, score",
+        sums: "sum(responses)",
+        rows_column: "responses",
+    },
+];
+
+async fn tsv(store: &Store, sql: &str) -> Result<String> {
+    let bytes = store
+        .client()
+        .query(sql)
+        .fetch_bytes("TSV")?
+        .collect()
+        .await
+        .with_context(|| sql.to_string())?;
+    Ok(String::from_utf8(bytes.to_vec())?)
+}
+
+/// The rollup's content, whatever its parts, as sorted TSV.
+async fn rollup_content(store: &Store, layout: &Layout) -> Result<String> {
+    tsv(
+        store,
+        &format!(
+            "SELECT {keys}, {sums} FROM {table} GROUP BY {keys} ORDER BY {keys}",
+            keys = layout.keys,
+            sums = layout.sums,
+            table = layout.table,
+        ),
+    )
+    .await
+}
+
+/// What the rollup's view gives when it aggregates every raw row at once.
+async fn direct_aggregation(store: &Store, layout: &Layout) -> Result<String> {
+    let rollup = ROLLUPS
+        .iter()
+        .find(|rollup| rollup.table == layout.table)
+        .context("the rollup is in ROLLUPS")?;
+    tsv(
+        store,
+        &format!(
+            "SELECT * FROM ({}{}) ORDER BY {}",
+            rollup.select, rollup.group_by, layout.keys
+        ),
+    )
+    .await
+}
+
+#[derive(Row, Deserialize)]
+struct DayTotal {
+    local_day: String,
+    n: u64,
+}
+
+async fn per_day(store: &Store, layout: &Layout) -> Result<BTreeMap<NaiveDate, u64>> {
+    let rows = store
+        .client()
+        .query(&format!(
+            "SELECT toString(day) AS local_day, toUInt64(sum({})) AS n FROM {} GROUP BY day",
+            layout.rows_column, layout.table
+        ))
+        .fetch_all::<DayTotal>()
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.local_day.parse()?, row.n)))
+        .collect()
+}
+
+#[derive(Row, Deserialize)]
+struct MonthTotal {
+    month: u32,
+    n: u64,
+}
+
+async fn per_month_in(store: &Store, layout: &Layout) -> Result<BTreeMap<u32, u64>> {
+    let rows = store
+        .client()
+        .query(&format!(
+            "SELECT toYYYYMM(day) AS month, toUInt64(sum({})) AS n FROM {} GROUP BY month",
+            layout.rows_column, layout.table
+        ))
+        .fetch_all::<MonthTotal>()
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| row.n > 0)
+        .map(|row| (row.month, row.n))
+        .collect())
+}
+
+async fn execute(store: &Store, sql: &str) -> Result<()> {
+    store
+        .client()
+        .query(sql)
+        .execute()
+        .await
+        .with_context(|| sql.to_string())
+}
+
+/// Bogus rows in `contact_daily` and `satisfaction_daily`, on a day of every
+/// month with data and in a month without any (which the rebuild must drop),
+/// and a month deleted from `contact_area_daily`, as if its view had missed it.
+async fn corrupt_rollups(store: &Store) -> Result<()> {
+    for month in 3..=10 {
+        let day = format!("2025-{month:02}-12");
+        execute(
+            store,
+            &format!(
+                "INSERT INTO contact_daily (council, day, service, channel, customer_type, \
+                 interaction, outcome, assisted, contacts, timed) \
+                 VALUES ('{COUNCIL}', '{day}', 'council_tax', 'web', 'resident', 'transaction', \
+                 'completed', 0, {n}, 1)",
+                n = 1_000 + month
+            ),
+        )
+        .await?;
+        execute(
+            store,
+            &format!(
+                "INSERT INTO satisfaction_daily (council, day, service, channel, customer_type, \
+                 instrument, score, responses) \
+                 VALUES ('{COUNCIL}', '{day}', 'waste', 'web', 'resident', 'csat5', 5, {n})",
+                n = 500 + month
+            ),
+        )
+        .await?;
+        if month != 7 {
+            execute(
+                store,
+                &format!(
+                    "INSERT INTO contact_area_daily (council, day, ward, lsoa, channel, assisted, \
+                     interaction, outcome, contacts) \
+                     VALUES ('{COUNCIL}', '{day}', 'E05009999', '', 'web', 0, 'transaction', \
+                     'completed', {month})"
+                ),
+            )
+            .await?;
+        }
+    }
+    execute(
+        store,
+        &format!(
+            "INSERT INTO contact_daily (council, day, service, channel, customer_type, \
+             interaction, outcome, assisted, contacts) \
+             VALUES ('{COUNCIL}', '2024-11-03', 'waste', 'phone', 'resident', 'transaction', \
+             'completed', 0, 77)"
+        ),
+    )
+    .await?;
+    execute(
+        store,
+        &format!(
+            "INSERT INTO satisfaction_daily (council, day, service, channel, customer_type, \
+             instrument, score, responses) \
+             VALUES ('{COUNCIL}', '2024-11-03', 'waste', 'web', 'resident', 'csat5', 1, 3)"
+        ),
+    )
+    .await?;
+    execute(
+        store,
+        "ALTER TABLE contact_area_daily DROP PARTITION 202507",
+    )
+    .await
+}
+
+/// Every rollup as a whole, for comparing one state with another.
+async fn all_rollups(store: &Store) -> Result<Vec<String>> {
+    let mut contents = Vec::new();
+    for layout in &LAYOUTS {
+        contents.push(rollup_content(store, layout).await?);
+    }
+    Ok(contents)
+}
+
+/// Panics naming a few of the rows that differ.
+fn assert_same_rows(what: &str, actual: &str, expected: &str) {
+    if actual == expected {
+        return;
+    }
+    let actual: BTreeSet<&str> = actual.lines().collect();
+    let expected: BTreeSet<&str> = expected.lines().collect();
+    let missing: Vec<_> = expected.difference(&actual).take(5).collect();
+    let unexpected: Vec<_> = actual.difference(&expected).take(5).collect();
+    panic!(
+        "{what}: {} rows where {} were expected; missing (first 5): {missing:#?}; \
+         unexpected (first 5): {unexpected:#?}",
+        actual.len(),
+        expected.len()
+    );
+}
+
+/// Each rollup equals the aggregation of its raw rows by its view's SELECT.
+async fn assert_rollups_equal_their_view_over_raw(store: &Store, layouts: &[Layout]) -> Result<()> {
+    for layout in layouts {
+        let direct = direct_aggregation(store, layout).await?;
+        assert!(
+            direct.lines().count() > 100,
+            "{}: the data has variety",
+            layout.table
+        );
+        assert_same_rows(
+            &format!("{} against the aggregation of its raw rows", layout.table),
+            &rollup_content(store, layout).await?,
+            &direct,
+        );
+    }
+    Ok(())
+}
+
+async fn assert_rollups_equal_raw(store: &Store, data: &RawData) -> Result<()> {
+    assert_rollups_equal_their_view_over_raw(store, &LAYOUTS).await?;
+    for layout in &LAYOUTS {
+        // Worked out without ClickHouse's help: each row on its London day.
+        let expected = if layout.table == "satisfaction_daily" {
+            &data.responses_per_day
+        } else {
+            &data.contacts_per_day
+        };
+        assert_eq!(
+            &per_day(store, layout).await?,
+            expected,
+            "{}: rows per local day",
+            layout.table
+        );
+    }
+    Ok(())
+}
+
+async fn staging_tables(store: &Store) -> Result<String> {
+    tsv(
+        store,
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE '%_rebuild'",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_makes_every_rollup_equal_its_raw_rows_on_local_days() -> Result<()> {
+    let scope = Scope::new("rebuild");
+    let data = raw_data(3_000, 1_000);
+    let store = store_with(&scope, &data).await?;
+    corrupt_rollups(&store).await?;
+    // The corruption shows, or this test would prove nothing.
+    for layout in &LAYOUTS {
+        assert!(
+            rollup_content(&store, layout).await? != direct_aggregation(&store, layout).await?,
+            "{} is corrupted before the rebuild",
+            layout.table
+        );
+    }
+
+    let mut steps = Vec::new();
+    let started = Instant::now();
+    let report = store
+        .rebuild_rollups(|step: &RebuildStep| steps.push(step.clone()))
+        .await?;
+    eprintln!("rebuild: {report} (measured {:?})", started.elapsed());
+
+    assert_rollups_equal_raw(&store, &data).await?;
+    // 23:30 UTC on 31 July is counted on 1 August; the same hour on 31 October (GMT) is not moved.
+    let contact_days = per_day(&store, &LAYOUTS[0]).await?;
+    let first_of_august = NaiveDate::from_ymd_opt(2025, 8, 1).context("a date")?;
+    assert_eq!(
+        contact_days.get(&first_of_august),
+        data.contacts_per_day.get(&first_of_august)
+    );
+    assert!(data.contacts_per_day.contains_key(&first_of_august));
+
+    // Every month with raw rows, once, in order; the bogus month was dropped.
+    let contact_months: Vec<u32> = per_month(&data.contacts_per_day).into_keys().collect();
+    let rebuilt = |rollup: &str| -> Vec<(u32, u64)> {
+        steps
+            .iter()
+            .filter(|step| step.rollup == rollup)
+            .map(|step| (step.month.yyyymm(), step.raw_rows))
+            .collect()
+    };
+    let mut expected: Vec<(u32, u64)> = vec![(202411, 0)];
+    expected.extend(per_month(&data.contacts_per_day));
+    assert_eq!(rebuilt("contact_daily"), expected);
+    assert_eq!(
+        rebuilt("contact_area_daily")
+            .iter()
+            .map(|(m, _)| *m)
+            .collect::<Vec<_>>(),
+        contact_months
+    );
+    assert_eq!(steps.len(), steps.last().map_or(0, |step| step.total));
+    assert!(steps
+        .iter()
+        .enumerate()
+        .all(|(i, step)| step.index == i + 1));
+    assert_eq!(
+        staging_tables(&store).await?,
+        "",
+        "staging tables are dropped"
+    );
+    scope.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_sees_each_month_as_it_was_or_as_rebuilt_never_in_between() -> Result<()> {
+    let scope = Scope::new("rebuild-reader");
+    let data = raw_data(3_000, 1_000);
+    let store = store_with(&scope, &data).await?;
+    corrupt_rollups(&store).await?;
+
+    // Each month's total before the rebuild and after it; they differ for
+    // every month, so a month emptied or half-filled on the way shows.
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    for layout in &LAYOUTS {
+        before.push(per_month_in(&store, layout).await?);
+        after.push(per_month(if layout.table == "satisfaction_daily" {
+            &data.responses_per_day
+        } else {
+            &data.contacts_per_day
+        }));
+    }
+    for (i, layout) in LAYOUTS.iter().enumerate() {
+        let months = before[i].keys().chain(after[i].keys());
+        for month in months {
+            assert_ne!(
+                before[i].get(month),
+                after[i].get(month),
+                "{} {month} changes in the rebuild",
+                layout.table
+            );
+        }
+    }
+
+    let rebuilding = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let store = store.clone();
+        let rebuilding = rebuilding.clone();
+        let (before, after) = (before.clone(), after.clone());
+        tokio::spawn(async move {
+            let mut polls = 0_u64;
+            let mut mixed = 0_u64;
+            let mut seen_wrong = Vec::new();
+            while rebuilding.load(Ordering::Relaxed) {
+                for (i, layout) in LAYOUTS.iter().enumerate() {
+                    let now = per_month_in(&store, layout).await?;
+                    let (mut old, mut new) = (false, false);
+                    for month in now.keys().chain(before[i].keys()).chain(after[i].keys()) {
+                        let seen = now.get(month);
+                        if seen == before[i].get(month) {
+                            old = true;
+                        } else if seen == after[i].get(month) {
+                            new = true;
+                        } else {
+                            seen_wrong.push(format!("{} {month}: {seen:?}", layout.table));
+                        }
+                    }
+                    polls += 1;
+                    mixed += u64::from(old && new);
+                }
+            }
+            anyhow::Ok((polls, mixed, seen_wrong))
+        })
+    };
+    let started = Instant::now();
+    let report = store.rebuild_rollups(|_| {}).await;
+    rebuilding.store(false, Ordering::Relaxed);
+    let (polls, mixed, seen_wrong) = reader.await??;
+    let report = report?;
+    eprintln!(
+        "rebuild with a reader: {report}; {polls} polls in {:?}, {mixed} saw some months rebuilt \
+         and others not yet",
+        started.elapsed()
+    );
+    assert!(
+        seen_wrong.is_empty(),
+        "a reader saw months neither as they were nor as rebuilt: {seen_wrong:?}"
+    );
+    // The reader really read while months were being swapped.
+    assert!(
+        mixed >= 3,
+        "only {mixed} of {polls} polls fell within the rebuild"
+    );
+    for (i, layout) in LAYOUTS.iter().enumerate() {
+        assert_eq!(per_month_in(&store, layout).await?, after[i]);
+    }
+    scope.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilding_again_changes_nothing() -> Result<()> {
+    let scope = Scope::new("rebuild-twice");
+    let data = raw_data(2_000, 600);
+    let store = store_with(&scope, &data).await?;
+    corrupt_rollups(&store).await?;
+
+    let first = store.rebuild_rollups(|_| {}).await?;
+    let once = all_rollups(&store).await?;
+    let second = store.rebuild_rollups(|_| {}).await?;
+    let twice = all_rollups(&store).await?;
+
+    assert_eq!(
+        once, twice,
+        "a second rebuild leaves every rollup as the first did"
+    );
+    assert_rollups_equal_raw(&store, &data).await?;
+    // The second found exactly the months with raw rows: nothing left to drop.
+    assert_eq!(second.rollups.len(), first.rollups.len());
+    for (first, second) in first.rollups.iter().zip(&second.rollups) {
+        assert_eq!(second.raw_rows, first.raw_rows);
+        assert_eq!(second.months_dropped, 0);
+        assert_eq!(second.months, first.months - first.months_dropped);
+    }
+    scope.drop_database().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_inserted_while_their_month_is_rebuilt_are_counted_once() -> Result<()> {
+    let scope = Scope::new("rebuild-live");
+    let data = raw_data(2_000, 0);
+    let store = store_with(&scope, &data).await?;
+    corrupt_rollups(&store).await?;
+
+    // A writer (ingest, say) inserts contacts into the month the rebuild has
+    // just started on: a burst of six, 8 ms apart, the first 0-20 ms after
+    // the month started (a month takes 10-100 ms here). Some are mid-month,
+    // some at 23:30 UTC on the last day of the month before, which are in the
+    // month locally but in the previous UTC partition.
+    let (done, mut month_done) = tokio::sync::watch::channel(None::<(&'static str, u32)>);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut written = 0_usize;
+            let mut bursts = 0_u64;
+            while month_done.changed().await.is_ok() {
+                let Some((rollup, yyyymm)) = *month_done.borrow_and_update() else {
+                    continue;
+                };
+                let done_month =
+                    NaiveDate::from_ymd_opt(i32::try_from(yyyymm / 100)?, yyyymm % 100, 1)
+                        .context("a month")?;
+                let month = done_month + chrono::Months::new(1);
+                if rollup == "satisfaction_daily" || yyyymm < 202503 || month.month() > 10 {
+                    continue;
+                }
+                let mut pause = bursts % 5 * 5;
+                bursts += 1;
+                for i in 0..6 {
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    pause = 8;
+                    let when = if i % 2 == 0 {
+                        (month + TimeDelta::days(i)).and_hms_opt(10, 0, 0)
+                    } else {
+                        (month - TimeDelta::days(1)).and_hms_opt(23, 30, 0)
+                    }
+                    .context("a time")?
+                    .and_utc();
+                    store
+                        .insert_contacts(&[contact(100_000 + written, when)])
+                        .await?;
+                    written += 1;
+                }
+            }
+            anyhow::Ok(written)
+        })
+    };
+    let report = store
+        .rebuild_rollups(|step| {
+            let _ = done.send(Some((step.rollup, step.month.yyyymm())));
+        })
+        .await;
+    drop(done);
+    let written = writer.await??;
+    let report = report?;
+    eprintln!("rebuild while writing: {report}; {written} contacts written during it");
+
+    assert_rollups_equal_their_view_over_raw(&store, &LAYOUTS[..2]).await?;
+    // The writer did write into months being rebuilt, or the check above
+    // proved little.
+    assert!(report.months_recomputed > 0, "{report}; {written} written");
+    scope.drop_database().await
+}
