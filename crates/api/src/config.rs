@@ -1,9 +1,16 @@
 //! API configuration: where to listen, the read-only ClickHouse user, the
-//! accepted bearer tokens (as SHA-256 hashes, never the tokens) and KPI settings.
+//! accepted bearer tokens (as SHA-256 hashes, never the tokens) and the KPI
+//! settings a council chooses: targets, unit costs, the savings baseline and
+//! channel classes. `deploy/api.example.toml` is a documented example.
 
+use channelshift_kpi::channel::{Channel, ChannelClass, ChannelClasses};
+use channelshift_kpi::cost::{Pence, UnitCosts};
+use channelshift_kpi::rag::Target;
 use channelshift_kpi::take_up::TakeUpDefinition;
 use channelshift_store::ClickHouseConfig;
+use chrono::NaiveDate;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -24,6 +31,7 @@ pub struct AuthConfig {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KpiSettings {
     /// `current` (assisted digital counts as digital) or `gds_2014`.
     #[serde(default = "default_take_up_definition")]
@@ -31,6 +39,33 @@ pub struct KpiSettings {
     /// Counts below this, and rates over denominators below it, are suppressed.
     #[serde(default = "default_suppression_threshold")]
     pub suppression_threshold: u64,
+    /// Per KPI (`digital-take-up`, `satisfaction`, …): target, tolerance, polarity.
+    #[serde(default)]
+    pub targets: BTreeMap<String, Target>,
+    /// Effective-dated unit costs; when absent, Socitm 2012's defaults.
+    #[serde(default)]
+    pub unit_costs: Option<Vec<UnitCostEntry>>,
+    /// The period efficiency savings are measured against.
+    #[serde(default)]
+    pub baseline: Option<Baseline>,
+    /// Channels moved out of their default class, e.g. `kiosk = "digital_assisted"`.
+    #[serde(default)]
+    pub channel_classes: BTreeMap<String, String>,
+}
+
+/// The cost of one contact on `channel` from `from` until the channel's next entry.
+#[derive(Clone, Debug, Deserialize)]
+pub struct UnitCostEntry {
+    pub channel: String,
+    pub from: NaiveDate,
+    /// Pounds and pence as text, e.g. `"2.83"`.
+    pub pounds: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub struct Baseline {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
 }
 
 impl Default for KpiSettings {
@@ -38,6 +73,10 @@ impl Default for KpiSettings {
         Self {
             take_up_definition: default_take_up_definition(),
             suppression_threshold: default_suppression_threshold(),
+            targets: BTreeMap::new(),
+            unit_costs: None,
+            baseline: None,
+            channel_classes: BTreeMap::new(),
         }
     }
 }
@@ -47,6 +86,51 @@ impl KpiSettings {
         self.take_up_definition
             .parse()
             .map_err(|error| anyhow::anyhow!("kpi.take_up_definition: {error}"))
+    }
+
+    pub fn unit_costs(&self) -> anyhow::Result<UnitCosts> {
+        let Some(entries) = &self.unit_costs else {
+            return Ok(UnitCosts::socitm_2012());
+        };
+        let mut costs = UnitCosts::empty();
+        for entry in entries {
+            let channel: Channel = entry
+                .channel
+                .parse()
+                .map_err(|error| anyhow::anyhow!("kpi.unit_costs: {error}"))?;
+            let pence: Pence = entry.pounds.parse().map_err(|error| {
+                anyhow::anyhow!("kpi.unit_costs for {}: {error}", entry.channel)
+            })?;
+            costs.set(channel, entry.from, pence);
+        }
+        Ok(costs)
+    }
+
+    pub fn channel_classes(&self) -> anyhow::Result<ChannelClasses> {
+        let mut classes = ChannelClasses::default();
+        for (channel, class) in &self.channel_classes {
+            let channel: Channel = channel
+                .parse()
+                .map_err(|error| anyhow::anyhow!("kpi.channel_classes: {error}"))?;
+            let class: ChannelClass = class
+                .parse()
+                .map_err(|error| anyhow::anyhow!("kpi.channel_classes: {error}"))?;
+            classes.set(channel, class);
+        }
+        Ok(classes)
+    }
+
+    pub fn baseline(&self) -> anyhow::Result<Option<Baseline>> {
+        match self.baseline {
+            Some(baseline) if baseline.from > baseline.to => {
+                anyhow::bail!(
+                    "kpi.baseline: from {} is after to {}",
+                    baseline.from,
+                    baseline.to
+                )
+            }
+            other => Ok(other),
+        }
     }
 }
 

@@ -1,187 +1,226 @@
 //! `GET /api/v1/kpi/{kpi}`: one KPI for a council over a range of local
-//! dates, per period. Parameters are parsed into domain types first; only
-//! those reach the store, as bound values.
+//! dates, per period and per group. Parameters become domain values first
+//! (`request`); cells come from the rollups (`store`); figures from `kpis`.
 
 use crate::error::ApiError;
+use crate::kpis::{self, KpiRow, Report};
+use crate::request::{self, Accepts, FilterKey, GroupKey, KpiRequest};
 use crate::AppState;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use channelshift_contract::CouncilCode;
-use channelshift_kpi::channel::{Channel, ChannelClass};
-use channelshift_kpi::period::{Period, PeriodKind};
-use channelshift_kpi::suppression::Published;
-use channelshift_kpi::take_up::{digital_take_up, CompletedTransactions};
-use chrono::{NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use channelshift_store::{Area, Bucket, CellFilter, Keys, Source};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::HashMap;
 
-#[derive(Debug, Deserialize)]
-pub struct KpiQuery {
-    council: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    period: Option<String>,
+/// What the API says about one KPI: name, unit, definition, what it accepts.
+pub struct KpiSpec {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub definition: &'static str,
+    pub accepts: Accepts,
 }
 
-/// How rows are grouped in time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Grouping {
-    Total,
-    By(PeriodKind),
+use FilterKey as F;
+use GroupKey as G;
+
+const CONTACT_FILTERS: &[FilterKey] = &[F::Service, F::Channel, F::CustomerType];
+
+pub const KPIS: &[KpiSpec] = &[
+    KpiSpec {
+        name: "digital-take-up",
+        unit: "percent",
+        definition: "Completed transactions (interaction transaction, outcome completed or ineligible) through digital self-service channels as a percentage of all completed transactions (GDS). Assisted digital counts as digital unless kpi.take_up_definition is gds_2014.",
+        accepts: Accepts { group_by: &[G::Service, G::CustomerType], filters: CONTACT_FILTERS },
+    },
+    KpiSpec {
+        name: "channel-mix",
+        unit: "percent",
+        definition: "Contacts (all interactions and outcomes) per channel, or per channel class, as a percentage of all contacts in the same period and group.",
+        accepts: Accepts { group_by: &[G::Channel, G::ChannelClass, G::Service, G::CustomerType], filters: CONTACT_FILTERS },
+    },
+    KpiSpec {
+        name: "satisfaction",
+        unit: "percent",
+        definition: "Per instrument, never averaged across instruments: csat5 % satisfied (4-5); govmetric3 % good and net (good - poor) / n; nps11 NPS (%9-10 - %0-6); ces7 % scoring 5-7. Percentages carry n and a 95% Wilson interval; net scores a normal-approximation interval.",
+        accepts: Accepts {
+            group_by: &[G::Channel, G::ChannelClass, G::Service, G::CustomerType],
+            filters: &[F::Service, F::Channel, F::CustomerType, F::Instrument],
+        },
+    },
+    KpiSpec {
+        name: "completion-rate",
+        unit: "percent",
+        definition: "Transactions through digital self-service ending completed or ineligible, as a percentage of all such transactions started (completed, ineligible, abandoned, failed, transferred) (GDS).",
+        accepts: Accepts { group_by: &[G::Channel, G::Service, G::CustomerType], filters: CONTACT_FILTERS },
+    },
+    KpiSpec {
+        name: "cost-per-transaction",
+        unit: "gbp",
+        definition: "Sum of contacts times the unit cost of their channel (in force at the period's end), divided by completed transactions. Default unit costs are Socitm 2012's, which describe simple contacts, not whole transactions; numerator is the total cost in pence.",
+        accepts: Accepts { group_by: &[G::ChannelClass, G::Service, G::CustomerType], filters: CONTACT_FILTERS },
+    },
+    KpiSpec {
+        name: "efficiency-savings",
+        unit: "gbp",
+        definition: "Cost avoided by channel shift: for each service, current contacts times the sum over channels of (baseline share - current share) times unit cost, summed over services. Services without baseline contacts contribute nothing and are listed in notes.",
+        accepts: Accepts { group_by: &[G::Service], filters: &[F::Service, F::CustomerType] },
+    },
+    KpiSpec {
+        name: "avoidable-contact",
+        unit: "percent",
+        definition: "Contacts flagged avoidable (failure demand) as a percentage of contacts where the flag was given.",
+        accepts: Accepts { group_by: &[G::Channel, G::ChannelClass, G::Service, G::CustomerType], filters: CONTACT_FILTERS },
+    },
+    KpiSpec {
+        name: "first-contact-resolution",
+        unit: "percent",
+        definition: "Contacts resolved at the first contact as a percentage of contacts where the flag was given (each flagged contact stands for its journey).",
+        accepts: Accepts { group_by: &[G::Channel, G::ChannelClass, G::Service, G::CustomerType], filters: CONTACT_FILTERS },
+    },
+    KpiSpec {
+        name: "hotspots",
+        unit: "percent",
+        definition: "Per ward (or LSOA): digital take-up with n = completed transactions, all contacts, and rank (1 = lowest take-up, the hot spot of digital exclusion). Contacts without the area are left out.",
+        accepts: Accepts { group_by: &[G::Ward, G::Lsoa], filters: &[F::Channel] },
+    },
+];
+
+pub fn spec(name: &str) -> Option<&'static KpiSpec> {
+    KPIS.iter().find(|spec| spec.name == name)
 }
 
 #[derive(Debug, Serialize)]
 pub struct KpiResponse {
-    kpi: &'static str,
-    unit: &'static str,
-    definition: &'static str,
-    /// When this answer was computed; rows reflect everything ingested by then.
-    as_of: String,
-    rows: Vec<KpiRow>,
+    pub kpi: &'static str,
+    pub unit: &'static str,
+    pub definition: &'static str,
+    /// When ingest last stored a batch: the figures include everything ingested up to then.
+    pub as_of: Option<String>,
+    pub notes: Vec<String>,
+    pub rows: Vec<KpiRow>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct KpiRow {
-    period_start: NaiveDate,
-    period_end: NaiveDate,
-    value: Option<f64>,
-    numerator: Option<u64>,
-    denominator: Option<u64>,
-    n: Option<u64>,
-    ci95_low: Option<f64>,
-    ci95_high: Option<f64>,
-    suppressed: bool,
+pub fn as_of(seconds: Option<i64>) -> Option<String> {
+    seconds
+        .and_then(|seconds| DateTime::<Utc>::from_timestamp(seconds, 0))
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
-
-const TAKE_UP_DEFINITION: &str = "Completed transactions (completed or ineligible) through digital self-service channels (web, app, kiosk) as a percentage of all completed transactions, by the local (Europe/London) day they occurred.";
 
 pub async fn get_kpi(
     State(state): State<AppState>,
     Path(kpi): Path<String>,
-    Query(query): Query<KpiQuery>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<KpiResponse>, ApiError> {
-    match kpi.as_str() {
-        "digital-take-up" => digital_take_up_kpi(&state, &query).await.map(Json),
-        other => Err(ApiError::NotFound(format!(
-            "unknown KPI {other:?}; available: digital-take-up"
-        ))),
-    }
+    let spec = spec(&kpi).ok_or_else(|| {
+        let known: Vec<&str> = KPIS.iter().map(|spec| spec.name).collect();
+        ApiError::NotFound(format!(
+            "unknown KPI {kpi:?}; available: {}",
+            known.join(", ")
+        ))
+    })?;
+    let Query(params) =
+        params.map_err(|rejection| ApiError::bad("query", rejection.body_text()))?;
+    let request = request::kpi_request(&params, &spec.accepts)?;
+    let report = compute(&state, spec.name, &request, Source::Rollup).await?;
+    let latest = state.store.latest_ingest().await?;
+    Ok(Json(KpiResponse {
+        kpi: spec.name,
+        unit: spec.unit,
+        definition: spec.definition,
+        as_of: as_of(latest),
+        notes: report.notes,
+        rows: report.rows,
+    }))
 }
 
-fn council(query: &KpiQuery) -> Result<CouncilCode, ApiError> {
-    let value = query
-        .council
-        .as_deref()
-        .ok_or_else(|| ApiError::bad("council", "required: the council's GSS code"))?;
-    CouncilCode::parse(value).ok_or_else(|| ApiError::bad("council", CouncilCode::RULE))
-}
-
-fn date(value: Option<&str>, parameter: &str) -> Result<NaiveDate, ApiError> {
-    let value = value.ok_or_else(|| ApiError::bad(parameter, "required: a date YYYY-MM-DD"))?;
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|_| ApiError::bad(parameter, "expected a date YYYY-MM-DD"))
-}
-
-fn grouping(value: Option<&str>) -> Result<Grouping, ApiError> {
-    Ok(match value.unwrap_or("total") {
-        "total" => Grouping::Total,
-        "day" => Grouping::By(PeriodKind::Day),
-        "week" => Grouping::By(PeriodKind::IsoWeek),
-        "month" => Grouping::By(PeriodKind::Month),
-        "quarter" => Grouping::By(PeriodKind::FinancialQuarter),
-        "financial_year" => Grouping::By(PeriodKind::FinancialYear),
-        _ => {
-            return Err(ApiError::bad(
-                "period",
-                "one of day, week, month, quarter, financial_year, total",
-            ))
-        }
-    })
-}
-
-async fn digital_take_up_kpi(state: &AppState, query: &KpiQuery) -> Result<KpiResponse, ApiError> {
-    let council = council(query)?;
-    let from = date(query.from.as_deref(), "from")?;
-    let to = date(query.to.as_deref(), "to")?;
-    if from > to {
-        return Err(ApiError::bad("from", "must not be after `to`"));
-    }
-    let grouping = grouping(query.period.as_deref())?;
-    let as_of = Utc::now();
-
-    let counts = state
-        .store
-        .completed_by_channel(council.as_str(), from, to)
-        .await?;
-    // Bucket each day's counts into its period (clamped to the asked range).
-    let mut buckets: BTreeMap<(NaiveDate, NaiveDate), Vec<CompletedTransactions>> = BTreeMap::new();
-    let periods = match grouping {
-        Grouping::Total => vec![(from, to)],
-        Grouping::By(kind) => Period::covering(kind, from, to)
-            .map_err(|error| ApiError::bad("from", error.to_string()))?
-            .into_iter()
-            .map(|period| (period.first_day().max(from), period.last_day().min(to)))
-            .collect(),
+/// Reads the cells `kpi` needs for `request` from `source` and computes its rows.
+pub async fn compute(
+    state: &AppState,
+    kpi: &str,
+    request: &KpiRequest,
+    source: Source,
+) -> Result<Report, ApiError> {
+    let bucket = request.grouping.bucket();
+    let keys = Keys {
+        service: request.groups(GroupKey::Service),
+        customer_type: request.groups(GroupKey::CustomerType),
+        channel: request.groups(GroupKey::Channel) || request.groups(GroupKey::ChannelClass),
     };
-    for bounds in &periods {
-        buckets.insert(*bounds, Vec::new());
-    }
-    for row in counts {
-        let day = NaiveDate::parse_from_str(&row.local_day, "%Y-%m-%d")
-            .map_err(|_| ApiError::Internal(format!("store returned day {:?}", row.local_day)))?;
-        // Channels outside the contract (none are stored) cannot count as digital.
-        let class = row
-            .channel
-            .parse::<Channel>()
-            .map(|channel| state.channel_classes.class_of(channel))
-            .unwrap_or(ChannelClass::Other);
-        let bucket = periods
-            .iter()
-            .find(|(first, last)| (*first..=*last).contains(&day))
-            .and_then(|bounds| buckets.get_mut(bounds));
-        if let Some(bucket) = bucket {
-            bucket.push(CompletedTransactions {
-                class,
-                assisted: row.assisted == 1,
-                count: row.completed,
-            });
+    let store = &state.store;
+    let contacts = || store.contact_cells(&request.filter, bucket, keys, source);
+    Ok(match kpi {
+        "digital-take-up" => kpis::digital_take_up_rows(request, state, &contacts().await?),
+        "channel-mix" => kpis::channel_mix_rows(request, state, &contacts().await?),
+        "completion-rate" => kpis::completion_rate_rows(request, state, &contacts().await?),
+        "cost-per-transaction" => {
+            kpis::cost_per_transaction_rows(request, state, &contacts().await?)
         }
-    }
-    let rows = buckets
-        .into_iter()
-        .map(|((period_start, period_end), completed)| {
-            let rate = digital_take_up(&completed, state.take_up_definition);
-            match state.suppression.rate(rate) {
-                Published::Shown(rate) => KpiRow {
-                    period_start,
-                    period_end,
-                    value: rate.percent(),
-                    numerator: Some(rate.numerator()),
-                    denominator: Some(rate.denominator()),
-                    n: Some(rate.denominator()),
-                    ci95_low: rate.interval().map(|i| i.low),
-                    ci95_high: rate.interval().map(|i| i.high),
-                    suppressed: false,
-                },
-                Published::Suppressed => KpiRow {
-                    period_start,
-                    period_end,
-                    value: None,
-                    numerator: None,
-                    denominator: None,
-                    n: None,
-                    ci95_low: None,
-                    ci95_high: None,
-                    suppressed: true,
-                },
-            }
-        })
-        .collect();
-    Ok(KpiResponse {
-        kpi: "digital-take-up",
-        unit: "percent",
-        definition: TAKE_UP_DEFINITION,
-        as_of: as_of.to_rfc3339(),
-        rows,
+        "avoidable-contact" => kpis::avoidable_contact_rows(request, state, &contacts().await?),
+        "first-contact-resolution" => {
+            kpis::first_contact_resolution_rows(request, state, &contacts().await?)
+        }
+        "satisfaction" => {
+            let cells = store
+                .satisfaction_cells(&request.filter, bucket, keys, source)
+                .await?;
+            kpis::satisfaction_rows(request, state, &cells)
+        }
+        "efficiency-savings" => {
+            let baseline = baseline_contacts(state, &request.filter, source).await?;
+            let by_service = Keys {
+                service: true,
+                ..keys
+            };
+            let cells = store
+                .contact_cells(&request.filter, bucket, by_service, source)
+                .await?;
+            kpis::efficiency_savings_rows(request, state, &cells, &baseline)
+        }
+        "hotspots" => {
+            let (area, name) = if request.groups(GroupKey::Lsoa) {
+                (Area::Lsoa, "lsoa")
+            } else {
+                (Area::Ward, "ward")
+            };
+            let cells = store
+                .area_cells(&request.filter, bucket, area, source)
+                .await?;
+            kpis::hotspot_rows(request, state, &cells, name)
+        }
+        other => return Err(ApiError::NotFound(format!("unknown KPI {other:?}"))),
     })
+}
+
+/// Contacts per service and channel in the configured baseline period, under
+/// the request's filters.
+pub async fn baseline_contacts(
+    state: &AppState,
+    filter: &CellFilter,
+    source: Source,
+) -> Result<
+    std::collections::BTreeMap<String, channelshift_kpi::channel::ContactsByChannel>,
+    ApiError,
+> {
+    let baseline = state.baseline.ok_or_else(|| {
+        ApiError::bad(
+            "kpi",
+            "efficiency-savings needs a baseline period: set kpi.baseline in the API's configuration",
+        )
+    })?;
+    let baseline_filter = CellFilter {
+        from: baseline.from,
+        to: baseline.to,
+        ..filter.clone()
+    };
+    let keys = Keys {
+        service: true,
+        ..Keys::default()
+    };
+    let cells = state
+        .store
+        .contact_cells(&baseline_filter, Bucket::Total, keys, source)
+        .await?;
+    Ok(kpis::contacts_by_service(&cells))
 }

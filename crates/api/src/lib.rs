@@ -6,12 +6,18 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod kpi;
+pub mod kpis;
 mod metrics;
+pub mod openapi;
+pub mod request;
+pub mod scorecard;
 
 use anyhow::{Context, Result};
 use axum::routing::get;
 use axum::Router;
 use channelshift_kpi::channel::ChannelClasses;
+use channelshift_kpi::cost::UnitCosts;
+use channelshift_kpi::rag::Target;
 use channelshift_kpi::suppression::Suppression;
 use channelshift_kpi::take_up::TakeUpDefinition;
 use channelshift_runtime::health::Health;
@@ -20,6 +26,7 @@ use channelshift_runtime::shutdown::Shutdown;
 use channelshift_store::Store;
 use config::ApiConfig;
 use prometheus::Registry;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -29,6 +36,9 @@ pub struct AppState {
     pub channel_classes: Arc<ChannelClasses>,
     pub take_up_definition: TakeUpDefinition,
     pub suppression: Suppression,
+    pub unit_costs: Arc<UnitCosts>,
+    pub targets: Arc<BTreeMap<String, Target>>,
+    pub baseline: Option<config::Baseline>,
 }
 
 impl AppState {
@@ -51,13 +61,32 @@ impl AppState {
         Ok(Self {
             store,
             token_hashes: Arc::new(token_hashes),
-            channel_classes: Arc::new(ChannelClasses::default()),
+            channel_classes: Arc::new(config.kpi.channel_classes()?),
             take_up_definition: config.kpi.take_up_definition()?,
             suppression: Suppression {
                 threshold: config.kpi.suppression_threshold,
             },
+            unit_costs: Arc::new(config.kpi.unit_costs()?),
+            targets: Arc::new(checked_targets(&config.kpi.targets)?),
+            baseline: config.kpi.baseline()?,
         })
     }
+}
+
+/// Targets keyed by KPI name; a name that is not a KPI is a start-up error.
+fn checked_targets(targets: &BTreeMap<String, Target>) -> Result<BTreeMap<String, Target>> {
+    for name in targets.keys() {
+        anyhow::ensure!(
+            kpi::spec(name).is_some(),
+            "kpi.targets.{name}: not a KPI (known: {})",
+            kpi::KPIS
+                .iter()
+                .map(|spec| spec.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(targets.clone())
 }
 
 /// The whole application: `/api/v1/*` behind a bearer token, operator
@@ -65,15 +94,21 @@ impl AppState {
 pub fn router(state: AppState, registry: &Registry, health: Health) -> Result<Router> {
     let request_metrics = metrics::RequestMetrics::register(registry)?;
     let api = Router::new()
-        .route("/api/v1/kpi/{kpi}", get(kpi::get_kpi))
+        .route(openapi::KPI_ROUTE, get(kpi::get_kpi))
+        .route(openapi::SCORECARD_ROUTE, get(scorecard::get_scorecard))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
         .with_state(state);
-    Ok(api.merge(ops::router(registry.clone(), health)).layer(
-        axum::middleware::from_fn_with_state(request_metrics, metrics::record),
-    ))
+    let open = Router::new().route(openapi::OPENAPI_ROUTE, get(openapi::get_openapi));
+    Ok(api
+        .merge(open)
+        .merge(ops::router(registry.clone(), health))
+        .layer(axum::middleware::from_fn_with_state(
+            request_metrics,
+            metrics::record,
+        )))
 }
 
 /// Serves the API on `config.listen` until `shutdown`.
@@ -106,4 +141,43 @@ fn spawn_store_probe(store: Store, health: Health, shutdown: Shutdown) {
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use channelshift_kpi::channel::Channel;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/api.example.toml");
+        let config: ApiConfig =
+            channelshift_runtime::config::load(Some(&path)).expect("the example parses");
+        let kpi = &config.kpi;
+        checked_targets(&kpi.targets).expect("every target names a KPI");
+        assert_eq!(kpi.targets.len(), 7);
+        let costs = kpi.unit_costs().expect("unit costs parse");
+        let day = NaiveDate::from_ymd_opt(2025, 6, 1).expect("valid date");
+        assert_eq!(
+            costs.cost_on(Channel::Phone, day).map(|pence| pence.0),
+            Some(283)
+        );
+        assert!(kpi.baseline().expect("baseline is ordered").is_some());
+        kpi.channel_classes().expect("channel classes parse");
+        kpi.take_up_definition().expect("definition parses");
+    }
+
+    #[test]
+    fn a_target_for_an_unknown_kpi_is_refused() {
+        let mut targets = BTreeMap::new();
+        targets.insert(
+            "digital-takeup".to_string(),
+            Target::new(45.0, 5.0, channelshift_kpi::rag::Polarity::HigherIsBetter)
+                .expect("valid target"),
+        );
+        let error = checked_targets(&targets).expect_err("typo refused");
+        assert!(error.to_string().contains("digital-takeup"));
+    }
 }

@@ -22,9 +22,9 @@ impl RequestMetrics {
             &["route", "status"],
         )?;
         let seconds = HistogramVec::new(
-            HistogramOpts::new(REQUEST_SECONDS, "HTTP request latency by route")
+            HistogramOpts::new(REQUEST_SECONDS, "HTTP request latency by route and status")
                 .buckets(exponential_buckets(0.001, 2.0, 14)?),
-            &["route"],
+            &["route", "status"],
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(seconds.clone()))?;
@@ -46,7 +46,7 @@ pub async fn record(
     let response = next.run(request).await;
     metrics
         .seconds
-        .with_label_values(&[&route])
+        .with_label_values(&[&route, response.status().as_str()])
         .observe(started.elapsed().as_secs_f64());
     metrics
         .requests

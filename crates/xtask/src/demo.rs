@@ -52,11 +52,12 @@ pub fn run() -> Result<()> {
         &stack,
         "api.toml",
         &format!(
-            "listen = \"127.0.0.1:{api}\"\n\n[clickhouse]\nurl = \"http://127.0.0.1:{ch}\"\nuser = \"{READER_USER}\"\npassword = \"{reader}\"\ndatabase = \"channelshift\"\n\n[auth]\ntoken_sha256 = [\"{hash}\"]\n",
+            "listen = \"127.0.0.1:{api}\"\n\n[clickhouse]\nurl = \"http://127.0.0.1:{ch}\"\nuser = \"{READER_USER}\"\npassword = \"{reader}\"\ndatabase = \"channelshift\"\n\n[auth]\ntoken_sha256 = [\"{hash}\"]\n\n{kpi}",
             api = ports.api,
             ch = ports.clickhouse_http,
             reader = stack.state.reader_password,
             hash = hex::encode(Sha256::digest(token.as_bytes())),
+            kpi = demo_kpi_settings(),
         ),
     )?;
     start_service(
@@ -161,4 +162,22 @@ fn start_service(
     process::await_ready(name, pid, &log, Duration::from_secs(90), || {
         probe::http_ok(port, "/readyz")
     })
+}
+
+/// The example's KPI settings (targets, unit costs), with the savings
+/// baseline moved to the first three months of the simulated data.
+fn demo_kpi_settings() -> String {
+    use chrono::Datelike;
+    let example = include_str!("../../../deploy/api.example.toml");
+    let kpi = example.find("[kpi]").map_or("", |start| &example[start..]);
+    // The simulator's 13 months end yesterday: its first full three months
+    // start 12 months before the current month.
+    let today = chrono::Utc::now().date_naive();
+    let this_month = today.with_day(1).unwrap_or(today);
+    let start = this_month - chrono::Months::new(12);
+    let end = (start + chrono::Months::new(3)).pred_opt().unwrap_or(start);
+    kpi.replace(
+        "baseline = { from = \"2024-04-01\", to = \"2025-03-31\" }",
+        &format!("baseline = {{ from = \"{start}\", to = \"{end}\" }}"),
+    )
 }

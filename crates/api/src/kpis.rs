@@ -1,0 +1,637 @@
+//! The KPIs as pure functions from store cells to report rows, so the KPI
+//! endpoint and the scorecard compute each figure the same way. The maths is
+//! the `kpi` crate's; this module only groups cells and applies suppression.
+
+use crate::request::{GroupKey, Grouping, KpiRequest};
+use crate::AppState;
+use channelshift_kpi::channel::{Channel, ChannelClass, ContactsByChannel, Instrument, Outcome};
+use channelshift_kpi::completion::{completion_rate, OutcomeCounts};
+use channelshift_kpi::cost::{cost_per_transaction, CostError, Pence};
+use channelshift_kpi::demand::{avoidable_contact, first_contact_resolution};
+use channelshift_kpi::interval::Rate;
+use channelshift_kpi::satisfaction::{satisfaction, NetScore, Satisfaction, ScoreCount};
+use channelshift_kpi::savings::{channel_shift_savings, ServiceContacts};
+use channelshift_kpi::suppression::Published;
+use channelshift_kpi::take_up::{digital_take_up, CompletedTransactions};
+use channelshift_store::{AreaCell, ContactCell, SatisfactionCell};
+use chrono::NaiveDate;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A row's group keys, in [`GroupKey`] order.
+pub type Keys = Vec<(&'static str, String)>;
+
+/// One row of a KPI report.
+#[derive(Clone, Debug, Serialize)]
+pub struct KpiRow {
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    #[serde(flatten)]
+    pub keys: BTreeMap<&'static str, String>,
+    pub value: Option<f64>,
+    pub numerator: Option<i64>,
+    pub denominator: Option<u64>,
+    pub n: Option<u64>,
+    pub ci95_low: Option<f64>,
+    pub ci95_high: Option<f64>,
+    pub suppressed: bool,
+    #[serde(flatten)]
+    pub extra: BTreeMap<&'static str, serde_json::Value>,
+}
+
+impl KpiRow {
+    fn new(period: (NaiveDate, NaiveDate), keys: &Keys) -> Self {
+        Self {
+            period_start: period.0,
+            period_end: period.1,
+            keys: keys.iter().cloned().collect(),
+            value: None,
+            numerator: None,
+            denominator: None,
+            n: None,
+            ci95_low: None,
+            ci95_high: None,
+            suppressed: false,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Withholds every figure when `n` is below the threshold.
+    fn suppress_below(mut self, n: u64, state: &AppState) -> Self {
+        if state.suppression.count(n).is_suppressed() {
+            self.value = None;
+            self.numerator = None;
+            self.denominator = None;
+            self.n = None;
+            self.ci95_low = None;
+            self.ci95_high = None;
+            self.suppressed = true;
+        }
+        self
+    }
+
+    fn rate(period: (NaiveDate, NaiveDate), keys: &Keys, rate: Rate, state: &AppState) -> Self {
+        let mut row = Self::new(period, keys);
+        match state.suppression.rate(rate) {
+            Published::Shown(rate) => {
+                row.value = rate.percent();
+                row.numerator = i64::try_from(rate.numerator()).ok();
+                row.denominator = Some(rate.denominator());
+                row.n = Some(rate.denominator());
+                row.ci95_low = rate.interval().map(|interval| interval.low);
+                row.ci95_high = rate.interval().map(|interval| interval.high);
+            }
+            Published::Suppressed => row.suppressed = true,
+        }
+        row
+    }
+
+    fn net(period: (NaiveDate, NaiveDate), keys: &Keys, score: NetScore, state: &AppState) -> Self {
+        let mut row = Self::new(period, keys);
+        match state.suppression.net_score(score) {
+            Published::Shown(score) => {
+                row.value = score.value();
+                row.n = Some(score.n());
+                row.ci95_low = score.interval().map(|interval| interval.low);
+                row.ci95_high = score.interval().map(|interval| interval.high);
+            }
+            Published::Suppressed => row.suppressed = true,
+        }
+        row
+    }
+
+    pub fn key(&self, name: &str) -> Option<&str> {
+        self.keys.get(name).map(String::as_str)
+    }
+}
+
+/// A KPI's rows plus notes for the reader (e.g. a missing unit cost).
+#[derive(Default)]
+pub struct Report {
+    pub rows: Vec<KpiRow>,
+    pub notes: Vec<String>,
+}
+
+type Period = (NaiveDate, NaiveDate);
+
+fn channel(cell_channel: &str) -> Option<Channel> {
+    cell_channel.parse().ok()
+}
+
+fn class(state: &AppState, cell_channel: &str) -> ChannelClass {
+    channel(cell_channel)
+        .map(|channel| state.channel_classes.class_of(channel))
+        .unwrap_or(ChannelClass::Other)
+}
+
+/// The group keys of a contact cell for `request`; `by_channel` adds the
+/// channel (or its class) where the request groups by it.
+fn contact_keys(request: &KpiRequest, state: &AppState, cell: &ContactCell) -> Keys {
+    let mut keys = Vec::new();
+    if request.groups(GroupKey::Channel) {
+        keys.push(("channel", cell.channel.clone()));
+    }
+    if request.groups(GroupKey::ChannelClass) {
+        keys.push((
+            "channel_class",
+            class(state, &cell.channel).as_str().to_string(),
+        ));
+    }
+    if request.groups(GroupKey::Service) {
+        keys.push(("service", cell.k_service.clone()));
+    }
+    if request.groups(GroupKey::CustomerType) {
+        keys.push(("customer_type", cell.k_customer_type.clone()));
+    }
+    keys
+}
+
+/// Groups contact cells by period and keys, starting every period off empty
+/// when the request has no group keys (so each period gets its row).
+fn group_contacts<'a, A: Default>(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &'a [ContactCell],
+    mut add: impl FnMut(&mut A, &'a ContactCell),
+) -> BTreeMap<(Period, Keys), A> {
+    let mut groups: BTreeMap<(Period, Keys), A> = BTreeMap::new();
+    if request.group_by.is_empty() {
+        for period in &request.periods {
+            groups.insert((*period, Vec::new()), A::default());
+        }
+    }
+    for cell in cells {
+        let Some(period) = request.period_of(&cell.period) else {
+            continue;
+        };
+        let keys = contact_keys(request, state, cell);
+        add(groups.entry((period, keys)).or_default(), cell);
+    }
+    groups
+}
+
+pub fn digital_take_up_rows(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &[ContactCell],
+) -> Report {
+    let groups = group_contacts(
+        request,
+        state,
+        cells,
+        |completed: &mut Vec<CompletedTransactions>, cell| {
+            completed.push(CompletedTransactions {
+                class: class(state, &cell.channel),
+                assisted: cell.assisted == 1,
+                count: cell.completed_transactions(),
+            });
+        },
+    );
+    Report {
+        rows: groups
+            .into_iter()
+            .map(|((period, keys), completed)| {
+                KpiRow::rate(
+                    period,
+                    &keys,
+                    digital_take_up(&completed, state.take_up_definition),
+                    state,
+                )
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+pub fn channel_mix_rows(request: &KpiRequest, state: &AppState, cells: &[ContactCell]) -> Report {
+    let by_class = request.groups(GroupKey::ChannelClass);
+    // Totals per period × other keys, then each channel's (class's) share of them.
+    let mut totals: BTreeMap<(Period, Keys), u64> = BTreeMap::new();
+    let mut parts: BTreeMap<(Period, Keys), BTreeMap<String, u64>> = BTreeMap::new();
+    for cell in cells {
+        let Some(period) = request.period_of(&cell.period) else {
+            continue;
+        };
+        let mut keys = contact_keys(request, state, cell);
+        keys.retain(|(name, _)| *name != "channel" && *name != "channel_class");
+        let part = if by_class {
+            class(state, &cell.channel).as_str().to_string()
+        } else {
+            cell.channel.clone()
+        };
+        *totals.entry((period, keys.clone())).or_default() += cell.all_contacts;
+        *parts
+            .entry((period, keys))
+            .or_default()
+            .entry(part)
+            .or_default() += cell.all_contacts;
+    }
+    let name = if by_class { "channel_class" } else { "channel" };
+    let mut rows = Vec::new();
+    for ((period, keys), counts) in parts {
+        let total = totals.get(&(period, keys.clone())).copied().unwrap_or(0);
+        for (part, count) in counts.into_iter().filter(|(_, count)| *count > 0) {
+            let mut row_keys = vec![(name, part)];
+            row_keys.extend(keys.iter().cloned());
+            rows.push(KpiRow::rate(
+                period,
+                &row_keys,
+                Rate::new(count, total),
+                state,
+            ));
+        }
+    }
+    Report {
+        rows,
+        notes: Vec::new(),
+    }
+}
+
+pub fn completion_rate_rows(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &[ContactCell],
+) -> Report {
+    let groups = group_contacts(
+        request,
+        state,
+        cells,
+        |started: &mut OutcomeCounts, cell| {
+            if class(state, &cell.channel) == ChannelClass::DigitalSelfService {
+                started.add(Outcome::Completed, cell.tx_completed);
+                started.add(Outcome::Ineligible, cell.tx_ineligible);
+                started.add(Outcome::Abandoned, cell.tx_abandoned);
+                started.add(Outcome::Failed, cell.tx_failed);
+                started.add(Outcome::Transferred, cell.tx_transferred);
+            }
+        },
+    );
+    Report {
+        rows: groups
+            .into_iter()
+            // A channel group outside digital self-service has no transactions to complete.
+            .filter(|((_, keys), started)| {
+                keys.iter().all(|(name, _)| *name != "channel") || total_started(started) > 0
+            })
+            .map(|((period, keys), started)| {
+                KpiRow::rate(period, &keys, completion_rate(&started), state)
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+fn total_started(started: &OutcomeCounts) -> u64 {
+    started.completed
+        + started.ineligible
+        + started.abandoned
+        + started.failed
+        + started.transferred
+}
+
+#[derive(Default)]
+struct Flags {
+    yes: u64,
+    flagged: u64,
+}
+
+pub fn avoidable_contact_rows(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &[ContactCell],
+) -> Report {
+    let groups = group_contacts(request, state, cells, |flags: &mut Flags, cell| {
+        flags.yes += cell.avoidable_contacts;
+        flags.flagged += cell.avoidable_flagged;
+    });
+    Report {
+        rows: groups
+            .into_iter()
+            .map(|((period, keys), flags)| {
+                KpiRow::rate(
+                    period,
+                    &keys,
+                    avoidable_contact(flags.yes, flags.flagged),
+                    state,
+                )
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+pub fn first_contact_resolution_rows(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &[ContactCell],
+) -> Report {
+    let groups = group_contacts(request, state, cells, |flags: &mut Flags, cell| {
+        flags.yes += cell.resolved_first;
+        flags.flagged += cell.resolution_flagged;
+    });
+    Report {
+        rows: groups
+            .into_iter()
+            .map(|((period, keys), flags)| {
+                KpiRow::rate(
+                    period,
+                    &keys,
+                    first_contact_resolution(flags.yes, flags.flagged),
+                    state,
+                )
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+#[derive(Default)]
+struct Spend {
+    contacts: ContactsByChannel,
+    completed: u64,
+}
+
+/// Pounds with two decimals from pence.
+fn pounds(pence: Pence) -> f64 {
+    pence.0 as f64 / 100.0
+}
+
+fn cost_note(error: &CostError) -> String {
+    format!("{error}: the figure needs it and a channel is never treated as free; load the council's unit costs (kpi.unit_costs)")
+}
+
+pub fn cost_per_transaction_rows(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &[ContactCell],
+) -> Report {
+    let groups = group_contacts(request, state, cells, |spend: &mut Spend, cell| {
+        if let Some(channel) = channel(&cell.channel) {
+            *spend.contacts.entry(channel).or_default() += cell.all_contacts;
+        }
+        spend.completed += cell.completed_transactions();
+    });
+    let mut report = Report::default();
+    for ((period, keys), spend) in groups {
+        let mut row = KpiRow::new(period, &keys);
+        match cost_per_transaction(
+            &spend.contacts,
+            spend.completed,
+            &state.unit_costs,
+            period.1,
+        ) {
+            Ok(cost) => {
+                row.value = cost.per_transaction.map(pounds);
+                row.numerator = Some(cost.total_cost.0);
+                row.denominator = Some(cost.completed_transactions);
+                row.n = Some(cost.completed_transactions);
+            }
+            Err(error) => {
+                let note = cost_note(&error);
+                if !report.notes.contains(&note) {
+                    report.notes.push(note);
+                }
+                row.denominator = Some(spend.completed);
+                row.n = Some(spend.completed);
+            }
+        }
+        report.rows.push(row.suppress_below(spend.completed, state));
+    }
+    report
+}
+
+/// Contacts per service and channel: the input of savings.
+pub fn contacts_by_service(cells: &[ContactCell]) -> BTreeMap<String, ContactsByChannel> {
+    let mut services: BTreeMap<String, ContactsByChannel> = BTreeMap::new();
+    for cell in cells {
+        if let Some(channel) = channel(&cell.channel) {
+            *services
+                .entry(cell.k_service.clone())
+                .or_default()
+                .entry(channel)
+                .or_default() += cell.all_contacts;
+        }
+    }
+    services
+}
+
+/// Savings per period against `baseline` (contacts per service and channel
+/// of the baseline period). `cells` must be keyed by service.
+pub fn efficiency_savings_rows(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &[ContactCell],
+    baseline: &BTreeMap<String, ContactsByChannel>,
+) -> Report {
+    let mut by_period: BTreeMap<Period, Vec<ContactCell>> = BTreeMap::new();
+    if request.grouping == Grouping::Total || request.group_by.is_empty() {
+        for period in &request.periods {
+            by_period.insert(*period, Vec::new());
+        }
+    }
+    for cell in cells {
+        if let Some(period) = request.period_of(&cell.period) {
+            by_period.entry(period).or_default().push(cell.clone());
+        }
+    }
+    let by_service = request.groups(GroupKey::Service);
+    let mut report = Report::default();
+    for (period, cells) in by_period {
+        let current = contacts_by_service(&cells);
+        let services: Vec<ServiceContacts> = current
+            .iter()
+            .map(|(service, contacts)| ServiceContacts {
+                service: service.clone(),
+                baseline: baseline.get(service).cloned().unwrap_or_default(),
+                current: contacts.clone(),
+            })
+            .collect();
+        let contacts: u64 = current
+            .values()
+            .flat_map(|channels| channels.values())
+            .sum();
+        match channel_shift_savings(&services, &state.unit_costs, period.1) {
+            Ok(savings) => {
+                for service in &savings.no_baseline {
+                    let note =
+                        format!("{service}: no baseline contacts, so it contributes nothing");
+                    if !report.notes.contains(&note) {
+                        report.notes.push(note);
+                    }
+                }
+                if by_service {
+                    for saving in savings.services {
+                        let mut row =
+                            KpiRow::new(period, &vec![("service", saving.service.clone())]);
+                        row.value = Some(pounds(saving.saving));
+                        row.n = Some(saving.current_contacts);
+                        row.extra
+                            .insert("baseline_contacts", saving.baseline_contacts.into());
+                        report
+                            .rows
+                            .push(row.suppress_below(saving.current_contacts, state));
+                    }
+                } else {
+                    let mut row = KpiRow::new(period, &Vec::new());
+                    row.value = Some(pounds(savings.total));
+                    row.n = Some(contacts);
+                    report.rows.push(row.suppress_below(contacts, state));
+                }
+            }
+            Err(error) => {
+                let note = cost_note(&error);
+                if !report.notes.contains(&note) {
+                    report.notes.push(note);
+                }
+                let mut row = KpiRow::new(period, &Vec::new());
+                row.n = Some(contacts);
+                report.rows.push(row.suppress_below(contacts, state));
+            }
+        }
+    }
+    report
+}
+
+pub fn satisfaction_rows(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &[SatisfactionCell],
+) -> Report {
+    let mut groups: BTreeMap<(Period, Keys, String), Vec<ScoreCount>> = BTreeMap::new();
+    for cell in cells {
+        let Some(period) = request.period_of(&cell.period) else {
+            continue;
+        };
+        let mut keys = Vec::new();
+        if request.groups(GroupKey::Channel) {
+            keys.push(("channel", cell.k_channel.clone()));
+        }
+        if request.groups(GroupKey::ChannelClass) {
+            keys.push((
+                "channel_class",
+                class(state, &cell.k_channel).as_str().to_string(),
+            ));
+        }
+        if request.groups(GroupKey::Service) {
+            keys.push(("service", cell.k_service.clone()));
+        }
+        if request.groups(GroupKey::CustomerType) {
+            keys.push(("customer_type", cell.k_customer_type.clone()));
+        }
+        let scores = groups
+            .entry((period, keys, cell.instrument.clone()))
+            .or_default();
+        match scores.iter_mut().find(|count| count.score == cell.score) {
+            Some(count) => count.responses += cell.responses,
+            None => scores.push(ScoreCount {
+                score: cell.score,
+                responses: cell.responses,
+            }),
+        }
+    }
+    let mut report = Report::default();
+    for ((period, keys, instrument), scores) in groups {
+        let Ok(instrument) = instrument.parse::<Instrument>() else {
+            continue;
+        };
+        let Ok(result) = satisfaction(instrument, &scores) else {
+            continue;
+        };
+        let with = |measure: &str| {
+            let mut row_keys = keys.clone();
+            row_keys.push(("instrument", instrument.as_str().to_string()));
+            row_keys.push(("measure", measure.to_string()));
+            row_keys
+        };
+        match result {
+            Satisfaction::Csat5 { satisfied } => {
+                report
+                    .rows
+                    .push(KpiRow::rate(period, &with("satisfied"), satisfied, state));
+            }
+            Satisfaction::Govmetric3 { good, net, .. } => {
+                report
+                    .rows
+                    .push(KpiRow::rate(period, &with("good"), good, state));
+                report
+                    .rows
+                    .push(KpiRow::net(period, &with("net"), net, state));
+            }
+            Satisfaction::Nps11 { nps, .. } => {
+                report
+                    .rows
+                    .push(KpiRow::net(period, &with("nps"), nps, state));
+            }
+            Satisfaction::Ces7 { easy } => {
+                report
+                    .rows
+                    .push(KpiRow::rate(period, &with("easy"), easy, state));
+            }
+        }
+    }
+    report
+}
+
+#[derive(Default)]
+struct AreaTotals {
+    completed: Vec<CompletedTransactions>,
+    contacts: u64,
+}
+
+pub fn hotspot_rows(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &[AreaCell],
+    area: &'static str,
+) -> Report {
+    let mut groups: BTreeMap<(Period, String), AreaTotals> = BTreeMap::new();
+    for cell in cells.iter().filter(|cell| !cell.area.is_empty()) {
+        let Some(period) = request.period_of(&cell.period) else {
+            continue;
+        };
+        let totals = groups.entry((period, cell.area.clone())).or_default();
+        totals.contacts += cell.all_contacts;
+        totals.completed.push(CompletedTransactions {
+            class: class(state, &cell.channel),
+            assisted: cell.assisted == 1,
+            count: cell.completed,
+        });
+    }
+    let mut by_period: BTreeMap<Period, Vec<KpiRow>> = BTreeMap::new();
+    for ((period, code), totals) in groups {
+        let mut row = KpiRow::rate(
+            period,
+            &vec![(area, code)],
+            digital_take_up(&totals.completed, state.take_up_definition),
+            state,
+        );
+        let contacts = state.suppression.count(totals.contacts).shown();
+        row.extra.insert("contacts", contacts.into());
+        by_period.entry(period).or_default().push(row);
+    }
+    let mut rows = Vec::new();
+    for (_, mut period_rows) in by_period {
+        // Lowest take-up first: the hot spots of digital exclusion.
+        period_rows.sort_by(|a, b| match (a.value, b.value) {
+            (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.keys.cmp(&b.keys)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.keys.cmp(&b.keys),
+        });
+        let mut rank = 0u64;
+        for mut row in period_rows {
+            let value = if row.value.is_some() {
+                rank += 1;
+                serde_json::Value::from(rank)
+            } else {
+                serde_json::Value::Null
+            };
+            row.extra.insert("rank", value);
+            rows.push(row);
+        }
+    }
+    Report {
+        rows,
+        notes: Vec::new(),
+    }
+}

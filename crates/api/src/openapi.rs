@@ -1,0 +1,233 @@
+//! The OpenAPI 3.1 document at `/api/v1/openapi.json`, generated from the
+//! tables the handlers themselves use: the routes, the KPI specs (name, unit,
+//! definition, accepted keys and filters) and the parameter vocabularies.
+
+use crate::kpi::KPIS;
+use crate::request::{FilterKey, GroupKey};
+use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
+use serde_json::{json, Map, Value};
+
+pub const KPI_ROUTE: &str = "/api/v1/kpi/{kpi}";
+pub const SCORECARD_ROUTE: &str = "/api/v1/scorecard";
+pub const OPENAPI_ROUTE: &str = "/api/v1/openapi.json";
+
+/// Every route the router serves, as (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", KPI_ROUTE),
+    ("get", SCORECARD_ROUTE),
+    ("get", OPENAPI_ROUTE),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|&item| name(item)).collect()
+}
+
+fn query(name: &str, required: bool, description: String, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": required, "description": description, "schema": schema})
+}
+
+fn filter_schema(key: FilterKey) -> Value {
+    match key {
+        FilterKey::Service => {
+            json!({"type": "string", "pattern": "^[a-z0-9_]{1,48}$", "description": ServiceSlug::RULE})
+        }
+        FilterKey::Channel => {
+            json!({"type": "string", "enum": names(Channel::ALL, Channel::as_str)})
+        }
+        FilterKey::CustomerType => {
+            json!({"type": "string", "enum": names(CustomerType::ALL, CustomerType::as_str)})
+        }
+        FilterKey::Instrument => {
+            json!({"type": "string", "enum": names(Instrument::ALL, Instrument::as_str)})
+        }
+    }
+}
+
+fn kpi_parameters() -> Vec<Value> {
+    let kpi_names: Vec<&str> = KPIS.iter().map(|spec| spec.name).collect();
+    let mut parameters = vec![
+        json!({"name": "kpi", "in": "path", "required": true, "schema": {"type": "string", "enum": kpi_names}}),
+        query(
+            "council",
+            true,
+            format!("GSS code of the authority: {}", CouncilCode::RULE),
+            json!({"type": "string", "pattern": "^[ENSW][0-9]{8}$"}),
+        ),
+        query(
+            "from",
+            true,
+            "First local (Europe/London) date, inclusive".into(),
+            json!({"type": "string", "format": "date"}),
+        ),
+        query(
+            "to",
+            true,
+            "Last local date, inclusive; not before `from`".into(),
+            json!({"type": "string", "format": "date"}),
+        ),
+        query(
+            "period",
+            false,
+            "Rows per period; quarters and years are financial (April)".into(),
+            json!({"type": "string", "enum": ["day", "week", "month", "quarter", "financial_year", "total"], "default": "total"}),
+        ),
+    ];
+    let accepted: Vec<String> = KPIS
+        .iter()
+        .map(|spec| {
+            let keys: Vec<&str> = spec
+                .accepts
+                .group_by
+                .iter()
+                .map(|key| key.as_str())
+                .collect();
+            format!("{}: {}", spec.name, keys.join(", "))
+        })
+        .collect();
+    parameters.push(query(
+        "group_by",
+        false,
+        format!("Comma list of keys; accepted per KPI — {}", accepted.join("; ")),
+        json!({"type": "string", "example": "service,customer_type", "x-keys": names(&GroupKey::ALL, GroupKey::as_str)}),
+    ));
+    for key in [
+        FilterKey::Service,
+        FilterKey::Channel,
+        FilterKey::CustomerType,
+        FilterKey::Instrument,
+    ] {
+        let users: Vec<&str> = KPIS
+            .iter()
+            .filter(|spec| spec.accepts.filters.contains(&key))
+            .map(|spec| spec.name)
+            .collect();
+        parameters.push(query(
+            key.as_str(),
+            false,
+            format!("Filter; accepted by: {}", users.join(", ")),
+            filter_schema(key),
+        ));
+    }
+    parameters
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let kpi_descriptions: Vec<String> = KPIS
+        .iter()
+        .map(|spec| format!("- `{}` ({}): {}", spec.name, spec.unit, spec.definition))
+        .collect();
+    let mut paths = Map::new();
+    paths.insert(KPI_ROUTE.into(), json!({"get": {
+        "summary": "One KPI for a council over a range of local dates, per period and group",
+        "description": kpi_descriptions.join("\n"),
+        "security": [{"bearer": []}],
+        "parameters": kpi_parameters(),
+        "responses": {
+            "200": {"description": "The KPI's rows", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/KpiResponse"}}}},
+            "400": error_response("A parameter is missing or invalid; `parameter` names it"),
+            "401": error_response("No valid bearer token"),
+            "404": error_response("Unknown KPI"),
+            "503": error_response("The KPI store could not answer"),
+        }
+    }}));
+    paths.insert(SCORECARD_ROUTE.into(), json!({"get": {
+        "summary": "Every headline KPI for the period containing `date`, with target, RAG, direction of travel and coverage",
+        "security": [{"bearer": []}],
+        "parameters": [
+            query("council", true, "GSS code of the authority".into(), json!({"type": "string", "pattern": "^[ENSW][0-9]{8}$"})),
+            query("period", false, "The period kind".into(), json!({"type": "string", "enum": ["month", "quarter", "financial_year"], "default": "quarter"})),
+            query("date", false, "A local date inside the period; default today".into(), json!({"type": "string", "format": "date"})),
+        ],
+        "responses": {
+            "200": {"description": "The scorecard", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": error_response("A parameter is missing or invalid"),
+            "401": error_response("No valid bearer token"),
+        }
+    }}));
+    paths.insert(OPENAPI_ROUTE.into(), json!({"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
+    paths.insert(
+        "/healthz".into(),
+        json!({"get": {"summary": "Alive (open)", "responses": {"200": {"description": "alive"}}}}),
+    );
+    paths.insert("/readyz".into(), json!({"get": {"summary": "Ready: ClickHouse answers (open)", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}}));
+    paths.insert("/metrics".into(), json!({"get": {"summary": "Prometheus metrics (open)", "responses": {"200": {"description": "text exposition format"}}}}));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Channelshift KPI API",
+            "version": "1",
+            "description": "Channel-shift KPIs of a council from its contact events and satisfaction surveys. Dates are Europe/London local dates; small numbers are suppressed (value null, suppressed true)."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error", "message"], "properties": {
+                    "error": {"type": "string"}, "parameter": {"type": "string"}, "message": {"type": "string"}}},
+                "KpiResponse": {"type": "object", "required": ["kpi", "unit", "definition", "as_of", "notes", "rows"], "properties": {
+                    "kpi": {"type": "string"}, "unit": {"type": "string", "enum": ["percent", "gbp"]},
+                    "definition": {"type": "string"}, "as_of": {"type": ["string", "null"], "format": "date-time"},
+                    "notes": {"type": "array", "items": {"type": "string"}},
+                    "rows": {"type": "array", "items": {"$ref": "#/components/schemas/KpiRow"}}}},
+                "KpiRow": {"type": "object", "required": ["period_start", "period_end", "suppressed"],
+                    "description": "Group keys (channel, channel_class, service, customer_type, ward, lsoa, instrument, measure) appear as extra string fields.",
+                    "additionalProperties": true, "properties": {
+                    "period_start": {"type": "string", "format": "date"}, "period_end": {"type": "string", "format": "date"},
+                    "value": {"type": ["number", "null"]}, "numerator": {"type": ["integer", "null"]},
+                    "denominator": {"type": ["integer", "null"]}, "n": {"type": ["integer", "null"]},
+                    "ci95_low": {"type": ["number", "null"]}, "ci95_high": {"type": ["number", "null"]},
+                    "suppressed": {"type": "boolean"}}}
+            }
+        }
+    })
+}
+
+pub async fn get_openapi() -> axum::Json<Value> {
+    axum::Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_and_every_documented_path_is_a_route() {
+        let document = document();
+        let paths = document["paths"].as_object().expect("paths is an object");
+        for (method, path) in ROUTES {
+            assert!(
+                paths
+                    .get(*path)
+                    .and_then(|item| item.get(*method))
+                    .is_some(),
+                "{method} {path} missing from the document"
+            );
+        }
+        for path in paths.keys() {
+            assert!(
+                ROUTES.iter().any(|(_, route)| route == path),
+                "{path} documented but not routed"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kpi_and_its_keys_are_documented() {
+        let document = document();
+        let text = document.to_string();
+        for spec in KPIS {
+            assert!(text.contains(spec.name), "{} missing", spec.name);
+            for key in spec.accepts.group_by {
+                assert!(text.contains(&format!("{}: ", spec.name)) && text.contains(key.as_str()));
+            }
+        }
+    }
+}
