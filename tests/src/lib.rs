@@ -322,3 +322,31 @@ pub fn satisfaction_responses(
         })
         .collect()
 }
+
+/// Starts the API like [`start_api`], with the given KPI settings (take-up
+/// definition, targets, unit costs, baseline, channel classes).
+pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, Running)> {
+    let config = ApiConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        clickhouse: scope.reader(),
+        auth: AuthConfig {
+            token_sha256: vec![hex::encode(Sha256::digest(API_TOKEN.as_bytes()))],
+        },
+        kpi,
+    };
+    let store = Store::connect(&config.clickhouse).await?;
+    let state = channelshift_api::AppState::new(&config, store)?;
+    let health = Health::new();
+    health.set("clickhouse", true);
+    let app = channelshift_api::router(state, &prometheus::Registry::new(), health)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    let (trigger, stop) = shutdown::channel();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.requested())
+            .await
+            .context("serving the API")
+    });
+    Ok((format!("http://{address}"), Running { trigger, task }))
+}
