@@ -177,32 +177,14 @@ pub const API_TOKEN: &str = "test-token-for-the-kpi-api";
 
 /// Starts the API on a free loopback port as the read-only user; returns its base URL.
 pub async fn start_api(scope: &Scope, suppression_threshold: u64) -> Result<(String, Running)> {
-    let config = ApiConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        clickhouse: scope.reader(),
-        auth: AuthConfig {
-            token_sha256: vec![hex::encode(Sha256::digest(API_TOKEN.as_bytes()))],
-        },
-        kpi: KpiSettings {
+    start_api_with(
+        scope,
+        KpiSettings {
             suppression_threshold,
             ..KpiSettings::default()
         },
-    };
-    let store = Store::connect(&config.clickhouse).await?;
-    let state = channelshift_api::AppState::new(&config, store)?;
-    let health = Health::new();
-    health.set("clickhouse", true);
-    let app = channelshift_api::router(state, &prometheus::Registry::new(), health)?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let address = listener.local_addr()?;
-    let (trigger, stop) = shutdown::channel();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.requested())
-            .await
-            .context("serving the API")
-    });
-    Ok((format!("http://{address}"), Running { trigger, task }))
+    )
+    .await
 }
 
 /// Creates the scope's topics (as a council's producers would find them).

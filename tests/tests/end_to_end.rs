@@ -82,13 +82,10 @@ async fn contact_events_reach_the_take_up_endpoint() -> Result<()> {
         || async { Ok(scope.store().await.ok()) },
     )
     .await?;
+    // Raw rows show before the rollups written by the same INSERT: wait for both.
     eventually("all events stored", Duration::from_secs(60), || async {
-        let stored: u64 = store
-            .client()
-            .query("SELECT count() FROM contact_events")
-            .fetch_one()
-            .await?;
-        Ok((stored == sent).then_some(()))
+        let totals = channelshift_tests::checks::contact_totals(&store).await?;
+        Ok((totals.settled() == sent).then_some(()))
     })
     .await?;
     // The raw customer reference never reaches the store.

@@ -295,29 +295,43 @@ struct Flags {
     flagged: u64,
 }
 
-pub fn avoidable_contact_rows(
+/// A rate over contacts that carry a yes/no flag: `pick` gives a cell's
+/// (yes, flagged) counts, `rate` the KPI's rate of them.
+fn flag_rate_rows(
     request: &KpiRequest,
     state: &AppState,
     cells: &[ContactCell],
+    pick: fn(&ContactCell) -> (u64, u64),
+    rate: fn(u64, u64) -> Rate,
 ) -> Report {
     let groups = group_contacts(request, state, cells, |flags: &mut Flags, cell| {
-        flags.yes += cell.avoidable_contacts;
-        flags.flagged += cell.avoidable_flagged;
+        let (yes, flagged) = pick(cell);
+        flags.yes += yes;
+        flags.flagged += flagged;
     });
     Report {
         rows: groups
             .into_iter()
             .map(|((period, keys), flags)| {
-                KpiRow::rate(
-                    period,
-                    &keys,
-                    avoidable_contact(flags.yes, flags.flagged),
-                    state,
-                )
+                KpiRow::rate(period, &keys, rate(flags.yes, flags.flagged), state)
             })
             .collect(),
         notes: Vec::new(),
     }
+}
+
+pub fn avoidable_contact_rows(
+    request: &KpiRequest,
+    state: &AppState,
+    cells: &[ContactCell],
+) -> Report {
+    flag_rate_rows(
+        request,
+        state,
+        cells,
+        |cell| (cell.avoidable_contacts, cell.avoidable_flagged),
+        avoidable_contact,
+    )
 }
 
 pub fn first_contact_resolution_rows(
@@ -325,24 +339,13 @@ pub fn first_contact_resolution_rows(
     state: &AppState,
     cells: &[ContactCell],
 ) -> Report {
-    let groups = group_contacts(request, state, cells, |flags: &mut Flags, cell| {
-        flags.yes += cell.resolved_first;
-        flags.flagged += cell.resolution_flagged;
-    });
-    Report {
-        rows: groups
-            .into_iter()
-            .map(|((period, keys), flags)| {
-                KpiRow::rate(
-                    period,
-                    &keys,
-                    first_contact_resolution(flags.yes, flags.flagged),
-                    state,
-                )
-            })
-            .collect(),
-        notes: Vec::new(),
-    }
+    flag_rate_rows(
+        request,
+        state,
+        cells,
+        |cell| (cell.resolved_first, cell.resolution_flagged),
+        first_contact_resolution,
+    )
 }
 
 #[derive(Default)]
