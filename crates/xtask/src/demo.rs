@@ -81,8 +81,14 @@ pub fn run() -> Result<()> {
             stack.dir.display()
         );
     }
+    crate::report::print(
+        &api_url,
+        &token,
+        "E07000041",
+        chrono::Utc::now().date_naive(),
+    )?;
     println!(
-        "\nThe demo is running ({:.0}s to here):\n  KPI API       {api_url}/api/v1/kpi/digital-take-up?council=E07000041&from=2025-04-01&to=2026-03-31&period=quarter\n  API token     in {} (send as: Authorization: Bearer <token>)\n  metrics       {api_url}/metrics and http://127.0.0.1:{}/metrics (ingest)\n  ClickHouse    http://127.0.0.1:{} (users in {})\n  logs          {}\n  stop it with  cargo xtask stack down",
+        "\nThe demo is running ({:.0}s to here):\n  KPI API       {api_url}/api/v1/scorecard?council=E07000041&period=quarter\n  OpenAPI       {api_url}/api/v1/openapi.json (no token needed)\n  API token     in {} (send as: Authorization: Bearer <token>)\n  metrics       {api_url}/metrics (API) and http://127.0.0.1:{}/metrics (ingest)\n  ClickHouse    http://127.0.0.1:{} (users in {})\n  logs          {}\n  stop it with  cargo xtask stack down",
         clock.elapsed().as_secs_f64(),
         stack.dir.join("api-token").display(),
         ports.ingest,
@@ -142,9 +148,17 @@ fn start_service(
 ) -> Result<()> {
     // The config path is in the command line, so it marks the process as ours.
     let marker = config.display().to_string();
-    if stack.is_running(name) && probe::http_ok(port, "/readyz") {
+    let rebuilt = stack
+        .state
+        .processes
+        .get(name)
+        .is_some_and(|running| binary_replaced(running.pid));
+    if stack.is_running(name) && probe::http_ok(port, "/readyz") && !rebuilt {
         println!("{name} already running");
         return Ok(());
+    }
+    if rebuilt {
+        println!("{name} was rebuilt since it started: restarting it");
     }
     if stack.is_running(name) {
         // Running but not ready: restart it with the current build and config.
@@ -162,6 +176,14 @@ fn start_service(
     process::await_ready(name, pid, &log, Duration::from_secs(90), || {
         probe::http_ok(port, "/readyz")
     })
+}
+
+/// Whether the executable a process runs was replaced on disk since it
+/// started (cargo writes a new file, so the old one shows as deleted).
+fn binary_replaced(pid: u32) -> bool {
+    fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|exe| exe.to_string_lossy().ends_with(" (deleted)"))
+        .unwrap_or(false)
 }
 
 /// The example's KPI settings (targets, unit costs), with the savings

@@ -5,6 +5,7 @@ mod demo;
 mod install;
 mod probe;
 mod process;
+mod report;
 mod stack;
 
 use anyhow::{bail, Context, Result};
