@@ -87,6 +87,7 @@ pub fn run() -> Result<()> {
         "E07000041",
         chrono::Utc::now().date_naive(),
     )?;
+    start_live_feed(&mut stack, &bin.join("channelshift-sim"), &brokers)?;
     println!(
         "\nThe demo is running ({:.0}s to here):\n  KPI API       {api_url}/api/v1/scorecard?council=E07000041&period=quarter\n  OpenAPI       {api_url}/api/v1/openapi.json (no token needed)\n  API token     in {} (send as: Authorization: Bearer <token>)\n  metrics       {api_url}/metrics (API) and http://127.0.0.1:{}/metrics (ingest)\n  ClickHouse    http://127.0.0.1:{} (users in {})\n  logs          {}\n  stop it with  cargo xtask stack down",
         clock.elapsed().as_secs_f64(),
@@ -176,6 +177,35 @@ fn start_service(
     process::await_ready(name, pid, &log, Duration::from_secs(90), || {
         probe::http_ok(port, "/readyz")
     })
+}
+
+/// Keeps a trickle of current events flowing (2 per second) after the
+/// backfill, as a process of the stack that `stack down` stops.
+fn start_live_feed(stack: &mut Stack, simulator: &Path, brokers: &str) -> Result<()> {
+    const NAME: &str = "live-feed";
+    let truth = stack.dir.join("live-feed-truth.json");
+    let running = stack.state.processes.get(NAME);
+    if stack.is_running(NAME) && !running.is_some_and(|running| binary_replaced(running.pid)) {
+        println!("\nthe live feed is already running");
+        return Ok(());
+    }
+    if stack.is_running(NAME) {
+        stack.down(Some(&[NAME.to_string()]))?;
+    }
+    // A new seed each start, so a restarted feed sends new ids, not duplicates.
+    let seed = chrono::Utc::now().timestamp().to_string();
+    let log = stack.dir.join("live-feed.log");
+    let mut command = Command::new(simulator);
+    command
+        .args(["live", "--brokers", brokers, "--rate", "2", "--quiet"])
+        .args(["--seed", &seed])
+        .arg("--truth")
+        .arg(&truth);
+    let pid = process::spawn_detached(command, &log)?;
+    // The truth file's path is in the command line: it marks the process as ours.
+    stack.record(NAME, pid, truth.display().to_string())?;
+    println!("\nstarted the live feed (pid {pid}): 2 events a second with current timestamps");
+    Ok(())
 }
 
 /// Whether the executable a process runs was replaced on disk since it

@@ -43,6 +43,7 @@ async fn get(client: &reqwest::Client, url: &str, token: &str) -> Result<Value> 
 fn figure(value: &Value, unit: &str) -> String {
     match (value.as_f64(), unit) {
         (None, _) => "—".into(),
+        (Some(value), "gbp") if value.abs() < 1_000.0 => format!("£{value:.2}"),
         (Some(value), "gbp") => format!("£{}", thousands(value)),
         (Some(value), _) => format!("{value:.1}%"),
     }
@@ -96,7 +97,7 @@ pub fn print(api: &str, token: &str, council: &str, today: NaiveDate) -> Result<
                 .map_or("—".into(), |percent| format!("{percent:.0}% of days")),
         );
         println!(
-            "  {:<28} {:>10} {:>10} {:>6} {:>12} {:>12}",
+            "  {:<34} {:>10} {:>10} {:>6} {:>12} {:>12}",
             "KPI", "value", "target", "RAG", "vs previous", "vs last year"
         );
         for kpi in card["kpis"].as_array().into_iter().flatten() {
@@ -111,7 +112,7 @@ pub fn print(api: &str, token: &str, council: &str, today: NaiveDate) -> Result<
                 name
             };
             println!(
-                "  {:<28} {:>10} {:>10} {:>6} {:>12} {:>12}",
+                "  {:<34} {:>10} {:>10} {:>6} {:>12} {:>12}",
                 name,
                 figure(&kpi["value"], unit),
                 figure(&kpi["target"], unit),
