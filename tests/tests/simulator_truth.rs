@@ -48,6 +48,17 @@ fn by_key(body: &Value, key: &str) -> BTreeMap<String, (u64, u64)> {
         .collect()
 }
 
+/// (digital completed, completed) transactions of each slice of the truth.
+fn take_up_by<T>(
+    slices: &BTreeMap<String, T>,
+    counts: impl Fn(&T) -> (u64, u64),
+) -> BTreeMap<String, (u64, u64)> {
+    slices
+        .iter()
+        .map(|(key, slice)| (key.clone(), counts(slice)))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kpi_api_reports_exactly_what_the_simulator_produced() -> Result<()> {
     let scope = Scope::new("simtruth");
@@ -135,19 +146,12 @@ async fn the_kpi_api_reports_exactly_what_the_simulator_produced() -> Result<()>
         &format!("digital-take-up?{range}&group_by=service"),
     )
     .await?;
-    let expected: BTreeMap<String, (u64, u64)> = truth
-        .services
-        .iter()
-        .map(|(service, slice)| {
-            (
-                service.clone(),
-                (
-                    slice.digital_completed_transactions,
-                    slice.completed_transactions,
-                ),
-            )
-        })
-        .collect();
+    let expected = take_up_by(&truth.services, |slice| {
+        (
+            slice.digital_completed_transactions,
+            slice.completed_transactions,
+        )
+    });
     assert_eq!(
         by_key(&services, "service"),
         expected,
@@ -172,35 +176,21 @@ async fn the_kpi_api_reports_exactly_what_the_simulator_produced() -> Result<()>
             )
         })
         .collect();
-    let expected: BTreeMap<String, (u64, u64)> = truth
-        .months
-        .iter()
-        .map(|(month, slice)| {
-            (
-                month.clone(),
-                (
-                    slice.digital_completed_transactions,
-                    slice.completed_transactions,
-                ),
-            )
-        })
-        .collect();
+    let expected = take_up_by(&truth.months, |slice| {
+        (
+            slice.digital_completed_transactions,
+            slice.completed_transactions,
+        )
+    });
     assert_eq!(got, expected, "take-up per local month");
 
     let wards = kpi(&client, &api, &format!("hotspots?{range}&group_by=ward")).await?;
-    let expected: BTreeMap<String, (u64, u64)> = truth
-        .wards
-        .iter()
-        .map(|(ward, slice)| {
-            (
-                ward.clone(),
-                (
-                    slice.digital_completed_transactions,
-                    slice.completed_transactions,
-                ),
-            )
-        })
-        .collect();
+    let expected = take_up_by(&truth.wards, |slice| {
+        (
+            slice.digital_completed_transactions,
+            slice.completed_transactions,
+        )
+    });
     assert_eq!(by_key(&wards, "ward"), expected, "take-up per ward");
     for row in rows(&wards) {
         let ward = row["ward"].as_str().unwrap_or_default();
