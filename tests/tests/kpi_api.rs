@@ -1789,6 +1789,10 @@ async fn bad_requests_name_the_offending_parameter() -> Result<()> {
             "instrument",
         ),
         ("from=2025-05-01&to=2025-05-31&colour=blue", "colour"),
+        // Outside what the store can hold, and more daily rows than allowed.
+        ("from=1969-12-31&to=2025-05-31", "from"),
+        ("from=2025-05-01&to=2200-01-01", "to"),
+        ("from=2000-01-01&to=2025-05-31&period=day", "period"),
     ] {
         assert_bad_request(&api, &format!("{take_up_path}&{query}"), &[parameter]).await?;
     }
@@ -1820,6 +1824,21 @@ async fn bad_requests_name_the_offending_parameter() -> Result<()> {
     assert_bad_request(
         &api,
         &format!("/api/v1/kpi/channel-mix?council={COUNCIL}&{range}&group_by=channel,ward"),
+        &["group_by"],
+    )
+    .await?;
+    // Two ways of splitting the same thing cannot be combined.
+    assert_bad_request(
+        &api,
+        &format!(
+            "/api/v1/kpi/channel-mix?council={COUNCIL}&{range}&group_by=channel,channel_class"
+        ),
+        &["group_by"],
+    )
+    .await?;
+    assert_bad_request(
+        &api,
+        &format!("/api/v1/kpi/hotspots?council={COUNCIL}&{range}&group_by=ward,lsoa"),
         &["group_by"],
     )
     .await?;

@@ -18,7 +18,13 @@ pub async fn require_token(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        // The scheme name is case-insensitive (RFC 7235).
+        .and_then(|value| {
+            value
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token)
+        })
         .ok_or(ApiError::Unauthorized)?;
     let hash = hex::encode(Sha256::digest(token.trim().as_bytes()));
     if !state.token_hashes.contains(&hash) {

@@ -101,6 +101,12 @@ impl KpiSettings {
             let pence: Pence = entry.pounds.parse().map_err(|error| {
                 anyhow::anyhow!("kpi.unit_costs for {}: {error}", entry.channel)
             })?;
+            anyhow::ensure!(
+                pence.0 >= 0,
+                "kpi.unit_costs for {}: a cost cannot be negative ({})",
+                entry.channel,
+                entry.pounds
+            );
             costs.set(channel, entry.from, pence);
         }
         Ok(costs)

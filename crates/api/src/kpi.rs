@@ -123,8 +123,9 @@ pub async fn get_kpi(
     let Query(params) =
         params.map_err(|rejection| ApiError::bad("query", rejection.body_text()))?;
     let request = request::kpi_request(&params, &spec.accepts)?;
-    let report = compute(&state, spec.name, &request, Source::Rollup).await?;
+    // Read before the figures: they then include at least everything up to it.
     let latest = state.store.latest_ingest().await?;
+    let report = compute(&state, spec.name, &request, Source::Rollup).await?;
     Ok(Json(KpiResponse {
         kpi: spec.name,
         unit: spec.unit,

@@ -468,8 +468,9 @@ pub fn efficiency_savings_rows(
                             KpiRow::new(period, &vec![("service", saving.service.clone())]);
                         row.value = Some(pounds(saving.saving));
                         row.n = Some(saving.current_contacts);
-                        row.extra
-                            .insert("baseline_contacts", saving.baseline_contacts.into());
+                        // A small baseline count is withheld like any other count.
+                        let baseline = state.suppression.count(saving.baseline_contacts).shown();
+                        row.extra.insert("baseline_contacts", baseline.into());
                         report
                             .rows
                             .push(row.suppress_below(saving.current_contacts, state));

@@ -58,6 +58,9 @@ impl AppState {
                 bad.get(..8).unwrap_or(bad)
             );
         }
+        if config.kpi.suppression_threshold == 0 {
+            tracing::warn!("kpi.suppression_threshold is 0: small numbers will not be suppressed");
+        }
         Ok(Self {
             store,
             token_hashes: Arc::new(token_hashes),

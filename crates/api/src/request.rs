@@ -127,10 +127,24 @@ pub fn council(value: Option<&String>) -> Result<CouncilCode, ApiError> {
     CouncilCode::parse(value).ok_or_else(|| ApiError::bad("council", CouncilCode::RULE))
 }
 
+/// The dates the store can hold (ClickHouse `Date` and `DateTime`).
+const EARLIEST: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 2).expect("a valid date");
+const LATEST: NaiveDate = NaiveDate::from_ymd_opt(2105, 12, 31).expect("a valid date");
+
+/// The most periods one request may ask for (ten years of days).
+const MAX_PERIODS: usize = 3_660;
+
 pub fn date(value: Option<&String>, parameter: &str) -> Result<NaiveDate, ApiError> {
     let value = value.ok_or_else(|| ApiError::bad(parameter, "required: a date YYYY-MM-DD"))?;
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|_| ApiError::bad(parameter, "expected a date YYYY-MM-DD"))
+    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| ApiError::bad(parameter, "expected a date YYYY-MM-DD"))?;
+    if !(EARLIEST..=LATEST).contains(&date) {
+        return Err(ApiError::bad(
+            parameter,
+            format!("must be between {EARLIEST} and {LATEST}"),
+        ));
+    }
+    Ok(date)
 }
 
 fn grouping(value: Option<&String>) -> Result<Grouping, ApiError> {
@@ -187,6 +201,21 @@ fn group_by(value: Option<&String>, accepts: &Accepts) -> Result<Vec<GroupKey>, 
         }
     }
     keys.sort();
+    for (a, b) in [
+        (GroupKey::Channel, GroupKey::ChannelClass),
+        (GroupKey::Ward, GroupKey::Lsoa),
+    ] {
+        if keys.contains(&a) && keys.contains(&b) {
+            return Err(ApiError::bad(
+                "group_by",
+                format!(
+                    "{} and {} cannot be combined; choose one",
+                    a.as_str(),
+                    b.as_str()
+                ),
+            ));
+        }
+    }
     Ok(keys)
 }
 
@@ -282,6 +311,16 @@ pub fn kpi_request(
             FilterKey::Channel => filter.channel = value,
             FilterKey::CustomerType => filter.customer_type = value,
             FilterKey::Instrument => filter.instrument = value,
+        }
+    }
+    if let Grouping::By(kind) = grouping {
+        // Days are the finest periods: a range's day count bounds every kind's.
+        let days = (to - from).num_days() as usize + 1;
+        if kind == PeriodKind::Day && days > MAX_PERIODS {
+            return Err(ApiError::bad(
+                "period",
+                format!("{days} daily rows is too many (at most {MAX_PERIODS}); use a longer period or a shorter range"),
+            ));
         }
     }
     let periods = match grouping {

@@ -268,6 +268,8 @@ pub async fn scorecard(
     let previous = period.previous().map_err(bad_date)?;
     let last_year = period.same_period_last_year().map_err(bad_date)?;
     let council = council.to_string();
+    // Read before the figures: they then include at least everything up to it.
+    let latest = state.store.latest_ingest().await?;
     // The three periods are independent: ask for them at once.
     let (current, before, year_ago) = tokio::try_join!(
         figures(
@@ -293,11 +295,14 @@ pub async fn scorecard(
         ),
     )?;
 
-    let latest = state.store.latest_ingest().await?;
     let covered_to = latest
         .and_then(|seconds| DateTime::<Utc>::from_timestamp(seconds, 0))
         .map(local_date)
-        .map_or(period.last_day(), |day| day.min(period.last_day()));
+        // Nothing ingested yet: no day of the period is covered.
+        .map_or(
+            period.first_day().pred_opt().unwrap_or(period.first_day()),
+            |day| day.min(period.last_day()),
+        );
     let days = if covered_to < period.first_day() {
         0
     } else {
@@ -344,7 +349,13 @@ pub async fn scorecard(
                         period_end: previous.last_day(),
                         value: before.value,
                     },
-                    vs_previous: travel(before.value),
+                    // Savings accumulate through the year: this period's year to
+                    // date is not comparable with the previous period's.
+                    vs_previous: if kpi == "efficiency-savings" {
+                        None
+                    } else {
+                        travel(before.value)
+                    },
                     same_period_last_year: Comparison {
                         period_start: last_year.first_day(),
                         period_end: last_year.last_day(),
