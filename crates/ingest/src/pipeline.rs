@@ -25,6 +25,9 @@
 //!    Kafka. On assignment the consumer starts at the stored checkpoint (see
 //!    [`crate::consumer`]), so an offset reset or a new consumer group does not
 //!    re-read, re-count or re-dead-letter what the database already holds.
+//!    If ClickHouse cannot answer within 5 s at assignment, the group's
+//!    committed offset is used instead: step 1 still prevents double counts,
+//!    but dead letters from the re-read span are sent again.
 //!
 //! A crash anywhere in the sequence re-delivers from the last checkpoint (or
 //! commit) and step 1 absorbs the repeats; a message is never committed before
@@ -32,7 +35,10 @@
 //! id produced to *different* partitions and processed by two replicas in the
 //! same instant (producers should key by id, as the simulator does); and a
 //! crash between a dead letter's send and the checkpoint re-sends that dead
-//! letter (its headers carry the source partition and offset to recognise it).
+//! letter (its headers carry the source partition and offset to recognise it);
+//! an insert abandoned at [`ATTEMPT_TIMEOUT`] that the server still completes
+//! after the retry's id lookup; and a topic recreated under the same name
+//! (checkpoints only move forward: clear its `ingest_checkpoints` rows).
 //!
 //! # Memory bound
 //!
@@ -311,6 +317,10 @@ impl Pipeline {
             offset: message.offset(),
         };
         let payload = message.payload().unwrap_or_default();
+        // A message that arrives while a failed write is retried (a partition
+        // assigned meanwhile) must be written too: the next attempt writes the
+        // rows again, and the id lookup skips those already stored.
+        batch.rows_written = false;
         batch.messages += 1;
         batch.bytes += payload.len();
         let highest = batch
@@ -374,6 +384,12 @@ impl Pipeline {
     /// commits. While a step fails, the partitions are paused and the consumer
     /// keeps polling, so the group keeps this replica and rebalances are seen.
     async fn flush(&self, batch: &mut Batch, shutdown: &Shutdown) -> Result<()> {
+        // A revoke seen by the last receive (e.g. just before shutdown) must
+        // not be written behind the new owner's back.
+        self.release_revoked(batch);
+        if batch.is_empty() {
+            return Ok(());
+        }
         self.metrics.batch_rows.observe(batch.messages as f64);
         let mut backoff = Backoff::new();
         let mut paused = false;
