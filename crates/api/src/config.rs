@@ -51,6 +51,11 @@ pub struct KpiSettings {
     /// Channels moved out of their default class, e.g. `kiosk = "digital_assisted"`.
     #[serde(default)]
     pub channel_classes: BTreeMap<String, String>,
+    /// A pack may be "as of" an instant at least this many seconds ago: by
+    /// then every row ingest stamped earlier is stored (ingest's write
+    /// attempts last at most 60 s), so the pack can be reproduced exactly.
+    #[serde(default = "default_pack_settle_seconds")]
+    pub pack_settle_seconds: i64,
 }
 
 /// The cost of one contact on `channel` from `from` until the channel's next entry.
@@ -77,6 +82,7 @@ impl Default for KpiSettings {
             unit_costs: None,
             baseline: None,
             channel_classes: BTreeMap::new(),
+            pack_settle_seconds: default_pack_settle_seconds(),
         }
     }
 }
@@ -140,6 +146,9 @@ impl KpiSettings {
     }
 }
 
+fn default_pack_settle_seconds() -> i64 {
+    120
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }

@@ -9,6 +9,7 @@ pub mod kpi;
 pub mod kpis;
 mod metrics;
 pub mod openapi;
+pub mod pack;
 pub mod request;
 pub mod scorecard;
 
@@ -39,6 +40,7 @@ pub struct AppState {
     pub unit_costs: Arc<UnitCosts>,
     pub targets: Arc<BTreeMap<String, Target>>,
     pub baseline: Option<config::Baseline>,
+    pub pack_settle_seconds: i64,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
             unit_costs: Arc::new(config.kpi.unit_costs()?),
             targets: Arc::new(checked_targets(&config.kpi.targets)?),
             baseline: config.kpi.baseline()?,
+            pack_settle_seconds: config.kpi.pack_settle_seconds.max(0),
         })
     }
 }
@@ -99,6 +102,7 @@ pub fn router(state: AppState, registry: &Registry, health: Health) -> Result<Ro
     let api = Router::new()
         .route(openapi::KPI_ROUTE, get(kpi::get_kpi))
         .route(openapi::SCORECARD_ROUTE, get(scorecard::get_scorecard))
+        .route(openapi::PACK_ROUTE, get(pack::get_pack))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

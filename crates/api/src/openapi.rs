@@ -10,12 +10,14 @@ use serde_json::{json, Map, Value};
 pub const KPI_ROUTE: &str = "/api/v1/kpi/{kpi}";
 pub const SCORECARD_ROUTE: &str = "/api/v1/scorecard";
 pub const OPENAPI_ROUTE: &str = "/api/v1/openapi.json";
+pub const PACK_ROUTE: &str = "/api/v1/exports/pack";
 
 /// Every route the router serves, as (method, path).
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", KPI_ROUTE),
     ("get", SCORECARD_ROUTE),
     ("get", OPENAPI_ROUTE),
+    ("get", PACK_ROUTE),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -148,6 +150,22 @@ pub fn document() -> Value {
         ],
         "responses": {
             "200": {"description": "The scorecard", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": error_response("A parameter is missing or invalid"),
+            "401": error_response("No valid bearer token"),
+        }
+    }}));
+    paths.insert(PACK_ROUTE.into(), json!({"get": {
+        "summary": "A committee pack: every KPI for the period, in total and by breakdown, as tidy CSV (RFC 4180) or its CSVW metadata; regenerating with the same as_of gives the same bytes",
+        "security": [{"bearer": []}],
+        "parameters": [
+            query("council", true, "GSS code of the authority".into(), json!({"type": "string", "pattern": "^[ENSW][0-9]{8}$"})),
+            query("period", false, "The period kind".into(), json!({"type": "string", "enum": ["month", "quarter", "financial_year"], "default": "quarter"})),
+            query("date", false, "A local date inside the period; default today".into(), json!({"type": "string", "format": "date"})),
+            query("format", false, "csv, or csvw for the CSV's metadata".into(), json!({"type": "string", "enum": ["csv", "csvw"], "default": "csv"})),
+            query("as_of", false, "Include only data ingested up to this instant; default: everything ingested so far".into(), json!({"type": "string", "format": "date-time"})),
+        ],
+        "responses": {
+            "200": {"description": "The pack", "content": {"text/csv": {}, "application/csvm+json": {}}},
             "400": error_response("A parameter is missing or invalid"),
             "401": error_response("No valid bearer token"),
         }

@@ -545,6 +545,16 @@ impl Pipeline {
     ) -> Result<()> {
         self.drop_stored(contacts, false).await?;
         self.drop_stored(satisfaction, true).await?;
+        // Stamped at each attempt, not at receipt: a row stamped at t is
+        // stored by t + ATTEMPT_TIMEOUT or restamped later, which is what lets
+        // a report "as of" an instant settled that long ago be reproduced.
+        let now = u32::try_from(Utc::now().timestamp()).unwrap_or(u32::MAX);
+        for row in contacts.iter_mut() {
+            row.ingested_at = now;
+        }
+        for row in satisfaction.iter_mut() {
+            row.ingested_at = now;
+        }
         if !contacts.is_empty() {
             self.store.insert_contacts(contacts).await?;
         }

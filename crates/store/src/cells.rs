@@ -49,6 +49,9 @@ pub enum Source {
     Rollup,
     /// The raw event tables, aggregated at query time.
     Raw,
+    /// The raw tables as they stood at this instant (Unix seconds): only rows
+    /// ingested by then, so a report regenerated later gives the same figures.
+    RawAsOf(i64),
 }
 
 /// The council, the local days (both inclusive) and optional filters.
@@ -188,7 +191,7 @@ const CONTACT_RAW: &str = "(SELECT
         toUInt64(ifNull(handling_seconds, 0)) AS handling_seconds_total,
         toUInt64(isNotNull(handling_seconds)) AS timed
     FROM contact_events
-    WHERE council = ? AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?))";
+    WHERE council = ? AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?)";
 
 const SATISFACTION_RAW: &str = "(SELECT
         council,
@@ -196,7 +199,7 @@ const SATISFACTION_RAW: &str = "(SELECT
         service, channel, customer_type, instrument, score,
         toUInt64(1) AS responses
     FROM satisfaction_responses
-    WHERE council = ? AND responded_at >= toDateTime(?) AND responded_at < toDateTime(?))";
+    WHERE council = ? AND responded_at >= toDateTime(?) AND responded_at < toDateTime(?)";
 
 const AREA_RAW: &str = "(SELECT
         council,
@@ -204,7 +207,7 @@ const AREA_RAW: &str = "(SELECT
         ward, lsoa, channel, assisted, interaction, outcome,
         toUInt64(1) AS contacts
     FROM contact_events
-    WHERE council = ? AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?))";
+    WHERE council = ? AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?)";
 
 /// `FROM` with its bound values: the rollup table, or the raw subquery.
 fn from(sql: &mut Sql, source: Source, rollup: &str, raw: &str, filter: &CellFilter) {
@@ -213,8 +216,16 @@ fn from(sql: &mut Sql, source: Source, rollup: &str, raw: &str, filter: &CellFil
         Source::Raw => {
             let (start, end) = utc_margin(filter);
             sql.push(
-                &format!(" FROM {raw}"),
+                &format!(" FROM {raw})"),
                 [filter.council.clone(), start, end],
+            );
+        }
+        Source::RawAsOf(at) => {
+            let (start, end) = utc_margin(filter);
+            // Unix seconds, so the server's time zone plays no part.
+            sql.push(
+                &format!(" FROM {raw} AND ingested_at <= toDateTime(toUInt32(?)))"),
+                [filter.council.clone(), start, end, at.max(0).to_string()],
             );
         }
     }
