@@ -57,16 +57,23 @@ impl KpiRow {
     }
 
     /// Withholds every figure when `n` is below the threshold.
-    fn suppress_below(mut self, n: u64, state: &AppState) -> Self {
+    fn suppress_below(self, n: u64, state: &AppState) -> Self {
         if state.suppression.count(n).is_suppressed() {
-            self.value = None;
-            self.numerator = None;
-            self.denominator = None;
-            self.n = None;
-            self.ci95_low = None;
-            self.ci95_high = None;
-            self.suppressed = true;
+            self.withheld()
+        } else {
+            self
         }
+    }
+
+    /// The row with every figure withheld and marked.
+    pub fn withheld(mut self) -> Self {
+        self.value = None;
+        self.numerator = None;
+        self.denominator = None;
+        self.n = None;
+        self.ci95_low = None;
+        self.ci95_high = None;
+        self.suppressed = true;
         self
     }
 

@@ -16,7 +16,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use channelshift_kpi::period::{local_date, Period, PeriodKind};
+use channelshift_kpi::period::{local_date, Period};
 use channelshift_store::{CellFilter, Source};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
@@ -61,23 +61,16 @@ pub struct Pack {
     rows: Vec<PackRow>,
 }
 
-fn published(mut row: KpiRow, state: &AppState) -> KpiRow {
+fn published(row: KpiRow, state: &AppState) -> KpiRow {
     // Published outputs withhold small counts of cases, not only small bases.
-    let small = |count: Option<i64>| {
-        count.is_some_and(|count| {
-            count >= 0 && state.suppression.count(count as u64).is_suppressed()
-        })
-    };
-    if row.denominator.is_some() && small(row.numerator) {
-        row.value = None;
-        row.numerator = None;
-        row.denominator = None;
-        row.n = None;
-        row.ci95_low = None;
-        row.ci95_high = None;
-        row.suppressed = true;
+    let small = row
+        .numerator
+        .is_some_and(|count| count >= 0 && state.suppression.count(count as u64).is_suppressed());
+    if row.denominator.is_some() && small {
+        row.withheld()
+    } else {
+        row
     }
-    row
 }
 
 /// Computes every KPI of the pack, unbroken and by each breakdown the KPI accepts.
@@ -228,18 +221,6 @@ impl Pack {
     }
 }
 
-fn period_kind(value: Option<&String>) -> Result<PeriodKind, ApiError> {
-    match value.map(String::as_str).unwrap_or("quarter") {
-        "month" => Ok(PeriodKind::Month),
-        "quarter" => Ok(PeriodKind::FinancialQuarter),
-        "financial_year" => Ok(PeriodKind::FinancialYear),
-        _ => Err(ApiError::bad(
-            "period",
-            "one of month, quarter, financial_year",
-        )),
-    }
-}
-
 /// The pack's as-of instant: given, or the latest settled one. An instant
 /// less than `settle` seconds ago is refused: rows stamped before it may
 /// still be on their way, so the pack could not be reproduced.
@@ -278,7 +259,7 @@ pub async fn get_pack(
         return Err(ApiError::bad(unknown, "unknown parameter"));
     }
     let council = request::council(params.get("council"))?;
-    let kind = period_kind(params.get("period"))?;
+    let kind = crate::scorecard::period_kind(params.get("period"))?;
     let date: NaiveDate = match params.get("date") {
         Some(_) => request::date(params.get("date"), "date")?,
         None => local_date(Utc::now()),

@@ -138,7 +138,8 @@ fn figure(report: Report, measure: Option<(&str, &str)>) -> Figure {
     }
 }
 
-fn period_kind(value: Option<&String>) -> Result<PeriodKind, ApiError> {
+/// `period` of the scorecard and the packs: month, quarter (default) or financial year.
+pub(crate) fn period_kind(value: Option<&String>) -> Result<PeriodKind, ApiError> {
     match value.map(String::as_str).unwrap_or("quarter") {
         "month" => Ok(PeriodKind::Month),
         "quarter" => Ok(PeriodKind::FinancialQuarter),
