@@ -119,6 +119,15 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+impl Report {
+    /// Adds a note once, however many rows it concerns.
+    fn note(&mut self, note: String) {
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+}
+
 type Period = (NaiveDate, NaiveDate);
 
 fn channel(cell_channel: &str) -> Option<Channel> {
@@ -131,26 +140,39 @@ fn class(state: &AppState, cell_channel: &str) -> ChannelClass {
         .unwrap_or(ChannelClass::Other)
 }
 
-/// The group keys of a contact cell for `request`; `by_channel` adds the
-/// channel (or its class) where the request groups by it.
-fn contact_keys(request: &KpiRequest, state: &AppState, cell: &ContactCell) -> Keys {
+/// The group keys `request` asks for, from a cell's channel, service and
+/// customer type (the channel's class is derived from the channel).
+fn group_keys(
+    request: &KpiRequest,
+    state: &AppState,
+    channel: &str,
+    service: &str,
+    customer_type: &str,
+) -> Keys {
     let mut keys = Vec::new();
     if request.groups(GroupKey::Channel) {
-        keys.push(("channel", cell.channel.clone()));
+        keys.push(("channel", channel.to_string()));
     }
     if request.groups(GroupKey::ChannelClass) {
-        keys.push((
-            "channel_class",
-            class(state, &cell.channel).as_str().to_string(),
-        ));
+        keys.push(("channel_class", class(state, channel).as_str().to_string()));
     }
     if request.groups(GroupKey::Service) {
-        keys.push(("service", cell.k_service.clone()));
+        keys.push(("service", service.to_string()));
     }
     if request.groups(GroupKey::CustomerType) {
-        keys.push(("customer_type", cell.k_customer_type.clone()));
+        keys.push(("customer_type", customer_type.to_string()));
     }
     keys
+}
+
+fn contact_keys(request: &KpiRequest, state: &AppState, cell: &ContactCell) -> Keys {
+    group_keys(
+        request,
+        state,
+        &cell.channel,
+        &cell.k_service,
+        &cell.k_customer_type,
+    )
 }
 
 /// Groups contact cells by period and keys, starting every period off empty
@@ -397,10 +419,7 @@ pub fn cost_per_transaction_rows(
                 row.n = Some(cost.completed_transactions);
             }
             Err(error) => {
-                let note = cost_note(&error);
-                if !report.notes.contains(&note) {
-                    report.notes.push(note);
-                }
+                report.note(cost_note(&error));
                 row.denominator = Some(spend.completed);
                 row.n = Some(spend.completed);
             }
@@ -463,11 +482,9 @@ pub fn efficiency_savings_rows(
         match channel_shift_savings(&services, &state.unit_costs, period.1) {
             Ok(savings) => {
                 for service in &savings.no_baseline {
-                    let note =
-                        format!("{service}: no baseline contacts, so it contributes nothing");
-                    if !report.notes.contains(&note) {
-                        report.notes.push(note);
-                    }
+                    report.note(format!(
+                        "{service}: no baseline contacts, so it contributes nothing"
+                    ));
                 }
                 if by_service {
                     for saving in savings.services {
@@ -490,10 +507,7 @@ pub fn efficiency_savings_rows(
                 }
             }
             Err(error) => {
-                let note = cost_note(&error);
-                if !report.notes.contains(&note) {
-                    report.notes.push(note);
-                }
+                report.note(cost_note(&error));
                 let mut row = KpiRow::new(period, &Vec::new());
                 row.n = Some(contacts);
                 report.rows.push(row.suppress_below(contacts, state));
@@ -513,22 +527,13 @@ pub fn satisfaction_rows(
         let Some(period) = request.period_of(&cell.period) else {
             continue;
         };
-        let mut keys = Vec::new();
-        if request.groups(GroupKey::Channel) {
-            keys.push(("channel", cell.k_channel.clone()));
-        }
-        if request.groups(GroupKey::ChannelClass) {
-            keys.push((
-                "channel_class",
-                class(state, &cell.k_channel).as_str().to_string(),
-            ));
-        }
-        if request.groups(GroupKey::Service) {
-            keys.push(("service", cell.k_service.clone()));
-        }
-        if request.groups(GroupKey::CustomerType) {
-            keys.push(("customer_type", cell.k_customer_type.clone()));
-        }
+        let keys = group_keys(
+            request,
+            state,
+            &cell.k_channel,
+            &cell.k_service,
+            &cell.k_customer_type,
+        );
         let scores = groups
             .entry((period, keys, cell.instrument.clone()))
             .or_default();

@@ -18,6 +18,5 @@ pub use cells::{Area, AreaCell, Bucket, CellFilter, ContactCell, Keys, Satisfact
 pub use checkpoints::Checkpoint;
 pub use connection::{ClickHouseConfig, Store, StoreError};
 pub use migrations::{Rollup, MIGRATIONS, ROLLUPS};
-pub use queries::CompletedByChannel;
 pub use rebuild::{Month, RebuildError, RebuildReport, RebuildStep, RollupRebuilt, MONTH_ATTEMPTS};
 pub use rows::{ContactRow, KafkaPosition, SatisfactionRow};

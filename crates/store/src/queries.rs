@@ -1,8 +1,7 @@
-//! Reads: the duplicate lookup used by ingest, and KPI counts over rollups.
+//! The duplicate lookup used by ingest, and the raw-row inserts.
 
 use crate::connection::{Store, StoreError};
 use crate::rows::{ContactRow, SatisfactionRow};
-use chrono::NaiveDate;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::HashSet;
@@ -28,17 +27,6 @@ const ID_LOOKUP_CHUNK: usize = 2_000;
 #[derive(Row, Deserialize)]
 struct Id {
     id: String,
-}
-
-/// Completed transactions (completed or ineligible) of one local day and
-/// channel, split by the assisted flag.
-#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
-pub struct CompletedByChannel {
-    /// The local (Europe/London) day, `YYYY-MM-DD`.
-    pub local_day: String,
-    pub channel: String,
-    pub assisted: u8,
-    pub completed: u64,
 }
 
 impl Store {
@@ -93,33 +81,5 @@ impl Store {
         }
         insert.end().await?;
         Ok(())
-    }
-
-    /// Completed transactions by channel and assisted flag, for digital
-    /// take-up, read from the daily rollup (local days, both inclusive).
-    pub async fn completed_by_channel(
-        &self,
-        council: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<CompletedByChannel>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT toString(day) AS local_day, channel, assisted, sum(contacts) AS completed
-                FROM contact_daily
-                WHERE council = ?
-                  AND day >= toDate(?) AND day <= toDate(?)
-                  AND interaction = 'transaction'
-                  AND outcome IN ('completed', 'ineligible')
-                GROUP BY day, channel, assisted
-                ORDER BY day, channel, assisted",
-            )
-            .bind(council)
-            .bind(from.to_string())
-            .bind(to.to_string())
-            .fetch_all::<CompletedByChannel>()
-            .await?;
-        Ok(rows)
     }
 }

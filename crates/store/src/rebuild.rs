@@ -550,13 +550,9 @@ impl Store {
         Ok(())
     }
 
-    /// Waits on the server (`sleep`), which spares this crate a timer of its own.
+    /// Waits between checks (at most 3 s at a time).
     async fn pause(&self, seconds: f64) -> Result<(), RebuildError> {
-        self.client
-            .query("SELECT sleep(?)")
-            .bind(seconds.min(3.0))
-            .fetch_one::<u8>()
-            .await?;
+        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds.clamp(0.0, 3.0))).await;
         Ok(())
     }
 }
