@@ -14,6 +14,14 @@ pub const TANSU_VERSION: &str = "0.6.0";
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("clickhouse-server", "/usr/sbin/clickhouse-server"),
     ("clickhouse-client", "/usr/bin/clickhouse-client"),
+    // Alert-rule tests (promtool) and the scrape test.
+    ("prometheus", "/usr/bin/promtool"),
+    // Committee packs: PDF rendering, and the browser the accessibility test drives.
+    ("chromium", "/usr/bin/chromium"),
+    // Reading packs' PDFs back in tests (pdftotext, pdfinfo).
+    ("poppler-utils", "/usr/bin/pdftotext"),
+    // API load tests.
+    ("wrk", "/usr/bin/wrk"),
 ];
 
 /// Where machine-wide tools and caches live: `$CHANNELSHIFT_TOOLS`, else
