@@ -40,6 +40,7 @@ pub async fn run(config: IngestConfig, shutdown: Shutdown) -> Result<()> {
     let registry = Registry::new();
     let metrics = metrics::IngestMetrics::register(&registry)?;
     let health = Health::new();
+    metrics::register_readiness(&registry, &health)?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

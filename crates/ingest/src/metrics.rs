@@ -1,8 +1,11 @@
 //! Ingest's Prometheus metrics, named once here next to their meaning.
 
+use channelshift_runtime::health::Health;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    exponential_buckets, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
-    Opts, Registry,
+    exponential_buckets, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 pub const CONSUMED: &str = "channelshift_ingest_messages_consumed_total";
@@ -18,6 +21,8 @@ pub const CONSUMER_LAG: &str = "channelshift_ingest_consumer_lag_messages";
 pub const REBALANCES: &str = "channelshift_ingest_rebalances_total";
 pub const RELEASED: &str = "channelshift_ingest_messages_released_total";
 pub const BUFFERED: &str = "channelshift_ingest_buffered_messages";
+pub const READY: &str = "channelshift_ingest_ready";
+pub const HEALTH_CHECK: &str = "channelshift_ingest_health_check";
 
 #[derive(Clone)]
 pub struct IngestMetrics {
@@ -33,7 +38,7 @@ pub struct IngestMetrics {
     pub consumer_lag: IntGaugeVec,
     pub rebalances: IntCounterVec,
     pub released: IntCounterVec,
-    pub buffered: prometheus::IntGauge,
+    pub buffered: IntGauge,
 }
 
 impl IngestMetrics {
@@ -71,7 +76,7 @@ impl IngestMetrics {
             &["topic", "partition"],
         )?;
         registry.register(Box::new(consumer_lag.clone()))?;
-        let buffered = prometheus::IntGauge::new(
+        let buffered = IntGauge::new(
             BUFFERED,
             "Messages read but not yet written and committed (the open batch)",
         )?;
@@ -120,5 +125,91 @@ impl IngestMetrics {
             )?,
             buffered,
         })
+    }
+}
+
+/// `/readyz` as metrics, read from the health registry at each scrape, so an
+/// alert can tell "up but not ready" (ClickHouse or Kafka unreachable, the
+/// consumer loop stalled) from "down" without a probe of its own.
+struct Readiness {
+    health: Health,
+    ready: IntGauge,
+    checks: IntGaugeVec,
+}
+
+impl Collector for Readiness {
+    fn desc(&self) -> Vec<&Desc> {
+        self.ready
+            .desc()
+            .into_iter()
+            .chain(self.checks.desc())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.ready.set(i64::from(self.health.is_ready()));
+        self.checks.reset();
+        for (check, ok) in self.health.report() {
+            self.checks.with_label_values(&[&check]).set(i64::from(ok));
+        }
+        self.ready
+            .collect()
+            .into_iter()
+            .chain(self.checks.collect())
+            .collect()
+    }
+}
+
+/// Registers `channelshift_ingest_ready` (1 when `/readyz` would answer 200)
+/// and `channelshift_ingest_health_check{check}` (1 per passing check).
+pub fn register_readiness(registry: &Registry, health: &Health) -> prometheus::Result<()> {
+    let readiness = Readiness {
+        health: health.clone(),
+        ready: IntGauge::new(
+            READY,
+            "1 when the service is ready (as /readyz answers 200)",
+        )?,
+        checks: IntGaugeVec::new(
+            Opts::new(
+                HEALTH_CHECK,
+                "1 when the readiness check passes (clickhouse, kafka, consumer), else 0",
+            ),
+            &["check"],
+        )?,
+    };
+    registry.register(Box::new(readiness))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::{Encoder, TextEncoder};
+
+    fn scrape(registry: &Registry) -> String {
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut text)
+            .expect("the text encoder writes to a Vec");
+        String::from_utf8(text).expect("Prometheus text is UTF-8")
+    }
+
+    #[test]
+    fn readiness_follows_the_health_registry_at_each_scrape() {
+        let registry = Registry::new();
+        let health = Health::new();
+        register_readiness(&registry, &health).expect("registers once");
+        assert!(scrape(&registry).contains("channelshift_ingest_ready 0"));
+
+        health.set("clickhouse", true);
+        health.set("kafka", true);
+        let text = scrape(&registry);
+        assert!(text.contains("channelshift_ingest_ready 1"), "{text}");
+        assert!(text.contains("channelshift_ingest_health_check{check=\"kafka\"} 1"));
+
+        health.set("kafka", false);
+        let text = scrape(&registry);
+        assert!(text.contains("channelshift_ingest_ready 0"), "{text}");
+        assert!(text.contains("channelshift_ingest_health_check{check=\"kafka\"} 0"));
+        assert!(text.contains("channelshift_ingest_health_check{check=\"clickhouse\"} 1"));
     }
 }
