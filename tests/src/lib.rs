@@ -2,6 +2,7 @@
 //! `cargo xtask test`): each test gets its own database, topics and consumer
 //! group, and talks to the services the way a client would.
 
+pub mod api_process;
 pub mod broker;
 pub mod checks;
 pub mod clickhouse;
@@ -10,7 +11,7 @@ pub mod process;
 pub mod server;
 
 use anyhow::{Context, Result};
-use channelshift_api::config::{ApiConfig, AuthConfig, KpiSettings};
+use channelshift_api::config::{ApiConfig, AuthConfig, KpiSettings, ServerLimits};
 use channelshift_ingest::config::{BatchConfig, IngestConfig, KafkaConfig, PrivacyConfig};
 use channelshift_runtime::health::Health;
 use channelshift_runtime::shutdown::{self, Trigger};
@@ -313,22 +314,23 @@ pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, 
         clickhouse: scope.reader(),
         auth: AuthConfig {
             token_sha256: vec![hex::encode(Sha256::digest(API_TOKEN.as_bytes()))],
+            revoked_sha256: Vec::new(),
         },
         kpi,
+        server: ServerLimits::default(),
     };
     let store = Store::connect(&config.clickhouse).await?;
     let state = channelshift_api::AppState::new(&config, store)?;
     let health = Health::new();
     health.set("clickhouse", true);
-    let app = channelshift_api::router(state, &prometheus::Registry::new(), health)?;
+    let app =
+        channelshift_api::router(state, &prometheus::Registry::new(), health, &config.server)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     let (trigger, stop) = shutdown::channel();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.requested())
-            .await
-            .context("serving the API")
+        channelshift_api::serve(listener, app, &ServerLimits::default(), stop.requested()).await;
+        Ok(())
     });
     Ok((format!("http://{address}"), Running { trigger, task }))
 }

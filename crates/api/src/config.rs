@@ -1,7 +1,8 @@
 //! API configuration: where to listen, the read-only ClickHouse user, the
 //! accepted bearer tokens (as SHA-256 hashes, never the tokens) and the KPI
 //! settings a council chooses: targets, unit costs, the savings baseline and
-//! channel classes. `deploy/api.example.toml` is a documented example.
+//! channel classes, and the server's request limits. `deploy/api.example.toml`
+//! is a documented example.
 
 use channelshift_kpi::channel::{Channel, ChannelClass, ChannelClasses};
 use channelshift_kpi::cost::{Pence, UnitCosts};
@@ -22,12 +23,68 @@ pub struct ApiConfig {
     pub auth: AuthConfig,
     #[serde(default)]
     pub kpi: KpiSettings,
+    #[serde(default)]
+    pub server: ServerLimits,
+}
+
+/// Limits that keep one slow, idle or oversized client from holding the server.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerLimits {
+    /// A request's line and headers must arrive within this; an idle
+    /// keep-alive connection is closed after it too.
+    pub header_read_timeout_ms: u64,
+    /// The longest a request may take from its headers to its response; a
+    /// request cut off gets 503. Leave room for a PDF pack to print.
+    pub request_timeout_ms: u64,
+    /// The largest request line plus headers, in bytes (at least 8192; 431 beyond).
+    pub max_header_bytes: usize,
+    /// The largest request body (413 beyond); no route takes one.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 120_000,
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl ServerLimits {
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Refuses limits that would disable the protection or that hyper rejects.
+    pub fn checked(&self) -> anyhow::Result<&Self> {
+        anyhow::ensure!(
+            self.header_read_timeout_ms > 0 && self.request_timeout_ms > 0,
+            "server: timeouts must be above 0 ms"
+        );
+        anyhow::ensure!(
+            self.max_header_bytes >= 8192,
+            "server.max_header_bytes: at least 8192 (HTTP/1's minimum buffer)"
+        );
+        Ok(self)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct AuthConfig {
     /// Lower-case hex SHA-256 of each accepted token: `printf %s "$TOKEN" | sha256sum`.
     pub token_sha256: Vec<String>,
+    /// Hashes of revoked tokens, refused even if still listed above, so a
+    /// leaked token stays refused when an old list is restored. Read at start.
+    #[serde(default)]
+    pub revoked_sha256: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -1,6 +1,7 @@
 //! The KPI API: authenticated JSON over the ClickHouse rollups, plus the open
 //! operator endpoints. `router` builds the whole app, so tests can drive it
-//! in-process; `run` serves it.
+//! in-process; `serve` serves it within the configured limits; `run` wires
+//! both to the configuration.
 
 pub mod auth;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod request;
 pub mod scorecard;
 
 use anyhow::{Context, Result};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use channelshift_kpi::channel::ChannelClasses;
@@ -25,10 +27,15 @@ use channelshift_runtime::health::Health;
 use channelshift_runtime::ops;
 use channelshift_runtime::shutdown::Shutdown;
 use channelshift_store::Store;
-use config::ApiConfig;
+use config::{ApiConfig, ServerLimits};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use prometheus::Registry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -45,21 +52,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: &ApiConfig, store: Store) -> Result<Self> {
-        let token_hashes: Vec<String> = config
-            .auth
-            .token_sha256
-            .iter()
-            .map(|hash| hash.trim().to_ascii_lowercase())
-            .collect();
-        if let Some(bad) = token_hashes
-            .iter()
-            .find(|hash| hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            anyhow::bail!(
-                "auth.token_sha256 holds {:?}, which is not a SHA-256 hex digest",
-                bad.get(..8).unwrap_or(bad)
-            );
-        }
+        let token_hashes = auth::accepted_hashes(&config.auth)?;
         if config.kpi.suppression_threshold == 0 {
             tracing::warn!("kpi.suppression_threshold is 0: small numbers will not be suppressed");
         }
@@ -96,8 +89,14 @@ fn checked_targets(targets: &BTreeMap<String, Target>) -> Result<BTreeMap<String
 }
 
 /// The whole application: `/api/v1/*` behind a bearer token, operator
-/// endpoints open, request metrics on everything.
-pub fn router(state: AppState, registry: &Registry, health: Health) -> Result<Router> {
+/// endpoints open, request metrics on everything, and every request bounded
+/// in time and body size by `limits`.
+pub fn router(
+    state: AppState,
+    registry: &Registry,
+    health: Health,
+    limits: &ServerLimits,
+) -> Result<Router> {
     let request_metrics = metrics::RequestMetrics::register(registry)?;
     let api = Router::new()
         .route(openapi::KPI_ROUTE, get(kpi::get_kpi))
@@ -112,6 +111,12 @@ pub fn router(state: AppState, registry: &Registry, health: Health) -> Result<Ro
     Ok(api
         .merge(open)
         .merge(ops::router(registry.clone(), health))
+        // A request the store cannot answer in time is the server's failure: 503.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout(),
+        ))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             request_metrics,
             metrics::record,
@@ -120,6 +125,7 @@ pub fn router(state: AppState, registry: &Registry, health: Health) -> Result<Ro
 
 /// Serves the API on `config.listen` until `shutdown`.
 pub async fn run(config: ApiConfig, shutdown: Shutdown) -> Result<()> {
+    config.server.checked()?;
     let store = Store::connect(&config.clickhouse)
         .await
         .context("connecting to ClickHouse")?;
@@ -127,17 +133,65 @@ pub async fn run(config: ApiConfig, shutdown: Shutdown) -> Result<()> {
     health.set("clickhouse", true);
     let registry = Registry::new();
     let state = AppState::new(&config, store.clone())?;
-    let app = router(state, &registry, health.clone())?;
+    let app = router(state, &registry, health.clone(), &config.server)?;
     spawn_store_probe(store, health, shutdown.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "KPI API listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.requested())
+    serve(listener, app, &config.server, shutdown.requested()).await;
+    Ok(())
+}
+
+/// Serves `app` over HTTP/1 until `stop` completes, then lets requests in
+/// flight finish for at most the request timeout.
+///
+/// Not `axum::serve`: it gives hyper no timer, so a client that never
+/// finishes its headers would hold its connection (and a task) forever. Here
+/// hyper closes a connection whose request head has not arrived within
+/// `header_read_timeout` (idle keep-alive connections included) and answers
+/// 431 to a head larger than `max_header_bytes`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: &ServerLimits,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout())
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let connections = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, most likely: back off, keep serving.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.request_timeout(), connections.shutdown())
         .await
-        .context("serving the API")
+        .is_err()
+    {
+        tracing::warn!("connections still open after the request timeout; stopping anyway");
+    }
 }
 
 /// Keeps the readiness flag for ClickHouse current.
@@ -174,6 +228,13 @@ mod tests {
         assert!(kpi.baseline().expect("baseline is ordered").is_some());
         kpi.channel_classes().expect("channel classes parse");
         kpi.take_up_definition().expect("definition parses");
+        config.server.checked().expect("server limits are usable");
+        assert_eq!(
+            config.server,
+            ServerLimits::default(),
+            "the example shows the defaults"
+        );
+        assert!(config.auth.revoked_sha256.is_empty());
     }
 
     #[test]
