@@ -6,7 +6,9 @@ pub mod api_process;
 pub mod broker;
 pub mod checks;
 pub mod clickhouse;
+pub mod grafana;
 pub mod kafka;
+pub mod monitored;
 pub mod process;
 pub mod server;
 

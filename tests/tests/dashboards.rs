@@ -1,0 +1,451 @@
+//! The Grafana dashboards (`dashboards/*.json`), proved without Grafana: their
+//! structure is checked; every ClickHouse panel and variable query is expanded
+//! as Grafana and the ClickHouse data source would and run, as the read-only
+//! user, against data that went through the real ingest binary, and its
+//! columns and figures compared with those the known data gives; every
+//! Prometheus panel may name only metrics that a real scrape of ingest and
+//! the API shows.
+
+use anyhow::{bail, Context, Result};
+use channelshift_tests::grafana::{
+    expand_sql, load_dashboards, metric_names, scraped_names, Dashboard, TimeRange, CLICKHOUSE,
+    PROMETHEUS,
+};
+use channelshift_tests::monitored::{Monitored, COUNCIL, OTHER_COUNCIL};
+use channelshift_tests::Scope;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The 0.975 quantile of the standard normal distribution.
+const Z_95: f64 = 1.959963984540054;
+
+#[test]
+fn dashboards_are_well_formed() -> Result<()> {
+    let dashboards = load_dashboards()?;
+    let files: Vec<&str> = dashboards.iter().map(|d| d.file.as_str()).collect();
+    assert_eq!(files, ["kpi-overview.json", "pipeline-operations.json"]);
+    let mut uids = BTreeSet::new();
+    for dashboard in &dashboards {
+        let file = &dashboard.file;
+        let uid = dashboard.json["uid"].as_str().unwrap_or_default();
+        assert!(!uid.is_empty(), "{file}: no uid");
+        assert!(uids.insert(uid.to_string()), "{file}: uid {uid} used twice");
+        assert!(dashboard.json["title"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()));
+        assert_eq!(dashboard.json["timezone"], "Europe/London", "{file}");
+
+        // Data sources are chosen through variables, never fixed UIDs.
+        let datasource_variables: BTreeMap<String, String> = dashboard
+            .variables()
+            .into_iter()
+            .filter(|variable| variable["type"] == "datasource")
+            .map(|variable| {
+                (
+                    format!("${{{}}}", variable["name"].as_str().unwrap_or_default()),
+                    variable["query"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let check_datasource = |what: &str, datasource: &Value| {
+            let kind = datasource["type"].as_str().unwrap_or_default();
+            let uid = datasource["uid"].as_str().unwrap_or_default();
+            assert!(
+                kind == CLICKHOUSE || kind == PROMETHEUS,
+                "{file}: {what}: data source type {kind:?}"
+            );
+            assert_eq!(
+                datasource_variables.get(uid).map(String::as_str),
+                Some(kind),
+                "{file}: {what}: data source uid {uid:?} is not a variable of type {kind}"
+            );
+        };
+
+        let mut ids = BTreeSet::new();
+        for panel in dashboard.panels() {
+            let title = panel["title"].as_str().unwrap_or_default();
+            assert!(!title.is_empty(), "{file}: a panel has no title");
+            let id = panel["id"].as_u64().context("panel id")?;
+            assert!(ids.insert(id), "{file}: panel id {id} used twice");
+            assert!(
+                panel["description"].as_str().is_some_and(|d| d.len() > 20),
+                "{file}: \"{title}\" has no description"
+            );
+            assert!(
+                panel["fieldConfig"]["defaults"]["unit"]
+                    .as_str()
+                    .is_some_and(|unit| !unit.is_empty()),
+                "{file}: \"{title}\" has no unit"
+            );
+            check_datasource(title, &panel["datasource"]);
+            let targets = panel["targets"].as_array().context("targets")?;
+            assert!(!targets.is_empty(), "{file}: \"{title}\" has no query");
+            let mut ref_ids = BTreeSet::new();
+            for target in targets {
+                check_datasource(title, &target["datasource"]);
+                assert!(
+                    ref_ids.insert(target["refId"].to_string()),
+                    "{file}: \"{title}\""
+                );
+                match target["datasource"]["type"].as_str() {
+                    Some(CLICKHOUSE) => {
+                        assert_eq!(target["editorType"], "sql", "{file}: \"{title}\"");
+                        assert!(target["rawSql"].as_str().is_some_and(|sql| !sql.is_empty()));
+                    }
+                    _ => assert!(target["expr"].as_str().is_some_and(|expr| !expr.is_empty())),
+                }
+            }
+        }
+        for variable in dashboard.variables() {
+            if variable["type"] == "query" {
+                check_datasource(
+                    variable["name"].as_str().unwrap_or_default(),
+                    &variable["datasource"],
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `sql` as the read-only user (as Grafana's data source would) and
+/// returns the column names and rows.
+async fn run(scope: &Scope, sql: &str) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+    let reader = scope.reader();
+    let response = reqwest::Client::new()
+        .post(&reader.url)
+        .query(&[
+            ("database", reader.database.as_str()),
+            ("default_format", "JSONCompact"),
+            ("output_format_json_quote_64bit_integers", "0"),
+        ])
+        .header("X-ClickHouse-User", &reader.user)
+        .header(
+            "X-ClickHouse-Key",
+            secrecy::ExposeSecret::expose_secret(&reader.password),
+        )
+        .body(sql.to_string())
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("ClickHouse refused the query ({status}): {text}\n{sql}");
+    }
+    let body: Value = serde_json::from_str(&text)?;
+    let columns = body["meta"]
+        .as_array()
+        .context("meta")?
+        .iter()
+        .map(|column| column["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let rows = body["data"]
+        .as_array()
+        .context("data")?
+        .iter()
+        .map(|row| row.as_array().cloned().unwrap_or_default())
+        .collect();
+    Ok((columns, rows))
+}
+
+fn same(actual: &Value, expected: &Value) -> bool {
+    match (actual.as_f64(), expected.as_f64()) {
+        (Some(a), Some(e)) => (a - e).abs() <= 1e-9 * e.abs().max(1.0),
+        _ => actual == expected,
+    }
+}
+
+fn assert_rows(name: &str, columns: &[String], rows: &[Vec<Value>], expected: &Expected) {
+    assert_eq!(columns, expected.columns, "{name}: columns");
+    let wanted: Vec<Vec<Value>> = expected
+        .rows
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|row| row.as_array().cloned().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    let matches = rows.len() == wanted.len()
+        && rows.iter().zip(&wanted).all(|(row, want)| {
+            row.len() == want.len() && row.iter().zip(want).all(|(a, e)| same(a, e))
+        });
+    assert!(
+        matches,
+        "{name}: rows\n  got      {}\n  expected {}",
+        Value::from(rows.to_vec()),
+        expected.rows
+    );
+}
+
+struct Expected {
+    columns: Vec<String>,
+    rows: Value,
+}
+
+fn expected(columns: &[&str], rows: Value) -> Expected {
+    Expected {
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        rows,
+    }
+}
+
+/// The 95% Wilson score interval of `k` of `n`, in percent.
+fn wilson(k: f64, n: f64) -> (f64, f64) {
+    let p = k / n;
+    let z2 = Z_95 * Z_95;
+    let centre = p + z2 / (2.0 * n);
+    let spread = Z_95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let scale = 1.0 + z2 / n;
+    (
+        100.0 * (centre - spread) / scale,
+        100.0 * (centre + spread) / scale,
+    )
+}
+
+/// What each KPI-overview panel shows for the known data (see
+/// `channelshift_tests::monitored::KnownData`) over local Q1 2025-26.
+fn kpi_expectations(take_up_definition: &str) -> BTreeMap<&'static str, Expected> {
+    let april_take_up = if take_up_definition == "current" {
+        100.0 * 16.0 / 21.0
+    } else {
+        100.0 * 15.0 / 21.0
+    };
+    let period_take_up = if take_up_definition == "current" {
+        100.0 * 22.0 / 33.0
+    } else {
+        100.0 * 21.0 / 33.0
+    };
+    // Ward E05000001's one assisted contact is digital only under "current".
+    let ward_take_up = if take_up_definition == "current" {
+        100.0
+    } else {
+        100.0 * 15.0 / 16.0
+    };
+    let (low, high) = wilson(7.0, 10.0);
+    let csat = "% satisfied (4-5)";
+    let nps = "NPS (% 9-10 minus % 0-6)";
+    BTreeMap::from([
+        (
+            "Digital take-up by month, against target",
+            expected(
+                &["time", "digital_take_up", "target"],
+                json!([["2025-04-01", april_take_up, 45], ["2025-05-01", 50, 45]]),
+            ),
+        ),
+        (
+            "Digital take-up in the period",
+            expected(&["digital_take_up", "n"], json!([[period_take_up, 33]])),
+        ),
+        (
+            "Channel mix by month",
+            expected(
+                &["time", "channel", "contacts_total"],
+                json!([
+                    ["2025-04-01", "phone", 5],
+                    ["2025-04-01", "web", 18],
+                    ["2025-05-01", "face_to_face", 6],
+                    ["2025-05-01", "web", 6],
+                    ["2025-06-01", "phone", 1]
+                ]),
+            ),
+        ),
+        (
+            // May's 6 digital transactions are too few to show.
+            "Completion rate of digital self-service by month, against target",
+            expected(
+                &["time", "completion_rate", "target"],
+                json!([["2025-04-01", 100.0 * 16.0 / 18.0, 85]]),
+            ),
+        ),
+        (
+            "Satisfaction by channel",
+            expected(
+                &[
+                    "channel",
+                    "instrument",
+                    "measure",
+                    "n",
+                    "value",
+                    "ci95_low",
+                    "ci95_high",
+                ],
+                json!([
+                    ["phone", "csat5", csat, 2, null, null, null],
+                    ["web", "csat5", csat, 10, 70, low, high],
+                    ["web", "nps11", nps, 10, 20, null, null]
+                ]),
+            ),
+        ),
+        (
+            "Satisfaction by customer type",
+            expected(
+                &[
+                    "customer_type",
+                    "instrument",
+                    "measure",
+                    "n",
+                    "value",
+                    "ci95_low",
+                    "ci95_high",
+                ],
+                json!([
+                    ["business", "csat5", csat, 2, null, null, null],
+                    ["resident", "csat5", csat, 10, 70, low, high],
+                    ["resident", "nps11", nps, 10, 20, null, null]
+                ]),
+            ),
+        ),
+        (
+            // Council tax only (waste has no baseline): 24 × 29.80 / 20 − 19.68.
+            "Efficiency savings, financial year to date, against target",
+            expected(&["savings", "target", "n"], json!([[16.08, 465000, 36]])),
+        ),
+        (
+            "Hot spots by ward: digital take-up",
+            expected(
+                &[
+                    "ward",
+                    "all_contacts",
+                    "completed_transactions",
+                    "digital_take_up",
+                ],
+                json!([
+                    ["E05000002", 17, 17, 100.0 * 6.0 / 17.0],
+                    ["E05000001", 18, 16, ward_take_up],
+                    ["E05000003", 1, 0, null]
+                ]),
+            ),
+        ),
+    ])
+}
+
+fn dashboard<'a>(dashboards: &'a [Dashboard], file: &str) -> Result<&'a Dashboard> {
+    dashboards
+        .iter()
+        .find(|dashboard| dashboard.file == file)
+        .with_context(|| format!("{file} is missing"))
+}
+
+fn panel_title(name: &str) -> &str {
+    name.split('"').nth(1).unwrap_or(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -> Result<()> {
+    let dashboards = load_dashboards()?;
+    let monitored = Monitored::start("dashboards").await?;
+    let scope = &monitored.scope;
+    // Local 1 April to 30 June 2025, as a Europe/London dashboard sends it.
+    let range = TimeRange {
+        from: "2025-03-31T23:00:00Z".parse()?,
+        to: "2025-06-30T22:59:59Z".parse()?,
+    };
+
+    // KPI overview: the variables' own queries first, then each panel with
+    // every variable at "All" (what Grafana sends) and the defaults.
+    let kpi = dashboard(&dashboards, "kpi-overview.json")?;
+    let mut chosen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for variable in kpi.variables() {
+        let name = variable["name"].as_str().unwrap_or_default().to_string();
+        match variable["type"].as_str() {
+            Some("textbox") | Some("custom") => {
+                let value = variable["current"]["value"].as_str().unwrap_or_default();
+                chosen.insert(name, vec![value.to_string()]);
+            }
+            Some("query") => {
+                let sql = expand_sql(
+                    variable["query"].as_str().unwrap_or_default(),
+                    range,
+                    &chosen,
+                )?;
+                let (_, rows) = run(scope, &sql).await.context(name.clone())?;
+                let values: Vec<String> = rows
+                    .iter()
+                    .map(|row| row[0].as_str().unwrap_or_default().to_string())
+                    .collect();
+                let wanted: &[&str] = match name.as_str() {
+                    "council" => &[COUNCIL, OTHER_COUNCIL],
+                    "service" => &["council_tax", "libraries", "waste"],
+                    "channel" => &["face_to_face", "phone", "web"],
+                    "customer_type" => &["business", "resident"],
+                    other => bail!("no expectation for variable ${other}"),
+                };
+                assert_eq!(values, wanted, "variable ${name}");
+                // The council picked; every other list at "All".
+                let pick = if name == "council" {
+                    vec![COUNCIL.to_string()]
+                } else {
+                    values
+                };
+                chosen.insert(name, pick);
+            }
+            _ => {}
+        }
+    }
+    for definition in ["current", "gds_2014"] {
+        chosen.insert("take_up_definition".into(), vec![definition.into()]);
+        let expectations = kpi_expectations(definition);
+        for (name, target) in kpi.queries(CLICKHOUSE) {
+            let sql = expand_sql(
+                target["rawSql"].as_str().unwrap_or_default(),
+                range,
+                &chosen,
+            )?;
+            let (columns, rows) = run(scope, &sql).await.context(name.clone())?;
+            let title = panel_title(&name);
+            if title == "Data as of" {
+                assert_eq!(columns, ["newest_ingested_at"]);
+                let newest = rows[0][0].as_str().unwrap_or_default();
+                assert!(!newest.starts_with("1970"), "{name}: {newest}");
+                continue;
+            }
+            let expected = expectations
+                .get(title)
+                .with_context(|| format!("{name}: no expected figures in this test"))?;
+            assert_rows(&name, &columns, &rows, expected);
+        }
+    }
+
+    // Pipeline operations: its ClickHouse panel sees fresh rows.
+    let operations = dashboard(&dashboards, "pipeline-operations.json")?;
+    for (name, target) in operations.queries(CLICKHOUSE) {
+        let sql = expand_sql(
+            target["rawSql"].as_str().unwrap_or_default(),
+            range,
+            &chosen,
+        )?;
+        let (columns, rows) = run(scope, &sql).await.context(name.clone())?;
+        assert_eq!(columns, ["table_name", "age_seconds"], "{name}");
+        assert_eq!(rows.len(), 2, "{name}");
+        for row in rows {
+            let age = row[1].as_f64().unwrap_or(f64::NAN);
+            assert!((0.0..3600.0).contains(&age), "{name}: {row:?}");
+        }
+    }
+
+    // Prometheus panels: every metric they read is in a real scrape.
+    let (ingest, api) = monitored.scrapes().await?;
+    let exposed: BTreeSet<String> = scraped_names(&ingest)
+        .into_iter()
+        .chain(scraped_names(&api))
+        .collect();
+    let mut checked = 0;
+    for dashboard in &dashboards {
+        for (name, target) in dashboard.queries(PROMETHEUS) {
+            let expr = target["expr"].as_str().unwrap_or_default();
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "{name}: reads no metric: {expr}");
+            for metric in names {
+                // `up` is Prometheus's own, checked by tests/tests/prometheus.rs.
+                assert!(
+                    metric == "up" || exposed.contains(&metric),
+                    "{name}: {metric} is not exposed by ingest or the API"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 15, "only {checked} metric names checked");
+    monitored.stop().await
+}
