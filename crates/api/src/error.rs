@@ -15,6 +15,8 @@ pub enum ApiError {
     },
     Unauthorized,
     NotFound(String),
+    /// A dependency other than the store (e.g. the PDF renderer) cannot serve now.
+    Unavailable(String),
     /// ClickHouse failed; details go to the log, not the client.
     Store(channelshift_store::StoreError),
     Internal(String),
@@ -49,6 +51,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 json!({"error": "not_found", "message": what}),
+            ),
+            ApiError::Unavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "unavailable", "message": message}),
             ),
             ApiError::Store(error) => {
                 tracing::error!(%error, "store query failed");

@@ -48,6 +48,8 @@ pub struct AppState {
     pub targets: Arc<BTreeMap<String, Target>>,
     pub baseline: Option<config::Baseline>,
     pub pack_settle_seconds: i64,
+    pub pdf: pack::pdf::PdfSettings,
+    pub calendar: Arc<pack::calendar::Calendar>,
 }
 
 impl AppState {
@@ -68,6 +70,8 @@ impl AppState {
             targets: Arc::new(checked_targets(&config.kpi.targets)?),
             baseline: config.kpi.baseline()?,
             pack_settle_seconds: config.kpi.pack_settle_seconds.max(0),
+            pdf: pack::pdf::PdfSettings::new(&config.packs),
+            calendar: Arc::new(pack::calendar::Calendar::new(&config.packs.calendar)?),
         })
     }
 }

@@ -1,0 +1,406 @@
+//! The pack as an accessible HTML report (WCAG 2.2 AA): a summary, then one
+//! page per KPI with its headline in words, RAG by text and symbol as well
+//! as colour, an SVG trend of the last eight periods with a text alternative
+//! and the same figures as a table beside it, the breakdowns, and what the
+//! KPI means and what to bear in mind. Printed (and so as PDF), each KPI
+//! starts a new A4 page. Everything shown is escaped by `maud`.
+
+use super::{words, Pack, PackRow, Trend};
+use channelshift_kpi::rag::Rag;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+const CSS: &str = r#"
+:root { color: #0b0c0c; background: #ffffff; font-family: Arial, Helvetica, sans-serif; line-height: 1.4; }
+body { margin: 0 auto; max-width: 60rem; padding: 1rem; }
+h1 { font-size: 1.9rem; margin: 0 0 .5rem; }
+h2 { font-size: 1.5rem; margin: 2rem 0 .5rem; }
+h3 { font-size: 1.15rem; margin: 1.25rem 0 .4rem; }
+.headline { font-size: 1.2rem; font-weight: bold; }
+.meta { color: #383f43; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; }
+caption { text-align: left; font-weight: bold; padding: .25rem 0; }
+th, td { border: 1px solid #505a5f; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+thead th { background: #f3f2f1; }
+.rag { display: inline-block; padding: .1rem .5rem; border-radius: .2rem; font-weight: bold; border: 2px solid #0b0c0c; }
+.rag-green { background: #00703c; color: #ffffff; }
+.rag-amber { background: #ffdd00; color: #0b0c0c; }
+.rag-red { background: #d4351c; color: #ffffff; }
+.trend { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
+.trend figure { margin: 0; flex: 1 1 30rem; }
+.trend figcaption { font-size: .95rem; color: #383f43; }
+.restated { font-weight: bold; }
+a { color: #1d70b8; }
+@page { size: A4; margin: 14mm; }
+@media print {
+  body { max-width: none; padding: 0; }
+  section.kpi { break-before: page; }
+  table, figure { break-inside: avoid; }
+}
+"#;
+
+/// Chart geometry, in SVG user units.
+const WIDTH: f64 = 600.0;
+const HEIGHT: f64 = 260.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 20.0;
+const BOTTOM: f64 = 40.0;
+
+fn rag_badge(rag: Rag) -> Markup {
+    let (symbol, words) = words::rag(rag);
+    let class = format!("rag rag-{}", words::rag_word(rag));
+    html! {
+        span class=(class) { span aria-hidden="true" { (symbol) " " } (words) }
+    }
+}
+
+fn shown(unit: &str, value: Option<f64>, suppressed: bool) -> String {
+    words::figure_or_reason(unit, value, suppressed)
+}
+
+/// A short axis label for a period: "24-25 Q3" for "2024-25 Q3".
+fn short_label(label: &str) -> String {
+    label.get(2..).unwrap_or(label).to_string()
+}
+
+/// The trend in words: the text alternative of the chart.
+fn trend_in_words(trend: &Trend) -> String {
+    let points: Vec<String> = trend
+        .points
+        .iter()
+        .map(|point| {
+            format!(
+                "{}: {}",
+                point.period.label(),
+                shown(trend.unit, point.value, point.suppressed)
+            )
+        })
+        .collect();
+    let target = trend
+        .target
+        .map(|target| {
+            format!(
+                " The target is {}.",
+                words::figure(trend.unit, target.target())
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "Line chart of {} over the last {} periods. {}.{target}",
+        trend.measure.to_lowercase(),
+        trend.points.len(),
+        points.join("; ")
+    )
+}
+
+/// The y range of the chart: 0–100 for percentages, else from 0 (or the
+/// lowest value, if negative) to a little above the highest value or target.
+fn y_range(trend: &Trend) -> (f64, f64) {
+    if trend.unit == "percent" {
+        return (0.0, 100.0);
+    }
+    let values = trend
+        .points
+        .iter()
+        .filter_map(|point| point.value)
+        .chain(trend.target.map(|target| target.target()));
+    let (low, high) = values.fold((0.0f64, 0.0f64), |(low, high), v| (low.min(v), high.max(v)));
+    let high = if high <= low { low + 1.0 } else { high * 1.15 };
+    (low * 1.15, high)
+}
+
+fn chart(trend: &Trend, id: &str) -> Markup {
+    let (low, high) = y_range(trend);
+    let count = trend.points.len().max(1);
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let x = |index: usize| LEFT + plot_w * (index as f64 + 0.5) / count as f64;
+    let y = |value: f64| TOP + plot_h * (1.0 - (value - low) / (high - low));
+    let ticks: Vec<f64> = (0..=4)
+        .map(|i| low + (high - low) * i as f64 / 4.0)
+        .collect();
+    // Runs of consecutive figures: a withheld or missing period breaks the line.
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for (index, point) in trend.points.iter().enumerate() {
+        match point.value {
+            Some(value) => runs
+                .last_mut()
+                .map_or((), |run| run.push((x(index), y(value)))),
+            None => runs.push(Vec::new()),
+        }
+    }
+    let title_id = format!("{id}-chart-title");
+    let desc_id = format!("{id}-chart-desc");
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {WIDTH} {HEIGHT}"))
+            width="100%" role="img" aria-labelledby=(format!("{title_id} {desc_id}")) {
+            title id=(title_id) { (trend.measure) ", last " (count) " periods" }
+            desc id=(desc_id) { (trend_in_words(trend)) }
+            @for tick in &ticks {
+                line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(format!("{:.1}", y(*tick))) y2=(format!("{:.1}", y(*tick)))
+                    stroke="#b1b4b6" stroke-width="1" {}
+                text x=(LEFT - 8.0) y=(format!("{:.1}", y(*tick) + 4.0)) text-anchor="end"
+                    font-size="12" fill="#0b0c0c" { (words::figure(trend.unit, *tick)) }
+            }
+            line x1=(LEFT) x2=(LEFT) y1=(TOP) y2=(HEIGHT - BOTTOM) stroke="#0b0c0c" stroke-width="1" {}
+            @if let Some(target) = trend.target {
+                @let ty = format!("{:.1}", y(target.target()));
+                line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(ty) y2=(ty) stroke="#0b0c0c"
+                    stroke-width="2" stroke-dasharray="8 5" {}
+                text x=(LEFT + 6.0) y=(format!("{:.1}", y(target.target()) - 6.0)) text-anchor="start"
+                    font-size="12" fill="#0b0c0c" { "Target " (words::figure(trend.unit, target.target())) }
+            }
+            @for run in runs.iter().filter(|run| !run.is_empty()) {
+                polyline fill="none" stroke="#1d70b8" stroke-width="3"
+                    points=(run.iter().map(|(px, py)| format!("{px:.1},{py:.1}")).collect::<Vec<_>>().join(" ")) {}
+            }
+            @for (index, point) in trend.points.iter().enumerate() {
+                @if let Some(value) = point.value {
+                    circle cx=(format!("{:.1}", x(index))) cy=(format!("{:.1}", y(value))) r="5"
+                        fill=(if point.restated_from.is_some() { "#ffffff" } else { "#1d70b8" })
+                        stroke="#1d70b8" stroke-width="2" {}
+                }
+                text x=(format!("{:.1}", x(index))) y=(HEIGHT - BOTTOM + 18.0) text-anchor="middle"
+                    font-size="12" fill="#0b0c0c" { (short_label(&point.period.label())) }
+            }
+        }
+    }
+}
+
+fn trend_table(trend: &Trend, id: &str) -> Markup {
+    html! {
+        table aria-describedby=(format!("{id}-chart-desc")) {
+            caption { "Figures for the chart" }
+            thead { tr {
+                th scope="col" { "Period" }
+                th scope="col" { "Figure" }
+                th scope="col" { "Cases" }
+                @if trend.target.is_some() { th scope="col" { "Status" } }
+            } }
+            tbody {
+                @for point in &trend.points {
+                    tr {
+                        th scope="row" { (point.period.label()) }
+                        td.num {
+                            (shown(trend.unit, point.value, point.suppressed))
+                            @if let Some(before) = point.restated_from {
+                                br;
+                                span.restated { "Restated: previously "
+                                    (shown(trend.unit, before.value, before.suppressed)) }
+                            }
+                        }
+                        td.num { (point.n.map(words::grouped).unwrap_or_default()) }
+                        @if let Some(target) = trend.target {
+                            td { @if let Some(value) = point.value { (rag_badge(target.rag(value))) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The breakdown tables of a KPI (for satisfaction, the csat5 measure; for
+/// hot spots, the ten lowest wards; for the channel mix, by channel and
+/// class only). The workbooks and the CSV hold every breakdown.
+fn breakdowns(pack: &Pack, kpi: &'static str) -> Markup {
+    let rows: Vec<&PackRow> = pack
+        .rows_of(kpi)
+        .filter(|row| row.breakdown != "total" && row.breakdown != "financial_year_to_date")
+        .filter(|row| kpi != "satisfaction" || row.measure() == "csat5/satisfied")
+        .filter(|row| kpi != "channel-mix" || row.breakdown.starts_with("channel"))
+        .collect();
+    let mut keys: Vec<&str> = rows.iter().map(|row| row.breakdown).collect();
+    keys.dedup();
+    html! {
+        @for key in keys {
+            @let of_key: Vec<&&PackRow> = rows.iter().filter(|row| row.breakdown == key)
+                .take(if kpi == "hotspots" { 10 } else { usize::MAX }).collect();
+            table {
+                caption {
+                    @if kpi == "hotspots" { "The ten wards with the lowest take-up" }
+                    @else { "By " (words::humanise(key).to_lowercase()) }
+                }
+                thead { tr {
+                    th scope="col" { (words::humanise(key)) }
+                    th scope="col" { "Figure" }
+                    th scope="col" { "Cases" }
+                    @if kpi == "satisfaction" || kpi == "completion-rate" || kpi == "digital-take-up" {
+                        th scope="col" { "95% interval" }
+                    }
+                } }
+                tbody {
+                    @for row in of_key {
+                        tr {
+                            th scope="row" {
+                                @if key == "ward" || key == "lsoa" { (row.breakdown_value()) }
+                                @else { (words::humanise(row.breakdown_value())) }
+                            }
+                            td.num { (shown(row.unit, row.row.value, row.row.suppressed)) }
+                            td.num { (row.row.n.map(words::grouped).unwrap_or_default()) }
+                            @if kpi == "satisfaction" || kpi == "completion-rate" || kpi == "digital-take-up" {
+                                td.num {
+                                    @if let (Some(low), Some(high)) = (row.row.ci95_low, row.row.ci95_high) {
+                                        (words::figure(row.unit, low)) " to " (words::figure(row.unit, high))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn kpi_page(pack: &Pack, kpi: &'static str, title: &str) -> Markup {
+    let id = format!("kpi-{kpi}");
+    let trend = pack.trend(kpi);
+    let status = trend.and_then(|trend| {
+        let value = trend.current()?.value?;
+        Some(trend.target?.rag(value))
+    });
+    // Savings are held to the year-to-date target.
+    let status = if kpi == "efficiency-savings" {
+        pack.rows_of(kpi)
+            .find(|row| row.breakdown == "financial_year_to_date")
+            .and_then(|row| row.rag)
+    } else {
+        status
+    };
+    html! {
+        section.kpi aria-labelledby=(id) {
+            h2 id=(id) { (title) }
+            p.headline { (words::headline(pack, kpi)) }
+            @if let Some(rag) = status {
+                p { "Status: " (rag_badge(rag)) }
+            }
+            @if let Some(trend) = trend {
+                h3 { "Trend" }
+                div.trend {
+                    figure {
+                        (chart(trend, &id))
+                        figcaption { (trend_in_words(trend)) }
+                    }
+                    (trend_table(trend, &id))
+                }
+            }
+            (breakdowns(pack, kpi))
+            h3 { "What this measures" }
+            p { (words::definition(kpi)) }
+            h3 { "Bear in mind" }
+            ul {
+                @for caveat in words::caveats(pack, kpi) { li { (caveat) } }
+                li { "Every breakdown, with its counts and intervals, is in the spreadsheet and CSV versions of this pack." }
+            }
+        }
+    }
+}
+
+fn summary(pack: &Pack) -> Markup {
+    html! {
+        section aria-labelledby="summary" {
+            h2 id="summary" { "Summary" }
+            table {
+                caption { "Each measure " (words::this_period(&pack.period)) ", against the period before and the target" }
+                thead { tr {
+                    th scope="col" { "Measure" }
+                    th scope="col" { "This period" }
+                    th scope="col" { "Previous period" }
+                    th scope="col" { "Target" }
+                    th scope="col" { "Status" }
+                } }
+                tbody {
+                    @for (kpi, title) in words::TITLES {
+                        @if let Some(trend) = pack.trend(kpi) {
+                            @let current = trend.current();
+                            @let previous = trend.previous();
+                            tr {
+                                th scope="row" { a href=(format!("#kpi-{kpi}")) { (title) } }
+                                td.num { (current.map(|p| shown(trend.unit, p.value, p.suppressed)).unwrap_or_default()) }
+                                td.num { (previous.map(|p| shown(trend.unit, p.value, p.suppressed)).unwrap_or_default()) }
+                                td.num { (trend.target.map(|t| words::figure(trend.unit, t.target())).unwrap_or_default()) }
+                                td {
+                                    @if let (Some(target), Some(value)) = (trend.target, current.and_then(|p| p.value)) {
+                                        (rag_badge(target.rag(value)))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @let restated: Vec<_> = pack.restatements().collect();
+            @if !restated.is_empty() {
+                h3 { "Restated figures" }
+                p { "Late data has changed these figures since the previous pack"
+                    @if let Some(at) = pack.previous_as_of { " (data as of " (super::instant_text(at)) ")" } ":" }
+                ul {
+                    @for (trend, point) in restated {
+                        li { (words::title(trend.kpi)) ", " (point.period.label()) ": now "
+                            (shown(trend.unit, point.value, point.suppressed)) ", previously "
+                            (point.restated_from.map(|b| shown(trend.unit, b.value, b.suppressed)).unwrap_or_default()) "." }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn about(pack: &Pack) -> Markup {
+    html! {
+        section.kpi aria-labelledby="about" {
+            h2 id="about" { "About these figures" }
+            dl {
+                @for (item, value) in super::workbook::metadata(pack) {
+                    dt { (item) }
+                    dd { (match value {
+                        super::workbook::Cell::Text(text) => text,
+                        super::workbook::Cell::Number(number) => number.to_string(),
+                        super::workbook::Cell::Bool(flag) => if flag { "yes".into() } else { "no".into() },
+                        super::workbook::Cell::Empty => String::new(),
+                    }) }
+                }
+            }
+        }
+    }
+}
+
+/// The report as one HTML document.
+pub fn report(pack: &Pack) -> String {
+    let title = pack.title();
+    let coverage = &pack.coverage;
+    html! {
+        (DOCTYPE)
+        html lang="en-GB" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    h1 { (title) }
+                    p.meta {
+                        "Period: " (words::period_name(&pack.period)) ". Data as of "
+                        (pack.as_of_text()) " (UTC). "
+                        "The data covers " (coverage.days_with_data) " of the " (coverage.days)
+                        " days of the period so far."
+                    }
+                }
+                main {
+                    (summary(pack))
+                    @for (kpi, title) in words::TITLES {
+                        @if pack.trend(kpi).is_some() || pack.rows_of(kpi).next().is_some() {
+                            (kpi_page(pack, kpi, title))
+                        }
+                    }
+                    (about(pack))
+                }
+            }
+        }
+    }
+    .into_string()
+}

@@ -1,0 +1,878 @@
+//! Committee packs: every KPI for a council and a period, as scrutiny
+//! committees receive them — tidy CSV with CSVW metadata (`csv`), ODS and
+//! XLSX workbooks (`workbook`), an accessible HTML report (`html`) and its
+//! PDF (`pdf`) — produced on request or for every meeting of the reporting
+//! calendar that is due (`calendar`).
+//!
+//! Figures come from the raw tables as they stood at the pack's as-of instant
+//! (`Source::RawAsOf`), so a pack regenerated with the same as-of has the same
+//! figures however much data arrived since. Packs are published: small
+//! numerators are withheld as well as small denominators. A period reported
+//! by the previous pack whose figure has changed since is flagged restated.
+
+pub mod calendar;
+mod csv;
+mod html;
+pub mod pdf;
+mod words;
+mod workbook;
+
+use crate::error::ApiError;
+use crate::kpi::{self, KPIS};
+use crate::kpis::KpiRow;
+use crate::request::{self, GroupKey, Grouping, KpiRequest};
+use crate::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use channelshift_kpi::channel::Channel;
+use channelshift_kpi::period::{local_date, Period, PeriodKind};
+use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Target};
+use channelshift_store::{Bucket, CellFilter, Keys, Source};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+
+/// How many periods a trend shows, the pack's own included.
+pub const TREND_PERIODS: usize = 8;
+
+/// One figure of the pack: a KPI row for the pack's period (or, for
+/// efficiency savings' year-to-date row, the financial year to its end).
+pub struct PackRow {
+    pub kpi: &'static str,
+    pub unit: &'static str,
+    /// `total`, `financial_year_to_date`, or the key the row is broken down by.
+    pub breakdown: &'static str,
+    pub row: KpiRow,
+    /// The council's target and the RAG status against it (headline rows only).
+    pub target: Option<Target>,
+    pub rag: Option<Rag>,
+}
+
+impl PackRow {
+    /// `instrument/measure` for satisfaction rows; empty otherwise.
+    pub fn measure(&self) -> String {
+        measure_of(&self.row)
+    }
+
+    pub fn breakdown_value(&self) -> &str {
+        match self.breakdown {
+            "total" | "financial_year_to_date" => "",
+            key => self.row.key(key).unwrap_or_default(),
+        }
+    }
+}
+
+/// `instrument/measure` for a satisfaction row; empty for other KPIs.
+pub fn measure_of(row: &KpiRow) -> String {
+    match (row.key("instrument"), row.key("measure")) {
+        (Some(instrument), Some(measure)) => format!("{instrument}/{measure}"),
+        _ => String::new(),
+    }
+}
+
+/// A published figure of an earlier pack, for restatement flags.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Published {
+    pub value: Option<f64>,
+    pub suppressed: bool,
+}
+
+/// One period of a headline's trend.
+pub struct TrendPoint {
+    pub period: Period,
+    /// The row the headline was read from (None when there is no figure).
+    pub row: Option<KpiRow>,
+    pub value: Option<f64>,
+    pub n: Option<u64>,
+    pub suppressed: bool,
+    /// What the previous pack published for this period, when it had the
+    /// period complete and the figure has changed since: a restatement.
+    pub restated_from: Option<Published>,
+}
+
+/// A KPI's headline measure over the last `TREND_PERIODS` periods.
+pub struct Trend {
+    pub kpi: &'static str,
+    pub unit: &'static str,
+    /// The breakdown the headline row is picked from (`total`, `channel_class`, `ward`).
+    pub breakdown: &'static str,
+    /// What the trend plots, in plain English.
+    pub measure: &'static str,
+    pub points: Vec<TrendPoint>,
+    pub polarity: Polarity,
+    pub target: Option<Target>,
+}
+
+impl Trend {
+    pub fn current(&self) -> Option<&TrendPoint> {
+        self.points.last()
+    }
+
+    pub fn previous(&self) -> Option<&TrendPoint> {
+        self.points.iter().rev().nth(1)
+    }
+
+    /// This period against the previous one, read through the polarity.
+    pub fn direction(&self) -> Option<Direction> {
+        let now = self.current()?.value?;
+        let then = self.previous()?.value?;
+        Some(direction_of_travel(now, then, self.polarity))
+    }
+}
+
+/// What the headline of each KPI's page measures, and how to pick its row.
+struct TrendSpec {
+    kpi: &'static str,
+    measure: &'static str,
+    group_by: Option<GroupKey>,
+    polarity: Polarity,
+    pick: fn(&[&KpiRow]) -> Option<usize>,
+}
+
+fn first(rows: &[&KpiRow]) -> Option<usize> {
+    (!rows.is_empty()).then_some(0)
+}
+
+fn digital_share(rows: &[&KpiRow]) -> Option<usize> {
+    rows.iter()
+        .position(|row| row.key("channel_class") == Some("digital_self_service"))
+}
+
+fn csat_satisfied(rows: &[&KpiRow]) -> Option<usize> {
+    rows.iter().position(|row| {
+        row.key("instrument") == Some("csat5") && row.key("measure") == Some("satisfied")
+    })
+}
+
+/// The published area with the lowest take-up: the period's worst hot spot.
+fn lowest_area(rows: &[&KpiRow]) -> Option<usize> {
+    rows.iter()
+        .enumerate()
+        .filter(|(_, row)| row.value.is_some())
+        .min_by(|(_, a), (_, b)| {
+            a.value
+                .unwrap_or_default()
+                .total_cmp(&b.value.unwrap_or_default())
+        })
+        .map(|(index, _)| index)
+}
+
+const TRENDS: &[TrendSpec] = &[
+    TrendSpec {
+        kpi: "digital-take-up",
+        measure: "Digital take-up, % of completed transactions",
+        group_by: None,
+        polarity: Polarity::HigherIsBetter,
+        pick: first,
+    },
+    TrendSpec {
+        kpi: "channel-mix",
+        measure: "Share of all contacts made through digital self-service, %",
+        group_by: Some(GroupKey::ChannelClass),
+        polarity: Polarity::HigherIsBetter,
+        pick: digital_share,
+    },
+    TrendSpec {
+        kpi: "satisfaction",
+        measure: "Customers satisfied (4 or 5 out of 5), %",
+        group_by: None,
+        polarity: Polarity::HigherIsBetter,
+        pick: csat_satisfied,
+    },
+    TrendSpec {
+        kpi: "completion-rate",
+        measure: "Online transactions completed, % of those started",
+        group_by: None,
+        polarity: Polarity::HigherIsBetter,
+        pick: first,
+    },
+    TrendSpec {
+        kpi: "cost-per-transaction",
+        measure: "Cost per completed transaction, £",
+        group_by: None,
+        polarity: Polarity::LowerIsBetter,
+        pick: first,
+    },
+    TrendSpec {
+        kpi: "efficiency-savings",
+        measure: "Savings from channel shift in the period, £",
+        group_by: None,
+        polarity: Polarity::HigherIsBetter,
+        pick: first,
+    },
+    TrendSpec {
+        kpi: "avoidable-contact",
+        measure: "Avoidable contact, % of contacts assessed",
+        group_by: None,
+        polarity: Polarity::LowerIsBetter,
+        pick: first,
+    },
+    TrendSpec {
+        kpi: "first-contact-resolution",
+        measure: "Resolved at first contact, % of contacts assessed",
+        group_by: None,
+        polarity: Polarity::HigherIsBetter,
+        pick: first,
+    },
+    TrendSpec {
+        kpi: "hotspots",
+        measure: "Digital take-up in the lowest ward, %",
+        group_by: Some(GroupKey::Ward),
+        polarity: Polarity::HigherIsBetter,
+        pick: lowest_area,
+    },
+];
+
+/// How much of the period the data covers, up to the as-of day.
+pub struct Coverage {
+    pub days: u64,
+    pub days_with_data: u64,
+}
+
+/// The unit cost of each channel in force at the period's end, in pence.
+pub type UnitCostsUsed = Vec<(Channel, Option<i64>)>;
+
+/// A committee pack: its scope, its figures, their trends and what they rest on.
+pub struct Pack {
+    pub council: String,
+    pub period: Period,
+    pub as_of: i64,
+    /// The as-of of the pack this one is compared with for restatements.
+    pub previous_as_of: Option<i64>,
+    pub rows: Vec<PackRow>,
+    pub trends: Vec<Trend>,
+    pub notes: Vec<(&'static str, String)>,
+    pub coverage: Coverage,
+    pub unit_costs: UnitCostsUsed,
+    pub settings: Settings,
+}
+
+/// The settings the figures were computed under, recorded in the pack.
+pub struct Settings {
+    pub take_up_definition: &'static str,
+    pub suppression_threshold: u64,
+    pub baseline: Option<(NaiveDate, NaiveDate)>,
+}
+
+impl Pack {
+    pub fn as_of_text(&self) -> String {
+        instant_text(self.as_of)
+    }
+
+    pub fn file_stem(&self) -> String {
+        file_stem(&self.council, &self.period)
+    }
+
+    pub fn title(&self) -> String {
+        format!(
+            "Channel shift performance, {}: {}",
+            words::period_name(&self.period),
+            self.council
+        )
+    }
+
+    pub fn trend(&self, kpi: &str) -> Option<&Trend> {
+        self.trends.iter().find(|trend| trend.kpi == kpi)
+    }
+
+    /// The rows of one KPI, in pack order.
+    pub fn rows_of<'a>(&'a self, kpi: &'a str) -> impl Iterator<Item = &'a PackRow> + 'a {
+        self.rows.iter().filter(move |row| row.kpi == kpi)
+    }
+
+    pub fn restatements(&self) -> impl Iterator<Item = (&Trend, &TrendPoint)> {
+        self.trends.iter().flat_map(|trend| {
+            trend
+                .points
+                .iter()
+                .filter(|point| point.restated_from.is_some())
+                .map(move |point| (trend, point))
+        })
+    }
+}
+
+/// A pack's file name without its ending, e.g. `channelshift-E07000041-2025-26-Q1`.
+pub fn file_stem(council: &str, period: &Period) -> String {
+    format!(
+        "channelshift-{council}-{}",
+        period.label().replace(' ', "-")
+    )
+}
+
+pub fn instant_text(seconds: i64) -> String {
+    DateTime::<Utc>::from_timestamp(seconds, 0)
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn published(row: KpiRow, state: &AppState) -> KpiRow {
+    // Published outputs withhold small counts of cases, not only small bases.
+    let small = row
+        .numerator
+        .is_some_and(|count| count >= 0 && state.suppression.count(count as u64).is_suppressed());
+    if row.denominator.is_some() && small {
+        row.withheld()
+    } else {
+        row
+    }
+}
+
+fn request(
+    council: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    grouping: Grouping,
+    group_by: Option<GroupKey>,
+    periods: Vec<(NaiveDate, NaiveDate)>,
+) -> KpiRequest {
+    KpiRequest {
+        filter: CellFilter {
+            council: council.to_string(),
+            from,
+            to,
+            ..CellFilter::default()
+        },
+        grouping,
+        group_by: group_by.into_iter().collect(),
+        periods,
+    }
+}
+
+/// Which pack of `council` this one is compared with for restatements.
+pub struct Scope<'a> {
+    pub council: &'a str,
+    pub period: Period,
+    pub as_of: i64,
+    pub previous_as_of: Option<i64>,
+}
+
+/// Computes the pack: every KPI in total and by each breakdown it accepts,
+/// the trend of each headline, and the restatements since the previous pack.
+pub async fn build(state: &AppState, scope: Scope<'_>) -> Result<Pack, ApiError> {
+    let Scope {
+        council,
+        period,
+        as_of,
+        previous_as_of,
+    } = scope;
+    let source = Source::RawAsOf(as_of);
+    let (from, to) = (period.first_day(), period.last_day());
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for spec in KPIS {
+        if spec.name == "efficiency-savings" && state.baseline.is_none() {
+            notes.push((
+                spec.name,
+                "No baseline period is configured (kpi.baseline), so savings are not reported."
+                    .to_string(),
+            ));
+            continue;
+        }
+        let breakdowns =
+            std::iter::once(None).chain(spec.accepts.group_by.iter().copied().map(Some));
+        for breakdown in breakdowns {
+            // Hot spots are always by area: their "total" is the ward breakdown.
+            if spec.name == "hotspots" && breakdown.is_none() {
+                continue;
+            }
+            let request = request(
+                council,
+                from,
+                to,
+                Grouping::Total,
+                breakdown,
+                vec![(from, to)],
+            );
+            let report = kpi::compute(state, spec.name, &request, source).await?;
+            for note in report.notes {
+                if !notes
+                    .iter()
+                    .any(|(kpi, text)| *kpi == spec.name && *text == note)
+                {
+                    notes.push((spec.name, note));
+                }
+            }
+            for row in report.rows {
+                let row = published(row, state);
+                // Targets apply to the headline figure only; savings' target
+                // is for the financial year to date (its own row below).
+                let headline = breakdown.is_none()
+                    && spec.name != "efficiency-savings"
+                    && (spec.name != "satisfaction"
+                        || (row.key("instrument") == Some("csat5")
+                            && row.key("measure") == Some("satisfied")));
+                let target = headline
+                    .then(|| state.targets.get(spec.name).copied())
+                    .flatten();
+                let rag = target
+                    .zip(row.value)
+                    .map(|(target, value)| target.rag(value));
+                rows.push(PackRow {
+                    kpi: spec.name,
+                    unit: spec.unit,
+                    breakdown: breakdown.map_or("total", |key| key.as_str()),
+                    row,
+                    target,
+                    rag,
+                });
+            }
+        }
+        if spec.name == "efficiency-savings" {
+            rows.extend(savings_to_date(state, council, period, source).await?);
+        }
+    }
+
+    let mut trends = Vec::new();
+    for spec in TRENDS {
+        if spec.kpi == "efficiency-savings" && state.baseline.is_none() {
+            continue;
+        }
+        trends.push(trend(state, council, period, spec, as_of, previous_as_of).await?);
+    }
+
+    Ok(Pack {
+        council: council.to_string(),
+        period,
+        as_of,
+        previous_as_of,
+        rows,
+        trends,
+        notes,
+        coverage: coverage(state, council, period, as_of).await?,
+        unit_costs: Channel::ALL
+            .iter()
+            .map(|&channel| {
+                (
+                    channel,
+                    state.unit_costs.cost_on(channel, to).map(|pence| pence.0),
+                )
+            })
+            .collect(),
+        settings: Settings {
+            take_up_definition: state.take_up_definition.as_str(),
+            suppression_threshold: state.suppression.threshold,
+            baseline: state.baseline.map(|baseline| (baseline.from, baseline.to)),
+        },
+    })
+}
+
+/// Savings over the financial year to the period's end, against the
+/// council's (annual) savings target.
+async fn savings_to_date(
+    state: &AppState,
+    council: &str,
+    period: Period,
+    source: Source,
+) -> Result<Option<PackRow>, ApiError> {
+    let year_start = Period::containing(PeriodKind::FinancialYear, period.first_day())
+        .map_err(|error| ApiError::bad("date", error.to_string()))?
+        .first_day();
+    let to = period.last_day();
+    let request = request(
+        council,
+        year_start,
+        to,
+        Grouping::Total,
+        None,
+        vec![(year_start, to)],
+    );
+    let report = kpi::compute(state, "efficiency-savings", &request, source).await?;
+    Ok(report.rows.into_iter().next().map(|row| {
+        let row = published(row, state);
+        let target = state.targets.get("efficiency-savings").copied();
+        PackRow {
+            kpi: "efficiency-savings",
+            unit: "gbp",
+            breakdown: "financial_year_to_date",
+            rag: target
+                .zip(row.value)
+                .map(|(target, value)| target.rag(value)),
+            row,
+            target,
+        }
+    }))
+}
+
+/// The periods of the trend, oldest first, ending with `period`.
+fn trend_periods(period: Period) -> Vec<Period> {
+    let mut periods = vec![period];
+    while periods.len() < TREND_PERIODS {
+        match periods.last().map(Period::previous) {
+            Some(Ok(earlier)) => periods.push(earlier),
+            _ => break,
+        }
+    }
+    periods.reverse();
+    periods
+}
+
+/// The headline measure per period, as published at `as_of`.
+async fn trend_values(
+    state: &AppState,
+    council: &str,
+    periods: &[Period],
+    spec: &TrendSpec,
+    as_of: i64,
+) -> Result<Vec<Option<KpiRow>>, ApiError> {
+    let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
+        return Ok(Vec::new());
+    };
+    let request = request(
+        council,
+        first.first_day(),
+        last.last_day(),
+        Grouping::By(last.kind()),
+        spec.group_by,
+        periods
+            .iter()
+            .map(|p| (p.first_day(), p.last_day()))
+            .collect(),
+    );
+    let report = kpi::compute(state, spec.kpi, &request, Source::RawAsOf(as_of)).await?;
+    let rows: Vec<KpiRow> = report
+        .rows
+        .into_iter()
+        .map(|row| published(row, state))
+        .collect();
+    Ok(periods
+        .iter()
+        .map(|period| {
+            let of_period: Vec<&KpiRow> = rows
+                .iter()
+                .filter(|row| row.period_start == period.first_day())
+                .collect();
+            (spec.pick)(&of_period).map(|index| of_period[index].clone())
+        })
+        .collect())
+}
+
+async fn trend(
+    state: &AppState,
+    council: &str,
+    period: Period,
+    spec: &TrendSpec,
+    as_of: i64,
+    previous_as_of: Option<i64>,
+) -> Result<Trend, ApiError> {
+    let periods = trend_periods(period);
+    let now = trend_values(state, council, &periods, spec, as_of).await?;
+    // Periods the previous pack could have reported complete: those ended
+    // before its as-of day.
+    let then = match previous_as_of {
+        Some(previous) => {
+            let previous_day = DateTime::<Utc>::from_timestamp(previous, 0)
+                .map(local_date)
+                .unwrap_or(NaiveDate::MIN);
+            let reported: Vec<Period> = periods
+                .iter()
+                .copied()
+                .filter(|p| p.last_day() < previous_day)
+                .collect();
+            let values = trend_values(state, council, &reported, spec, previous).await?;
+            reported.into_iter().zip(values).collect()
+        }
+        None => Vec::new(),
+    };
+    let target = state.targets.get(spec.kpi).copied();
+    let points = periods
+        .iter()
+        .zip(now)
+        .map(|(&period, row)| {
+            let (value, n, suppressed) = row.as_ref().map_or((None, None, false), |row| {
+                (row.value, row.n, row.suppressed)
+            });
+            let restated_from = then
+                .iter()
+                .find(|(reported, _)| *reported == period)
+                .map(|(_, before)| Published {
+                    value: before.as_ref().and_then(|row| row.value),
+                    suppressed: before.as_ref().is_some_and(|row| row.suppressed),
+                })
+                .filter(|before| !same_figure(before, value, suppressed));
+            TrendPoint {
+                period,
+                row,
+                value,
+                n,
+                suppressed,
+                restated_from,
+            }
+        })
+        .collect();
+    Ok(Trend {
+        kpi: spec.kpi,
+        unit: kpi::spec(spec.kpi).map_or("percent", |kpi| kpi.unit),
+        breakdown: spec.group_by.map_or("total", |key| key.as_str()),
+        measure: spec.measure,
+        points,
+        polarity: target.map_or(spec.polarity, |target| target.polarity()),
+        // The savings target is annual: the quarterly trend is not held to it.
+        target: target.filter(|_| spec.kpi != "efficiency-savings" && spec.kpi != "hotspots"),
+    })
+}
+
+/// Figures are rounded for publication, so equal means equal to the
+/// precision published.
+fn same_figure(before: &Published, value: Option<f64>, suppressed: bool) -> bool {
+    before.suppressed == suppressed
+        && match (before.value, value) {
+            (Some(a), Some(b)) => (a - b).abs() < 0.005,
+            (None, None) => true,
+            _ => false,
+        }
+}
+
+/// Days of the period up to the as-of day, and how many of them have contacts.
+async fn coverage(
+    state: &AppState,
+    council: &str,
+    period: Period,
+    as_of: i64,
+) -> Result<Coverage, ApiError> {
+    let as_of_day = DateTime::<Utc>::from_timestamp(as_of, 0)
+        .map(local_date)
+        .unwrap_or(NaiveDate::MIN);
+    let covered_to = as_of_day.min(period.last_day());
+    if covered_to < period.first_day() {
+        return Ok(Coverage {
+            days: 0,
+            days_with_data: 0,
+        });
+    }
+    let filter = CellFilter {
+        council: council.to_string(),
+        from: period.first_day(),
+        to: covered_to,
+        ..CellFilter::default()
+    };
+    let cells = state
+        .store
+        .contact_cells(
+            &filter,
+            Bucket::Day,
+            Keys::default(),
+            Source::RawAsOf(as_of),
+        )
+        .await?;
+    let mut days: Vec<&str> = cells
+        .iter()
+        .filter(|cell| cell.all_contacts > 0)
+        .map(|cell| cell.period.as_str())
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    Ok(Coverage {
+        days: (covered_to - period.first_day()).num_days() as u64 + 1,
+        days_with_data: days.len() as u64,
+    })
+}
+
+/// The pack's as-of instant: given, or the latest settled one. An instant
+/// less than `settle` seconds ago is refused: rows stamped before it may
+/// still be on their way, so the pack could not be reproduced.
+pub fn as_of(value: Option<&str>, settle: i64) -> Result<i64, ApiError> {
+    let settled = Utc::now().timestamp() - settle;
+    match value {
+        Some(text) => {
+            let at = parse_instant(text, "as_of")?;
+            if at > settled {
+                return Err(ApiError::bad(
+                    "as_of",
+                    format!("must be at least {settle} s ago, so that everything ingested by then is stored"),
+                ));
+            }
+            Ok(at)
+        }
+        None => Ok(settled),
+    }
+}
+
+fn parse_instant(text: &str, parameter: &str) -> Result<i64, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.timestamp())
+        .map_err(|_| ApiError::bad(parameter, "an RFC 3339 instant, e.g. 2026-10-05T09:00:00Z"))
+}
+
+/// The formats a pack comes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Csvw,
+    Xlsx,
+    Ods,
+    Html,
+    Pdf,
+}
+
+impl Format {
+    pub const ALL: &'static [Format] = &[
+        Format::Csv,
+        Format::Csvw,
+        Format::Xlsx,
+        Format::Ods,
+        Format::Html,
+        Format::Pdf,
+    ];
+
+    pub fn parse(text: &str) -> Option<Format> {
+        Format::ALL
+            .iter()
+            .copied()
+            .find(|format| format.name() == text)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Csvw => "csvw",
+            Format::Xlsx => "xlsx",
+            Format::Ods => "ods",
+            Format::Html => "html",
+            Format::Pdf => "pdf",
+        }
+    }
+
+    /// The file name's ending after the pack's stem.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Format::Csvw => ".csv-metadata.json",
+            Format::Csv => ".csv",
+            Format::Xlsx => ".xlsx",
+            Format::Ods => ".ods",
+            Format::Html => ".html",
+            Format::Pdf => ".pdf",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8; header=present",
+            Format::Csvw => "application/csvm+json",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Format::Ods => "application/vnd.oasis.opendocument.spreadsheet",
+            Format::Html => "text/html; charset=utf-8",
+            Format::Pdf => "application/pdf",
+        }
+    }
+}
+
+/// Renders the pack in `format`.
+pub async fn render(pack: &Pack, format: Format, state: &AppState) -> Result<Vec<u8>, ApiError> {
+    Ok(match format {
+        Format::Csv => csv::csv(pack).into_bytes(),
+        Format::Csvw => serde_json::to_string_pretty(&csv::csvw(pack))
+            .unwrap_or_default()
+            .into_bytes(),
+        Format::Xlsx => workbook::xlsx(pack).map_err(ApiError::Internal)?,
+        Format::Ods => workbook::ods(pack).map_err(ApiError::Internal)?,
+        Format::Html => html::report(pack).into_bytes(),
+        Format::Pdf => pdf::render(&html::report(pack), &state.pdf)
+            .await
+            .map_err(|error| match error {
+                pdf::PdfError::Unavailable(message) => ApiError::Unavailable(message),
+                other => ApiError::Internal(other.to_string()),
+            })?,
+    })
+}
+
+/// The previous pack's as-of: given, else the calendar's latest meeting for
+/// the council with an as-of before this one.
+fn previous_as_of(
+    state: &AppState,
+    council: &str,
+    as_of: i64,
+    given: Option<&str>,
+) -> Result<Option<i64>, ApiError> {
+    match given {
+        Some(text) => {
+            let at = parse_instant(text, "previous_as_of")?;
+            if at >= as_of {
+                return Err(ApiError::bad(
+                    "previous_as_of",
+                    "must be earlier than as_of",
+                ));
+            }
+            Ok(Some(at))
+        }
+        None => Ok(state.calendar.previous_as_of(council, as_of)),
+    }
+}
+
+const PARAMETERS: &[&str] = &[
+    "council",
+    "period",
+    "date",
+    "format",
+    "as_of",
+    "previous_as_of",
+];
+
+/// `GET /api/v1/exports/pack?council=&period=&date=&format=&as_of=&previous_as_of=`
+pub async fn get_pack(
+    State(state): State<AppState>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) =
+        params.map_err(|rejection| ApiError::bad("query", rejection.body_text()))?;
+    if let Some(unknown) = params
+        .keys()
+        .find(|name| !PARAMETERS.contains(&name.as_str()))
+    {
+        return Err(ApiError::bad(unknown, "unknown parameter"));
+    }
+    let council = request::council(params.get("council"))?;
+    let kind = crate::scorecard::period_kind(params.get("period"))?;
+    let date: NaiveDate = match params.get("date") {
+        Some(_) => request::date(params.get("date"), "date")?,
+        None => local_date(Utc::now()),
+    };
+    let period =
+        Period::containing(kind, date).map_err(|error| ApiError::bad("date", error.to_string()))?;
+    let as_of = as_of(
+        params.get("as_of").map(String::as_str),
+        state.pack_settle_seconds,
+    )?;
+    let format_name = params.get("format").map(String::as_str).unwrap_or("csv");
+    let format = Format::parse(format_name).ok_or_else(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(|format| format.name()).collect();
+        ApiError::bad("format", format!("one of {}", names.join(", ")))
+    })?;
+    let previous_as_of = previous_as_of(
+        &state,
+        council.as_str(),
+        as_of,
+        params.get("previous_as_of").map(String::as_str),
+    )?;
+    let pack = build(
+        &state,
+        Scope {
+            council: council.as_str(),
+            period,
+            as_of,
+            previous_as_of,
+        },
+    )
+    .await?;
+    let body = render(&pack, format, &state).await?;
+    let disposition = if format == Format::Html {
+        "inline"
+    } else {
+        "attachment"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "{disposition}; filename=\"{}{}\"",
+                    pack.file_stem(),
+                    format.suffix()
+                ),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

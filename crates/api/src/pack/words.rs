@@ -1,0 +1,349 @@
+//! The pack in plain English: period names, figures as people read them,
+//! RAG in words and symbols, each KPI's definition and caveats, and the
+//! headline sentence of each KPI's page. Shared by the workbooks and the report.
+
+use super::{Pack, Trend};
+use channelshift_kpi::period::{Period, PeriodKind};
+use channelshift_kpi::rag::{Direction, Rag};
+
+/// The KPIs in report order, with the title of their page.
+pub const TITLES: &[(&str, &str)] = &[
+    ("digital-take-up", "Digital take-up"),
+    ("channel-mix", "How customers contact us"),
+    ("satisfaction", "Customer satisfaction"),
+    ("completion-rate", "Online completion rate"),
+    ("cost-per-transaction", "Cost per transaction"),
+    ("efficiency-savings", "Savings from channel shift"),
+    ("avoidable-contact", "Avoidable contact"),
+    ("first-contact-resolution", "Resolved at first contact"),
+    ("hotspots", "Digital exclusion hot spots"),
+];
+
+pub fn title(kpi: &str) -> &'static str {
+    TITLES
+        .iter()
+        .find(|(name, _)| *name == kpi)
+        .map_or("", |(_, title)| title)
+}
+
+/// What each KPI means, for a committee member rather than an analyst.
+pub fn definition(kpi: &str) -> &'static str {
+    match kpi {
+        "digital-take-up" => "Of all the transactions customers completed with us (applying, paying, reporting, booking), the share they completed online themselves, through the website, app or a kiosk. Help from staff to use the website still counts as online.",
+        "channel-mix" => "How all contacts were split between the ways customers reach us: online self-service, webchat and email, telephone, face to face and paper.",
+        "satisfaction" => "Of the customers who answered our satisfaction survey on a five-point scale, the share who said they were satisfied or very satisfied (4 or 5). Other survey scales are reported separately, never mixed in.",
+        "completion-rate" => "Of the transactions customers started online, the share they finished (including those found not eligible), rather than giving up, failing or being passed to another channel.",
+        "cost-per-transaction" => "What contacts cost us, at an agreed cost for each channel, divided by the number of completed transactions.",
+        "efficiency-savings" => "An estimate of the cost avoided because customers moved to cheaper channels since the baseline period: this period's contacts costed at the baseline's channel mix, less their cost at today's mix.",
+        "avoidable-contact" => "Of the contacts staff assessed, the share that should not have been needed, such as chasing progress or correcting our mistakes (failure demand).",
+        "first-contact-resolution" => "Of the contacts staff assessed, the share where the customer's need was met in that first contact.",
+        "hotspots" => "Digital take-up in each ward, lowest first: the wards where residents are least able or likely to use online services, where help to get online may do most good.",
+        _ => "",
+    }
+}
+
+/// What to bear in mind when reading a KPI.
+pub fn caveats(pack: &Pack, kpi: &str) -> Vec<String> {
+    let threshold = pack.settings.suppression_threshold;
+    let mut caveats = vec![format!(
+        "Figures resting on fewer than {threshold} cases are withheld and marked “withheld”, to protect individuals; they are never shown as zero."
+    )];
+    let socitm = "Unit costs are Socitm's 2012 averages (face to face £8.62, telephone £2.83, online £0.15 per contact) unless the council has set its own; they describe simple contacts, not whole transactions.";
+    match kpi {
+        "digital-take-up" => caveats.push(format!(
+            "Definition in use: {}.",
+            if pack.settings.take_up_definition == "gds_2014" {
+                "GDS 2014 (transactions completed online with staff help are not counted as digital)"
+            } else {
+                "current GDS guidance (online with staff help counts as digital)"
+            }
+        )),
+        "satisfaction" => caveats.push(
+            "Survey response rates are not yet measured: the figure describes the customers who chose to answer, who may differ from those who did not. The range shown is a 95% confidence interval.".into(),
+        ),
+        "cost-per-transaction" => caveats.push(socitm.into()),
+        "efficiency-savings" => {
+            caveats.push(socitm.into());
+            caveats.push(match pack.settings.baseline {
+                Some((from, to)) => format!(
+                    "Baseline period: {} to {}. Savings are an estimate of cost avoided, not cash released.",
+                    long_date(from),
+                    long_date(to)
+                ),
+                None => "No baseline period is configured, so savings cannot be estimated.".into(),
+            });
+        }
+        "first-contact-resolution" => caveats.push(
+            "Each assessed contact stands for the customer's whole journey; repeat contacts are not yet linked.".into(),
+        ),
+        "hotspots" => caveats.push(
+            "Contacts without a known ward are left out. Wards are shown by their ONS code.".into(),
+        ),
+        _ => {}
+    }
+    for (note_kpi, note) in &pack.notes {
+        if *note_kpi == kpi {
+            caveats.push(note.clone());
+        }
+    }
+    caveats
+}
+
+fn month_name(date: chrono::NaiveDate) -> String {
+    date.format("%B %Y").to_string()
+}
+
+pub fn long_date(date: chrono::NaiveDate) -> String {
+    date.format("%-d %B %Y").to_string()
+}
+
+/// A period as a committee reads it, e.g. "2025-26 Q1 (April to June 2025)".
+pub fn period_name(period: &Period) -> String {
+    let (first, last) = (period.first_day(), period.last_day());
+    match period.kind() {
+        PeriodKind::Month => month_name(first),
+        PeriodKind::FinancialQuarter => format!(
+            "{} ({} to {})",
+            period.label(),
+            first.format("%B"),
+            month_name(last)
+        ),
+        PeriodKind::FinancialYear => format!(
+            "{} financial year ({} to {})",
+            period.label(),
+            month_name(first),
+            month_name(last)
+        ),
+        _ => format!("{} to {}", long_date(first), long_date(last)),
+    }
+}
+
+/// "this quarter", "this month", "this year".
+pub fn this_period(period: &Period) -> &'static str {
+    match period.kind() {
+        PeriodKind::Month => "this month",
+        PeriodKind::FinancialYear => "this financial year",
+        _ => "this quarter",
+    }
+}
+
+fn last_period(period: &Period) -> &'static str {
+    match period.kind() {
+        PeriodKind::Month => "last month",
+        PeriodKind::FinancialYear => "last year",
+        _ => "last quarter",
+    }
+}
+
+/// A whole number with thousands separators.
+pub fn grouped(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A figure as people read it: 46.2%, £2.83, £310,200.
+pub fn figure(unit: &str, value: f64) -> String {
+    let sign = if value < 0.0 { "−" } else { "" };
+    let magnitude = value.abs();
+    match unit {
+        "gbp" if magnitude >= 1000.0 => format!("{sign}£{}", grouped(magnitude.round() as u64)),
+        "gbp" => format!("{sign}£{magnitude:.2}"),
+        _ => format!("{sign}{magnitude:.1}%"),
+    }
+}
+
+/// A figure, or why there is none.
+pub fn figure_or_reason(unit: &str, value: Option<f64>, suppressed: bool) -> String {
+    match value {
+        Some(value) => figure(unit, value),
+        None if suppressed => "withheld (too few cases)".into(),
+        None => "no data".into(),
+    }
+}
+
+/// RAG as a symbol and words, so it never rests on colour alone.
+pub fn rag(rag: Rag) -> (&'static str, &'static str) {
+    match rag {
+        Rag::Green => ("✓", "Green: on target"),
+        Rag::Amber => ("!", "Amber: close to target"),
+        Rag::Red => ("✗", "Red: off target"),
+    }
+}
+
+pub fn rag_word(rag: Rag) -> &'static str {
+    match rag {
+        Rag::Green => "green",
+        Rag::Amber => "amber",
+        Rag::Red => "red",
+    }
+}
+
+pub fn direction(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Improved => "better",
+        Direction::Worsened => "worse",
+        Direction::Unchanged => "no change",
+    }
+}
+
+/// "up from 43.1% last quarter", "down from …", "the same as …".
+fn change(trend: &Trend, period: &Period) -> Option<String> {
+    let now = trend.current()?.value?;
+    let then = trend.previous()?.value?;
+    let word = if (now - then).abs() < 0.05 {
+        "the same as"
+    } else if now > then {
+        "up from"
+    } else {
+        "down from"
+    };
+    Some(format!(
+        "{word} {} {}",
+        figure(trend.unit, then),
+        last_period(period)
+    ))
+}
+
+/// A readable name for a code: `face_to_face` → "Face to face".
+pub fn humanise(code: &str) -> String {
+    let text = code.replace('_', " ");
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// The page's headline sentence, e.g. "Digital take-up was 46.2% this
+/// quarter, up from 43.1% last quarter; target 50.0%: amber."
+pub fn headline(pack: &Pack, kpi: &str) -> String {
+    let period = &pack.period;
+    let this = this_period(period);
+    let Some(trend) = pack.trend(kpi) else {
+        return format!(
+            "{} is not reported: {}",
+            title(kpi),
+            caveats(pack, kpi).last().cloned().unwrap_or_default()
+        );
+    };
+    let Some(point) = trend.current() else {
+        return format!("There is no {} figure {this}.", title(kpi).to_lowercase());
+    };
+    let Some(value) = point.value else {
+        return if point.suppressed {
+            format!(
+                "The {} figure {this} is withheld: it rests on too few cases to publish.",
+                title(kpi).to_lowercase()
+            )
+        } else {
+            format!(
+                "There is no {} figure {this}: no data.",
+                title(kpi).to_lowercase()
+            )
+        };
+    };
+    let shown = figure(trend.unit, value);
+    let change = change(trend, period)
+        .map(|text| format!(", {text}"))
+        .unwrap_or_default();
+    let target = |target: Option<channelshift_kpi::rag::Target>, value: f64| {
+        target
+            .map(|target| {
+                format!(
+                    "; target {}: {}",
+                    figure(trend.unit, target.target()),
+                    rag_word(target.rag(value))
+                )
+            })
+            .unwrap_or_default()
+    };
+    match kpi {
+        "channel-mix" => {
+            format!("Online self-service carried {shown} of all contacts {this}{change}.")
+        }
+        "satisfaction" => format!(
+            "{shown} of customers who answered the survey were satisfied {this}{}{change}{}.",
+            point
+                .n
+                .map(|n| format!(" ({} answers)", grouped(n)))
+                .unwrap_or_default(),
+            target(trend.target, value)
+        ),
+        "completion-rate" => format!(
+            "Customers finished {shown} of the transactions they started online {this}{change}{}.",
+            target(trend.target, value)
+        ),
+        "efficiency-savings" => {
+            let year = pack
+                .rows_of("efficiency-savings")
+                .find(|row| row.breakdown == "financial_year_to_date");
+            let to_date = match year.and_then(|row| row.row.value) {
+                Some(total) => format!(
+                    ", and {} so far this financial year{}",
+                    figure("gbp", total),
+                    year.and_then(|row| row.target)
+                        .map(|target| format!(
+                            " against a target of {}: {}",
+                            figure("gbp", target.target()),
+                            rag_word(target.rag(total))
+                        ))
+                        .unwrap_or_default()
+                ),
+                None => String::new(),
+            };
+            format!("Channel shift saved an estimated {shown} {this}{to_date}.")
+        }
+        "hotspots" => {
+            let ward = point
+                .row
+                .as_ref()
+                .and_then(|row| row.key("ward"))
+                .unwrap_or("one ward");
+            let wards = pack
+                .rows_of("hotspots")
+                .filter(|row| row.breakdown == "ward" && row.row.value.is_some())
+                .count();
+            format!(
+                "Digital take-up was lowest in ward {ward}, at {shown} {this} (the lowest of {wards} wards with enough data to publish)."
+            )
+        }
+        _ => format!(
+            "{} was {shown} {this}{change}{}.",
+            title(kpi),
+            target(trend.target, value)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_as_people_write_them() {
+        assert_eq!(figure("percent", 46.23), "46.2%");
+        assert_eq!(figure("gbp", 2.834), "£2.83");
+        assert_eq!(figure("gbp", 465_000.0), "£465,000");
+        assert_eq!(figure("gbp", -1234.4), "−£1,234");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(humanise("face_to_face"), "Face to face");
+    }
+
+    #[test]
+    fn periods_are_named_in_words() {
+        let quarter = Period::containing(
+            PeriodKind::FinancialQuarter,
+            chrono::NaiveDate::from_ymd_opt(2025, 5, 10).expect("a date"),
+        )
+        .expect("a quarter");
+        assert_eq!(period_name(&quarter), "2025-26 Q1 (April to June 2025)");
+    }
+}

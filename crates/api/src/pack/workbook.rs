@@ -1,0 +1,360 @@
+//! The pack as a workbook, in XLSX (rust_xlsxwriter) and ODS
+//! (spreadsheet-ods): a summary sheet, one sheet per KPI, the trends, plain-
+//! English definitions and the metadata the figures rest on. Each sheet is
+//! one table with its header in row 1, so it reads well in a screen reader
+//! and loads straight into analysis tools. Text is never a formula.
+
+use super::csv::neutralise;
+use super::{words, Pack, PackRow};
+use channelshift_kpi::rag::Rag;
+
+/// A cell of the neutral sheet model both writers share.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+    Empty,
+}
+
+fn text(value: impl Into<String>) -> Cell {
+    Cell::Text(value.into())
+}
+
+fn number(value: Option<f64>) -> Cell {
+    value.map_or(Cell::Empty, Cell::Number)
+}
+
+fn count<T: Into<u64>>(value: Option<T>) -> Cell {
+    value.map_or(Cell::Empty, |value| Cell::Number(value.into() as f64))
+}
+
+fn rag(value: Option<Rag>) -> Cell {
+    value.map_or(Cell::Empty, |rag| text(words::rag(rag).1))
+}
+
+/// One sheet: a name, its column headers and widths, and its rows.
+pub struct Sheet {
+    pub name: String,
+    pub columns: Vec<(&'static str, f64)>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+fn summary(pack: &Pack) -> Sheet {
+    let mut rows = Vec::new();
+    for (kpi, title) in words::TITLES {
+        let Some(trend) = pack.trend(kpi) else {
+            continue;
+        };
+        let current = trend.current();
+        let target = trend.target;
+        rows.push(vec![
+            text(*title),
+            text(trend.measure),
+            current.map_or(Cell::Empty, |point| number(point.value)),
+            trend
+                .previous()
+                .map_or(Cell::Empty, |point| number(point.value)),
+            trend
+                .direction()
+                .map_or(Cell::Empty, |d| text(words::direction(d))),
+            number(target.map(|target| target.target())),
+            rag(target
+                .zip(current.and_then(|point| point.value))
+                .map(|(t, v)| t.rag(v))),
+            current.map_or(Cell::Empty, |point| count(point.n)),
+            Cell::Bool(current.is_some_and(|point| point.suppressed)),
+            text(words::headline(pack, kpi)),
+        ]);
+    }
+    Sheet {
+        name: "Summary".into(),
+        columns: vec![
+            ("KPI", 28.0),
+            ("What is measured", 48.0),
+            ("This period", 14.0),
+            ("Previous period", 16.0),
+            ("Change", 12.0),
+            ("Target", 10.0),
+            ("RAG", 24.0),
+            ("Cases (n)", 11.0),
+            ("Withheld", 10.0),
+            ("In words", 90.0),
+        ],
+        rows,
+    }
+}
+
+fn kpi_row(row: &PackRow) -> Vec<Cell> {
+    let value = row.breakdown_value();
+    vec![
+        text(words::humanise(row.breakdown)),
+        text(value),
+        text(row.measure()),
+        text(row.row.period_start.to_string()),
+        text(row.row.period_end.to_string()),
+        text(row.unit),
+        number(row.row.value),
+        count(row.row.n),
+        row.row
+            .numerator
+            .map_or(Cell::Empty, |n| Cell::Number(n as f64)),
+        count(row.row.denominator),
+        number(row.row.ci95_low),
+        number(row.row.ci95_high),
+        number(row.target.map(|target| target.target())),
+        rag(row.rag),
+        Cell::Bool(row.row.suppressed),
+    ]
+}
+
+fn kpi_sheet(pack: &Pack, kpi: &'static str) -> Sheet {
+    Sheet {
+        name: kpi.into(),
+        columns: vec![
+            ("Breakdown", 24.0),
+            ("Value of breakdown", 24.0),
+            ("Measure", 22.0),
+            ("Period start", 13.0),
+            ("Period end", 13.0),
+            ("Unit", 9.0),
+            ("Figure", 12.0),
+            ("Cases (n)", 11.0),
+            ("Numerator", 12.0),
+            ("Denominator", 13.0),
+            ("95% interval low", 16.0),
+            ("95% interval high", 16.0),
+            ("Target", 10.0),
+            ("RAG", 24.0),
+            ("Withheld", 10.0),
+        ],
+        rows: pack.rows_of(kpi).map(kpi_row).collect(),
+    }
+}
+
+fn trends(pack: &Pack) -> Sheet {
+    let mut rows = Vec::new();
+    for trend in &pack.trends {
+        for point in &trend.points {
+            rows.push(vec![
+                text(trend.kpi),
+                text(trend.measure),
+                text(point.period.label()),
+                text(point.period.first_day().to_string()),
+                text(point.period.last_day().to_string()),
+                number(point.value),
+                count(point.n),
+                Cell::Bool(point.suppressed),
+                Cell::Bool(point.restated_from.is_some()),
+                point
+                    .restated_from
+                    .map_or(Cell::Empty, |before| number(before.value)),
+            ]);
+        }
+    }
+    Sheet {
+        name: "Trends".into(),
+        columns: vec![
+            ("KPI", 24.0),
+            ("What is measured", 48.0),
+            ("Period", 12.0),
+            ("Period start", 13.0),
+            ("Period end", 13.0),
+            ("Figure", 12.0),
+            ("Cases (n)", 11.0),
+            ("Withheld", 10.0),
+            ("Restated", 10.0),
+            ("Previously published", 20.0),
+        ],
+        rows,
+    }
+}
+
+fn definitions(pack: &Pack) -> Sheet {
+    let rows = words::TITLES
+        .iter()
+        .map(|(kpi, title)| {
+            vec![
+                text(*kpi),
+                text(*title),
+                text(words::definition(kpi)),
+                text(words::caveats(pack, kpi).join(" ")),
+                text(crate::kpi::spec(kpi).map_or("", |spec| spec.definition)),
+            ]
+        })
+        .collect();
+    Sheet {
+        name: "Definitions".into(),
+        columns: vec![
+            ("KPI", 24.0),
+            ("Title", 28.0),
+            ("What it means", 90.0),
+            ("Bear in mind", 90.0),
+            ("Technical definition", 90.0),
+        ],
+        rows,
+    }
+}
+
+/// Council, period, as-of, coverage and the settings the figures rest on.
+pub fn metadata(pack: &Pack) -> Vec<(String, Cell)> {
+    let mut items = vec![
+        ("Council".to_string(), text(&pack.council)),
+        ("Title".into(), text(pack.title())),
+        ("Period".into(), text(words::period_name(&pack.period))),
+        (
+            "Period start".into(),
+            text(pack.period.first_day().to_string()),
+        ),
+        (
+            "Period end".into(),
+            text(pack.period.last_day().to_string()),
+        ),
+        ("Data as of (UTC)".into(), text(pack.as_of_text())),
+        (
+            "Compared with the pack as of (UTC)".into(),
+            pack.previous_as_of
+                .map_or(text("no earlier pack"), |at| text(super::instant_text(at))),
+        ),
+        (
+            "Days of the period covered".into(),
+            Cell::Number(pack.coverage.days as f64),
+        ),
+        (
+            "Days with data".into(),
+            Cell::Number(pack.coverage.days_with_data as f64),
+        ),
+        (
+            "Take-up definition".into(),
+            text(pack.settings.take_up_definition),
+        ),
+        (
+            "Small numbers withheld below".into(),
+            Cell::Number(pack.settings.suppression_threshold as f64),
+        ),
+        (
+            "Savings baseline".into(),
+            pack.settings
+                .baseline
+                .map_or(text("not configured"), |(from, to)| {
+                    text(format!("{from} to {to}"))
+                }),
+        ),
+    ];
+    for (channel, pence) in &pack.unit_costs {
+        items.push((
+            format!(
+                "Unit cost, {} (£ per contact)",
+                words::humanise(channel.as_str())
+            ),
+            pence.map_or(text("none set"), |pence| Cell::Number(pence as f64 / 100.0)),
+        ));
+    }
+    items.push((
+        "Produced by".into(),
+        text(format!("Channelshift {}", env!("CARGO_PKG_VERSION"))),
+    ));
+    items
+}
+
+fn metadata_sheet(pack: &Pack) -> Sheet {
+    Sheet {
+        name: "Metadata".into(),
+        columns: vec![("Item", 40.0), ("Value", 60.0)],
+        rows: metadata(pack)
+            .into_iter()
+            .map(|(item, value)| vec![text(item), value])
+            .collect(),
+    }
+}
+
+/// The workbook's sheets, in order.
+pub fn sheets(pack: &Pack) -> Vec<Sheet> {
+    let mut sheets = vec![summary(pack)];
+    for (kpi, _) in words::TITLES {
+        if pack.rows_of(kpi).next().is_some() {
+            sheets.push(kpi_sheet(pack, kpi));
+        }
+    }
+    sheets.push(trends(pack));
+    sheets.push(definitions(pack));
+    sheets.push(metadata_sheet(pack));
+    sheets
+}
+
+/// The pack as an XLSX workbook.
+pub fn xlsx(pack: &Pack) -> Result<Vec<u8>, String> {
+    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
+    let fail = |error: rust_xlsxwriter::XlsxError| format!("writing the XLSX pack: {error}");
+    let mut workbook = Workbook::new();
+    let created = ExcelDateTime::from_timestamp(pack.as_of).map_err(fail)?;
+    workbook.set_properties(
+        &DocProperties::new()
+            .set_title(pack.title())
+            .set_author("Channelshift")
+            .set_creation_datetime(&created),
+    );
+    let header = Format::new().set_bold().set_text_wrap();
+    for sheet in sheets(pack) {
+        let worksheet = workbook.add_worksheet();
+        worksheet.set_name(&sheet.name).map_err(fail)?;
+        for (col, (title, width)) in sheet.columns.iter().enumerate() {
+            let col = col as u16;
+            worksheet
+                .write_string_with_format(0, col, *title, &header)
+                .map_err(fail)?;
+            worksheet.set_column_width(col, *width).map_err(fail)?;
+        }
+        worksheet.set_freeze_panes(1, 0).map_err(fail)?;
+        for (index, row) in sheet.rows.iter().enumerate() {
+            let r = index as u32 + 1;
+            for (col, cell) in row.iter().enumerate() {
+                let col = col as u16;
+                match cell {
+                    Cell::Text(value) => {
+                        worksheet
+                            .write_string(r, col, neutralise(value))
+                            .map_err(fail)?;
+                    }
+                    Cell::Number(value) => {
+                        worksheet.write_number(r, col, *value).map_err(fail)?;
+                    }
+                    Cell::Bool(value) => {
+                        worksheet.write_boolean(r, col, *value).map_err(fail)?;
+                    }
+                    Cell::Empty => {}
+                }
+            }
+        }
+    }
+    workbook.save_to_buffer().map_err(fail)
+}
+
+/// The pack as an ODS workbook.
+pub fn ods(pack: &Pack) -> Result<Vec<u8>, String> {
+    use spreadsheet_ods::{Sheet as OdsSheet, WorkBook};
+    let mut workbook = WorkBook::new_empty();
+    for sheet in sheets(pack) {
+        let mut ods = OdsSheet::new(&sheet.name);
+        for (col, (title, width)) in sheet.columns.iter().enumerate() {
+            let col = col as u32;
+            ods.set_value(0, col, *title);
+            ods.set_col_width(col, spreadsheet_ods::Length::Cm(width / 4.5));
+        }
+        for (index, row) in sheet.rows.iter().enumerate() {
+            let r = index as u32 + 1;
+            for (col, cell) in row.iter().enumerate() {
+                let col = col as u32;
+                match cell {
+                    Cell::Text(value) => ods.set_value(r, col, neutralise(value).into_owned()),
+                    Cell::Number(value) => ods.set_value(r, col, *value),
+                    Cell::Bool(value) => ods.set_value(r, col, *value),
+                    Cell::Empty => {}
+                }
+            }
+        }
+        workbook.push_sheet(ods);
+    }
+    spreadsheet_ods::write_ods_buf(&mut workbook, Vec::new())
+        .map_err(|error| format!("writing the ODS pack: {error}"))
+}
