@@ -320,6 +320,7 @@ pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, 
         },
         kpi,
         server: ServerLimits::default(),
+        packs: Default::default(),
     };
     let store = Store::connect(&config.clickhouse).await?;
     let state = channelshift_api::AppState::new(&config, store)?;

@@ -41,6 +41,31 @@ pub fn tansu_binary() -> PathBuf {
 pub fn ensure_all() -> Result<()> {
     ensure_debian_packages()?;
     ensure_tansu()?;
+    ensure_browser_checks()?;
+    Ok(())
+}
+
+/// The npm packages the accessibility test drives Chromium with
+/// (`tests/browser`: axe-core and playwright-core, pinned by its lock file).
+fn ensure_browser_checks() -> Result<()> {
+    let dir = crate::stack::workspace_root().join("tests").join("browser");
+    if dir.join("node_modules").join("axe-core").exists()
+        && dir.join("node_modules").join("playwright-core").exists()
+    {
+        return Ok(());
+    }
+    println!(
+        "installing the browser checks' npm packages into {}",
+        dir.display()
+    );
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .status()
+        .context("running npm ci (Node.js and npm must be installed)")?;
+    if !status.success() {
+        bail!("npm ci in {} failed ({status})", dir.display());
+    }
     Ok(())
 }
 

@@ -97,8 +97,9 @@ fn test(rest: &[&str]) -> Result<ExitCode> {
         clock.elapsed().as_secs_f64()
     );
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // Fault tests run ingest as a child process (to SIGKILL and SIGTERM it):
-    // `cargo test` does not build a binary for another package's tests.
+    // Fault tests run ingest as a child process (to SIGKILL and SIGTERM it),
+    // pack and limit tests the API's binary: `cargo test` does not build a
+    // binary for another package's tests.
     let built = Command::new(&cargo)
         .args([
             "build",
@@ -106,12 +107,16 @@ fn test(rest: &[&str]) -> Result<ExitCode> {
             "channelshift-ingest",
             "--bin",
             "channelshift-ingest",
+            "-p",
+            "channelshift-api",
+            "--bin",
+            "channelshift-api",
         ])
         .status()
-        .context("building channelshift-ingest")?;
+        .context("building the service binaries")?;
     if !built.success() {
         stack.down(Some(&started))?;
-        bail!("building channelshift-ingest failed");
+        bail!("building the service binaries failed");
     }
     let status = Command::new(&cargo)
         .args(["test", "--workspace", "--all-targets"])
