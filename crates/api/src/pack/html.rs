@@ -30,6 +30,10 @@ thead th { background: #f3f2f1; }
 .trend figure { margin: 0; flex: 1 1 30rem; }
 .trend figcaption { font-size: .95rem; color: #383f43; }
 .restated { font-weight: bold; }
+.breakdowns { display: flex; flex-wrap: wrap; gap: 0 1.5rem; align-items: flex-start; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
+dt { font-weight: bold; }
+dd { margin: 0; }
 a { color: #1d70b8; }
 @page { size: A4; margin: 14mm; }
 @media print {
@@ -214,12 +218,13 @@ fn breakdowns(pack: &Pack, kpi: &'static str) -> Markup {
     let mut keys: Vec<&str> = rows.iter().map(|row| row.breakdown).collect();
     keys.dedup();
     html! {
-        @for key in keys {
+        div.breakdowns { @for key in keys {
             @let of_key: Vec<&&PackRow> = rows.iter().filter(|row| row.breakdown == key)
                 .take(if kpi == "hotspots" { 10 } else { usize::MAX }).collect();
             table {
                 caption {
-                    @if kpi == "hotspots" { "The ten wards with the lowest take-up" }
+                    @if key == "ward" { "The ten wards with the lowest take-up" }
+                    @else if key == "lsoa" { "The ten neighbourhoods (LSOAs) with the lowest take-up" }
                     @else { "By " (words::humanise(key).to_lowercase()) }
                 }
                 thead { tr {
@@ -250,7 +255,7 @@ fn breakdowns(pack: &Pack, kpi: &'static str) -> Markup {
                     }
                 }
             }
-        }
+        } }
     }
 }
 
