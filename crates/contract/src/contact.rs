@@ -328,6 +328,31 @@ mod tests {
         );
     }
 
+    /// Found by the hostile corpus (`tests/corpus/hostile.json`).
+    #[test]
+    fn bytes_serde_skips_unchecked_are_still_malformed_json() {
+        let mut message = valid().to_string().into_bytes();
+        // Invalid UTF-8 inside an unknown field, which serde skips unchecked.
+        let at = message.len() - 1;
+        message.splice(at..at, b",\"note\":\"caf\xe9\"".iter().copied());
+        let rejection = ContactEvent::from_json(&message, now()).expect_err("not UTF-8");
+        assert_eq!(rejection.reason, RejectionReason::InvalidJson);
+        assert_eq!(rejection.field, None);
+        // A lone surrogate escape is bad JSON text, not a value of the wrong type.
+        let mut lone = valid();
+        lone["source"] = json!("@");
+        let lone = lone.to_string().replace("\"@\"", "\"\\ud800\"");
+        let rejection = ContactEvent::from_json(lone.as_bytes(), now()).expect_err("surrogate");
+        assert_eq!(rejection.reason, RejectionReason::InvalidJson);
+        assert_eq!(rejection.field.as_deref(), Some("source"));
+        // A message cut short names no field ("?" is serde's unknown path).
+        let brace = ContactEvent::from_json(b"{", now()).expect_err("one brace");
+        assert_eq!(
+            (brace.reason, brace.field),
+            (RejectionReason::InvalidJson, None)
+        );
+    }
+
     #[test]
     fn duplicated_keys_are_rejected_rather_than_guessed() {
         let text = r#"{"schema_version":1,"event_id":"a","event_id":"b","council":"E07000041","occurred_at":"2025-01-01T00:00:00Z","channel":"web","service":"waste","outcome":"completed","customer_type":"resident"}"#;

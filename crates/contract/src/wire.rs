@@ -32,12 +32,22 @@ pub(crate) fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Re
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let field = (path != ".").then_some(path);
+        // "." is the whole message; "?" is a path serde could not name (EOF).
+        let field = (path != "." && path != "?").then_some(path);
         classify(error.inner(), field, bytes)
     })?;
     deserializer
         .end()
         .map_err(|error| Rejection::new(RejectionReason::InvalidJson, None, error.to_string()))?;
+    // serde_json skips the strings of ignored (unknown) fields without
+    // checking their UTF-8, so a message can parse and still not be UTF-8 JSON.
+    if let Err(error) = std::str::from_utf8(bytes) {
+        return Err(Rejection::new(
+            RejectionReason::InvalidJson,
+            None,
+            format!("the message is not UTF-8 ({error})"),
+        ));
+    }
     Ok(value)
 }
 
@@ -74,11 +84,13 @@ fn classify(error: &serde_json::Error, field: Option<String>, bytes: &[u8]) -> R
     }
 }
 
-/// Whether `bytes` are one JSON value; only asked on the rejection path.
+/// Whether `bytes` are one JSON value serde_json can hold; only asked on the
+/// rejection path. Decoded to a `Value`, not skipped, so that a lone surrogate
+/// escape or a number beyond `f64` counts as malformed, not as a wrong type.
 /// UTF-8 is checked apart because serde_json skips ignored strings unchecked.
 fn well_formed(bytes: &[u8]) -> bool {
     std::str::from_utf8(bytes)
-        .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
+        .is_ok_and(|text| serde_json::from_str::<serde_json::Value>(text).is_ok())
 }
 
 pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, Rejection> {
