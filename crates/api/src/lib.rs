@@ -239,6 +239,14 @@ mod tests {
             "the example shows the defaults"
         );
         assert!(config.auth.revoked_sha256.is_empty());
+        let calendar = pack::calendar::Calendar::new(&config.packs.calendar)
+            .expect("the example calendar is valid");
+        assert_eq!(calendar.entries.len(), 2);
+        assert_eq!(calendar.entries[0].period.label(), "2026-27 Q1");
+        assert_eq!(
+            calendar.previous_as_of("E07000041", calendar.entries[1].as_of),
+            Some(calendar.entries[0].as_of)
+        );
     }
 
     #[test]

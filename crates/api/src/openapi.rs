@@ -154,20 +154,33 @@ pub fn document() -> Value {
             "401": error_response("No valid bearer token"),
         }
     }}));
+    let formats: Vec<&str> = crate::pack::Format::ALL
+        .iter()
+        .map(|format| format.name())
+        .collect();
+    let contents: serde_json::Map<String, serde_json::Value> = crate::pack::Format::ALL
+        .iter()
+        .map(|format| {
+            let media = format.content_type().split(';').next().unwrap_or_default();
+            (media.to_string(), json!({}))
+        })
+        .collect();
     paths.insert(PACK_ROUTE.into(), json!({"get": {
-        "summary": "A committee pack: every KPI for the period, in total and by breakdown, as tidy CSV (RFC 4180) or its CSVW metadata; regenerating with the same as_of gives the same bytes",
+        "summary": "A committee pack: every KPI for the period, in total and by breakdown, with eight periods of trend and restatements since the previous pack, as tidy CSV (RFC 4180) or its CSVW metadata, an XLSX or ODS workbook, an accessible HTML report or its PDF; regenerating with the same as_of gives the same figures (the same CSV bytes)",
         "security": [{"bearer": []}],
         "parameters": [
             query("council", true, "GSS code of the authority".into(), json!({"type": "string", "pattern": "^[ENSW][0-9]{8}$"})),
             query("period", false, "The period kind".into(), json!({"type": "string", "enum": ["month", "quarter", "financial_year"], "default": "quarter"})),
             query("date", false, "A local date inside the period; default today".into(), json!({"type": "string", "format": "date"})),
-            query("format", false, "csv, or csvw for the CSV's metadata".into(), json!({"type": "string", "enum": ["csv", "csvw"], "default": "csv"})),
-            query("as_of", false, "Include only data ingested up to this instant; default: everything ingested so far".into(), json!({"type": "string", "format": "date-time"})),
+            query("format", false, "The pack's format (csvw: the CSV's metadata)".into(), json!({"type": "string", "enum": formats, "default": "csv"})),
+            query("as_of", false, "Include only data ingested up to this instant; default and latest: kpi.pack_settle_seconds before now".into(), json!({"type": "string", "format": "date-time"})),
+            query("previous_as_of", false, "The previous pack's as_of, to flag restatements against; default: the reporting calendar's latest cut-off before as_of for the council".into(), json!({"type": "string", "format": "date-time"})),
         ],
         "responses": {
-            "200": {"description": "The pack", "content": {"text/csv": {}, "application/csvm+json": {}}},
+            "200": {"description": "The pack", "content": contents},
             "400": error_response("A parameter is missing or invalid"),
             "401": error_response("No valid bearer token"),
+            "503": error_response("The store, or Chromium for a PDF, cannot answer now"),
         }
     }}));
     paths.insert(OPENAPI_ROUTE.into(), json!({"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));

@@ -271,3 +271,65 @@ pub async fn produce_due(
     progress.finish_and_clear();
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meeting(meets: &str, data_as_of: &str) -> Meeting {
+        Meeting {
+            council: "E07000041".into(),
+            committee: "Overview & Scrutiny".into(),
+            meets: meets.parse().expect("a date"),
+            data_as_of: data_as_of.into(),
+            period: "quarter".into(),
+            reports: None,
+        }
+    }
+
+    #[test]
+    fn a_meeting_reports_the_latest_period_ended_before_its_cut_off() {
+        let calendar = Calendar::new(&[
+            meeting("2026-12-03", "2026-11-12T17:00:00Z"),
+            meeting("2026-09-10", "2026-08-20T17:00:00Z"),
+        ])
+        .expect("valid");
+        let labels: Vec<String> = calendar.entries.iter().map(|e| e.period.label()).collect();
+        assert_eq!(labels, ["2026-27 Q1", "2026-27 Q2"], "sorted by meeting");
+        assert_eq!(
+            calendar.entries[0].folder(),
+            "2026-09-10-E07000041-overview-scrutiny"
+        );
+        let second = calendar.entries[1].as_of;
+        assert_eq!(
+            calendar.previous_as_of("E07000041", second),
+            Some(calendar.entries[0].as_of)
+        );
+        assert_eq!(
+            calendar.previous_as_of("E07000041", calendar.entries[0].as_of),
+            None
+        );
+        assert_eq!(
+            calendar.previous_as_of("E06000001", second),
+            None,
+            "per council"
+        );
+        // Due once the cut-off has settled.
+        assert_eq!(calendar.due(second + 119, 120).len(), 1);
+        assert_eq!(calendar.due(second + 120, 120).len(), 2);
+    }
+
+    #[test]
+    fn bad_meetings_are_refused_with_where_they_are() {
+        let late = Calendar::new(&[meeting("2026-08-01", "2026-08-20T17:00:00Z")]);
+        assert!(late.is_err_and(|e| e.to_string().contains("after the meeting")));
+        let bad_instant = Calendar::new(&[meeting("2026-09-10", "20 August")]);
+        assert!(bad_instant.is_err_and(|e| e.to_string().contains("packs.calendar[0]")));
+        let mut weekly = meeting("2026-09-10", "2026-08-20T17:00:00Z");
+        weekly.period = "week".into();
+        assert!(Calendar::new(&[weekly]).is_err());
+        let mut council = meeting("2026-09-10", "2026-08-20T17:00:00Z");
+        council.council = "X1".into();
+        assert!(Calendar::new(&[council]).is_err());
+    }
+}
