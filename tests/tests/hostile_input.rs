@@ -6,10 +6,10 @@
 //!
 //! Each corpus entry has `name`, `topic` (`contact` or `satisfaction`), the
 //! payload as `text` (UTF-8) or `hex` (anything else), an optional `fill`
-//! `[open, n, middle, close]` that replaces `@@FILL@@` with `open`×n + `middle`
-//! + `close`×n (deep nesting and huge strings without a huge file), and
-//! `expect`: `"stored"` (with the stored `id` and optional `stored` column
-//! values) or `{"reason": …, "field": …}`.
+//! `[open, n, middle, close]` that replaces `@@FILL@@` with n times `open`,
+//! then `middle`, then n times `close` (deep nesting and huge strings without
+//! a huge file), and `expect`: `"stored"` (with the stored `id` and optional
+//! `stored` column values) or `{"reason": …, "field": …}`.
 
 use anyhow::{Context, Result};
 use channelshift_tests::kafka::{header, produce_all, read_topic};
