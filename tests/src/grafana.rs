@@ -12,12 +12,18 @@ use std::path::{Path, PathBuf};
 pub const CLICKHOUSE: &str = "grafana-clickhouse-datasource";
 pub const PROMETHEUS: &str = "prometheus";
 
-/// The repository's top folder.
+/// The repository's top folder. Read at run time (cargo sets
+/// `CARGO_MANIFEST_DIR` for the tests it runs): checkouts sharing one target
+/// directory share this library's build, so a compile-time path could be
+/// another checkout's.
 pub fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
+        .map(Path::to_path_buf)
         .expect("the tests crate sits one level below the repository root")
-        .to_path_buf()
 }
 
 /// One dashboard file.
