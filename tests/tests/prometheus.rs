@@ -107,6 +107,29 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn every_alert_links_to_its_own_runbook_section() -> Result<()> {
+    let rules = std::fs::read_to_string(prometheus_dir().join("alerts.yml"))?;
+    let runbook = std::fs::read_to_string(repository_root().join("deploy/RUNBOOK.md"))?;
+    let headings: BTreeSet<&str> = runbook
+        .lines()
+        .filter_map(|line| line.strip_prefix("## "))
+        .collect();
+    for name in alert_names(&rules) {
+        assert!(
+            headings.contains(name.as_str()),
+            "RUNBOOK.md has no section \"## {name}\""
+        );
+        // GitHub's anchor for a heading is its lower-cased text.
+        let link = format!("runbook_url: \"deploy/RUNBOOK.md#{}\"", name.to_lowercase());
+        assert!(
+            rules.contains(&link),
+            "{name} does not link to its section: {link}"
+        );
+    }
+    Ok(())
+}
+
 /// A Prometheus server the test owns, killed by PID when dropped.
 struct Prometheus {
     url: String,
