@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# channelshift-ingest: built from the workspace, run as a non-root user on
+# Debian slim (the binary needs only libc, libgcc and zlib, all in the base).
+# Build context: the repository root (docker-compose.yml sets it), e.g.
+#   docker build -f deploy/docker/ingest.Dockerfile -t channelshift-ingest .
+
+# Any stable toolchain at or above the workspace rust-version (1.89).
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
+COPY crates crates
+COPY tests tests
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p channelshift-ingest --bin channelshift-ingest \
+    && cp target/release/channelshift-ingest /usr/local/bin/channelshift-ingest
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin channelshift
+COPY --from=build /usr/local/bin/channelshift-ingest /usr/local/bin/channelshift-ingest
+USER 10001
+ENV CHANNELSHIFT_LISTEN=0.0.0.0:9464 \
+    CHANNELSHIFT_LOG_FORMAT=json
+EXPOSE 9464
+# SIGTERM flushes and commits the open batch (shutdown_timeout_ms, 20 s).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/channelshift-ingest"]
