@@ -246,8 +246,23 @@ where
                 Some(&Data::Bool(true)),
                 "{customer} withheld"
             );
+            assert_eq!(
+                text(row.get("Figure")),
+                "withheld",
+                "the cell says so: {row:?} {api}"
+            );
         }
     }
+    // Some satisfaction figures rest on too few answers: their cells say so.
+    let withheld = satisfaction
+        .iter()
+        .filter(|row| row.get("Withheld") == Some(&Data::Bool(true)))
+        .collect::<Vec<_>>();
+    assert!(!withheld.is_empty(), "small counts are withheld");
+    assert!(withheld
+        .iter()
+        .all(|row| text(row.get("Figure")) == "withheld"
+            && row.get("Cases (n)").is_none_or(|n| *n == Data::Empty)));
 
     // Cost per transaction in £.
     let cost = sheet(&mut book, "cost-per-transaction")?;

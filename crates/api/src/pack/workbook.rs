@@ -25,6 +25,18 @@ fn number(value: Option<f64>) -> Cell {
     value.map_or(Cell::Empty, Cell::Number)
 }
 
+/// A figure, or "withheld" where small numbers are suppressed: the cell says so.
+fn figure(value: Option<f64>, suppressed: bool) -> Cell {
+    match value {
+        Some(value) => Cell::Number(value),
+        None if suppressed => text(WITHHELD),
+        None => Cell::Empty,
+    }
+}
+
+/// What a suppressed figure's cell says.
+pub const WITHHELD: &str = "withheld";
+
 fn count<T: Into<u64>>(value: Option<T>) -> Cell {
     value.map_or(Cell::Empty, |value| Cell::Number(value.into() as f64))
 }
@@ -51,10 +63,10 @@ fn summary(pack: &Pack) -> Sheet {
         rows.push(vec![
             text(*title),
             text(trend.measure),
-            current.map_or(Cell::Empty, |point| number(point.value)),
+            current.map_or(Cell::Empty, |point| figure(point.value, point.suppressed)),
             trend
                 .previous()
-                .map_or(Cell::Empty, |point| number(point.value)),
+                .map_or(Cell::Empty, |point| figure(point.value, point.suppressed)),
             trend
                 .direction()
                 .map_or(Cell::Empty, |d| text(words::direction(d))),
@@ -94,7 +106,7 @@ fn kpi_row(row: &PackRow) -> Vec<Cell> {
         text(row.row.period_start.to_string()),
         text(row.row.period_end.to_string()),
         text(row.unit),
-        number(row.row.value),
+        figure(row.row.value, row.row.suppressed),
         count(row.row.n),
         row.row
             .numerator
@@ -142,7 +154,7 @@ fn trends(pack: &Pack) -> Sheet {
                 text(point.period.label()),
                 text(point.period.first_day().to_string()),
                 text(point.period.last_day().to_string()),
-                number(point.value),
+                figure(point.value, point.suppressed),
                 count(point.n),
                 Cell::Bool(point.suppressed),
                 Cell::Bool(point.restated_from.is_some()),
