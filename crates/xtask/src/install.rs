@@ -42,6 +42,30 @@ pub fn ensure_all() -> Result<()> {
     ensure_debian_packages()?;
     ensure_tansu()?;
     ensure_browser_checks()?;
+    ensure_cargo_fuzz()?;
+    Ok(())
+}
+
+/// `cargo fuzz`, for the bounded fuzzing step of `cargo xtask test`.
+fn ensure_cargo_fuzz() -> Result<()> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let present = Command::new(&cargo)
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if present {
+        return Ok(());
+    }
+    println!("installing cargo-fuzz (once per machine; a few minutes)");
+    let status = Command::new(&cargo)
+        .args(["install", "cargo-fuzz", "--locked"])
+        // Its own target dir, like Tansu's: keep the project's build warm.
+        .env("CARGO_TARGET_DIR", tools_dir().join("cargo-fuzz-target"))
+        .status()
+        .context("running cargo install cargo-fuzz")?;
+    if !status.success() {
+        bail!("cargo install cargo-fuzz failed ({status})");
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! needs, starts and stops it by PID, runs the test suite and the demo.
 
 mod demo;
+mod fuzz;
 mod install;
 mod probe;
 mod process;
@@ -29,7 +30,8 @@ environment:
   CHANNELSHIFT_PORT_BASE       first port of the stack (demo 18120, test 28120)
   CHANNELSHIFT_BROKER_STORAGE  sqlite (default, durable) or memory
   CHANNELSHIFT_STACK_DIR       where stacks keep data (default .stack/ in the checkout)
-  CHANNELSHIFT_TOOLS           where the broker build is cached (default ~/.cache/channelshift)";
+  CHANNELSHIFT_TOOLS           where the broker build is cached (default ~/.cache/channelshift)
+  CHANNELSHIFT_FUZZ_SECONDS    how long `test` fuzzes the contract parser (default 60; 0 skips)";
 
 fn main() -> ExitCode {
     match run() {
@@ -127,12 +129,18 @@ fn test(rest: &[&str]) -> Result<ExitCode> {
     if let Err(error) = stack.down(Some(&started)) {
         eprintln!("xtask: stopping the test stack: {error:#}");
     }
+    // A filtered run (extra arguments) is someone's quick check: no fuzzing.
+    let fuzzed = match fuzz::seconds()? {
+        seconds if seconds > 0 && extra.is_empty() => fuzz::run(&cargo, seconds)?,
+        _ => true,
+    };
+    let passed = status.success() && fuzzed;
     println!(
         "cargo xtask test finished in {:.1}s: {}",
         clock.elapsed().as_secs_f64(),
-        if status.success() { "passed" } else { "FAILED" }
+        if passed { "passed" } else { "FAILED" }
     );
-    Ok(if status.success() {
+    Ok(if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
