@@ -1,0 +1,205 @@
+-- Channelshift on a ClickHouse cluster: one shard, N replicas.
+-- Generated from the store's migrations by tests/tests/cluster_ddl.rs; do not
+-- edit by hand. Needs ClickHouse 22.x or later with Keeper/ZooKeeper, an
+-- Atomic database, and the macros {cluster}, {shard} and {replica} in
+-- each server's config. Run once, on any server, before ingest first starts:
+--   clickhouse-client --multiquery --database channelshift < this-file.sql
+-- (after CREATE DATABASE channelshift ON CLUSTER '{cluster}'). Ingest then finds every
+-- migration recorded and every table present.
+-- Same table names as a single server, Replicated engines: ingest, the API
+-- and Grafana work unchanged against any replica. rebuild-rollups' staging
+-- table (CREATE TABLE ... AS the rollup) gets its own {uuid} replication
+-- path, so it should too; not yet tried on a cluster (deploy/SCALING.md).
+
+-- Applied migrations, one replication group for the whole cluster.
+CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER '{cluster}' (
+    version UInt32,
+    name String,
+    applied_at DateTime DEFAULT now()
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{uuid}/all', '{replica}')
+ORDER BY version;
+
+-- Migration 1: contact events, their id index and daily rollup
+CREATE TABLE IF NOT EXISTS contact_events ON CLUSTER '{cluster}' (
+    council String,
+    event_id String,
+    occurred_at DateTime,
+    channel String,
+    assisted UInt8,
+    service String,
+    interaction String,
+    outcome String,
+    customer_type String,
+    customer_hash String,
+    journey_id String,
+    avoidable Nullable(UInt8),
+    first_contact_resolved Nullable(UInt8),
+    ward String,
+    lsoa String,
+    wait_seconds Nullable(UInt32),
+    handling_seconds Nullable(UInt32),
+    source String,
+    kafka_partition Int32,
+    kafka_offset Int64,
+    ingested_at DateTime
+) ENGINE = ReplicatedMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (council, occurred_at, event_id);
+
+CREATE TABLE IF NOT EXISTS contact_event_ids ON CLUSTER '{cluster}' (
+    council String,
+    event_id String
+) ENGINE = ReplicatedMergeTree
+ORDER BY (council, event_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS contact_event_ids_mv ON CLUSTER '{cluster}' TO contact_event_ids
+AS SELECT council, event_id FROM contact_events;
+
+CREATE TABLE IF NOT EXISTS contact_daily ON CLUSTER '{cluster}' (
+    council String,
+    day Date,
+    service String,
+    channel String,
+    customer_type String,
+    interaction String,
+    outcome String,
+    assisted UInt8,
+    contacts UInt64,
+    avoidable_contacts UInt64,
+    avoidable_flagged UInt64,
+    resolved_first UInt64,
+    resolution_flagged UInt64,
+    wait_seconds_total UInt64,
+    handling_seconds_total UInt64,
+    timed UInt64
+) ENGINE = ReplicatedSummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (council, day, service, channel, customer_type, interaction, outcome, assisted)
+SETTINGS replicated_deduplication_window = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS contact_daily_mv ON CLUSTER '{cluster}' TO contact_daily AS
+SELECT
+    council,
+    toDate(occurred_at, 'Europe/London') AS day,
+    service,
+    channel,
+    customer_type,
+    interaction,
+    outcome,
+    assisted,
+    count() AS contacts,
+    countIf(ifNull(avoidable, 0) = 1) AS avoidable_contacts,
+    countIf(isNotNull(avoidable)) AS avoidable_flagged,
+    countIf(ifNull(first_contact_resolved, 0) = 1) AS resolved_first,
+    countIf(isNotNull(first_contact_resolved)) AS resolution_flagged,
+    sum(toUInt64(ifNull(wait_seconds, 0))) AS wait_seconds_total,
+    sum(toUInt64(ifNull(handling_seconds, 0))) AS handling_seconds_total,
+    countIf(isNotNull(handling_seconds)) AS timed
+FROM contact_events
+GROUP BY council, day, service, channel, customer_type, interaction, outcome, assisted;
+
+INSERT INTO schema_migrations (version, name) VALUES (1, 'contact events, their id index and daily rollup');
+
+-- Migration 2: satisfaction responses, their id index and daily rollup
+CREATE TABLE IF NOT EXISTS satisfaction_responses ON CLUSTER '{cluster}' (
+    council String,
+    response_id String,
+    responded_at DateTime,
+    contact_event_id String,
+    channel String,
+    service String,
+    customer_type String,
+    instrument String,
+    score UInt8,
+    survey_mode String,
+    comment String,
+    ward String,
+    lsoa String,
+    kafka_partition Int32,
+    kafka_offset Int64,
+    ingested_at DateTime
+) ENGINE = ReplicatedMergeTree
+PARTITION BY toYYYYMM(responded_at)
+ORDER BY (council, responded_at, response_id);
+
+CREATE TABLE IF NOT EXISTS satisfaction_response_ids ON CLUSTER '{cluster}' (
+    council String,
+    response_id String
+) ENGINE = ReplicatedMergeTree
+ORDER BY (council, response_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_response_ids_mv ON CLUSTER '{cluster}'
+TO satisfaction_response_ids
+AS SELECT council, response_id FROM satisfaction_responses;
+
+CREATE TABLE IF NOT EXISTS satisfaction_daily ON CLUSTER '{cluster}' (
+    council String,
+    day Date,
+    service String,
+    channel String,
+    customer_type String,
+    instrument String,
+    score UInt8,
+    responses UInt64
+) ENGINE = ReplicatedSummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (council, day, service, channel, customer_type, instrument, score)
+SETTINGS replicated_deduplication_window = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_daily_mv ON CLUSTER '{cluster}' TO satisfaction_daily AS
+SELECT
+    council,
+    toDate(responded_at, 'Europe/London') AS day,
+    service,
+    channel,
+    customer_type,
+    instrument,
+    score,
+    count() AS responses
+FROM satisfaction_responses
+GROUP BY council, day, service, channel, customer_type, instrument, score;
+
+INSERT INTO schema_migrations (version, name) VALUES (2, 'satisfaction responses, their id index and daily rollup');
+
+-- Migration 3: ingest checkpoints: the next Kafka offset per partition, kept with the rows
+CREATE TABLE IF NOT EXISTS ingest_checkpoints ON CLUSTER '{cluster}' (
+    topic String,
+    partition Int32,
+    next_offset Int64,
+    written_at DateTime
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', next_offset)
+ORDER BY (topic, partition);
+
+INSERT INTO schema_migrations (version, name) VALUES (3, 'ingest checkpoints: the next Kafka offset per partition, kept with the rows');
+
+-- Migration 4: contacts by local day and area (ward, LSOA), for digital-exclusion hot spots
+CREATE TABLE IF NOT EXISTS contact_area_daily ON CLUSTER '{cluster}' (
+    council String,
+    day Date,
+    ward String,
+    lsoa String,
+    channel String,
+    assisted UInt8,
+    interaction String,
+    outcome String,
+    contacts UInt64
+) ENGINE = ReplicatedSummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (council, day, ward, lsoa, channel, assisted, interaction, outcome)
+SETTINGS replicated_deduplication_window = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS contact_area_daily_mv ON CLUSTER '{cluster}' TO contact_area_daily AS
+SELECT
+    council,
+    toDate(occurred_at, 'Europe/London') AS day,
+    ward,
+    lsoa,
+    channel,
+    assisted,
+    interaction,
+    outcome,
+    count() AS contacts
+FROM contact_events
+GROUP BY council, day, ward, lsoa, channel, assisted, interaction, outcome;
+
+INSERT INTO schema_migrations (version, name) VALUES (4, 'contacts by local day and area (ward, LSOA), for digital-exclusion hot spots');
