@@ -7,12 +7,13 @@
 //! the API shows.
 
 use anyhow::{bail, Context, Result};
+use channelshift_api::config::{Baseline, KpiSettings};
 use channelshift_tests::grafana::{
     expand_sql, load_dashboards, metric_names, scraped_names, Dashboard, TimeRange, CLICKHOUSE,
     PROMETHEUS,
 };
 use channelshift_tests::monitored::{Monitored, COUNCIL, OTHER_COUNCIL};
-use channelshift_tests::Scope;
+use channelshift_tests::{start_api_with, Scope, API_TOKEN};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -406,6 +407,89 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
             assert_rows(&name, &columns, &rows, expected);
         }
     }
+
+    // The dashboard and the API, the reference implementation, agree.
+    let take_up_sql = kpi
+        .queries(CLICKHOUSE)
+        .into_iter()
+        .find(|(name, _)| panel_title(name) == "Digital take-up by month, against target")
+        .map(|(_, target)| target["rawSql"].as_str().unwrap_or_default().to_string())
+        .context("take-up panel")?;
+    let savings_sql = kpi
+        .queries(CLICKHOUSE)
+        .into_iter()
+        .find(|(name, _)| panel_title(name).starts_with("Efficiency savings"))
+        .map(|(_, target)| target["rawSql"].as_str().unwrap_or_default().to_string())
+        .context("savings panel")?;
+    chosen.insert("take_up_definition".into(), vec!["current".into()]);
+    let (_, take_up_rows) = run(scope, &expand_sql(&take_up_sql, range, &chosen)?).await?;
+    let (_, savings_rows) = run(scope, &expand_sql(&savings_sql, range, &chosen)?).await?;
+    let settings = KpiSettings {
+        suppression_threshold: 10,
+        baseline: Some(Baseline {
+            from: "2024-04-01".parse()?,
+            to: "2025-03-31".parse()?,
+        }),
+        ..KpiSettings::default()
+    };
+    let (api, api_server) = start_api_with(scope, settings).await?;
+    let client = reqwest::Client::new();
+    let kpi_rows = |kpi: &str, period: &str| {
+        let request = client
+            .get(format!(
+                "{api}/api/v1/kpi/{kpi}?council={COUNCIL}&from=2025-04-01&to=2025-06-30&period={period}"
+            ))
+            .bearer_auth(API_TOKEN)
+            .send();
+        async move {
+            let body: Value = request.await?.error_for_status()?.json().await?;
+            anyhow::Ok(body["rows"].as_array().cloned().unwrap_or_default())
+        }
+    };
+    let api_take_up: Vec<(String, Value)> = kpi_rows("digital-take-up", "month")
+        .await?
+        .iter()
+        .filter(|row| !row["value"].is_null())
+        .map(|row| {
+            (
+                row["period_start"].as_str().unwrap_or_default().to_string(),
+                row["value"].clone(),
+            )
+        })
+        .collect();
+    let dashboard_take_up: Vec<(String, Value)> = take_up_rows
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_str().unwrap_or_default().to_string(),
+                row[1].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        api_take_up.len(),
+        dashboard_take_up.len(),
+        "{api_take_up:?}"
+    );
+    for ((api_month, api_value), (month, value)) in api_take_up.iter().zip(&dashboard_take_up) {
+        assert_eq!(api_month, month);
+        // The API rounds to one decimal place.
+        let (a, d) = (
+            api_value.as_f64().unwrap_or(f64::NAN),
+            value.as_f64().unwrap_or(f64::NAN),
+        );
+        assert!(
+            (a - d).abs() <= 0.05,
+            "take-up {month}: API {a}, dashboard {d}"
+        );
+    }
+    let api_savings = kpi_rows("efficiency-savings", "total").await?;
+    assert_eq!(
+        api_savings.first().map(|row| row["value"].clone()),
+        Some(savings_rows[0][0].clone()),
+        "savings: API {api_savings:?}, dashboard {savings_rows:?}"
+    );
+    api_server.stop().await?;
 
     // Pipeline operations: its ClickHouse panel sees fresh rows.
     let operations = dashboard(&dashboards, "pipeline-operations.json")?;
