@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own tooling. It installs what the local stack
 //! needs, starts and stops it by PID, runs the test suite and the demo.
 
+mod bench;
 mod demo;
 mod fuzz;
 mod install;
@@ -23,11 +24,13 @@ usage: cargo xtask <command>
   test [-- <cargo test args>]
                              start the test stack, run the whole suite, stop what it started
   install                    install ClickHouse (apt) and build the Tansu broker (once)
-  stack up|down|status|env [--profile demo|test]
+  bench                      build for release, start the bench stack (broker in memory) and
+                             run every benchmark; prints a table (see BENCHMARKS.md)
+  stack up|down|status|env [--profile demo|test|bench]
                              manage a stack by hand (default profile: demo)
 
 environment:
-  CHANNELSHIFT_PORT_BASE       first port of the stack (demo 18120, test 28120)
+  CHANNELSHIFT_PORT_BASE       first port of the stack (demo 18120, test 28120, bench 38120)
   CHANNELSHIFT_BROKER_STORAGE  sqlite (default, durable) or memory
   CHANNELSHIFT_STACK_DIR       where stacks keep data (default .stack/ in the checkout)
   CHANNELSHIFT_TOOLS           where the broker build is cached (default ~/.cache/channelshift)
@@ -50,6 +53,7 @@ fn run() -> Result<ExitCode> {
         ["install"] => install::ensure_all().map(|()| ExitCode::SUCCESS),
         ["demo"] => demo::run().map(|()| ExitCode::SUCCESS),
         ["test", rest @ ..] => test(rest),
+        ["bench", rest @ ..] => bench::run(rest).map(|()| ExitCode::SUCCESS),
         ["stack", action, rest @ ..] => stack_command(action, rest).map(|()| ExitCode::SUCCESS),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");

@@ -26,6 +26,7 @@ pub const READER_USER: &str = "channelshift_reader";
 pub enum Profile {
     Demo,
     Test,
+    Bench,
 }
 
 impl Profile {
@@ -33,7 +34,8 @@ impl Profile {
         match name {
             "demo" => Ok(Self::Demo),
             "test" => Ok(Self::Test),
-            other => bail!("unknown profile {other:?}: use demo or test"),
+            "bench" => Ok(Self::Bench),
+            other => bail!("unknown profile {other:?}: use demo, test or bench"),
         }
     }
 
@@ -41,6 +43,7 @@ impl Profile {
         match self {
             Self::Demo => "demo",
             Self::Test => "test",
+            Self::Bench => "bench",
         }
     }
 
@@ -55,6 +58,7 @@ impl Profile {
         Ok(match self {
             Self::Demo => 18120,
             Self::Test => 28120,
+            Self::Bench => 38120,
         })
     }
 }
@@ -364,6 +368,11 @@ impl Stack {
     }
 
     /// The variables the tests and services read to find this stack.
+    /// The PID of a process of the stack this checkout started, if it runs.
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        self.state.processes.get(name).map(|running| running.pid)
+    }
+
     pub fn env_vars(&self) -> Vec<(String, String)> {
         let ports = &self.state.ports;
         vec![
