@@ -98,7 +98,7 @@ pub struct PrivacyConfig {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
 }
-fn default_max_message_bytes() -> usize {
+pub(crate) fn default_max_message_bytes() -> usize {
     64 * 1024
 }
 fn default_shutdown_timeout_ms() -> u64 {

@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
+pub mod reconcile;
 
 use anyhow::{Context, Result};
 use channelshift_runtime::health::Health;

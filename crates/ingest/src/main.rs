@@ -1,9 +1,13 @@
 //! `channelshift-ingest [--config ingest.toml]` runs the service;
 //! `channelshift-ingest rebuild-rollups [--config ingest.toml]` recomputes the
-//! rollups from the raw tables and exits (see `channelshift_store`'s `rebuild`).
+//! rollups from the raw tables and exits (see `channelshift_store`'s `rebuild`);
+//! `channelshift-ingest reconcile [--config ingest.toml] [--from-beginning]`
+//! compares the topics with ClickHouse and exits 0 when they agree exactly
+//! (see `channelshift_ingest::reconcile`).
 
 use anyhow::{Context, Result};
 use channelshift_ingest::config::IngestConfig;
+use channelshift_ingest::reconcile::{self, ReconcileConfig, Span};
 use channelshift_runtime::{config, shutdown, telemetry};
 use channelshift_store::{ClickHouseConfig, Store};
 use serde::Deserialize;
@@ -15,21 +19,33 @@ enum Command {
     /// Run the service (no subcommand).
     Serve,
     RebuildRollups,
+    Reconcile(Span),
 }
 
-const USAGE: &str = "usage: channelshift-ingest [rebuild-rollups] [--config <file.toml>]; \
-                     settings may also come from CHANNELSHIFT_* variables";
+const USAGE: &str = "usage: channelshift-ingest [rebuild-rollups | reconcile [--from-beginning]] \
+                     [--config <file.toml>]; settings may also come from CHANNELSHIFT_* variables";
 
 fn parse_args(args: &[String]) -> Result<(Command, Option<PathBuf>)> {
-    let (command, rest) = match args.split_first() {
+    let (mut command, rest) = match args.split_first() {
         Some((first, rest)) if first == "rebuild-rollups" => (Command::RebuildRollups, rest),
+        Some((first, rest)) if first == "reconcile" => (Command::Reconcile(Span::Recent), rest),
         _ => (Command::Serve, args),
     };
-    match rest {
-        [] => Ok((command, None)),
-        [flag, path] if flag == "--config" => Ok((command, Some(path.into()))),
-        _ => anyhow::bail!(USAGE),
+    let mut config = None;
+    let mut rest = rest.iter();
+    while let Some(arg) = rest.next() {
+        match (arg.as_str(), &command) {
+            ("--config", _) if config.is_none() => match rest.next() {
+                Some(path) => config = Some(PathBuf::from(path)),
+                None => anyhow::bail!(USAGE),
+            },
+            ("--from-beginning", Command::Reconcile(Span::Recent)) => {
+                command = Command::Reconcile(Span::FromBeginning);
+            }
+            _ => anyhow::bail!(USAGE),
+        }
     }
+    Ok((command, config))
 }
 
 #[tokio::main]
@@ -45,6 +61,12 @@ async fn main() -> Result<()> {
             channelshift_ingest::run(config, stop).await
         }
         Command::RebuildRollups => rebuild_rollups(config_file.as_deref()).await,
+        Command::Reconcile(span) => {
+            let config: ReconcileConfig = config::load(config_file.as_deref())?;
+            let report = reconcile::reconcile(&config, span).await?;
+            println!("{report}");
+            std::process::exit(report.exit_code());
+        }
     }
 }
 
@@ -106,10 +128,39 @@ mod tests {
     }
 
     #[test]
+    fn reconcile_takes_the_config_and_from_beginning_in_either_order() {
+        assert_eq!(
+            parse(&["reconcile"]),
+            Some((Command::Reconcile(Span::Recent), None))
+        );
+        assert_eq!(
+            parse(&["reconcile", "--from-beginning", "--config", "i.toml"]),
+            Some((
+                Command::Reconcile(Span::FromBeginning),
+                Some("i.toml".into())
+            ))
+        );
+        assert_eq!(
+            parse(&["reconcile", "--config", "i.toml", "--from-beginning"]),
+            Some((
+                Command::Reconcile(Span::FromBeginning),
+                Some("i.toml".into())
+            ))
+        );
+        assert_eq!(
+            parse(&["reconcile", "--from-beginning", "--from-beginning"]),
+            None
+        );
+        assert_eq!(parse(&["--from-beginning"]), None);
+        assert_eq!(parse(&["rebuild-rollups", "--from-beginning"]), None);
+    }
+
+    #[test]
     fn anything_else_is_refused() {
         assert_eq!(parse(&["rebuild"]), None);
         assert_eq!(parse(&["--config"]), None);
         assert_eq!(parse(&["--config", "a.toml", "rebuild-rollups"]), None);
         assert_eq!(parse(&["rebuild-rollups", "--config"]), None);
+        assert_eq!(parse(&["--config", "a.toml", "--config", "b.toml"]), None);
     }
 }

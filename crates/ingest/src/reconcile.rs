@@ -1,0 +1,890 @@
+//! Reconciliation: what the topics hold against what ClickHouse holds.
+//!
+//! Each partition of the contact and satisfaction topics is read with a
+//! throwaway consumer (assigned, never joining or committing to a group), and
+//! every message is accounted for exactly one way: stored (a raw row carries its
+//! partition and offset), a repeat of an id stored from another message,
+//! dead-lettered (its source offset is on `<topic>.dlq`), pending (at or after
+//! ingest's checkpoint: not processed yet), or a discrepancy: missing (a valid
+//! message behind the checkpoint with no row) or its dead letter missing.
+//! Ids stored more than once, rows no message accounts for, and raw rows
+//! against the id index and the daily rollup are checked across each table.
+//!
+//! Memory stays small at millions of events: one partition at a time, each id
+//! kept as a 128-bit fingerprint with its offset, messages streamed. Only the
+//! id and council are parsed from each message; the contract's full parser
+//! runs only on the few messages that are neither stored nor dead-lettered.
+
+use crate::config::{IngestConfig, KafkaConfig};
+use anyhow::{Context, Result};
+use channelshift_contract::{ContactEvent, SatisfactionResponse};
+use channelshift_store::{ClickHouseConfig, Store};
+use chrono::Utc;
+use clickhouse::Row;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+/// Messages per partition a routine reconciliation covers (the latest ones);
+/// `--from-beginning` covers everything the broker still holds.
+pub const RECENT_PER_PARTITION: i64 = 100_000;
+/// How long the broker may go without delivering the next message.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Discrepancies listed by id per partition (all are counted).
+const EXAMPLES: usize = 10;
+/// Ids per lookup of ids stored from another message.
+const LOOKUP_CHUNK: usize = 2_000;
+
+/// What the command reads: ingest's own file and variables serve.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReconcileConfig {
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    /// Ingest dead-letters larger messages as `too_large`.
+    #[serde(default = "crate::config::default_max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+impl From<&IngestConfig> for ReconcileConfig {
+    fn from(config: &IngestConfig) -> Self {
+        Self {
+            kafka: config.kafka.clone(),
+            clickhouse: config.clickhouse.clone(),
+            max_message_bytes: config.max_message_bytes,
+        }
+    }
+}
+
+/// Which messages of each partition are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Span {
+    /// The latest [`RECENT_PER_PARTITION`] messages of each partition.
+    Recent,
+    /// Every message the broker still holds.
+    FromBeginning,
+}
+
+/// One kind of message and where it is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Contact,
+    Satisfaction,
+}
+
+impl Kind {
+    fn table(self) -> &'static str {
+        match self {
+            Kind::Contact => "contact_events",
+            Kind::Satisfaction => "satisfaction_responses",
+        }
+    }
+    fn id_column(self) -> &'static str {
+        match self {
+            Kind::Contact => "event_id",
+            Kind::Satisfaction => "response_id",
+        }
+    }
+    fn id_index(self) -> &'static str {
+        match self {
+            Kind::Contact => "contact_event_ids",
+            Kind::Satisfaction => "satisfaction_response_ids",
+        }
+    }
+    fn rollup_total(self) -> &'static str {
+        match self {
+            Kind::Contact => "SELECT toUInt64(sum(contacts)) AS n FROM contact_daily",
+            Kind::Satisfaction => "SELECT toUInt64(sum(responses)) AS n FROM satisfaction_daily",
+        }
+    }
+
+    /// The (council, id) of a message, parsed cheaply; `None` when it has none.
+    fn key(self, payload: &[u8]) -> Option<(String, String)> {
+        #[derive(Deserialize)]
+        struct ContactKey<'a> {
+            #[serde(borrow)]
+            council: Cow<'a, str>,
+            #[serde(borrow)]
+            event_id: Cow<'a, str>,
+        }
+        #[derive(Deserialize)]
+        struct ResponseKey<'a> {
+            #[serde(borrow)]
+            council: Cow<'a, str>,
+            #[serde(borrow)]
+            response_id: Cow<'a, str>,
+        }
+        match self {
+            Kind::Contact => serde_json::from_slice::<ContactKey<'_>>(payload)
+                .ok()
+                .map(|key| (key.council.into_owned(), key.event_id.into_owned())),
+            Kind::Satisfaction => serde_json::from_slice::<ResponseKey<'_>>(payload)
+                .ok()
+                .map(|key| (key.council.into_owned(), key.response_id.into_owned())),
+        }
+    }
+
+    /// The contract's verdict, for a message neither stored nor dead-lettered:
+    /// `Some(key)` if ingest would store it, `None` if it would dead-letter it.
+    fn validated_key(self, payload: &[u8], max_message_bytes: usize) -> Option<(String, String)> {
+        if payload.len() > max_message_bytes {
+            return None;
+        }
+        let now = Utc::now();
+        match self {
+            Kind::Contact => ContactEvent::from_json(payload, now)
+                .ok()
+                .map(|event| (event.council.to_string(), event.event_id.to_string())),
+            Kind::Satisfaction => {
+                SatisfactionResponse::from_json(payload, now)
+                    .ok()
+                    .map(|response| {
+                        (
+                            response.council.to_string(),
+                            response.response_id.to_string(),
+                        )
+                    })
+            }
+        }
+    }
+}
+
+/// A 128-bit fingerprint of (council, id): collisions are out of reach at
+/// billions of ids, and 16 bytes a row keeps a million ids in 24 MB.
+fn fingerprint(council: &str, id: &str) -> u128 {
+    let half = |salt: u8| {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut hasher);
+        council.hash(&mut hasher);
+        id.hash(&mut hasher);
+        hasher.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
+/// How one partition's messages were accounted for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionReport {
+    pub partition: i32,
+    /// The offsets compared: `start..end` (end is the high watermark when the
+    /// reconciliation began).
+    pub start: i64,
+    pub end: i64,
+    /// Ingest's checkpoint: the next offset it will read.
+    pub checkpoint: Option<i64>,
+    pub messages: u64,
+    /// Messages whose row is stored (the row names this offset).
+    pub stored: u64,
+    /// Messages whose id was stored from another message (re-sent copies).
+    pub repeats: u64,
+    /// Messages on the dead-letter topic (by source offset).
+    pub dead_lettered: u64,
+    /// Messages at or after the checkpoint with no row yet.
+    pub pending: u64,
+    /// Valid messages behind the checkpoint with no row: lost.
+    pub missing: u64,
+    /// Invalid messages behind the checkpoint not on the dead-letter topic.
+    pub dead_letters_missing: u64,
+    /// Rows naming an offset in `start..end`.
+    pub rows: u64,
+    /// Rows naming an offset in `start..end` that no message there accounts
+    /// for (its id differs from the message's).
+    pub unexplained_rows: u64,
+    /// Some discrepancies, as (offset, id or "-").
+    pub examples: Vec<(i64, String)>,
+}
+
+impl PartitionReport {
+    fn discrepancies(&self) -> u64 {
+        self.missing + self.dead_letters_missing + self.unexplained_rows
+    }
+}
+
+/// An id stored more than once.
+#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
+pub struct Duplicate {
+    pub council: String,
+    pub id: String,
+    pub copies: u64,
+    pub partitions: Vec<i32>,
+    pub offsets: Vec<i64>,
+}
+
+/// One topic against its table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicReport {
+    pub topic: String,
+    pub table: &'static str,
+    pub partitions: Vec<PartitionReport>,
+    /// Ids with more than one raw row, and the rows beyond the first.
+    pub duplicated_ids: u64,
+    pub duplicate_rows: u64,
+    pub duplicate_examples: Vec<Duplicate>,
+    /// Whole-table counts: raw rows, id index rows, the rollup's total.
+    pub raw_rows: u64,
+    pub id_index_rows: u64,
+    pub rollup_total: u64,
+    /// Dead letters whose source offset appears more than once (a crash
+    /// between sending and checkpointing re-sends them; counts are unaffected).
+    pub dead_letters_resent: u64,
+    /// False when `<topic>.dlq` does not exist.
+    pub dead_letter_topic_found: bool,
+}
+
+impl TopicReport {
+    pub fn total(&self) -> PartitionReport {
+        let mut total = PartitionReport {
+            partition: -1,
+            ..PartitionReport::default()
+        };
+        for p in &self.partitions {
+            total.messages += p.messages;
+            total.stored += p.stored;
+            total.repeats += p.repeats;
+            total.dead_lettered += p.dead_lettered;
+            total.pending += p.pending;
+            total.missing += p.missing;
+            total.dead_letters_missing += p.dead_letters_missing;
+            total.rows += p.rows;
+            total.unexplained_rows += p.unexplained_rows;
+        }
+        total
+    }
+
+    /// Lost, doubled or unexplained anything; pending messages are not a discrepancy.
+    pub fn discrepancies(&self) -> u64 {
+        self.total().discrepancies()
+            + self.duplicate_rows
+            + self.raw_rows.abs_diff(self.id_index_rows)
+            + self.raw_rows.abs_diff(self.rollup_total)
+    }
+}
+
+/// The whole reconciliation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub span: Span,
+    pub topics: Vec<TopicReport>,
+}
+
+impl Report {
+    pub fn discrepancies(&self) -> u64 {
+        self.topics.iter().map(TopicReport::discrepancies).sum()
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.topics.iter().map(|topic| topic.total().pending).sum()
+    }
+
+    /// Everything compared is stored or dead-lettered exactly once.
+    pub fn is_exact(&self) -> bool {
+        self.discrepancies() == 0 && self.pending() == 0
+    }
+
+    /// The command's exit code: 0 exact, 2 discrepancies, 3 only pending messages.
+    pub fn exit_code(&self) -> i32 {
+        if self.discrepancies() > 0 {
+            2
+        } else if self.pending() > 0 {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let span = match self.span {
+            Span::Recent => format!(
+                "the latest {} messages of each partition",
+                thousands(RECENT_PER_PARTITION as u64)
+            ),
+            Span::FromBeginning => "every message the broker holds".to_string(),
+        };
+        writeln!(f, "Reconciliation of {span}")?;
+        for topic in &self.topics {
+            writeln!(f)?;
+            writeln!(f, "{} → {}", topic.topic, topic.table)?;
+            writeln!(
+                f,
+                "{:>9} {:>21} {:>11} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+                "partition",
+                "offsets",
+                "checkpoint",
+                "messages",
+                "stored",
+                "repeats",
+                "dead",
+                "pending",
+                "MISSING",
+                "NO-DLQ",
+                "UNMATCHED"
+            )?;
+            let total = topic.total();
+            for p in topic.partitions.iter().chain(std::iter::once(&total)) {
+                let (name, offsets, checkpoint) = if p.partition < 0 {
+                    ("total".to_string(), String::new(), String::new())
+                } else {
+                    (
+                        p.partition.to_string(),
+                        format!("{}..{}", p.start, p.end),
+                        p.checkpoint.map_or("none".into(), |c| c.to_string()),
+                    )
+                };
+                writeln!(
+                    f,
+                    "{:>9} {:>21} {:>11} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+                    name,
+                    offsets,
+                    checkpoint,
+                    thousands(p.messages),
+                    thousands(p.stored),
+                    thousands(p.repeats),
+                    thousands(p.dead_lettered),
+                    thousands(p.pending),
+                    thousands(p.missing),
+                    thousands(p.dead_letters_missing),
+                    thousands(p.unexplained_rows),
+                )?;
+            }
+            for p in &topic.partitions {
+                for (offset, id) in &p.examples {
+                    writeln!(f, "  partition {} offset {offset}: {id}", p.partition)?;
+                }
+            }
+            writeln!(
+                f,
+                "  ids stored more than once: {} ({} extra rows); raw rows {}, id index {}, rollup total {}",
+                thousands(topic.duplicated_ids),
+                thousands(topic.duplicate_rows),
+                thousands(topic.raw_rows),
+                thousands(topic.id_index_rows),
+                thousands(topic.rollup_total),
+            )?;
+            for duplicate in &topic.duplicate_examples {
+                writeln!(
+                    f,
+                    "  {} {} × {} (partitions {:?}, offsets {:?})",
+                    duplicate.council,
+                    duplicate.id,
+                    duplicate.copies,
+                    duplicate.partitions,
+                    duplicate.offsets
+                )?;
+            }
+            if topic.dead_letter_topic_found {
+                writeln!(
+                    f,
+                    "  {}.dlq: {} dead letters for these offsets, {} sent more than once",
+                    topic.topic,
+                    thousands(total.dead_lettered),
+                    thousands(topic.dead_letters_resent)
+                )?;
+            } else {
+                writeln!(f, "  {}.dlq does not exist", topic.topic)?;
+            }
+        }
+        writeln!(f)?;
+        match self.exit_code() {
+            0 => write!(f, "exact: every message stored or dead-lettered once"),
+            2 => write!(
+                f,
+                "DISCREPANCIES: {} (MISSING: valid, behind the checkpoint, no row; NO-DLQ: invalid, \
+                 behind the checkpoint, not dead-lettered; UNMATCHED: rows naming an offset whose \
+                 message has another id; duplicates; raw rows against id index and rollup)",
+                thousands(self.discrepancies())
+            ),
+            _ => write!(
+                f,
+                "nothing lost or doubled so far; {} messages not yet ingested (pending)",
+                thousands(self.pending())
+            ),
+        }
+    }
+}
+
+/// Reconciles both topics with the database.
+pub async fn reconcile(config: &ReconcileConfig, span: Span) -> Result<Report> {
+    let kafka = &config.kafka;
+    let store = Store::connect(&config.clickhouse)
+        .await
+        .context("connecting to ClickHouse")?;
+    let mut topics = Vec::new();
+    for (topic, kind) in [
+        (&kafka.contact_topic, Kind::Contact),
+        (&kafka.satisfaction_topic, Kind::Satisfaction),
+    ] {
+        topics.push(
+            reconcile_topic(config, topic, kind, &store, span)
+                .await
+                .with_context(|| format!("reconciling {topic}"))?,
+        );
+    }
+    Ok(Report { span, topics })
+}
+
+fn reader(brokers: &str) -> Result<StreamConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        // Never joins a group (partitions are assigned) and never commits.
+        .set(
+            "group.id",
+            format!("channelshift-reconcile-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.max.bytes", "16777216")
+        .create()
+        .context("creating the Kafka reader")
+}
+
+/// The partitions of `topic`; `None` if the broker does not know it.
+fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<Option<Vec<i32>>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), FETCH_TIMEOUT)
+        .with_context(|| format!("reading the metadata of {topic}"))?;
+    Ok(metadata.topics().first().and_then(|found| {
+        (found.error().is_none() && !found.partitions().is_empty())
+            .then(|| found.partitions().iter().map(|p| p.id()).collect())
+    }))
+}
+
+/// Reads `partition` of `topic` from `start` to just before `end`, handing
+/// each message to `visit`.
+async fn read_partition(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partition: i32,
+    start: i64,
+    end: i64,
+    mut visit: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<()> {
+    if start >= end {
+        return Ok(());
+    }
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    consumer.assign(&list)?;
+    loop {
+        let received = tokio::time::timeout(FETCH_TIMEOUT, consumer.recv())
+            .await
+            .with_context(|| format!("{topic}/{partition}: no message within {FETCH_TIMEOUT:?}"))?;
+        match received {
+            Ok(message) => {
+                let offset = message.offset();
+                if offset < end {
+                    visit(&message);
+                }
+                if offset >= end - 1 {
+                    break;
+                }
+            }
+            // The end of what the broker holds; `end` was read earlier, so
+            // offsets missing below it are gaps (compaction, markers).
+            Err(KafkaError::PartitionEOF(_)) => break,
+            Err(error) => {
+                return Err(error).with_context(|| format!("reading {topic}/{partition}"))
+            }
+        }
+    }
+    consumer.unassign()?;
+    Ok(())
+}
+
+/// (source partition, source offset) → how many dead letters name it.
+async fn dead_letters(
+    consumer: &StreamConsumer,
+    topic: &str,
+) -> Result<Option<HashMap<(i32, i64), u32>>> {
+    let dlq = KafkaConfig::dead_letter_topic(topic);
+    let Some(partitions) = partitions(consumer, &dlq)? else {
+        return Ok(None);
+    };
+    let mut letters: HashMap<(i32, i64), u32> = HashMap::new();
+    for partition in partitions {
+        let (low, high) = consumer.fetch_watermarks(&dlq, partition, FETCH_TIMEOUT)?;
+        read_partition(consumer, &dlq, partition, low, high, |message| {
+            let header = |name: &str| -> Option<String> {
+                let headers = message.headers()?;
+                headers
+                    .iter()
+                    .find(|header| header.key == name)
+                    .and_then(|header| header.value)
+                    .map(|value| String::from_utf8_lossy(value).into_owned())
+            };
+            if header("channelshift-source-topic").as_deref() != Some(topic) {
+                return;
+            }
+            let partition = header("channelshift-source-partition").and_then(|p| p.parse().ok());
+            let offset = header("channelshift-source-offset").and_then(|o| o.parse().ok());
+            if let (Some(partition), Some(offset)) = (partition, offset) {
+                *letters.entry((partition, offset)).or_default() += 1;
+            }
+        })
+        .await?;
+    }
+    Ok(Some(letters))
+}
+
+#[derive(Row, Deserialize)]
+struct StoredRow {
+    council: String,
+    id: String,
+    offset: i64,
+}
+
+#[derive(Row, Deserialize)]
+struct Count {
+    n: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct DuplicateTotals {
+    ids: u64,
+    extra: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Id {
+    id: String,
+}
+
+async fn count(store: &Store, sql: &str) -> Result<u64> {
+    Ok(store.client().query(sql).fetch_one::<Count>().await?.n)
+}
+
+/// A message that is neither stored at its offset nor dead-lettered, kept
+/// until the lookup of ids stored from other messages.
+struct Unresolved {
+    offset: i64,
+    payload: Vec<u8>,
+    key: Option<(String, String)>,
+}
+
+async fn reconcile_topic(
+    config: &ReconcileConfig,
+    topic: &str,
+    kind: Kind,
+    store: &Store,
+    span: Span,
+) -> Result<TopicReport> {
+    let consumer = reader(&config.kafka.brokers)?;
+    let Some(partitions) = partitions(&consumer, topic)? else {
+        anyhow::bail!("the broker does not know the topic {topic}");
+    };
+    let letters = dead_letters(&consumer, topic).await?;
+    let dead_letters_resent = letters.as_ref().map_or(0, |letters| {
+        letters.values().filter(|n| **n > 1).count() as u64
+    });
+    let letters = letters.as_ref();
+    // Read before the rows: everything behind a checkpoint was stored before it.
+    let checkpoints = store.checkpoints(topic).await?;
+
+    let mut reports = Vec::new();
+    for partition in partitions {
+        let (low, end) = consumer.fetch_watermarks(topic, partition, FETCH_TIMEOUT)?;
+        let start = match span {
+            Span::FromBeginning => low,
+            Span::Recent => low.max(end - RECENT_PER_PARTITION),
+        };
+        let checkpoint = checkpoints.get(&partition).copied();
+        let mut report = PartitionReport {
+            partition,
+            start,
+            end,
+            checkpoint,
+            ..PartitionReport::default()
+        };
+
+        // The rows naming this span, sorted by (fingerprint, offset).
+        let mut rows: Vec<(u128, i64)> = Vec::new();
+        let sql = format!(
+            "SELECT council, {id} AS id, kafka_offset AS offset FROM {table} \
+             WHERE kafka_partition = ? AND kafka_offset >= ? AND kafka_offset < ?",
+            id = kind.id_column(),
+            table = kind.table()
+        );
+        let mut cursor = store
+            .client()
+            .query(&sql)
+            .bind(partition)
+            .bind(start)
+            .bind(end)
+            .fetch::<StoredRow>()?;
+        while let Some(row) = cursor.next().await? {
+            rows.push((fingerprint(&row.council, &row.id), row.offset));
+        }
+        rows.sort_unstable();
+        report.rows = rows.len() as u64;
+        // Copies of one row are counted with the duplicates, not here.
+        rows.dedup();
+        let distinct_rows = rows.len() as u64;
+        let behind_checkpoint = |offset: i64| checkpoint.is_some_and(|c| offset < c);
+
+        let mut unresolved: Vec<Unresolved> = Vec::new();
+        read_partition(&consumer, topic, partition, start, end, |message| {
+            report.messages += 1;
+            let offset = message.offset();
+            let payload = message.payload().unwrap_or_default();
+            let key = kind.key(payload);
+            let print = key.as_ref().map(|(council, id)| fingerprint(council, id));
+            if let Some(print) = print {
+                if rows.binary_search(&(print, offset)).is_ok() {
+                    report.stored += 1;
+                    return;
+                }
+            }
+            if letters.is_some_and(|letters| letters.contains_key(&(partition, offset))) {
+                report.dead_lettered += 1;
+                return;
+            }
+            if let Some(print) = print {
+                let first = rows.partition_point(|(p, _)| *p < print);
+                if rows.get(first).is_some_and(|(p, _)| *p == print) {
+                    report.repeats += 1;
+                    return;
+                }
+            }
+            if !behind_checkpoint(offset) {
+                report.pending += 1;
+                return;
+            }
+            unresolved.push(Unresolved {
+                offset,
+                payload: payload.to_vec(),
+                key,
+            });
+        })
+        .await?;
+        report.unexplained_rows = distinct_rows.saturating_sub(report.stored);
+        drop(rows);
+        resolve(
+            store,
+            kind,
+            config.max_message_bytes,
+            unresolved,
+            &mut report,
+        )
+        .await?;
+        reports.push(report);
+    }
+
+    let table = kind.table();
+    let id = kind.id_column();
+    let duplicates = store
+        .client()
+        .query(&format!(
+            "SELECT count() AS ids, toUInt64(sum(copies - 1)) AS extra FROM \
+             (SELECT count() AS copies FROM {table} GROUP BY council, {id} HAVING count() > 1)"
+        ))
+        .fetch_one::<DuplicateTotals>()
+        .await?;
+    let duplicate_examples = store
+        .client()
+        .query(&format!(
+            "SELECT council, {id} AS id, count() AS copies, groupArray(kafka_partition) AS partitions, \
+             groupArray(kafka_offset) AS offsets FROM {table} GROUP BY council, {id} \
+             HAVING count() > 1 ORDER BY copies DESC, id LIMIT {EXAMPLES}"
+        ))
+        .fetch_all::<Duplicate>()
+        .await?;
+    Ok(TopicReport {
+        topic: topic.to_string(),
+        table,
+        partitions: reports,
+        duplicated_ids: duplicates.ids,
+        duplicate_rows: duplicates.extra,
+        duplicate_examples,
+        raw_rows: count(store, &format!("SELECT count() AS n FROM {table}")).await?,
+        id_index_rows: count(
+            store,
+            &format!("SELECT count() AS n FROM {}", kind.id_index()),
+        )
+        .await?,
+        rollup_total: count(store, kind.rollup_total()).await?,
+        dead_letters_resent,
+        dead_letter_topic_found: letters.is_some(),
+    })
+}
+
+/// Messages behind the checkpoint that are neither stored at their offset nor
+/// dead-lettered: a repeat of an id stored from a message outside the span,
+/// or a discrepancy, which the contract's parser tells apart.
+async fn resolve(
+    store: &Store,
+    kind: Kind,
+    max_message_bytes: usize,
+    unresolved: Vec<Unresolved>,
+    report: &mut PartitionReport,
+) -> Result<()> {
+    let mut valid: Vec<(i64, (String, String))> = Vec::new();
+    for message in unresolved {
+        // The contract decides; the cheap key stands only if it agrees.
+        match kind.validated_key(&message.payload, max_message_bytes) {
+            Some(key) => valid.push((message.offset, key)),
+            None => {
+                report.dead_letters_missing += 1;
+                if report.examples.len() < EXAMPLES {
+                    let id = message.key.map_or("-".to_string(), |(_, id)| id);
+                    report
+                        .examples
+                        .push((message.offset, format!("{id}: invalid, not dead-lettered")));
+                }
+            }
+        }
+    }
+    // Looked up in the raw table, not the id index: the check must not
+    // depend on the index being complete.
+    let mut by_council: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (_, (council, id)) in &valid {
+        by_council.entry(council).or_default().push(id);
+    }
+    let mut stored: std::collections::HashSet<(String, String)> = Default::default();
+    let sql = format!(
+        "SELECT DISTINCT {id} AS id FROM {table} WHERE council = ? AND {id} IN (SELECT arrayJoin(?))",
+        id = kind.id_column(),
+        table = kind.table()
+    );
+    for (council, ids) in by_council {
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let found = store
+                .client()
+                .query(&sql)
+                .bind(council)
+                .bind(chunk)
+                .fetch_all::<Id>()
+                .await?;
+            stored.extend(found.into_iter().map(|row| (council.to_string(), row.id)));
+        }
+    }
+    for (offset, key) in valid {
+        if stored.contains(&key) {
+            report.repeats += 1;
+        } else {
+            report.missing += 1;
+            if report.examples.len() < EXAMPLES {
+                report.examples.push((
+                    offset,
+                    format!("{} {}: missing from ClickHouse", key.0, key.1),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_id_and_council_are_needed_to_key_a_message() {
+        let contact =
+            br#"{"schema_version":1,"event_id":"ev-1","council":"E07000041","channel":"web"}"#;
+        assert_eq!(
+            Kind::Contact.key(contact),
+            Some(("E07000041".into(), "ev-1".into()))
+        );
+        let escaped = br#"{"council":"E0700004\u0031","event_id":"ev-\u0032"}"#;
+        assert_eq!(
+            Kind::Contact.key(escaped),
+            Some(("E07000041".into(), "ev-2".into()))
+        );
+        assert_eq!(Kind::Contact.key(b"not json"), None);
+        assert_eq!(Kind::Satisfaction.key(contact), None);
+        let response = br#"{"response_id":"r-1","council":"E07000041"}"#;
+        assert_eq!(
+            Kind::Satisfaction.key(response),
+            Some(("E07000041".into(), "r-1".into()))
+        );
+    }
+
+    #[test]
+    fn fingerprints_separate_council_from_id() {
+        assert_ne!(fingerprint("E1", "23"), fingerprint("E12", "3"));
+        assert_eq!(fingerprint("E1", "23"), fingerprint("E1", "23"));
+    }
+
+    #[test]
+    fn pending_messages_are_not_a_discrepancy_but_lost_ones_are() {
+        let partition = PartitionReport {
+            partition: 0,
+            end: 10,
+            messages: 10,
+            stored: 8,
+            pending: 2,
+            rows: 8,
+            ..PartitionReport::default()
+        };
+        let topic = TopicReport {
+            topic: "t".into(),
+            table: "contact_events",
+            partitions: vec![partition.clone()],
+            duplicated_ids: 0,
+            duplicate_rows: 0,
+            duplicate_examples: Vec::new(),
+            raw_rows: 8,
+            id_index_rows: 8,
+            rollup_total: 8,
+            dead_letters_resent: 0,
+            dead_letter_topic_found: true,
+        };
+        let report = Report {
+            span: Span::FromBeginning,
+            topics: vec![topic.clone()],
+        };
+        assert_eq!((report.exit_code(), report.is_exact()), (3, false));
+
+        let lost = Report {
+            span: Span::FromBeginning,
+            topics: vec![TopicReport {
+                partitions: vec![PartitionReport {
+                    pending: 0,
+                    missing: 2,
+                    ..partition
+                }],
+                ..topic.clone()
+            }],
+        };
+        assert_eq!(lost.exit_code(), 2);
+        let unindexed = Report {
+            span: Span::FromBeginning,
+            topics: vec![TopicReport {
+                rollup_total: 7,
+                ..topic
+            }],
+        };
+        assert_eq!(unindexed.discrepancies(), 1);
+        assert!(unindexed.to_string().contains("DISCREPANCIES"));
+    }
+
+    #[test]
+    fn large_counts_read_with_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}
