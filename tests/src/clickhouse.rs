@@ -64,11 +64,22 @@ impl PrivateClickHouse {
                 tcp = self.tcp_port,
             ),
         )?;
+        self.write_users(false)
+    }
+
+    /// The server's one user; `read_only` gives its profile `readonly = 2`
+    /// (reads and settings allowed, every write refused).
+    fn write_users(&self, read_only: bool) -> Result<()> {
+        let readonly = if read_only {
+            "<readonly>2</readonly>"
+        } else {
+            ""
+        };
         fs::write(
             self.server.dir.join("users.xml"),
             r#"<?xml version="1.0"?>
 <yandex>
-    <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
+    <profiles><default><max_memory_usage>2000000000</max_memory_usage>READONLY</default></profiles>
     <users>
         <default>
             <password></password>
@@ -79,9 +90,35 @@ impl PrivateClickHouse {
     </users>
     <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
-"#,
+"#
+            .replace("READONLY", readonly),
         )?;
         Ok(())
+    }
+
+    /// Makes every write fail (as a full disk or a read-only table would, with
+    /// a server error rather than a refused connection), or lifts that; waits
+    /// until the server has reloaded its users file.
+    pub async fn set_read_only(&self, read_only: bool) -> Result<()> {
+        self.write_users(read_only)?;
+        let want = if read_only { "2" } else { "0" };
+        // POST: a GET is read-only whatever the profile says.
+        let client = reqwest::Client::new();
+        let url = self.url();
+        crate::eventually(
+            "ClickHouse reloads its users file",
+            Duration::from_secs(30),
+            || {
+                let request = client
+                    .post(&url)
+                    .body("SELECT value FROM system.settings WHERE name = 'readonly'");
+                async move {
+                    let text = request.send().await?.text().await?;
+                    Ok((text.trim() == want).then_some(()))
+                }
+            },
+        )
+        .await
     }
 
     pub fn url(&self) -> String {
