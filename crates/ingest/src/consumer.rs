@@ -29,6 +29,9 @@ pub struct IngestContext {
     metrics: IngestMetrics,
     revoked: Mutex<Vec<TopicPartition>>,
     assigned: Mutex<BTreeSet<TopicPartition>>,
+    /// Assigned partitions this replica has not yet checkpointed: the previous
+    /// owner may have died with an INSERT cut short past the checkpoint.
+    unsettled: Mutex<BTreeSet<TopicPartition>>,
 }
 
 impl IngestContext {
@@ -38,6 +41,26 @@ impl IngestContext {
             metrics,
             revoked: Mutex::new(Vec::new()),
             assigned: Mutex::new(BTreeSet::new()),
+            unsettled: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// True until this replica has checkpointed the partition since it was assigned.
+    pub fn is_unsettled(&self, partition: &TopicPartition) -> bool {
+        self.unsettled
+            .lock()
+            .expect("unsettled set lock is never poisoned")
+            .contains(partition)
+    }
+
+    /// The partitions' checkpoints are written by this replica.
+    pub fn settle<'a>(&self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
+        let mut unsettled = self
+            .unsettled
+            .lock()
+            .expect("unsettled set lock is never poisoned");
+        for partition in partitions {
+            unsettled.remove(partition);
         }
     }
 
@@ -201,6 +224,10 @@ impl ConsumerContext for IngestContext {
                     assigned.clear();
                 }
                 assigned.extend(Self::pairs(partitions));
+                self.unsettled
+                    .lock()
+                    .expect("unsettled set lock is never poisoned")
+                    .extend(Self::pairs(partitions));
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.metrics.rebalances.with_label_values(&["revoke"]).inc();

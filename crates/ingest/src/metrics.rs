@@ -12,6 +12,7 @@ pub const CONSUMED: &str = "channelshift_ingest_messages_consumed_total";
 pub const INSERTED: &str = "channelshift_ingest_rows_inserted_total";
 pub const REJECTED: &str = "channelshift_ingest_messages_rejected_total";
 pub const DUPLICATES: &str = "channelshift_ingest_duplicates_skipped_total";
+pub const HALF_WRITTEN: &str = "channelshift_ingest_half_written_total";
 pub const WRITE_ERRORS: &str = "channelshift_ingest_write_errors_total";
 pub const BATCH_ROWS: &str = "channelshift_ingest_batch_rows";
 pub const INSERT_SECONDS: &str = "channelshift_ingest_insert_duration_seconds";
@@ -30,6 +31,7 @@ pub struct IngestMetrics {
     pub inserted: IntCounterVec,
     pub rejected: IntCounterVec,
     pub duplicates: IntCounterVec,
+    pub half_written: IntCounterVec,
     pub write_errors: IntCounterVec,
     pub batch_rows: Histogram,
     pub insert_seconds: Histogram,
@@ -92,6 +94,13 @@ impl IngestMetrics {
             duplicates: counter(
                 DUPLICATES,
                 "Messages whose id was already stored (redelivery or producer retry)",
+                &["topic"],
+            )?,
+            half_written: counter(
+                HALF_WRITTEN,
+                "Ids found in the raw table without their id index rows: an insert ClickHouse \
+                 stopped part-way. Not written again, re-indexed; the rollups may miss them until \
+                 `rebuild-rollups`",
                 &["topic"],
             )?,
             write_errors: counter(

@@ -11,6 +11,13 @@
 //!    batch are dropped. A redelivered message, a producer retry minutes later,
 //!    or an attempt that failed on our side but succeeded on the server's all
 //!    become no-ops. The lookup is retried with the insert, never cached.
+//!    The views are written after the raw table, so a server killed (or a
+//!    view failing) in between leaves raw rows without their index rows:
+//!    after a failed attempt, and for the first batch of a newly assigned
+//!    partition, ids missing from the index are also looked up in the raw
+//!    table; rows found there are not written again but re-indexed, and
+//!    logged (`half_written_total`) for `rebuild-rollups`, as the rollups may
+//!    have missed them.
 //! 2. **One writer per partition at a time.** The pipeline writes only between
 //!    calls to `recv`, and librdkafka runs rebalance callbacks only inside
 //!    `recv`. When a partition is revoked, its buffered rows are dropped
@@ -99,6 +106,10 @@ struct Batch {
     /// Set once the rows are in ClickHouse, so a retry of a later step does not
     /// look them up again.
     rows_written: bool,
+    /// An earlier INSERT of these rows may have been cut short on the server
+    /// (an attempt failed, or the partition's previous owner stopped past its
+    /// checkpoint): the raw table is asked too, not only the id index.
+    suspect: bool,
 }
 
 impl Batch {
@@ -323,11 +334,18 @@ impl Pipeline {
         batch.rows_written = false;
         batch.messages += 1;
         batch.bytes += payload.len();
-        let highest = batch
-            .offsets
-            .entry((topic.to_string(), position.partition))
-            .or_insert(position.offset);
-        *highest = (*highest).max(position.offset);
+        match batch.offsets.entry((topic.to_string(), position.partition)) {
+            std::collections::btree_map::Entry::Occupied(mut highest) => {
+                let highest = highest.get_mut();
+                *highest = (*highest).max(position.offset);
+            }
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                if self.consumer.context().is_unsettled(entry.key()) {
+                    batch.suspect = true;
+                }
+                entry.insert(position.offset);
+            }
+        }
         self.metrics.consumed.with_label_values(&[topic]).inc();
 
         let now = Utc::now();
@@ -400,6 +418,9 @@ impl Pipeline {
                 Ok(Err(error)) => error,
                 Err(_elapsed) => anyhow::anyhow!("no answer within {ATTEMPT_TIMEOUT:?}"),
             };
+            // The server may have stored the rows and stopped before their
+            // views: the next attempt asks the raw table too.
+            batch.suspect |= !batch.rows_written;
             if !paused {
                 self.pause_assignment();
                 paused = true;
@@ -416,6 +437,7 @@ impl Pipeline {
         if paused {
             self.resume_assignment();
         }
+        self.consumer.context().settle(batch.offsets.keys());
         self.commit(&batch.offsets);
         self.metrics.buffered.set(0);
         Ok(())
@@ -430,7 +452,7 @@ impl Pipeline {
         };
         if !batch.rows_written {
             let started = Instant::now();
-            self.write_rows(&mut batch.contacts, &mut batch.satisfaction)
+            self.write_rows(&mut batch.contacts, &mut batch.satisfaction, batch.suspect)
                 .await
                 .inspect_err(|_| failed("rows", "clickhouse"))?;
             self.health.set("clickhouse", true);
@@ -542,9 +564,10 @@ impl Pipeline {
         &self,
         contacts: &mut Vec<ContactRow>,
         satisfaction: &mut Vec<SatisfactionRow>,
+        suspect: bool,
     ) -> Result<()> {
-        self.drop_stored(contacts, false).await?;
-        self.drop_stored(satisfaction, true).await?;
+        self.drop_stored(contacts, false, suspect).await?;
+        self.drop_stored(satisfaction, true, suspect).await?;
         // Stamped at each attempt, not at receipt: a row stamped at t is
         // stored by t + ATTEMPT_TIMEOUT or restamped later, which is what lets
         // a report "as of" an instant settled that long ago be reproduced.
@@ -565,10 +588,16 @@ impl Pipeline {
     }
 
     /// Removes rows whose id is already stored or repeated within the batch.
+    /// When `suspect`, ids missing from the id index are looked for in the raw
+    /// table as well: rows found there were stored by an INSERT the server cut
+    /// short before its views (id index, rollups) were written. They are not
+    /// written again; their index rows are added, and the rollups may miss
+    /// them until `rebuild-rollups` (`reconcile` shows raw rows ≠ rollup).
     async fn drop_stored<R: Identified>(
         &self,
         rows: &mut Vec<R>,
         satisfaction: bool,
+        suspect: bool,
     ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
@@ -583,10 +612,46 @@ impl Pipeline {
             by_council.entry(row.council()).or_default().push(row.id());
         }
         let mut stored: HashSet<(String, String)> = HashSet::new();
+        let mut half_written = 0;
         for (council, ids) in by_council {
-            for id in self.store.existing_ids(council, &ids, satisfaction).await? {
-                stored.insert((council.to_string(), id));
+            let indexed = self.store.existing_ids(council, &ids, satisfaction).await?;
+            if suspect {
+                let unindexed: Vec<&str> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| !indexed.contains(*id))
+                    .collect();
+                let (from, to) = rows
+                    .iter()
+                    .filter(|row| row.council() == council)
+                    .fold((u32::MAX, 0), |(from, to), row| {
+                        (from.min(row.at()), to.max(row.at()))
+                    });
+                let raw = self
+                    .store
+                    .existing_raw_ids(council, &unindexed, satisfaction, from, to)
+                    .await?;
+                if !raw.is_empty() {
+                    let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+                    self.store.index_ids(council, &raw, satisfaction).await?;
+                    half_written += raw.len();
+                    stored.extend(raw.iter().map(|id| (council.to_string(), id.to_string())));
+                }
             }
+            stored.extend(indexed.into_iter().map(|id| (council.to_string(), id)));
+        }
+        if half_written > 0 {
+            self.metrics
+                .half_written
+                .with_label_values(&[topic])
+                .inc_by(half_written as u64);
+            tracing::error!(
+                half_written,
+                topic,
+                "rows stored without their id index and rollup rows (an insert ClickHouse \
+                 stopped part-way): not written again, re-indexed; run `channelshift-ingest \
+                 rebuild-rollups` so that the rollups count them"
+            );
         }
         let mut seen: HashSet<(String, String)> = HashSet::new();
         let before = rows.len();
@@ -694,10 +759,12 @@ impl Pipeline {
     }
 }
 
-/// A row that carries its council and idempotency key.
+/// A row that carries its council, idempotency key and timestamp.
 trait Identified {
     fn council(&self) -> &str;
     fn id(&self) -> &str;
+    /// The instant the raw table is partitioned and sorted by (Unix seconds).
+    fn at(&self) -> u32;
 }
 
 impl Identified for ContactRow {
@@ -707,6 +774,9 @@ impl Identified for ContactRow {
     fn id(&self) -> &str {
         &self.event_id
     }
+    fn at(&self) -> u32 {
+        self.occurred_at
+    }
 }
 
 impl Identified for SatisfactionRow {
@@ -715,6 +785,9 @@ impl Identified for SatisfactionRow {
     }
     fn id(&self) -> &str {
         &self.response_id
+    }
+    fn at(&self) -> u32 {
+        self.responded_at
     }
 }
 

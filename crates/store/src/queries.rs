@@ -29,6 +29,20 @@ struct Id {
     id: String,
 }
 
+/// One row of `contact_event_ids`.
+#[derive(Row, Serialize)]
+struct ContactIdRow<'a> {
+    council: &'a str,
+    event_id: &'a str,
+}
+
+/// One row of `satisfaction_response_ids`.
+#[derive(Row, Serialize)]
+struct ResponseIdRow<'a> {
+    council: &'a str,
+    response_id: &'a str,
+}
+
 impl Store {
     /// Which of `ids` are already stored for `council`, as contact events
     /// (`satisfaction == false`) or satisfaction responses.
@@ -80,6 +94,89 @@ impl Store {
             insert.write(row).await?;
         }
         insert.end().await?;
+        Ok(())
+    }
+
+    /// Which of `ids` have raw rows for `council` with a timestamp within
+    /// `from..=to` (Unix seconds), whatever the id index says. An INSERT the
+    /// server stopped part-way (killed, or a view's write failing) can leave
+    /// the raw rows without their id index rows, as the views are written
+    /// after the table; this finds them. It reads the raw table, so ingest
+    /// asks only when an attempt may have been cut short.
+    pub async fn existing_raw_ids(
+        &self,
+        council: &str,
+        ids: &[&str],
+        satisfaction: bool,
+        from: u32,
+        to: u32,
+    ) -> Result<HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = if satisfaction {
+            "SELECT DISTINCT response_id AS id FROM satisfaction_responses WHERE council = ? \
+             AND responded_at >= toDateTime(?) AND responded_at <= toDateTime(?) AND response_id IN ?"
+        } else {
+            "SELECT DISTINCT event_id AS id FROM contact_events WHERE council = ? \
+             AND occurred_at >= toDateTime(?) AND occurred_at <= toDateTime(?) AND event_id IN ?"
+        };
+        let mut stored = HashSet::new();
+        for chunk in ids.chunks(ID_LOOKUP_CHUNK) {
+            let rows = self
+                .client
+                .query(sql)
+                .bind(council)
+                .bind(from)
+                .bind(to)
+                .bind(SqlTuple(chunk))
+                .fetch_all::<Id>()
+                .await?;
+            stored.extend(rows.into_iter().map(|row| row.id));
+        }
+        Ok(stored)
+    }
+
+    /// Adds id index rows for ids whose raw rows are stored without them
+    /// (see [`Store::existing_raw_ids`]), so later copies are found cheaply.
+    pub async fn index_ids(
+        &self,
+        council: &str,
+        ids: &[&str],
+        satisfaction: bool,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if satisfaction {
+            let mut insert = self
+                .client
+                .insert::<ResponseIdRow<'_>>("satisfaction_response_ids")
+                .await?;
+            for id in ids {
+                insert
+                    .write(&ResponseIdRow {
+                        council,
+                        response_id: id,
+                    })
+                    .await?;
+            }
+            insert.end().await?;
+        } else {
+            let mut insert = self
+                .client
+                .insert::<ContactIdRow<'_>>("contact_event_ids")
+                .await?;
+            for id in ids {
+                insert
+                    .write(&ContactIdRow {
+                        council,
+                        event_id: id,
+                    })
+                    .await?;
+            }
+            insert.end().await?;
+        }
         Ok(())
     }
 }
