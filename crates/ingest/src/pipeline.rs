@@ -276,6 +276,11 @@ impl Pipeline {
             }
             Ok(message) => {
                 self.health.set("kafka", true);
+                // A partition revoked and assigned again inside this `recv`
+                // (one rebalance, or a lost session rejoined) must shed what
+                // it buffered before the revoke, not this message: it comes
+                // from the new assignment, which starts at the checkpoint.
+                self.release_revoked(batch);
                 self.add(batch, &message);
                 self.metrics.buffered.set(batch.messages as i64);
                 true
