@@ -40,7 +40,11 @@
 //! commit) and step 1 absorbs the repeats; a message is never committed before
 //! it is stored or dead-lettered. What remains unprotected: two copies of one
 //! id produced to *different* partitions and processed by two replicas in the
-//! same instant (producers should key by id, as the simulator does); and a
+//! same instant (producers should key by id, as the simulator does); a
+//! broker whose group coordinator assigns a partition to a new member before
+//! its owner has revoked it (Tansu 0.6 does under `cooperative-sticky`: two
+//! replicas then write the partition for a while, and ids whose lookups race
+//! are stored twice; `range` avoids it there); and a
 //! crash between a dead letter's send and the checkpoint re-sends that dead
 //! letter (its headers carry the source partition and offset to recognise it);
 //! an insert abandoned at [`ATTEMPT_TIMEOUT`] that the server still completes
