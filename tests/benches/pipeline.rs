@@ -29,7 +29,9 @@ use channelshift_store::{CellFilter, ContactRow, KafkaPosition, SatisfactionRow,
 use channelshift_tests::checks::{contact_totals, satisfaction_totals};
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::process::IngestProcess;
-use channelshift_tests::{create_topics, producer, start_api, start_api_with, Scope, API_TOKEN};
+use channelshift_tests::{
+    create_topics, producer, simulated, start_api, start_api_with, Messages, Scope, API_TOKEN,
+};
 use chrono::{NaiveDate, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
@@ -155,9 +157,6 @@ fn mib(kib: u64) -> f64 {
 
 /// The simulator's district council, 13 months to October 2026, until
 /// `events` messages (contacts and responses) have been generated.
-/// Messages as (key, payload), ready to produce.
-type Messages = Vec<(String, Vec<u8>)>;
-
 fn generate(events: u64) -> Result<(Messages, Messages)> {
     let mut scenario = Scenario::district();
     scenario.seed = 20_261_122;
@@ -166,21 +165,7 @@ fn generate(events: u64) -> Result<(Messages, Messages)> {
     // Responses are about a tenth of contacts in this scenario.
     scenario.contacts = Some(events);
     let mut generator = Generator::new(scenario);
-    let (mut contacts, mut responses) = (Vec::new(), Vec::new());
-    while let Some(batch) = generator.next_batch() {
-        for message in batch {
-            let entry = (message.key, message.payload);
-            if message.satisfaction {
-                responses.push(entry);
-            } else {
-                contacts.push(entry);
-            }
-        }
-        if (contacts.len() + responses.len()) as u64 >= events {
-            break;
-        }
-    }
-    Ok((contacts, responses))
+    Ok(simulated(&mut generator, Some(events)))
 }
 
 /// Waits until the scope's store holds `contacts` and `responses`, settled;

@@ -337,3 +337,29 @@ pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, 
     });
     Ok((format!("http://{address}"), Running { trigger, task }))
 }
+
+/// Messages as (key, payload), ready to produce.
+pub type Messages = Vec<(String, Vec<u8>)>;
+
+/// The generator's messages split by topic, (contacts, responses), until it
+/// ends or `limit` messages have come.
+pub fn simulated(
+    generator: &mut channelshift_simulator::Generator,
+    limit: Option<u64>,
+) -> (Messages, Messages) {
+    let (mut contacts, mut responses) = (Vec::new(), Vec::new());
+    while let Some(batch) = generator.next_batch() {
+        for message in batch {
+            let entry = (message.key, message.payload);
+            if message.satisfaction {
+                responses.push(entry);
+            } else {
+                contacts.push(entry);
+            }
+        }
+        if limit.is_some_and(|limit| (contacts.len() + responses.len()) as u64 >= limit) {
+            break;
+        }
+    }
+    (contacts, responses)
+}

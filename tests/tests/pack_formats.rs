@@ -19,7 +19,7 @@ use channelshift_tests::api_process::api_binary;
 use channelshift_tests::checks::contact_totals;
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::{
-    create_topics, eventually, producer, start_api_with, start_ingest, Scope, API_TOKEN,
+    create_topics, eventually, producer, simulated, start_api_with, start_ingest, Scope, API_TOKEN,
 };
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -453,17 +453,7 @@ async fn every_format_holds_the_apis_figures_flags_restatements_and_is_accessibl
     scenario.months = 9;
     scenario.end = NaiveDate::from_ymd_opt(2025, 12, 31).context("date")?;
     let mut generator = Generator::new(scenario);
-    let (mut contacts, mut responses) = (Vec::new(), Vec::new());
-    while let Some(batch) = generator.next_batch() {
-        for message in batch {
-            let entry = (message.key, message.payload);
-            if message.satisfaction {
-                responses.push(entry);
-            } else {
-                contacts.push(entry);
-            }
-        }
-    }
+    let (contacts, responses) = simulated(&mut generator, None);
     let truth = generator.truth.councils[COUNCIL].clone();
     let producer = producer(&scope)?;
     produce_all(&producer, &scope.contact_topic, &contacts).await?;

@@ -8,7 +8,7 @@ use channelshift_simulator::{Faults, Generator, Scenario};
 use channelshift_tests::checks::contact_totals;
 use channelshift_tests::kafka::{produce_all, read_topic};
 use channelshift_tests::{
-    create_topics, eventually, producer, start_api, start_ingest, Scope, API_TOKEN,
+    create_topics, eventually, producer, simulated, start_api, start_ingest, Scope, API_TOKEN,
 };
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -76,17 +76,7 @@ async fn the_kpi_api_reports_exactly_what_the_simulator_produced() -> Result<()>
     };
     let (from, to) = (scenario.start(), scenario.end);
     let mut generator = Generator::new(scenario);
-    let (mut contacts, mut responses) = (Vec::new(), Vec::new());
-    while let Some(batch) = generator.next_batch() {
-        for message in batch {
-            let entry = (message.key, message.payload);
-            if message.satisfaction {
-                responses.push(entry);
-            } else {
-                contacts.push(entry);
-            }
-        }
-    }
+    let (contacts, responses) = simulated(&mut generator, None);
     let truth = generator.truth.councils[COUNCIL].clone();
     let injected = generator.truth.injected.clone();
     assert!(injected.bad_messages > 0, "the run injects bad messages");
