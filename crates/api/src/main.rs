@@ -12,7 +12,7 @@
 use anyhow::{bail, Context, Result};
 use channelshift_api::config::ApiConfig;
 use channelshift_api::pack::{self, calendar, Format};
-use channelshift_api::AppState;
+use channelshift_api::{scorecard, AppState};
 use channelshift_kpi::period::{local_date, Period};
 use channelshift_runtime::{config, shutdown, telemetry};
 use channelshift_store::Store;
@@ -86,27 +86,17 @@ fn instant(options: &HashMap<String, String>, name: &str) -> Result<Option<i64>>
 async fn one_pack(config: &ApiConfig, options: &HashMap<String, String>) -> Result<()> {
     let state = state(config).await?;
     let council = options.get("council").context("--council is required")?;
-    let kind = match options
-        .get("period")
-        .map(String::as_str)
-        .unwrap_or("quarter")
-    {
-        "month" => channelshift_kpi::period::PeriodKind::Month,
-        "quarter" => channelshift_kpi::period::PeriodKind::FinancialQuarter,
-        "financial_year" => channelshift_kpi::period::PeriodKind::FinancialYear,
-        other => bail!("--period {other:?}: one of month, quarter, financial_year"),
-    };
+    let period_name = options.get("period").map_or("quarter", String::as_str);
+    let kind = scorecard::report_period(period_name)
+        .with_context(|| format!("--period {period_name:?}: {}", scorecard::REPORT_PERIODS))?;
     let date = match options.get("date") {
         Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .with_context(|| format!("--date {text:?}: YYYY-MM-DD"))?,
         None => local_date(Utc::now()),
     };
     let period = Period::containing(kind, date)?;
-    let as_of = match instant(options, "as-of")? {
-        Some(at) => pack::as_of(Some(&pack::instant_text(at)), state.pack_settle_seconds),
-        None => pack::as_of(None, state.pack_settle_seconds),
-    }
-    .map_err(|error| anyhow::anyhow!("--as-of: {error:?}"))?;
+    let as_of = pack::settled_as_of(instant(options, "as-of")?, state.pack_settle_seconds)
+        .map_err(|error| anyhow::anyhow!("--as-of: {error:?}"))?;
     let previous_as_of = match instant(options, "previous-as-of")? {
         Some(at) => Some(at),
         None => state.calendar.previous_as_of(council, as_of),

@@ -138,17 +138,23 @@ fn figure(report: Report, measure: Option<(&str, &str)>) -> Figure {
     }
 }
 
+/// The kinds of period a scorecard or a pack reports, by name.
+pub const REPORT_PERIODS: &str = "one of month, quarter, financial_year";
+
+/// A report period by name: `month`, `quarter` or `financial_year`.
+pub fn report_period(name: &str) -> Option<PeriodKind> {
+    match name {
+        "month" => Some(PeriodKind::Month),
+        "quarter" => Some(PeriodKind::FinancialQuarter),
+        "financial_year" => Some(PeriodKind::FinancialYear),
+        _ => None,
+    }
+}
+
 /// `period` of the scorecard and the packs: month, quarter (default) or financial year.
 pub(crate) fn period_kind(value: Option<&String>) -> Result<PeriodKind, ApiError> {
-    match value.map(String::as_str).unwrap_or("quarter") {
-        "month" => Ok(PeriodKind::Month),
-        "quarter" => Ok(PeriodKind::FinancialQuarter),
-        "financial_year" => Ok(PeriodKind::FinancialYear),
-        _ => Err(ApiError::bad(
-            "period",
-            "one of month, quarter, financial_year",
-        )),
-    }
+    report_period(value.map(String::as_str).unwrap_or("quarter"))
+        .ok_or_else(|| ApiError::bad("period", REPORT_PERIODS))
 }
 
 /// Every headline figure over `from`..=`to`, read in two queries (plus the

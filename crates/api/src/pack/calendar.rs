@@ -57,12 +57,8 @@ pub struct Calendar {
 }
 
 fn kind(name: &str) -> Result<PeriodKind> {
-    match name {
-        "month" => Ok(PeriodKind::Month),
-        "quarter" => Ok(PeriodKind::FinancialQuarter),
-        "financial_year" => Ok(PeriodKind::FinancialYear),
-        other => anyhow::bail!("period {other:?}: one of month, quarter, financial_year"),
-    }
+    crate::scorecard::report_period(name)
+        .with_context(|| format!("period {name:?}: {}", crate::scorecard::REPORT_PERIODS))
 }
 
 impl Calendar {

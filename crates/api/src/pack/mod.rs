@@ -672,18 +672,21 @@ async fn coverage(
 /// less than `settle` seconds ago is refused: rows stamped before it may
 /// still be on their way, so the pack could not be reproduced.
 pub fn as_of(value: Option<&str>, settle: i64) -> Result<i64, ApiError> {
+    let at = value.map(|text| parse_instant(text, "as_of")).transpose()?;
+    settled_as_of(at, settle)
+}
+
+/// As [`as_of`], for an instant already parsed (Unix seconds).
+pub fn settled_as_of(at: Option<i64>, settle: i64) -> Result<i64, ApiError> {
     let settled = Utc::now().timestamp() - settle;
-    match value {
-        Some(text) => {
-            let at = parse_instant(text, "as_of")?;
-            if at > settled {
-                return Err(ApiError::bad(
-                    "as_of",
-                    format!("must be at least {settle} s ago, so that everything ingested by then is stored"),
-                ));
-            }
-            Ok(at)
-        }
+    match at {
+        Some(at) if at > settled => Err(ApiError::bad(
+            "as_of",
+            format!(
+                "must be at least {settle} s ago, so that everything ingested by then is stored"
+            ),
+        )),
+        Some(at) => Ok(at),
         None => Ok(settled),
     }
 }
