@@ -2,36 +2,20 @@
 //! file, for tests that look at it from outside: its memory, its limits on
 //! slow and oversized clients, its handling of revoked tokens.
 
-use crate::process::free_port;
+use crate::process::{free_port, process_dir, service_binary, service_command};
 use crate::Scope;
 use anyhow::{Context, Result};
 use channelshift_api::config::ServerLimits;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::Duration;
 
-/// The `channelshift-api` binary next to this test's executable (built by
-/// `cargo xtask test` before the suite runs), or `CHANNELSHIFT_API_BIN`.
+/// The `channelshift-api` binary (built by `cargo xtask test`), or `CHANNELSHIFT_API_BIN`.
 pub fn api_binary() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("CHANNELSHIFT_API_BIN") {
-        return Ok(path.into());
-    }
-    let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> → target/<profile>/channelshift-api
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("channelshift-api"))
-        .context("locating the target directory")?;
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: run `cargo build -p channelshift-api` (cargo xtask test does)",
-        path.display()
-    );
-    Ok(path)
+    service_binary("channelshift-api", "CHANNELSHIFT_API_BIN")
 }
 
 /// What a test chooses about the API it starts.
@@ -110,29 +94,11 @@ impl ApiProcess {
     /// until `/healthz` answers.
     pub async fn start(name: &str, scope: &Scope, options: &ApiOptions) -> Result<Self> {
         let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!(
-            "channelshift-test-{name}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        fs::create_dir_all(&dir)?;
+        let dir = process_dir(name)?;
         let config_path = dir.join("api.toml");
         fs::write(&config_path, config_file(scope, port, options))?;
         let log = dir.join("api.log");
-        let output = fs::File::create(&log)?;
-        let mut command = Command::new(api_binary()?);
-        command
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(output.try_clone()?)
-            .stderr(output);
-        // The test runner's own CHANNELSHIFT_* variables would override the file.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CHANNELSHIFT_") {
-                command.env_remove(key);
-            }
-        }
+        let mut command = service_command(&api_binary()?, &config_path, &log, "info")?;
         let child = command.spawn().context("starting channelshift-api")?;
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let process = Self {

@@ -10,25 +10,66 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-/// The `channelshift-ingest` binary next to this test's executable (built by
-/// `cargo xtask test` before the suite runs), or `CHANNELSHIFT_INGEST_BIN`.
-pub fn ingest_binary() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("CHANNELSHIFT_INGEST_BIN") {
+/// A service's binary next to this test's executable (built by `cargo
+/// xtask test` before the suite runs), or the path in `$env_var`.
+pub fn service_binary(name: &str, env_var: &str) -> Result<PathBuf> {
+    if let Ok(path) = std::env::var(env_var) {
         return Ok(path.into());
     }
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> → target/<profile>/channelshift-ingest
+    // target/<profile>/deps/<test> → target/<profile>/<name>
     let path = exe
         .parent()
         .and_then(Path::parent)
-        .map(|dir| dir.join("channelshift-ingest"))
+        .map(|dir| dir.join(name))
         .context("locating the target directory")?;
     anyhow::ensure!(
         path.exists(),
-        "{} is missing: run `cargo build -p channelshift-ingest` (cargo xtask test does)",
+        "{} is missing: run `cargo build -p {name}` (cargo xtask test does)",
         path.display()
     );
     Ok(path)
+}
+
+/// The `channelshift-ingest` binary, or `CHANNELSHIFT_INGEST_BIN`.
+pub fn ingest_binary() -> Result<PathBuf> {
+    service_binary("channelshift-ingest", "CHANNELSHIFT_INGEST_BIN")
+}
+
+/// A fresh folder for one child process's configuration and log.
+pub fn process_dir(name: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "channelshift-test-{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A service started with `--config <config>`, its output to `log`, and
+/// without the test runner's own CHANNELSHIFT_* variables (they would
+/// override the file).
+pub fn service_command(
+    binary: &Path,
+    config: &Path,
+    log: &Path,
+    rust_log: &str,
+) -> Result<Command> {
+    let output = fs::File::create(log)?;
+    let mut command = Command::new(binary);
+    command
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", rust_log)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone()?)
+        .stderr(output);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CHANNELSHIFT_") {
+            command.env_remove(key);
+        }
+    }
+    Ok(command)
 }
 
 /// A free loopback port (free when asked; tests bind it straight away).
@@ -98,29 +139,12 @@ impl IngestProcess {
     pub async fn start(name: &str, mut config: IngestConfig) -> Result<Self> {
         let port = free_port()?;
         config.listen = SocketAddr::from(([127, 0, 0, 1], port));
-        let dir = std::env::temp_dir().join(format!(
-            "channelshift-test-{name}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        fs::create_dir_all(&dir)?;
+        let dir = process_dir(name)?;
         let config_path = dir.join("ingest.toml");
         fs::write(&config_path, config_file(&config))?;
         let log = dir.join("ingest.log");
-        let output = fs::File::create(&log)?;
-        let mut command = Command::new(ingest_binary()?);
-        command
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info,rdkafka=warn")
-            .stdin(Stdio::null())
-            .stdout(output.try_clone()?)
-            .stderr(output);
-        // The test runner's own CHANNELSHIFT_* variables would override the file.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CHANNELSHIFT_") {
-                command.env_remove(key);
-            }
-        }
+        let mut command =
+            service_command(&ingest_binary()?, &config_path, &log, "info,rdkafka=warn")?;
         let child = command.spawn().context("starting channelshift-ingest")?;
         let process = Self {
             child,
