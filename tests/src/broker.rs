@@ -45,7 +45,12 @@ impl PrivateBroker {
             .args(["--advertised-listener-url", &listener])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .args(["--cluster-id", "channelshift-test"])
-            .env("RUST_LOG", "warn");
+            // CHANNELSHIFT_TEST_BROKER_LOG=info shows the group coordinator's
+            // joins, syncs and missed heartbeats.
+            .env(
+                "RUST_LOG",
+                std::env::var("CHANNELSHIFT_TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+            );
         self.server.spawn(command)?;
         let address = self.address();
         crate::eventually("private broker listens", Duration::from_secs(30), || {

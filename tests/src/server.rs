@@ -54,7 +54,11 @@ impl OwnedServer {
 impl Drop for OwnedServer {
     fn drop(&mut self) {
         let _ = self.kill();
-        let _ = fs::remove_dir_all(&self.dir);
+        // As for ingest replicas: CHANNELSHIFT_TEST_KEEP_LOGS keeps the
+        // folder (and its log) for a look after a long run.
+        if std::env::var_os("CHANNELSHIFT_TEST_KEEP_LOGS").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
