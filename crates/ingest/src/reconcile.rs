@@ -502,8 +502,11 @@ async fn read_partition(
                 }
             }
             // The end of what the broker holds; `end` was read earlier, so
-            // offsets missing below it are gaps (compaction, markers).
-            Err(KafkaError::PartitionEOF(_)) => break,
+            // offsets missing below it are gaps (compaction, markers). The
+            // reader is reused partition after partition: an end reported for
+            // one read before is not this one's.
+            Err(KafkaError::PartitionEOF(eof)) if eof == partition => break,
+            Err(KafkaError::PartitionEOF(_)) => continue,
             Err(error) => {
                 return Err(error).with_context(|| format!("reading {topic}/{partition}"))
             }
@@ -594,13 +597,17 @@ async fn reconcile_topic(
     let Some(partitions) = partitions(&consumer, topic)? else {
         anyhow::bail!("the broker does not know the topic {topic}");
     };
+    // Read first: ingest stores a batch's rows, then sends its dead letters,
+    // then saves its checkpoint, so everything behind a checkpoint read now
+    // is in the rows and the dead-letter topic read after it. (Read the other
+    // way round, a batch finishing in between showed its dead letters as
+    // missing.)
+    let checkpoints = store.checkpoints(topic).await?;
     let letters = dead_letters(&consumer, topic).await?;
     let dead_letters_resent = letters.as_ref().map_or(0, |letters| {
         letters.values().filter(|n| **n > 1).count() as u64
     });
     let letters = letters.as_ref();
-    // Read before the rows: everything behind a checkpoint was stored before it.
-    let checkpoints = store.checkpoints(topic).await?;
 
     let mut reports = Vec::new();
     for partition in partitions {
