@@ -380,10 +380,12 @@ async fn a_new_consumer_group_resumes_from_the_clickhouse_checkpoints() -> Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing() -> Result<()> {
+    // Spread so that all ten kills, with the restart waits between them
+    // (4 s each, 31 s at full size), fall while events are still produced.
     let (events, over) = if full_size() {
-        (1_000_000, Duration::from_secs(300))
+        (1_000_000, Duration::from_secs(720))
     } else {
-        (60_000, Duration::from_secs(60))
+        (60_000, Duration::from_secs(100))
     };
     let mut moments = Moments::new("sigkill-ten");
     let (_broker, scope) = private_stack("sigkill-ten").await?;
