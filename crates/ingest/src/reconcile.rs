@@ -603,7 +603,10 @@ async fn reconcile_topic(
     // way round, a batch finishing in between showed its dead letters as
     // missing.)
     let checkpoints = store.checkpoints(topic).await?;
-    let letters = dead_letters(&consumer, topic).await?;
+    // A reader of its own: an end-of-partition event names only the
+    // partition, so one left over from the dead-letter topic's partition 0
+    // could end the read of the topic's partition 0.
+    let letters = dead_letters(&reader(&config.kafka.brokers)?, topic).await?;
     let dead_letters_resent = letters.as_ref().map_or(0, |letters| {
         letters.values().filter(|n| **n > 1).count() as u64
     });
