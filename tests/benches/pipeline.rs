@@ -118,16 +118,9 @@ fn per_second(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
+/// A rate or count, rounded, with thousands separators.
 fn grouped(value: f64) -> String {
-    let digits = format!("{:.0}", value);
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
+    channelshift_store::grouped(value.round() as u64)
 }
 
 fn percentile(samples: &mut [f64], p: f64) -> f64 {

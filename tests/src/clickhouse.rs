@@ -4,7 +4,7 @@
 use crate::process::free_port;
 use crate::server::{await_http_ok, OwnedServer};
 use anyhow::Result;
-use channelshift_store::ClickHouseConfig;
+use channelshift_store::{ClickHouseConfig, Store};
 use secrecy::SecretString;
 use std::fs;
 use std::process::Command;
@@ -155,4 +155,13 @@ impl PrivateClickHouse {
     pub fn kill(&mut self) -> Result<()> {
         self.server.kill()
     }
+}
+
+/// A store on `config` once the database answers: a service started just
+/// before creates it and applies the migrations.
+pub async fn migrated_store(config: &ClickHouseConfig) -> Result<Store> {
+    crate::eventually("ClickHouse migrated", Duration::from_secs(30), || async {
+        Ok(Store::connect(config).await.ok())
+    })
+    .await
 }

@@ -92,6 +92,24 @@ pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
         .map(|value| String::from_utf8_lossy(value).into_owned())
 }
 
+/// Waits until `group` has committed every partition of `topic` up to the
+/// end it has now, and returns those end offsets.
+pub async fn await_committed(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<BTreeMap<i32, i64>> {
+    let ends = end_offsets(brokers, topic)?;
+    crate::eventually(
+        &format!("{group} committed {topic} to its end"),
+        timeout,
+        || async { Ok((committed_offsets(brokers, group, topic)? == ends).then_some(())) },
+    )
+    .await?;
+    Ok(ends)
+}
+
 /// The group's committed offset per partition of `topic` (-1001 when none).
 pub fn committed_offsets(brokers: &str, group: &str, topic: &str) -> Result<BTreeMap<i32, i64>> {
     let consumer = consumer(brokers, group)?;

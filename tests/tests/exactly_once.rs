@@ -6,7 +6,7 @@ use anyhow::Result;
 use channelshift_store::Store;
 use channelshift_tests::checks::{contact_totals, satisfaction_totals, ContactTotals};
 use channelshift_tests::kafka::{
-    committed_offsets, end_offsets, produce_all, read_topic, reset_offsets_to_start,
+    await_committed, committed_offsets, produce_all, read_topic, reset_offsets_to_start,
 };
 use channelshift_tests::process::IngestProcess;
 use channelshift_tests::{
@@ -91,16 +91,11 @@ async fn a_partition_replayed_from_the_start_is_neither_recounted_nor_dead_lette
     produce_all(&producer, &scope.contact_topic, &first).await?;
     let mut ingest = IngestProcess::start("replay-a", scope.ingest_config()).await?;
     await_stored(&store, 300, Duration::from_secs(60), &[&ingest]).await?;
-    let ends = end_offsets(&brokers, &scope.contact_topic)?;
-    eventually(
-        "the group committed everything",
+    await_committed(
+        &brokers,
+        &scope.group_id,
+        &scope.contact_topic,
         Duration::from_secs(30),
-        || async {
-            Ok(
-                (committed_offsets(&brokers, &scope.group_id, &scope.contact_topic)? == ends)
-                    .then_some(()),
-            )
-        },
     )
     .await?;
     ingest.signal("TERM")?;

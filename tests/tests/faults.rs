@@ -13,8 +13,8 @@ use channelshift_ingest::reconcile::{reconcile, ReconcileConfig, Report, Span};
 use channelshift_store::{Checkpoint, Store};
 use channelshift_tests::broker::PrivateBroker;
 use channelshift_tests::checks::{contact_totals, satisfaction_totals, ContactTotals};
-use channelshift_tests::clickhouse::PrivateClickHouse;
-use channelshift_tests::kafka::{committed_offsets, end_offsets, produce_all, read_topic};
+use channelshift_tests::clickhouse::{migrated_store, PrivateClickHouse};
+use channelshift_tests::kafka::{await_committed, committed_offsets, produce_all, read_topic};
 use channelshift_tests::process::{ingest_binary, IngestProcess};
 use channelshift_tests::{
     contact_event, contact_events, create_topics, eventually, producer, satisfaction_responses,
@@ -223,6 +223,15 @@ async fn private_stack(test: &str) -> Result<(PrivateBroker, Scope)> {
     Ok((broker, scope))
 }
 
+/// Ingest settings for the steady-flow fault tests: batches of up to 5,000
+/// rows or 300 ms, so that a fault lands among many batches.
+fn flow_config(scope: &Scope) -> IngestConfig {
+    let mut config = scope.ingest_config();
+    config.batch.max_rows = 5_000;
+    config.batch.max_wait_ms = 300;
+    config
+}
+
 /// Starts a replica and waits until it has written rows, so that a fault that
 /// follows lands while it is working.
 async fn start_working(
@@ -389,9 +398,7 @@ async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing(
     };
     let mut moments = Moments::new("sigkill-ten");
     let (_broker, scope) = private_stack("sigkill-ten").await?;
-    let mut config = scope.ingest_config();
-    config.batch.max_rows = 5_000;
-    config.batch.max_wait_ms = 300;
+    let mut config = flow_config(&scope);
     // A killed replica holds its partitions until the broker gives up on it,
     // so a short session keeps the CI run short. At full size the broker
     // (SQLite, hundreds of MB) answers a heartbeat seconds late now and then,
@@ -484,10 +491,8 @@ async fn clickhouse_killed_mid_insert_and_restarted_loses_and_doubles_nothing() 
     let mut moments = Moments::new("clickhouse-kill");
     let mut clickhouse = PrivateClickHouse::start().await?;
     let (_broker, scope) = private_stack("clickhouse-kill").await?;
-    let mut config = scope.ingest_config();
+    let mut config = flow_config(&scope);
     config.clickhouse = clickhouse.config(&scope.database);
-    config.batch.max_rows = 5_000;
-    config.batch.max_wait_ms = 300;
     let every = 500;
     let flow = steady_flow(
         producer(&scope)?,
@@ -546,10 +551,8 @@ async fn clickhouse_away_under_load_pauses_ingest_and_loses_nothing() -> Result<
     let events = rate * (away.as_secs() as usize + 20);
     let mut clickhouse = PrivateClickHouse::start().await?;
     let (_broker, scope) = private_stack("clickhouse-away").await?;
-    let mut config = scope.ingest_config();
+    let mut config = flow_config(&scope);
     config.clickhouse = clickhouse.config(&scope.database);
-    config.batch.max_rows = 5_000;
-    config.batch.max_wait_ms = 300;
     let every = 500;
     let flow = steady_flow(
         producer(&scope)?,
@@ -591,9 +594,7 @@ async fn broker_restarted_mid_run_loses_and_doubles_nothing() -> Result<()> {
     let events = if full_size() { 200_000 } else { 30_000 };
     let mut moments = Moments::new("broker-restart");
     let (mut broker, scope) = private_stack("broker-restart").await?;
-    let mut config = scope.ingest_config();
-    config.batch.max_rows = 5_000;
-    config.batch.max_wait_ms = 300;
+    let config = flow_config(&scope);
     let every = 500;
     let flow = steady_flow(
         producer(&scope)?,
@@ -664,10 +665,7 @@ async fn insert_errors_are_retried_not_dead_lettered_and_hold_the_offsets() -> R
     )
     .await?;
     let ingest = IngestProcess::start("read-only", config.clone()).await?;
-    let store = eventually("ClickHouse migrated", Duration::from_secs(30), || async {
-        Ok(Store::connect(&config.clickhouse).await.ok())
-    })
-    .await?;
+    let store = migrated_store(&config.clickhouse).await?;
     eventually(
         "the first 1,980 stored",
         Duration::from_secs(60),
@@ -675,16 +673,11 @@ async fn insert_errors_are_retried_not_dead_lettered_and_hold_the_offsets() -> R
     )
     .await
     .map_err(|error| error.context(ingest.log_tail()))?;
-    let ends = end_offsets(&brokers, &scope.contact_topic)?;
-    eventually(
-        "the first batch committed",
+    let ends = await_committed(
+        &brokers,
+        &scope.group_id,
+        &scope.contact_topic,
         Duration::from_secs(30),
-        || async {
-            Ok(
-                (committed_offsets(&brokers, &scope.group_id, &scope.contact_topic)? == ends)
-                    .then_some(()),
-            )
-        },
     )
     .await?;
     let checkpoints = store.checkpoints(&scope.contact_topic).await?;

@@ -3,10 +3,9 @@
 //! committed before the process exits.
 
 use anyhow::Result;
-use channelshift_store::Store;
 use channelshift_tests::broker::PrivateBroker;
 use channelshift_tests::checks::{contact_totals, ContactTotals};
-use channelshift_tests::clickhouse::PrivateClickHouse;
+use channelshift_tests::clickhouse::{migrated_store, PrivateClickHouse};
 use channelshift_tests::kafka::{committed_offsets, end_offsets, produce_all, read_topic};
 use channelshift_tests::process::IngestProcess;
 use channelshift_tests::{contact_events, create_topics, eventually, producer, Scope};
@@ -44,12 +43,7 @@ async fn a_minute_without_clickhouse_pauses_ingest_and_loses_nothing() -> Result
         &contact_events("ev", 0..2_000),
     )
     .await?;
-    let store = eventually(
-        "private ClickHouse migrated",
-        Duration::from_secs(30),
-        || async { Ok(Store::connect(&config.clickhouse).await.ok()) },
-    )
-    .await?;
+    let store = migrated_store(&config.clickhouse).await?;
     eventually("first 2,000 stored", Duration::from_secs(60), || async {
         Ok((contact_totals(&store).await?.settled() == 2_000).then_some(()))
     })

@@ -18,7 +18,7 @@
 use crate::config::{IngestConfig, KafkaConfig};
 use anyhow::{Context, Result};
 use channelshift_contract::{ContactEvent, SatisfactionResponse};
-use channelshift_store::{ClickHouseConfig, Store};
+use channelshift_store::{grouped, ClickHouseConfig, Store};
 use chrono::Utc;
 use clickhouse::Row;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -299,25 +299,12 @@ impl Report {
     }
 }
 
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let span = match self.span {
             Span::Recent => format!(
                 "the latest {} messages of each partition",
-                thousands(RECENT_PER_PARTITION as u64)
+                grouped(RECENT_PER_PARTITION as u64)
             ),
             Span::FromBeginning => "every message the broker holds".to_string(),
         };
@@ -357,14 +344,14 @@ impl fmt::Display for Report {
                     name,
                     offsets,
                     checkpoint,
-                    thousands(p.messages),
-                    thousands(p.stored),
-                    thousands(p.repeats),
-                    thousands(p.dead_lettered),
-                    thousands(p.pending),
-                    thousands(p.missing),
-                    thousands(p.dead_letters_missing),
-                    thousands(p.unexplained_rows),
+                    grouped(p.messages),
+                    grouped(p.stored),
+                    grouped(p.repeats),
+                    grouped(p.dead_lettered),
+                    grouped(p.pending),
+                    grouped(p.missing),
+                    grouped(p.dead_letters_missing),
+                    grouped(p.unexplained_rows),
                 )?;
             }
             for p in &topic.partitions {
@@ -375,11 +362,11 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "  ids stored more than once: {} ({} extra rows); raw rows {}, id index {}, rollup total {}",
-                thousands(topic.duplicated_ids),
-                thousands(topic.duplicate_rows),
-                thousands(topic.raw_rows),
-                thousands(topic.id_index_rows),
-                thousands(topic.rollup_total),
+                grouped(topic.duplicated_ids),
+                grouped(topic.duplicate_rows),
+                grouped(topic.raw_rows),
+                grouped(topic.id_index_rows),
+                grouped(topic.rollup_total),
             )?;
             for duplicate in &topic.duplicate_examples {
                 writeln!(
@@ -397,8 +384,8 @@ impl fmt::Display for Report {
                     f,
                     "  {}.dlq: {} dead letters for these offsets, {} sent more than once",
                     topic.topic,
-                    thousands(total.dead_lettered),
-                    thousands(topic.dead_letters_resent)
+                    grouped(total.dead_lettered),
+                    grouped(topic.dead_letters_resent)
                 )?;
             } else {
                 writeln!(f, "  {}.dlq does not exist", topic.topic)?;
@@ -412,12 +399,12 @@ impl fmt::Display for Report {
                 "DISCREPANCIES: {} (MISSING: valid, behind the checkpoint, no row; NO-DLQ: invalid, \
                  behind the checkpoint, not dead-lettered; UNMATCHED: rows naming an offset whose \
                  message has another id; duplicates; raw rows against id index and rollup)",
-                thousands(self.discrepancies())
+                grouped(self.discrepancies())
             ),
             _ => write!(
                 f,
                 "nothing lost or doubled so far; {} messages not yet ingested (pending)",
-                thousands(self.pending())
+                grouped(self.pending())
             ),
         }
     }
@@ -892,9 +879,9 @@ mod tests {
 
     #[test]
     fn large_counts_read_with_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1_000), "1,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 }

@@ -10,6 +10,7 @@ mod cells;
 mod checkpoints;
 mod connection;
 mod migrations;
+mod numbers;
 mod queries;
 mod rebuild;
 mod rows;
@@ -18,5 +19,6 @@ pub use cells::{Area, AreaCell, Bucket, CellFilter, ContactCell, Keys, Satisfact
 pub use checkpoints::Checkpoint;
 pub use connection::{ClickHouseConfig, Store, StoreError};
 pub use migrations::{Rollup, MIGRATIONS, ROLLUPS};
+pub use numbers::grouped;
 pub use rebuild::{Month, RebuildError, RebuildReport, RebuildStep, RollupRebuilt, MONTH_ATTEMPTS};
 pub use rows::{ContactRow, KafkaPosition, SatisfactionRow};

@@ -60,20 +60,8 @@ impl Store {
         } else {
             "SELECT event_id AS id FROM contact_event_ids WHERE council = ? AND event_id IN ?"
         };
-        let mut stored = HashSet::new();
-        // Ids are at most 64 characters, so a chunk stays well inside the
-        // server's 256 KiB max_query_size.
-        for chunk in ids.chunks(ID_LOOKUP_CHUNK) {
-            let rows = self
-                .client
-                .query(sql)
-                .bind(council)
-                .bind(SqlTuple(chunk))
-                .fetch_all::<Id>()
-                .await?;
-            stored.extend(rows.into_iter().map(|row| row.id));
-        }
-        Ok(stored)
+        self.ids_found(ids, || self.client.query(sql).bind(council))
+            .await
     }
 
     pub async fn insert_contacts(&self, rows: &[ContactRow]) -> Result<(), StoreError> {
@@ -121,20 +109,27 @@ impl Store {
             "SELECT DISTINCT event_id AS id FROM contact_events WHERE council = ? \
              AND occurred_at >= toDateTime(?) AND occurred_at <= toDateTime(?) AND event_id IN ?"
         };
-        let mut stored = HashSet::new();
+        self.ids_found(ids, || {
+            self.client.query(sql).bind(council).bind(from).bind(to)
+        })
+        .await
+    }
+
+    /// The ids a query ending in `IN ?` finds among `ids`, asked a chunk at a
+    /// time: `query` binds every parameter before that last one. Ids are at
+    /// most 64 characters, so a chunk stays well inside the server's 256 KiB
+    /// max_query_size.
+    async fn ids_found(
+        &self,
+        ids: &[&str],
+        query: impl Fn() -> clickhouse::query::Query,
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut found = HashSet::new();
         for chunk in ids.chunks(ID_LOOKUP_CHUNK) {
-            let rows = self
-                .client
-                .query(sql)
-                .bind(council)
-                .bind(from)
-                .bind(to)
-                .bind(SqlTuple(chunk))
-                .fetch_all::<Id>()
-                .await?;
-            stored.extend(rows.into_iter().map(|row| row.id));
+            let rows = query().bind(SqlTuple(chunk)).fetch_all::<Id>().await?;
+            found.extend(rows.into_iter().map(|row| row.id));
         }
-        Ok(stored)
+        Ok(found)
     }
 
     /// Adds id index rows for ids whose raw rows are stored without them

@@ -42,6 +42,7 @@
 
 use crate::connection::{Store, StoreError};
 use crate::migrations::{Rollup, ROLLUPS};
+use crate::numbers::grouped;
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use clickhouse::Row;
 use serde::Deserialize;
@@ -191,7 +192,7 @@ impl fmt::Display for RebuildStep {
                 "{} {}: {} {rows} from raw",
                 self.rollup,
                 self.month,
-                thousands(self.raw_rows)
+                grouped(self.raw_rows)
             )?;
         }
         if self.attempts > 1 {
@@ -233,7 +234,7 @@ impl fmt::Display for RebuildReport {
                 "{separator}{} ({} from {} raw rows",
                 rollup.rollup,
                 months(rollup.months - rollup.months_dropped),
-                thousands(rollup.raw_rows)
+                grouped(rollup.raw_rows)
             )?;
             if rollup.months_dropped > 0 {
                 write!(f, ", {} dropped", months(rollup.months_dropped))?;
@@ -257,19 +258,6 @@ fn months(n: usize) -> String {
     } else {
         format!("{n} months")
     }
-}
-
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 #[derive(Row, Deserialize)]
@@ -651,9 +639,5 @@ mod tests {
             "contact_daily 2025-07: 1 row from raw \
              (computed 2 times: rows arrived meanwhile) [26/26]"
         );
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

@@ -136,17 +136,7 @@ fn last_period(period: &Period) -> &'static str {
 }
 
 /// A whole number with thousands separators.
-pub fn grouped(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
+pub use channelshift_store::grouped;
 
 /// A figure as people read it: 46.2%, £2.83, £310,200.
 pub fn figure(unit: &str, value: f64) -> String {
