@@ -34,7 +34,7 @@ pub use contact::ContactEvent;
 pub use rejection::{Rejection, RejectionReason};
 pub use satisfaction::{SatisfactionResponse, Score};
 pub use vocabulary::{
-    Channel, ChannelClass, CustomerType, Instrument, Interaction, Outcome, SurveyMode,
+    Channel, ChannelClass, CustomerType, Instrument, Interaction, Outcome, SurveyMode, UnknownName,
 };
 
 /// The only `schema_version` this build understands.

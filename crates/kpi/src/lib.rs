@@ -5,9 +5,6 @@
 //! The definitions are the product's contract (`shared/domain.md`, "KPI definitions" and
 //! "Reporting rules"); each module names the definition it implements.
 
-#[macro_use]
-mod vocabulary;
-
 pub mod channel;
 pub mod completion;
 pub mod cost;

@@ -12,17 +12,17 @@ pub const MIN_YEAR: i32 = 1;
 /// The last calendar year a period may be asked about (RFC 3339 years have four digits).
 pub const MAX_YEAR: i32 = 9999;
 
-domain_enum! {
+channelshift_contract::vocabulary! {
     /// The length of a reporting period.
     PeriodKind, "period kind" {
-        Day => "day",
+        Day = "day",
         /// ISO 8601 week, Monday to Sunday, numbered within its ISO year.
-        IsoWeek => "iso_week",
-        Month => "month",
+        IsoWeek = "iso_week",
+        Month = "month",
         /// April–June is Q1, …, January–March is Q4.
-        FinancialQuarter => "financial_quarter",
+        FinancialQuarter = "financial_quarter",
         /// April to March.
-        FinancialYear => "financial_year",
+        FinancialYear = "financial_year",
     }
 }
 

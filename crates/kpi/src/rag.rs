@@ -7,31 +7,31 @@ use serde::{Deserialize, Serialize};
 /// target or tolerance edge is not pushed across it by representation error.
 const EPSILON: f64 = 1e-9;
 
-domain_enum! {
+channelshift_contract::vocabulary! {
     /// Which way is good for a KPI.
     Polarity, "polarity" {
         /// e.g. digital take-up, satisfaction.
-        HigherIsBetter => "higher_is_better",
+        HigherIsBetter = "higher_is_better",
         /// e.g. cost per transaction, avoidable contact.
-        LowerIsBetter => "lower_is_better",
+        LowerIsBetter = "lower_is_better",
     }
 }
 
-domain_enum! {
+channelshift_contract::vocabulary! {
     /// RAG status against a target.
     Rag, "RAG status" {
-        Green => "green",
-        Amber => "amber",
-        Red => "red",
+        Green = "green",
+        Amber = "amber",
+        Red = "red",
     }
 }
 
-domain_enum! {
+channelshift_contract::vocabulary! {
     /// Direction of travel, already read through the KPI's polarity.
     Direction, "direction of travel" {
-        Improved => "improved",
-        Worsened => "worsened",
-        Unchanged => "unchanged",
+        Improved = "improved",
+        Worsened = "worsened",
+        Unchanged = "unchanged",
     }
 }
 

@@ -134,7 +134,8 @@ pub fn satisfaction(
     instrument: Instrument,
     scores: &[ScoreCount],
 ) -> Result<Satisfaction, ScoreOutOfRange> {
-    let range = instrument.score_range();
+    let (low, high) = instrument.scale();
+    let range = low..=high;
     if let Some(outside) = scores.iter().find(|count| !range.contains(&count.score)) {
         return Err(ScoreOutOfRange {
             instrument,

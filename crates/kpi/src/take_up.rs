@@ -4,17 +4,17 @@
 use crate::channel::ChannelClass;
 use crate::interval::Rate;
 
-domain_enum! {
+channelshift_contract::vocabulary! {
     /// Whether assisted digital counts as digital in the numerator.
     #[derive(Default)]
     TakeUpDefinition, "take-up definition" {
         /// Current GDS guidance: a transaction made through the digital service with help
         /// counts as digital. The default.
         #[default]
-        Current => "current",
+        Current = "current",
         /// The 2014 definition: assisted digital leaves the numerator but stays in the
         /// denominator.
-        Gds2014 => "gds_2014",
+        Gds2014 = "gds_2014",
     }
 }
 
