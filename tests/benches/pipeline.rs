@@ -19,10 +19,12 @@
 use anyhow::{Context, Result};
 use channelshift_api::config::{ApiConfig, AuthConfig, Baseline, KpiSettings, ServerLimits};
 use channelshift_api::pack::{self, Format};
-use channelshift_api::request::{GroupKey, Grouping, KpiRequest};
+use channelshift_api::request::{Grouping, KpiRequest};
 use channelshift_api::{kpi, scorecard, AppState};
+use channelshift_contract::CouncilCode;
 use channelshift_contract::{ContactEvent, SatisfactionResponse};
 use channelshift_ingest::config::BatchConfig;
+use channelshift_kpi::catalogue::{GroupKey, Kpi};
 use channelshift_kpi::period::{Period, PeriodKind};
 use channelshift_simulator::{Generator, Scenario};
 use channelshift_store::{CellFilter, ContactRow, KafkaPosition, SatisfactionRow, Source, Store};
@@ -995,12 +997,11 @@ async fn run() -> Result<Report> {
         }
         server.stop().await?;
         let grouped_request = KpiRequest {
-            filter: CellFilter {
-                council: COUNCIL.into(),
-                from: NaiveDate::from_ymd_opt(2025, 10, 1).context("date")?,
-                to: NaiveDate::from_ymd_opt(2026, 10, 31).context("date")?,
-                ..CellFilter::default()
-            },
+            filter: CellFilter::new(
+                CouncilCode::parse(COUNCIL).context("a GSS code")?,
+                NaiveDate::from_ymd_opt(2025, 10, 1).context("date")?,
+                NaiveDate::from_ymd_opt(2026, 10, 31).context("date")?,
+            ),
             grouping: Grouping::By(PeriodKind::Month),
             group_by: vec![GroupKey::Channel, GroupKey::CustomerType],
             periods: Period::covering(
@@ -1015,10 +1016,11 @@ async fn run() -> Result<Report> {
         for (name, source) in [("rollups", Source::Rollup), ("raw tables", Source::Raw)] {
             let state = &state;
             let request = &grouped_request;
+            let council = &grouped_request.filter.council;
             let card = in_process(10, || async move {
                 scorecard::scorecard(
                     state,
-                    COUNCIL,
+                    council,
                     PeriodKind::FinancialQuarter,
                     quarter.first_day(),
                     source,
@@ -1029,7 +1031,7 @@ async fn run() -> Result<Report> {
             })
             .await?;
             let mix = in_process(10, || async move {
-                kpi::compute(state, "channel-mix", request, source)
+                kpi::compute(state, Kpi::ChannelMix, request, source)
                     .await
                     .map(|_| ())
                     .map_err(|error| anyhow::anyhow!("{error:?}"))
@@ -1053,7 +1055,7 @@ async fn run() -> Result<Report> {
         let pack = pack::build(
             &state,
             pack::Scope {
-                council: COUNCIL,
+                council: &CouncilCode::parse(COUNCIL).context("a GSS code")?,
                 period: quarter,
                 as_of,
                 previous_as_of: None,

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use channelshift_api::config::ServerLimits;
-use channelshift_api::kpi::KPIS;
+use channelshift_kpi::catalogue::Kpi;
 use channelshift_tests::api_process::{ApiOptions, ApiProcess};
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::{
@@ -114,8 +114,8 @@ fn data_requests(base: &str) -> Result<Vec<Url>> {
         ("to", "2025-12-31"),
     ];
     let mut urls = Vec::new();
-    for spec in KPIS {
-        urls.push(url(base, &format!("/api/v1/kpi/{}", spec.name), &range)?);
+    for kpi in Kpi::ALL {
+        urls.push(url(base, &format!("/api/v1/kpi/{kpi}"), &range)?);
     }
     urls.push(url(base, "/api/v1/kpi/no-such-kpi", &range)?);
     urls.push(url(
@@ -417,8 +417,8 @@ async fn hostile_values_in_any_parameter_get_400_or_an_empty_answer() -> Result<
     ];
     let filters = ["service", "channel", "customer_type", "instrument"];
     let mut cases: Vec<(String, Url, bool)> = Vec::new();
-    for spec in KPIS {
-        let path = format!("/api/v1/kpi/{}", spec.name);
+    for kpi in Kpi::ALL {
+        let path = format!("/api/v1/kpi/{kpi}");
         for param in kpi_params {
             for value in &values {
                 let mut query: Vec<(&str, &str)> =

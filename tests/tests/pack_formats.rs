@@ -13,6 +13,7 @@
 use anyhow::{Context, Result};
 use calamine::{open_workbook_from_rs, Data, Ods, Range, Reader, Xlsx};
 use channelshift_api::config::{Baseline, KpiSettings, UnitCostEntry};
+use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::rag::{Polarity, Target};
 use channelshift_simulator::{Generator, Scenario};
 use channelshift_tests::api_process::api_binary;
@@ -63,14 +64,11 @@ fn target(target: f64, tolerance: f64, polarity: &str) -> Result<Target> {
 
 fn settings() -> Result<KpiSettings> {
     let mut targets = BTreeMap::new();
-    targets.insert("digital-take-up".to_string(), target(50.0, 5.0, "higher")?);
-    targets.insert("satisfaction".to_string(), target(85.0, 5.0, "higher")?);
+    targets.insert(Kpi::DigitalTakeUp, target(50.0, 5.0, "higher")?);
+    targets.insert(Kpi::Satisfaction, target(85.0, 5.0, "higher")?);
+    targets.insert(Kpi::CostPerTransaction, target(2.5, 0.5, "lower")?);
     targets.insert(
-        "cost-per-transaction".to_string(),
-        target(2.5, 0.5, "lower")?,
-    );
-    targets.insert(
-        "efficiency-savings".to_string(),
+        Kpi::EfficiencySavings,
         target(465_000.0, 50_000.0, "higher")?,
     );
     // Every channel costed, so cost per transaction has a figure.

@@ -13,6 +13,8 @@ use anyhow::{Context, Result};
 use channelshift_api::config::ApiConfig;
 use channelshift_api::request::kpi_request;
 use channelshift_api::{kpi, scorecard, AppState};
+use channelshift_contract::CouncilCode;
+use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::period::PeriodKind;
 use channelshift_store::{Source, Store};
 use chrono::NaiveDate;
@@ -63,6 +65,7 @@ async fn main() -> Result<()> {
     let store = Store::connect(&config.clickhouse).await?;
     let state = AppState::new(&config, store.clone())?;
     let council = "E07000041";
+    let council_code = CouncilCode::parse(council).context("a GSS code")?;
 
     let contacts = count(&store, "SELECT count() AS n FROM contact_events").await?;
     let responses = count(&store, "SELECT count() AS n FROM satisfaction_responses").await?;
@@ -91,9 +94,8 @@ async fn main() -> Result<()> {
     .into_iter()
     .map(|(key, value)| (key.to_string(), value))
     .collect();
-    let spec = kpi::spec("digital-take-up").context("KPI exists")?;
-    let request =
-        kpi_request(&grouped, &spec.accepts).map_err(|error| anyhow::anyhow!("{error:?}"))?;
+    let request = kpi_request(&grouped, &Kpi::DigitalTakeUp.spec())
+        .map_err(|error| anyhow::anyhow!("{error:?}"))?;
 
     let names = [
         "scorecard (quarter, 3 periods, 7 KPIs)",
@@ -113,7 +115,7 @@ async fn main() -> Result<()> {
                 let rows = if query == 0 {
                     let card = scorecard::scorecard(
                         &state,
-                        council,
+                        &council_code,
                         PeriodKind::FinancialQuarter,
                         scorecard_date,
                         source,
@@ -124,7 +126,7 @@ async fn main() -> Result<()> {
                         .as_array()
                         .map_or(0, Vec::len)
                 } else {
-                    kpi::compute(&state, "digital-take-up", &request, source)
+                    kpi::compute(&state, Kpi::DigitalTakeUp, &request, source)
                         .await
                         .map_err(|error| anyhow::anyhow!("{error:?}"))?
                         .rows

@@ -4,6 +4,7 @@
 //! channel classes, and the server's request limits. `deploy/api.example.toml`
 //! is a documented example.
 
+use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::channel::{Channel, ChannelClass, ChannelClasses};
 use channelshift_kpi::cost::{Pence, UnitCosts};
 use channelshift_kpi::rag::Target;
@@ -148,8 +149,9 @@ pub struct KpiSettings {
     #[serde(default = "default_suppression_threshold")]
     pub suppression_threshold: u64,
     /// Per KPI (`digital-take-up`, `satisfaction`, …): target, tolerance, polarity.
+    /// A name that is not a KPI is a start-up error.
     #[serde(default)]
-    pub targets: BTreeMap<String, Target>,
+    pub targets: BTreeMap<Kpi, Target>,
     /// Effective-dated unit costs; when absent, Socitm 2012's defaults.
     #[serde(default)]
     pub unit_costs: Option<Vec<UnitCostEntry>>,

@@ -2,9 +2,13 @@
 //! endpoint and the scorecard compute each figure the same way. The maths is
 //! the `kpi` crate's; this module only groups cells and applies suppression.
 
-use crate::request::{GroupKey, Grouping, KpiRequest};
+use crate::request::{Grouping, KpiRequest};
 use crate::AppState;
-use channelshift_kpi::channel::{Channel, ChannelClass, ContactsByChannel, Instrument, Outcome};
+use channelshift_contract::ServiceSlug;
+use channelshift_kpi::catalogue::GroupKey;
+use channelshift_kpi::channel::{
+    Channel, ChannelClass, ContactsByChannel, CustomerType, Instrument, Outcome,
+};
 use channelshift_kpi::completion::{completion_rate, OutcomeCounts};
 use channelshift_kpi::cost::{cost_per_transaction, CostError, Pence};
 use channelshift_kpi::demand::{avoidable_contact, first_contact_resolution};
@@ -130,37 +134,39 @@ impl Report {
 
 type Period = (NaiveDate, NaiveDate);
 
-fn channel(cell_channel: &str) -> Option<Channel> {
-    cell_channel.parse().ok()
-}
-
-fn class(state: &AppState, cell_channel: &str) -> ChannelClass {
-    channel(cell_channel)
-        .map(|channel| state.channel_classes.class_of(channel))
-        .unwrap_or(ChannelClass::Other)
+fn class(state: &AppState, channel: Channel) -> ChannelClass {
+    state.channel_classes.class_of(channel)
 }
 
 /// The group keys `request` asks for, from a cell's channel, service and
-/// customer type (the channel's class is derived from the channel).
+/// customer type (the channel's class is derived from the channel). Keys are
+/// text, so rows sort by their published names.
 fn group_keys(
     request: &KpiRequest,
     state: &AppState,
-    channel: &str,
-    service: &str,
-    customer_type: &str,
+    channel: Option<Channel>,
+    service: Option<&ServiceSlug>,
+    customer_type: Option<CustomerType>,
 ) -> Keys {
     let mut keys = Vec::new();
     if request.groups(GroupKey::Channel) {
-        keys.push(("channel", channel.to_string()));
+        keys.push(("channel", channel.map_or("", Channel::as_str).to_string()));
     }
     if request.groups(GroupKey::ChannelClass) {
-        keys.push(("channel_class", class(state, channel).as_str().to_string()));
+        let class = channel.map_or(ChannelClass::Other, |channel| class(state, channel));
+        keys.push(("channel_class", class.as_str().to_string()));
     }
     if request.groups(GroupKey::Service) {
-        keys.push(("service", service.to_string()));
+        keys.push((
+            "service",
+            service.map_or("", ServiceSlug::as_str).to_string(),
+        ));
     }
     if request.groups(GroupKey::CustomerType) {
-        keys.push(("customer_type", customer_type.to_string()));
+        keys.push((
+            "customer_type",
+            customer_type.map_or("", CustomerType::as_str).to_string(),
+        ));
     }
     keys
 }
@@ -169,9 +175,9 @@ fn contact_keys(request: &KpiRequest, state: &AppState, cell: &ContactCell) -> K
     group_keys(
         request,
         state,
-        &cell.channel,
-        &cell.k_service,
-        &cell.k_customer_type,
+        Some(cell.channel),
+        cell.service.as_ref(),
+        cell.customer_type,
     )
 }
 
@@ -190,7 +196,7 @@ fn group_contacts<'a, A: Default>(
         }
     }
     for cell in cells {
-        let Some(period) = request.period_of(&cell.period) else {
+        let Some(period) = request.period_of(cell.period) else {
             continue;
         };
         let keys = contact_keys(request, state, cell);
@@ -210,8 +216,8 @@ pub fn digital_take_up_rows(
         cells,
         |completed: &mut Vec<CompletedTransactions>, cell| {
             completed.push(CompletedTransactions {
-                class: class(state, &cell.channel),
-                assisted: cell.assisted == 1,
+                class: class(state, cell.channel),
+                assisted: cell.assisted,
                 count: cell.completed_transactions(),
             });
         },
@@ -238,16 +244,17 @@ pub fn channel_mix_rows(request: &KpiRequest, state: &AppState, cells: &[Contact
     let mut totals: BTreeMap<(Period, Keys), u64> = BTreeMap::new();
     let mut parts: BTreeMap<(Period, Keys), BTreeMap<String, u64>> = BTreeMap::new();
     for cell in cells {
-        let Some(period) = request.period_of(&cell.period) else {
+        let Some(period) = request.period_of(cell.period) else {
             continue;
         };
         let mut keys = contact_keys(request, state, cell);
         keys.retain(|(name, _)| *name != "channel" && *name != "channel_class");
         let part = if by_class {
-            class(state, &cell.channel).as_str().to_string()
+            class(state, cell.channel).as_str()
         } else {
-            cell.channel.clone()
-        };
+            cell.channel.as_str()
+        }
+        .to_string();
         *totals.entry((period, keys.clone())).or_default() += cell.all_contacts;
         *parts
             .entry((period, keys))
@@ -286,7 +293,7 @@ pub fn completion_rate_rows(
         state,
         cells,
         |started: &mut OutcomeCounts, cell| {
-            if class(state, &cell.channel) == ChannelClass::DigitalSelfService {
+            if class(state, cell.channel) == ChannelClass::DigitalSelfService {
                 started.add(Outcome::Completed, cell.tx_completed);
                 started.add(Outcome::Ineligible, cell.tx_ineligible);
                 started.add(Outcome::Abandoned, cell.tx_abandoned);
@@ -398,9 +405,7 @@ pub fn cost_per_transaction_rows(
     cells: &[ContactCell],
 ) -> Report {
     let groups = group_contacts(request, state, cells, |spend: &mut Spend, cell| {
-        if let Some(channel) = channel(&cell.channel) {
-            *spend.contacts.entry(channel).or_default() += cell.all_contacts;
-        }
+        *spend.contacts.entry(cell.channel).or_default() += cell.all_contacts;
         spend.completed += cell.completed_transactions();
     });
     let mut report = Report::default();
@@ -433,13 +438,12 @@ pub fn cost_per_transaction_rows(
 pub fn contacts_by_service(cells: &[ContactCell]) -> BTreeMap<String, ContactsByChannel> {
     let mut services: BTreeMap<String, ContactsByChannel> = BTreeMap::new();
     for cell in cells {
-        if let Some(channel) = channel(&cell.channel) {
-            *services
-                .entry(cell.k_service.clone())
-                .or_default()
-                .entry(channel)
-                .or_default() += cell.all_contacts;
-        }
+        let service = cell.service.as_ref().map_or("", ServiceSlug::as_str);
+        *services
+            .entry(service.to_string())
+            .or_default()
+            .entry(cell.channel)
+            .or_default() += cell.all_contacts;
     }
     services
 }
@@ -459,7 +463,7 @@ pub fn efficiency_savings_rows(
         }
     }
     for cell in cells {
-        if let Some(period) = request.period_of(&cell.period) {
+        if let Some(period) = request.period_of(cell.period) {
             by_period.entry(period).or_default().push(cell.clone());
         }
     }
@@ -522,21 +526,23 @@ pub fn satisfaction_rows(
     state: &AppState,
     cells: &[SatisfactionCell],
 ) -> Report {
-    let mut groups: BTreeMap<(Period, Keys, String), Vec<ScoreCount>> = BTreeMap::new();
+    // Keyed by the instrument's name: rows sort by their published names.
+    let mut groups: BTreeMap<(Period, Keys, &'static str), (Instrument, Vec<ScoreCount>)> =
+        BTreeMap::new();
     for cell in cells {
-        let Some(period) = request.period_of(&cell.period) else {
+        let Some(period) = request.period_of(cell.period) else {
             continue;
         };
         let keys = group_keys(
             request,
             state,
-            &cell.k_channel,
-            &cell.k_service,
-            &cell.k_customer_type,
+            cell.channel,
+            cell.service.as_ref(),
+            cell.customer_type,
         );
-        let scores = groups
-            .entry((period, keys, cell.instrument.clone()))
-            .or_default();
+        let (_, scores) = groups
+            .entry((period, keys, cell.instrument.as_str()))
+            .or_insert_with(|| (cell.instrument, Vec::new()));
         match scores.iter_mut().find(|count| count.score == cell.score) {
             Some(count) => count.responses += cell.responses,
             None => scores.push(ScoreCount {
@@ -546,10 +552,7 @@ pub fn satisfaction_rows(
         }
     }
     let mut report = Report::default();
-    for ((period, keys, instrument), scores) in groups {
-        let Ok(instrument) = instrument.parse::<Instrument>() else {
-            continue;
-        };
+    for ((period, keys, _), (instrument, scores)) in groups {
         let Ok(result) = satisfaction(instrument, &scores) else {
             continue;
         };
@@ -602,14 +605,14 @@ pub fn hotspot_rows(
 ) -> Report {
     let mut groups: BTreeMap<(Period, String), AreaTotals> = BTreeMap::new();
     for cell in cells.iter().filter(|cell| !cell.area.is_empty()) {
-        let Some(period) = request.period_of(&cell.period) else {
+        let Some(period) = request.period_of(cell.period) else {
             continue;
         };
         let totals = groups.entry((period, cell.area.clone())).or_default();
         totals.contacts += cell.all_contacts;
         totals.completed.push(CompletedTransactions {
-            class: class(state, &cell.channel),
-            assisted: cell.assisted == 1,
+            class: class(state, cell.channel),
+            assisted: cell.assisted,
             count: cell.completed,
         });
     }

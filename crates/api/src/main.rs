@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use channelshift_api::config::ApiConfig;
 use channelshift_api::pack::{self, calendar, Format};
 use channelshift_api::{scorecard, AppState};
+use channelshift_contract::CouncilCode;
 use channelshift_kpi::period::{local_date, Period};
 use channelshift_runtime::{config, shutdown, telemetry};
 use channelshift_store::Store;
@@ -86,6 +87,8 @@ fn instant(options: &HashMap<String, String>, name: &str) -> Result<Option<i64>>
 async fn one_pack(config: &ApiConfig, options: &HashMap<String, String>) -> Result<()> {
     let state = state(config).await?;
     let council = options.get("council").context("--council is required")?;
+    let council = CouncilCode::parse(council)
+        .with_context(|| format!("--council {council:?}: {}", CouncilCode::RULE))?;
     let period_name = options.get("period").map_or("quarter", String::as_str);
     let kind = scorecard::report_period(period_name)
         .with_context(|| format!("--period {period_name:?}: {}", scorecard::REPORT_PERIODS))?;
@@ -99,7 +102,7 @@ async fn one_pack(config: &ApiConfig, options: &HashMap<String, String>) -> Resu
         .map_err(|error| anyhow::anyhow!("--as-of: {error:?}"))?;
     let previous_as_of = match instant(options, "previous-as-of")? {
         Some(at) => Some(at),
-        None => state.calendar.previous_as_of(council, as_of),
+        None => state.calendar.previous_as_of(council.as_str(), as_of),
     };
     let formats = formats(options.get("format"))?;
     let folder = PathBuf::from(options.get("out").map_or(".", String::as_str));
@@ -108,7 +111,7 @@ async fn one_pack(config: &ApiConfig, options: &HashMap<String, String>) -> Resu
     let files = calendar::produce(
         &state,
         calendar::Order {
-            council,
+            council: &council,
             period,
             as_of,
             previous_as_of,

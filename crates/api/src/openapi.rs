@@ -2,9 +2,8 @@
 //! tables the handlers themselves use: the routes, the KPI specs (name, unit,
 //! definition, accepted keys and filters) and the parameter vocabularies.
 
-use crate::kpi::KPIS;
-use crate::request::{FilterKey, GroupKey};
 use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
+use channelshift_kpi::catalogue::{FilterKey, GroupKey, Kpi};
 use serde_json::{json, Map, Value};
 
 pub const KPI_ROUTE: &str = "/api/v1/kpi/{kpi}";
@@ -49,7 +48,7 @@ fn filter_schema(key: FilterKey) -> Value {
 }
 
 fn kpi_parameters() -> Vec<Value> {
-    let kpi_names: Vec<&str> = KPIS.iter().map(|spec| spec.name).collect();
+    let kpi_names = names(Kpi::ALL, Kpi::as_str);
     let mut parameters = vec![
         json!({"name": "kpi", "in": "path", "required": true, "schema": {"type": "string", "enum": kpi_names}}),
         query(
@@ -77,34 +76,24 @@ fn kpi_parameters() -> Vec<Value> {
             json!({"type": "string", "enum": ["day", "week", "month", "quarter", "financial_year", "total"], "default": "total"}),
         ),
     ];
-    let accepted: Vec<String> = KPIS
+    let accepted: Vec<String> = Kpi::ALL
         .iter()
-        .map(|spec| {
-            let keys: Vec<&str> = spec
-                .accepts
-                .group_by
-                .iter()
-                .map(|key| key.as_str())
-                .collect();
-            format!("{}: {}", spec.name, keys.join(", "))
+        .map(|&kpi| {
+            let keys = names(kpi.spec().group_by, GroupKey::as_str);
+            format!("{kpi}: {}", keys.join(", "))
         })
         .collect();
     parameters.push(query(
         "group_by",
         false,
         format!("Comma list of keys; accepted per KPI — {}", accepted.join("; ")),
-        json!({"type": "string", "example": "service,customer_type", "x-keys": names(&GroupKey::ALL, GroupKey::as_str)}),
+        json!({"type": "string", "example": "service,customer_type", "x-keys": names(GroupKey::ALL, GroupKey::as_str)}),
     ));
-    for key in [
-        FilterKey::Service,
-        FilterKey::Channel,
-        FilterKey::CustomerType,
-        FilterKey::Instrument,
-    ] {
-        let users: Vec<&str> = KPIS
+    for &key in FilterKey::ALL {
+        let users: Vec<&str> = Kpi::ALL
             .iter()
-            .filter(|spec| spec.accepts.filters.contains(&key))
-            .map(|spec| spec.name)
+            .filter(|kpi| kpi.spec().filters.contains(&key))
+            .map(|kpi| kpi.as_str())
             .collect();
         parameters.push(query(
             key.as_str(),
@@ -122,9 +111,12 @@ fn error_response(description: &str) -> Value {
 
 /// The whole document.
 pub fn document() -> Value {
-    let kpi_descriptions: Vec<String> = KPIS
+    let kpi_descriptions: Vec<String> = Kpi::ALL
         .iter()
-        .map(|spec| format!("- `{}` ({}): {}", spec.name, spec.unit, spec.definition))
+        .map(|&kpi| {
+            let spec = kpi.spec();
+            format!("- `{kpi}` ({}): {}", spec.unit, spec.definition)
+        })
         .collect();
     let mut paths = Map::new();
     paths.insert(KPI_ROUTE.into(), json!({"get": {
@@ -254,10 +246,10 @@ mod tests {
     fn every_kpi_and_its_keys_are_documented() {
         let document = document();
         let text = document.to_string();
-        for spec in KPIS {
-            assert!(text.contains(spec.name), "{} missing", spec.name);
-            for key in spec.accepts.group_by {
-                assert!(text.contains(&format!("{}: ", spec.name)) && text.contains(key.as_str()));
+        for kpi in Kpi::ALL {
+            assert!(text.contains(kpi.as_str()), "{kpi} missing");
+            for key in kpi.spec().group_by {
+                assert!(text.contains(&format!("{kpi}: ")) && text.contains(key.as_str()));
             }
         }
     }

@@ -3,64 +3,12 @@
 //! where they are bound, never spliced.
 
 use crate::error::ApiError;
-use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
+use channelshift_contract::{CouncilCode, ServiceSlug, UnknownName};
+use channelshift_kpi::catalogue::{FilterKey, GroupKey, KpiSpec, EXCLUSIVE_GROUPS};
 use channelshift_kpi::period::{Period, PeriodKind};
 use channelshift_store::{Bucket, CellFilter};
 use chrono::NaiveDate;
 use std::collections::HashMap;
-
-/// A grouping key a KPI may accept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum GroupKey {
-    Channel,
-    ChannelClass,
-    Service,
-    CustomerType,
-    Ward,
-    Lsoa,
-}
-
-impl GroupKey {
-    pub const ALL: [GroupKey; 6] = [
-        GroupKey::Channel,
-        GroupKey::ChannelClass,
-        GroupKey::Service,
-        GroupKey::CustomerType,
-        GroupKey::Ward,
-        GroupKey::Lsoa,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupKey::Channel => "channel",
-            GroupKey::ChannelClass => "channel_class",
-            GroupKey::Service => "service",
-            GroupKey::CustomerType => "customer_type",
-            GroupKey::Ward => "ward",
-            GroupKey::Lsoa => "lsoa",
-        }
-    }
-}
-
-/// A filter parameter a KPI may accept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FilterKey {
-    Service,
-    Channel,
-    CustomerType,
-    Instrument,
-}
-
-impl FilterKey {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FilterKey::Service => "service",
-            FilterKey::Channel => "channel",
-            FilterKey::CustomerType => "customer_type",
-            FilterKey::Instrument => "instrument",
-        }
-    }
-}
 
 /// How rows are grouped in time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,12 +30,6 @@ impl Grouping {
     }
 }
 
-/// What a KPI accepts besides the council, dates and period.
-pub struct Accepts {
-    pub group_by: &'static [GroupKey],
-    pub filters: &'static [FilterKey],
-}
-
 /// A checked KPI request.
 #[derive(Clone, Debug)]
 pub struct KpiRequest {
@@ -103,13 +45,12 @@ impl KpiRequest {
         self.group_by.contains(&key)
     }
 
-    /// The (clamped) bounds of the period a store cell's `period` names.
-    pub fn period_of(&self, period: &str) -> Option<(NaiveDate, NaiveDate)> {
+    /// The (clamped) bounds of the period a store cell's `period` starts.
+    pub fn period_of(&self, period: Option<NaiveDate>) -> Option<(NaiveDate, NaiveDate)> {
         match self.grouping {
             Grouping::Total => self.periods.first().copied(),
             Grouping::By(kind) => {
-                let first = NaiveDate::parse_from_str(period, "%Y-%m-%d").ok()?;
-                let bounds = Period::containing(kind, first).ok()?;
+                let bounds = Period::containing(kind, period?).ok()?;
                 Some((
                     bounds.first_day().max(self.filter.from),
                     bounds.last_day().min(self.filter.to),
@@ -164,7 +105,7 @@ fn grouping(value: Option<&String>) -> Result<Grouping, ApiError> {
     })
 }
 
-fn group_by(value: Option<&String>, accepts: &Accepts) -> Result<Vec<GroupKey>, ApiError> {
+fn group_by(value: Option<&String>, accepts: &KpiSpec) -> Result<Vec<GroupKey>, ApiError> {
     let Some(value) = value else {
         return Ok(Vec::new());
     };
@@ -176,7 +117,8 @@ fn group_by(value: Option<&String>, accepts: &Accepts) -> Result<Vec<GroupKey>, 
         .filter(|name| !name.is_empty())
     {
         let key = GroupKey::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|key| key.as_str() == name)
             .ok_or_else(|| {
                 ApiError::bad(
@@ -201,10 +143,7 @@ fn group_by(value: Option<&String>, accepts: &Accepts) -> Result<Vec<GroupKey>, 
         }
     }
     keys.sort();
-    for (a, b) in [
-        (GroupKey::Channel, GroupKey::ChannelClass),
-        (GroupKey::Ward, GroupKey::Lsoa),
-    ] {
+    for (a, b) in EXCLUSIVE_GROUPS {
         if keys.contains(&a) && keys.contains(&b) {
             return Err(ApiError::bad(
                 "group_by",
@@ -219,64 +158,28 @@ fn group_by(value: Option<&String>, accepts: &Accepts) -> Result<Vec<GroupKey>, 
     Ok(keys)
 }
 
-/// Parses a filter value with the contract's own rules.
-fn filter_value(key: FilterKey, value: &str) -> Result<String, ApiError> {
-    let parameter = key.as_str();
-    let known = |ok: bool, allowed: String| {
-        if ok {
-            Ok(value.to_string())
-        } else {
-            Err(ApiError::bad(
-                parameter,
-                format!("{value:?} is not one of: {allowed}"),
-            ))
-        }
-    };
-    match key {
-        FilterKey::Service => ServiceSlug::parse(value)
-            .map(|slug| slug.to_string())
-            .ok_or_else(|| ApiError::bad(parameter, ServiceSlug::RULE)),
-        FilterKey::Channel => known(
-            value.parse::<Channel>().is_ok(),
-            Channel::ALL
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        FilterKey::CustomerType => known(
-            value.parse::<CustomerType>().is_ok(),
-            CustomerType::ALL
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        FilterKey::Instrument => known(
-            value.parse::<Instrument>().is_ok(),
-            Instrument::ALL
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-    }
+/// A filter value from one of the contract's closed sets.
+fn member<T: std::str::FromStr<Err = UnknownName>>(
+    key: FilterKey,
+    value: &str,
+) -> Result<T, ApiError> {
+    value.parse().map_err(|error: UnknownName| {
+        ApiError::bad(
+            key.as_str(),
+            format!("{value:?} is not one of: {}", error.allowed.join(", ")),
+        )
+    })
 }
 
 /// Checks every parameter of a KPI request against what the KPI `accepts`.
 pub fn kpi_request(
     params: &HashMap<String, String>,
-    accepts: &Accepts,
+    accepts: &KpiSpec,
 ) -> Result<KpiRequest, ApiError> {
-    let filter_names = [
-        FilterKey::Service,
-        FilterKey::Channel,
-        FilterKey::CustomerType,
-        FilterKey::Instrument,
-    ];
+    let filter_names = FilterKey::ALL.iter().copied();
     for name in params.keys() {
         let known =
-            COMMON.contains(&name.as_str()) || filter_names.iter().any(|key| key.as_str() == name);
+            COMMON.contains(&name.as_str()) || filter_names.clone().any(|key| key.as_str() == name);
         if !known {
             return Err(ApiError::bad(name, "unknown parameter"));
         }
@@ -289,12 +192,7 @@ pub fn kpi_request(
     }
     let grouping = grouping(params.get("period"))?;
     let group_by = group_by(params.get("group_by"), accepts)?;
-    let mut filter = CellFilter {
-        council: council.to_string(),
-        from,
-        to,
-        ..CellFilter::default()
-    };
+    let mut filter = CellFilter::new(council, from, to);
     for key in filter_names {
         let Some(value) = params.get(key.as_str()) else {
             continue;
@@ -305,12 +203,16 @@ pub fn kpi_request(
                 "this filter is not available for this KPI",
             ));
         }
-        let value = Some(filter_value(key, value)?);
         match key {
-            FilterKey::Service => filter.service = value,
-            FilterKey::Channel => filter.channel = value,
-            FilterKey::CustomerType => filter.customer_type = value,
-            FilterKey::Instrument => filter.instrument = value,
+            FilterKey::Service => {
+                filter.service = Some(
+                    ServiceSlug::parse(value)
+                        .ok_or_else(|| ApiError::bad(key.as_str(), ServiceSlug::RULE))?,
+                );
+            }
+            FilterKey::Channel => filter.channel = Some(member(key, value)?),
+            FilterKey::CustomerType => filter.customer_type = Some(member(key, value)?),
+            FilterKey::Instrument => filter.instrument = Some(member(key, value)?),
         }
     }
     if let Grouping::By(kind) = grouping {

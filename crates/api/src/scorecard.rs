@@ -10,47 +10,14 @@ use crate::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
+use channelshift_contract::CouncilCode;
+use channelshift_kpi::catalogue::{Headline as Pick, Kpi, TargetScope, Unit, SCORECARD};
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
 use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Target};
 use channelshift_store::{Bucket, CellFilter, Keys, Source};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
-
-/// A headline: KPI, (instrument, measure) for satisfaction, unit, and the
-/// polarity used when no target is set.
-type HeadlineSpec = (
-    &'static str,
-    Option<(&'static str, &'static str)>,
-    &'static str,
-    Polarity,
-);
-
-/// The headline KPIs, in report order.
-const HEADLINES: &[HeadlineSpec] = &[
-    ("digital-take-up", None, "percent", Polarity::HigherIsBetter),
-    ("completion-rate", None, "percent", Polarity::HigherIsBetter),
-    (
-        "satisfaction",
-        Some(("csat5", "satisfied")),
-        "percent",
-        Polarity::HigherIsBetter,
-    ),
-    ("cost-per-transaction", None, "gbp", Polarity::LowerIsBetter),
-    ("efficiency-savings", None, "gbp", Polarity::HigherIsBetter),
-    (
-        "avoidable-contact",
-        None,
-        "percent",
-        Polarity::LowerIsBetter,
-    ),
-    (
-        "first-contact-resolution",
-        None,
-        "percent",
-        Polarity::HigherIsBetter,
-    ),
-];
 
 #[derive(Debug, Serialize)]
 pub struct Scorecard {
@@ -79,9 +46,9 @@ struct Coverage {
 
 #[derive(Debug, Serialize)]
 struct Headline {
-    kpi: &'static str,
+    kpi: Kpi,
     measure: Option<String>,
-    unit: &'static str,
+    unit: Unit,
     value: Option<f64>,
     n: Option<u64>,
     ci95_low: Option<f64>,
@@ -116,12 +83,13 @@ struct Figure {
     notes: Vec<String>,
 }
 
-fn figure(report: Report, measure: Option<(&str, &str)>) -> Figure {
-    let row = report.rows.into_iter().find(|row| match measure {
-        Some((instrument, measure)) => {
-            row.key("instrument") == Some(instrument) && row.key("measure") == Some(measure)
-        }
-        None => true,
+fn figure(report: Report, pick: Pick) -> Figure {
+    let row = report.rows.into_iter().find(|row| match pick {
+        Pick::Measure {
+            instrument,
+            measure,
+        } => row.key("instrument") == Some(instrument) && row.key("measure") == Some(measure),
+        Pick::First | Pick::DigitalSelfServiceShare | Pick::LowestArea => true,
     });
     match row {
         Some(row) => Figure {
@@ -161,17 +129,12 @@ pub(crate) fn period_kind(value: Option<&String>) -> Result<PeriodKind, ApiError
 /// savings baseline), so the scorecard costs a few queries per period.
 async fn figures(
     state: &AppState,
-    council: &str,
+    council: &CouncilCode,
     from: NaiveDate,
     to: NaiveDate,
     source: Source,
 ) -> Result<Vec<Figure>, ApiError> {
-    let filter = CellFilter {
-        council: council.to_string(),
-        from,
-        to,
-        ..CellFilter::default()
-    };
+    let filter = CellFilter::new(council.clone(), from, to);
     let request = KpiRequest {
         filter: filter.clone(),
         grouping: Grouping::Total,
@@ -214,27 +177,29 @@ async fn figures(
             notes: vec!["no baseline period is configured (kpi.baseline)".into()],
         },
     };
-    Ok(vec![
-        figure(kpis::digital_take_up_rows(&request, state, &contacts), None),
-        figure(kpis::completion_rate_rows(&request, state, &contacts), None),
-        figure(
-            kpis::satisfaction_rows(&request, state, &responses),
-            Some(("csat5", "satisfied")),
-        ),
-        figure(
-            kpis::cost_per_transaction_rows(&request, state, &contacts),
-            None,
-        ),
-        figure(savings, None),
-        figure(
-            kpis::avoidable_contact_rows(&request, state, &contacts),
-            None,
-        ),
-        figure(
-            kpis::first_contact_resolution_rows(&request, state, &contacts),
-            None,
-        ),
-    ])
+    let mut savings = Some(savings);
+    Ok(SCORECARD
+        .into_iter()
+        .map(|kpi| {
+            let report = match kpi {
+                Kpi::DigitalTakeUp => kpis::digital_take_up_rows(&request, state, &contacts),
+                Kpi::CompletionRate => kpis::completion_rate_rows(&request, state, &contacts),
+                Kpi::Satisfaction => kpis::satisfaction_rows(&request, state, &responses),
+                Kpi::CostPerTransaction => {
+                    kpis::cost_per_transaction_rows(&request, state, &contacts)
+                }
+                Kpi::EfficiencySavings => savings.take().unwrap_or_default(),
+                Kpi::AvoidableContact => kpis::avoidable_contact_rows(&request, state, &contacts),
+                Kpi::FirstContactResolution => {
+                    kpis::first_contact_resolution_rows(&request, state, &contacts)
+                }
+                Kpi::ChannelMix => kpis::channel_mix_rows(&request, state, &contacts),
+                // Read by area, not from the council's totals: no scorecard figure.
+                Kpi::Hotspots => Report::default(),
+            };
+            figure(report, kpi.spec().scorecard.unwrap_or(Pick::First))
+        })
+        .collect())
 }
 
 pub async fn get_scorecard(
@@ -255,7 +220,7 @@ pub async fn get_scorecard(
         Some(_) => request::date(params.get("date"), "date")?,
         None => local_date(Utc::now()),
     };
-    scorecard(&state, council.as_str(), kind, date, Source::Rollup)
+    scorecard(&state, &council, kind, date, Source::Rollup)
         .await
         .map(Json)
 }
@@ -264,7 +229,7 @@ pub async fn get_scorecard(
 /// read from `source` (the rollups; the raw tables for benchmarks).
 pub async fn scorecard(
     state: &AppState,
-    council: &str,
+    council: &CouncilCode,
     kind: PeriodKind,
     date: NaiveDate,
     source: Source,
@@ -274,28 +239,27 @@ pub async fn scorecard(
     let period = Period::containing(kind, date).map_err(bad_date)?;
     let previous = period.previous().map_err(bad_date)?;
     let last_year = period.same_period_last_year().map_err(bad_date)?;
-    let council = council.to_string();
     // Read before the figures: they then include at least everything up to it.
     let latest = state.store.latest_ingest().await?;
     // The three periods are independent: ask for them at once.
     let (current, before, year_ago) = tokio::try_join!(
         figures(
             state,
-            &council,
+            council,
             period.first_day(),
             period.last_day(),
             source
         ),
         figures(
             state,
-            &council,
+            council,
             previous.first_day(),
             previous.last_day(),
             source
         ),
         figures(
             state,
-            &council,
+            council,
             last_year.first_day(),
             last_year.last_day(),
             source
@@ -320,62 +284,66 @@ pub async fn scorecard(
     } else {
         state
             .store
-            .days_with_contacts(&council, period.first_day(), covered_to)
+            .days_with_contacts(council, period.first_day(), covered_to)
             .await?
     };
 
-    let kpis = HEADLINES
-        .iter()
+    let kpis = SCORECARD
+        .into_iter()
         .zip(current)
         .zip(before.into_iter().zip(year_ago))
-        .map(
-            |((&(kpi, measure, unit, default_polarity), figure), (before, year_ago))| {
-                let target: Option<&Target> = state.targets.get(kpi);
-                let polarity = target.map_or(default_polarity, Target::polarity);
-                let travel = |earlier: Option<f64>| match (figure.value, earlier) {
-                    (Some(now), Some(then)) => Some(direction_of_travel(now, then, polarity)),
+        .map(|((kpi, figure), (before, year_ago))| {
+            let spec = kpi.spec();
+            let target: Option<&Target> = state.targets.get(&kpi);
+            let polarity = target.map_or(spec.polarity, Target::polarity);
+            let travel = |earlier: Option<f64>| match (figure.value, earlier) {
+                (Some(now), Some(then)) => Some(direction_of_travel(now, then, polarity)),
+                _ => None,
+            };
+            Headline {
+                kpi,
+                measure: match spec.scorecard {
+                    Some(Pick::Measure {
+                        instrument,
+                        measure,
+                    }) => Some(format!("{instrument}/{measure}")),
                     _ => None,
-                };
-                Headline {
-                    kpi,
-                    measure: measure.map(|(instrument, measure)| format!("{instrument}/{measure}")),
-                    unit,
-                    value: figure.value,
-                    n: figure.n,
-                    ci95_low: figure.ci.0,
-                    ci95_high: figure.ci.1,
-                    suppressed: figure.suppressed,
-                    target: target.map(Target::target),
-                    tolerance: target.map(Target::tolerance),
-                    polarity,
-                    rag: target
-                        .zip(figure.value)
-                        .map(|(target, value)| target.rag(value)),
-                    previous: Comparison {
-                        period_start: previous.first_day(),
-                        period_end: previous.last_day(),
-                        value: before.value,
-                    },
-                    // Savings accumulate through the year: this period's year to
-                    // date is not comparable with the previous period's.
-                    vs_previous: if kpi == "efficiency-savings" {
-                        None
-                    } else {
-                        travel(before.value)
-                    },
-                    same_period_last_year: Comparison {
-                        period_start: last_year.first_day(),
-                        period_end: last_year.last_day(),
-                        value: year_ago.value,
-                    },
-                    vs_last_year: travel(year_ago.value),
-                    notes: figure.notes,
-                }
-            },
-        )
+                },
+                unit: spec.unit,
+                value: figure.value,
+                n: figure.n,
+                ci95_low: figure.ci.0,
+                ci95_high: figure.ci.1,
+                suppressed: figure.suppressed,
+                target: target.map(Target::target),
+                tolerance: target.map(Target::tolerance),
+                polarity,
+                rag: target
+                    .zip(figure.value)
+                    .map(|(target, value)| target.rag(value)),
+                previous: Comparison {
+                    period_start: previous.first_day(),
+                    period_end: previous.last_day(),
+                    value: before.value,
+                },
+                // Savings accumulate through the year: this period's year to
+                // date is not comparable with the previous period's.
+                vs_previous: match spec.targets {
+                    TargetScope::FinancialYearToDate => None,
+                    TargetScope::Period | TargetScope::None => travel(before.value),
+                },
+                same_period_last_year: Comparison {
+                    period_start: last_year.first_day(),
+                    period_end: last_year.last_day(),
+                    value: year_ago.value,
+                },
+                vs_last_year: travel(year_ago.value),
+                notes: figure.notes,
+            }
+        })
         .collect();
     Ok(Scorecard {
-        council,
+        council: council.to_string(),
         period: PeriodInfo {
             kind: match kind {
                 PeriodKind::Month => "month",

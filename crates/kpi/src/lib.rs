@@ -5,6 +5,7 @@
 //! The definitions are the product's contract (`shared/domain.md`, "KPI definitions" and
 //! "Reporting rules"); each module names the definition it implements.
 
+pub mod catalogue;
 pub mod channel;
 pub mod completion;
 pub mod cost;
@@ -18,6 +19,7 @@ pub mod savings;
 pub mod suppression;
 pub mod take_up;
 
+pub use catalogue::{Kpi, KpiSpec};
 pub use channel::{
     Channel, ChannelClass, ChannelClasses, ContactsByChannel, CustomerType, Instrument,
     Interaction, Outcome, UnknownName,

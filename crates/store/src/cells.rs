@@ -10,6 +10,7 @@
 //! column another expression of the query reads (hence `all_contacts`).
 
 use crate::connection::{Store, StoreError};
+use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
 use chrono::{Days, NaiveDate};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -55,18 +56,33 @@ pub enum Source {
 }
 
 /// The council, the local days (both inclusive) and optional filters.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CellFilter {
-    pub council: String,
+    pub council: CouncilCode,
     pub from: NaiveDate,
     pub to: NaiveDate,
-    pub service: Option<String>,
-    pub channel: Option<String>,
-    pub customer_type: Option<String>,
-    pub instrument: Option<String>,
+    pub service: Option<ServiceSlug>,
+    pub channel: Option<Channel>,
+    pub customer_type: Option<CustomerType>,
+    pub instrument: Option<Instrument>,
 }
 
-/// Optional grouping keys; a key not asked for comes back as an empty string.
+impl CellFilter {
+    /// Every contact or response of `council` from `from` to `to`, unfiltered.
+    pub fn new(council: CouncilCode, from: NaiveDate, to: NaiveDate) -> Self {
+        Self {
+            council,
+            from,
+            to,
+            service: None,
+            channel: None,
+            customer_type: None,
+            instrument: None,
+        }
+    }
+}
+
+/// Optional grouping keys; a key not asked for comes back as `None`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Keys {
     pub service: bool,
@@ -78,14 +94,16 @@ pub struct Keys {
 /// Contacts of one period × channel × assisted flag (× service × customer
 /// type when asked), with the transaction outcomes every KPI needs summed in
 /// SQL, so a year of days comes back as a few hundred cells.
-#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContactCell {
-    /// First day of the period (`YYYY-MM-DD`), or `total`.
-    pub period: String,
-    pub channel: String,
-    pub assisted: u8,
-    pub k_service: String,
-    pub k_customer_type: String,
+    /// First day of the period; `None` for the whole range (`Bucket::Total`).
+    pub period: Option<NaiveDate>,
+    pub channel: Channel,
+    pub assisted: bool,
+    /// Set when [`Keys::service`] asks for it.
+    pub service: Option<ServiceSlug>,
+    /// Set when [`Keys::customer_type`] asks for it.
+    pub customer_type: Option<CustomerType>,
     /// All contacts, whatever their interaction and outcome.
     pub all_contacts: u64,
     /// Transactions (interaction `transaction`) by outcome.
@@ -109,15 +127,18 @@ impl ContactCell {
     }
 }
 
-/// Responses of one period × instrument × score (× channel × service × customer type when asked).
-#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
+/// Responses of one period × instrument × score (× channel × service ×
+/// customer type when asked).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SatisfactionCell {
-    pub period: String,
-    pub instrument: String,
+    /// First day of the period; `None` for the whole range.
+    pub period: Option<NaiveDate>,
+    pub instrument: Instrument,
     pub score: u8,
-    pub k_channel: String,
-    pub k_service: String,
-    pub k_customer_type: String,
+    /// Set when [`Keys::channel`] asks for it.
+    pub channel: Option<Channel>,
+    pub service: Option<ServiceSlug>,
+    pub customer_type: Option<CustomerType>,
     pub responses: u64,
 }
 
@@ -129,15 +150,162 @@ pub enum Area {
 }
 
 /// Contacts of one period × area × channel × assisted flag.
-#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AreaCell {
-    pub period: String,
+    /// First day of the period; `None` for the whole range.
+    pub period: Option<NaiveDate>,
+    /// The ward or LSOA code; empty for contacts without one.
     pub area: String,
-    pub channel: String,
-    pub assisted: u8,
+    pub channel: Channel,
+    pub assisted: bool,
     pub all_contacts: u64,
     /// Completed transactions (completed or ineligible).
     pub completed: u64,
+}
+
+/// The rows as ClickHouse returns them: keys as text, `''` for a key not
+/// asked for and `'total'` for the whole range. [`Store`] turns them into
+/// cells, so a value outside the contract is an error, not a silent gap.
+mod wire {
+    use clickhouse::Row;
+    use serde::Deserialize;
+
+    #[derive(Row, Deserialize)]
+    pub(super) struct ContactRow {
+        pub period: String,
+        pub channel: String,
+        pub assisted: u8,
+        pub k_service: String,
+        pub k_customer_type: String,
+        pub all_contacts: u64,
+        pub tx_completed: u64,
+        pub tx_ineligible: u64,
+        pub tx_abandoned: u64,
+        pub tx_failed: u64,
+        pub tx_transferred: u64,
+        pub avoidable_contacts: u64,
+        pub avoidable_flagged: u64,
+        pub resolved_first: u64,
+        pub resolution_flagged: u64,
+        pub handling_seconds_total: u64,
+        pub timed: u64,
+    }
+
+    #[derive(Row, Deserialize)]
+    pub(super) struct SatisfactionRow {
+        pub period: String,
+        pub instrument: String,
+        pub score: u8,
+        pub k_channel: String,
+        pub k_service: String,
+        pub k_customer_type: String,
+        pub responses: u64,
+    }
+
+    #[derive(Row, Deserialize)]
+    pub(super) struct AreaRow {
+        pub period: String,
+        pub area: String,
+        pub channel: String,
+        pub assisted: u8,
+        pub all_contacts: u64,
+        pub completed: u64,
+    }
+}
+
+/// A stored value the contract does not allow.
+fn unexpected(column: &str, value: &str) -> StoreError {
+    StoreError::Unexpected {
+        column: column.to_string(),
+        value: value.to_string(),
+    }
+}
+
+/// A period column: `total` or the period's first day.
+fn period(text: &str) -> Result<Option<NaiveDate>, StoreError> {
+    if text == "total" {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| unexpected("period", text))
+}
+
+/// A closed-set column.
+fn member<T: std::str::FromStr>(column: &str, text: &str) -> Result<T, StoreError> {
+    text.parse().map_err(|_| unexpected(column, text))
+}
+
+/// A key column: `''` when not asked for.
+fn asked<T>(
+    column: &str,
+    text: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, StoreError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    parse(text)
+        .map(Some)
+        .ok_or_else(|| unexpected(column, text))
+}
+
+impl TryFrom<wire::ContactRow> for ContactCell {
+    type Error = StoreError;
+    fn try_from(row: wire::ContactRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            period: period(&row.period)?,
+            channel: member("channel", &row.channel)?,
+            assisted: row.assisted == 1,
+            service: asked("service", &row.k_service, ServiceSlug::parse)?,
+            customer_type: asked("customer_type", &row.k_customer_type, |text| {
+                text.parse().ok()
+            })?,
+            all_contacts: row.all_contacts,
+            tx_completed: row.tx_completed,
+            tx_ineligible: row.tx_ineligible,
+            tx_abandoned: row.tx_abandoned,
+            tx_failed: row.tx_failed,
+            tx_transferred: row.tx_transferred,
+            avoidable_contacts: row.avoidable_contacts,
+            avoidable_flagged: row.avoidable_flagged,
+            resolved_first: row.resolved_first,
+            resolution_flagged: row.resolution_flagged,
+            handling_seconds_total: row.handling_seconds_total,
+            timed: row.timed,
+        })
+    }
+}
+
+impl TryFrom<wire::SatisfactionRow> for SatisfactionCell {
+    type Error = StoreError;
+    fn try_from(row: wire::SatisfactionRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            period: period(&row.period)?,
+            instrument: member("instrument", &row.instrument)?,
+            score: row.score,
+            channel: asked("channel", &row.k_channel, |text| text.parse().ok())?,
+            service: asked("service", &row.k_service, ServiceSlug::parse)?,
+            customer_type: asked("customer_type", &row.k_customer_type, |text| {
+                text.parse().ok()
+            })?,
+            responses: row.responses,
+        })
+    }
+}
+
+impl TryFrom<wire::AreaRow> for AreaCell {
+    type Error = StoreError;
+    fn try_from(row: wire::AreaRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            period: period(&row.period)?,
+            area: row.area,
+            channel: member("channel", &row.channel)?,
+            assisted: row.assisted == 1,
+            all_contacts: row.all_contacts,
+            completed: row.completed,
+        })
+    }
 }
 
 /// A bound value: every one is text, converted in SQL where needed.
@@ -217,7 +385,7 @@ fn from(sql: &mut Sql, source: Source, rollup: &str, raw: &str, filter: &CellFil
             let (start, end) = utc_margin(filter);
             sql.push(
                 &format!(" FROM {raw})"),
-                [filter.council.clone(), start, end],
+                [filter.council.to_string(), start, end],
             );
         }
         Source::RawAsOf(at) => {
@@ -225,25 +393,30 @@ fn from(sql: &mut Sql, source: Source, rollup: &str, raw: &str, filter: &CellFil
             // Unix seconds, so the server's time zone plays no part.
             sql.push(
                 &format!(" FROM {raw} AND ingested_at <= toDateTime(toUInt32(?)))"),
-                [filter.council.clone(), start, end, at.max(0).to_string()],
+                [
+                    filter.council.to_string(),
+                    start,
+                    end,
+                    at.max(0).to_string(),
+                ],
             );
         }
     }
 }
 
 /// The council, the days, and each filter that is set.
-fn filters(sql: &mut Sql, filter: &CellFilter, columns: &[(&str, &Option<String>)]) {
+fn filters(sql: &mut Sql, filter: &CellFilter, columns: &[(&str, Option<&str>)]) {
     sql.push(
         " WHERE council = ? AND day >= toDate(?) AND day <= toDate(?)",
         [
-            filter.council.clone(),
+            filter.council.to_string(),
             filter.from.to_string(),
             filter.to.to_string(),
         ],
     );
     for (column, value) in columns {
         if let Some(value) = value {
-            sql.push(&format!(" AND {column} = ?"), [value.clone()]);
+            sql.push(&format!(" AND {column} = ?"), [value.to_string()]);
         }
     }
 }
@@ -257,15 +430,22 @@ fn key(asked: bool, column: &str, alias: &str) -> String {
 }
 
 impl Store {
-    async fn fetch<T>(&self, sql: Sql) -> Result<Vec<T>, StoreError>
+    /// Runs `sql` and turns each row into a cell.
+    async fn fetch<R, T>(&self, sql: Sql) -> Result<Vec<T>, StoreError>
     where
-        T: clickhouse::RowOwned + clickhouse::RowRead,
+        R: clickhouse::RowOwned + clickhouse::RowRead,
+        T: TryFrom<R, Error = StoreError>,
     {
         let mut query = self.client.query(&sql.text);
         for bind in sql.binds {
             query = query.bind(bind);
         }
-        Ok(query.fetch_all::<T>().await?)
+        query
+            .fetch_all::<R>()
+            .await?
+            .into_iter()
+            .map(T::try_from)
+            .collect()
     }
 
     /// Contact counts by period, channel, assisted flag, interaction and
@@ -300,9 +480,12 @@ impl Store {
             &mut sql,
             filter,
             &[
-                ("service", &filter.service),
-                ("channel", &filter.channel),
-                ("customer_type", &filter.customer_type),
+                ("service", filter.service.as_ref().map(ServiceSlug::as_str)),
+                ("channel", filter.channel.map(Channel::as_str)),
+                (
+                    "customer_type",
+                    filter.customer_type.map(CustomerType::as_str),
+                ),
             ],
         );
         sql.push(
@@ -310,7 +493,7 @@ impl Store {
               ORDER BY period, channel, assisted, k_service, k_customer_type",
             [],
         );
-        self.fetch(sql).await
+        self.fetch::<wire::ContactRow, _>(sql).await
     }
 
     /// Survey responses by period, instrument and score, and by channel,
@@ -340,10 +523,13 @@ impl Store {
             &mut sql,
             filter,
             &[
-                ("service", &filter.service),
-                ("channel", &filter.channel),
-                ("customer_type", &filter.customer_type),
-                ("instrument", &filter.instrument),
+                ("service", filter.service.as_ref().map(ServiceSlug::as_str)),
+                ("channel", filter.channel.map(Channel::as_str)),
+                (
+                    "customer_type",
+                    filter.customer_type.map(CustomerType::as_str),
+                ),
+                ("instrument", filter.instrument.map(Instrument::as_str)),
             ],
         );
         sql.push(
@@ -351,7 +537,7 @@ impl Store {
               ORDER BY period, instrument, score, k_channel, k_service, k_customer_type",
             [],
         );
-        self.fetch(sql).await
+        self.fetch::<wire::SatisfactionRow, _>(sql).await
     }
 
     /// Contacts by period and ward or LSOA, for hot spots. Contacts without
@@ -374,13 +560,17 @@ impl Store {
             bucket.sql(),
         ));
         from(&mut sql, source, "contact_area_daily", AREA_RAW, filter);
-        filters(&mut sql, filter, &[("channel", &filter.channel)]);
+        filters(
+            &mut sql,
+            filter,
+            &[("channel", filter.channel.map(Channel::as_str))],
+        );
         sql.push(
             " GROUP BY period, area, channel, assisted
               ORDER BY period, area, channel, assisted",
             [],
         );
-        self.fetch(sql).await
+        self.fetch::<wire::AreaRow, _>(sql).await
     }
 }
 
@@ -412,7 +602,7 @@ impl Store {
     /// How many local days from `from` to `to` (inclusive) have any contact.
     pub async fn days_with_contacts(
         &self,
-        council: &str,
+        council: &CouncilCode,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<u64, StoreError> {
@@ -422,7 +612,7 @@ impl Store {
                 "SELECT uniqExact(day) AS days FROM contact_daily
                 WHERE council = ? AND day >= toDate(?) AND day <= toDate(?)",
             )
-            .bind(council)
+            .bind(council.as_str())
             .bind(from.to_string())
             .bind(to.to_string())
             .fetch_one::<DayCount>()

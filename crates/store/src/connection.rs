@@ -33,6 +33,9 @@ pub enum StoreError {
     Version(String),
     #[error("database name {0:?} must be 1-64 of a-z A-Z 0-9 _")]
     DatabaseName(String),
+    /// A stored value outside the contract: the data or a query is wrong.
+    #[error("ClickHouse returned {value:?} in {column}, which the contract does not allow")]
+    Unexpected { column: String, value: String },
 }
 
 /// A handle on the store; cheap to clone (it shares one connection pool).

@@ -19,7 +19,7 @@ use std::time::Instant;
 /// A meeting of the calendar, checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
-    pub council: String,
+    pub council: CouncilCode,
     pub committee: String,
     pub meets: NaiveDate,
     /// The data cut-off, as Unix seconds: the pack's as-of.
@@ -72,12 +72,8 @@ impl Calendar {
                     meeting.committee, meeting.meets
                 )
             };
-            anyhow::ensure!(
-                CouncilCode::parse(&meeting.council).is_some(),
-                "{}: council: {}",
-                at(),
-                CouncilCode::RULE
-            );
+            let council = CouncilCode::parse(&meeting.council)
+                .with_context(|| format!("{}: council: {}", at(), CouncilCode::RULE))?;
             let as_of = DateTime::parse_from_rfc3339(&meeting.data_as_of)
                 .with_context(|| format!("{}: data_as_of must be an RFC 3339 instant", at()))?
                 .timestamp();
@@ -98,7 +94,7 @@ impl Calendar {
             }
             .map_err(|error| anyhow::anyhow!("{}: {error}", at()))?;
             entries.push(Entry {
-                council: meeting.council.clone(),
+                council,
                 committee: meeting.committee.clone(),
                 meets: meeting.meets,
                 as_of,
@@ -114,7 +110,7 @@ impl Calendar {
     pub fn previous_as_of(&self, council: &str, as_of: i64) -> Option<i64> {
         self.entries
             .iter()
-            .filter(|entry| entry.council == council && entry.as_of < as_of)
+            .filter(|entry| entry.council.as_str() == council && entry.as_of < as_of)
             .map(|entry| entry.as_of)
             .max()
     }
@@ -130,7 +126,7 @@ impl Calendar {
 
 /// What to produce: one pack, in some formats, into a folder.
 pub struct Order<'a> {
-    pub council: &'a str,
+    pub council: &'a CouncilCode,
     pub period: Period,
     pub as_of: i64,
     pub previous_as_of: Option<i64>,
@@ -214,7 +210,7 @@ pub async fn produce_due(
                     out.join(entry.folder())
                         .join(format!(
                             "{}{}",
-                            super::file_stem(&entry.council, &entry.period),
+                            super::file_stem(entry.council.as_str(), &entry.period),
                             format.suffix()
                         ))
                         .exists()
@@ -238,7 +234,9 @@ pub async fn produce_due(
                 council: &entry.council,
                 period: entry.period,
                 as_of: entry.as_of,
-                previous_as_of: state.calendar.previous_as_of(&entry.council, entry.as_of),
+                previous_as_of: state
+                    .calendar
+                    .previous_as_of(entry.council.as_str(), entry.as_of),
                 formats,
                 folder: &folder,
             },

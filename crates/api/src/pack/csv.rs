@@ -3,6 +3,7 @@
 
 use super::{measure_of, Pack, PackRow, Trend, TrendPoint};
 use crate::kpis::KpiRow;
+use channelshift_kpi::catalogue::{Kpi, Unit};
 use serde_json::json;
 use std::fmt::Write;
 
@@ -57,8 +58,8 @@ fn number<T: ToString>(value: Option<T>) -> String {
 
 /// One CSV line: a figure of the pack's period, or an earlier period's trend point.
 struct Line<'a> {
-    kpi: &'a str,
-    unit: &'a str,
+    kpi: Kpi,
+    unit: Unit,
     measure: String,
     breakdown: &'a str,
     breakdown_value: &'a str,
@@ -73,13 +74,13 @@ fn write_line(out: &mut String, pack: &Pack, line: Line<'_>) {
     let row = line.row;
     let fields = [
         field(&pack.council),
-        field(line.kpi),
+        field(line.kpi.as_str()),
         field(&line.measure),
         field(line.breakdown),
         field(line.breakdown_value),
         row.period_start.to_string(),
         row.period_end.to_string(),
-        field(line.unit),
+        field(line.unit.as_str()),
         number(row.value),
         number(row.numerator),
         number(row.denominator),

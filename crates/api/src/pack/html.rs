@@ -6,6 +6,7 @@
 //! starts a new A4 page. Everything shown is escaped by `maud`.
 
 use super::{words, Pack, PackRow, Trend};
+use channelshift_kpi::catalogue::{Headline, Kpi, TargetScope, Unit};
 use channelshift_kpi::rag::Rag;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -59,7 +60,7 @@ fn rag_badge(rag: Rag) -> Markup {
     }
 }
 
-fn shown(unit: &str, value: Option<f64>, suppressed: bool) -> String {
+fn shown(unit: Unit, value: Option<f64>, suppressed: bool) -> String {
     words::figure_or_reason(unit, value, suppressed)
 }
 
@@ -101,7 +102,7 @@ fn trend_in_words(trend: &Trend) -> String {
 /// The y range of the chart: 0–100 for percentages, else from 0 (or the
 /// lowest value, if negative) to a little above the highest value or target.
 fn y_range(trend: &Trend) -> (f64, f64) {
-    if trend.unit == "percent" {
+    if trend.unit == Unit::Percent {
         return (0.0, 100.0);
     }
     let values = trend
@@ -208,19 +209,26 @@ fn trend_table(trend: &Trend, id: &str) -> Markup {
 /// The breakdown tables of a KPI (for satisfaction, the csat5 measure; for
 /// hot spots, the ten lowest wards; for the channel mix, by channel and
 /// class only). The workbooks and the CSV hold every breakdown.
-fn breakdowns(pack: &Pack, kpi: &'static str) -> Markup {
+fn breakdowns(pack: &Pack, kpi: Kpi) -> Markup {
+    let spec = kpi.spec();
     let rows: Vec<&PackRow> = pack
         .rows_of(kpi)
         .filter(|row| row.breakdown != "total" && row.breakdown != "financial_year_to_date")
-        .filter(|row| kpi != "satisfaction" || row.measure() == "csat5/satisfied")
-        .filter(|row| kpi != "channel-mix" || row.breakdown.starts_with("channel"))
+        .filter(|row| match spec.trend.headline {
+            Headline::Measure {
+                instrument,
+                measure,
+            } => row.measure() == format!("{instrument}/{measure}"),
+            _ => true,
+        })
+        .filter(|row| kpi != Kpi::ChannelMix || row.breakdown.starts_with("channel"))
         .collect();
     let mut keys: Vec<&str> = rows.iter().map(|row| row.breakdown).collect();
     keys.dedup();
     html! {
         div.breakdowns { @for key in keys {
             @let of_key: Vec<&&PackRow> = rows.iter().filter(|row| row.breakdown == key)
-                .take(if kpi == "hotspots" { 10 } else { usize::MAX }).collect();
+                .take(if kpi == Kpi::Hotspots { 10 } else { usize::MAX }).collect();
             table {
                 caption {
                     @if key == "ward" { "The ten wards with the lowest take-up" }
@@ -231,7 +239,7 @@ fn breakdowns(pack: &Pack, kpi: &'static str) -> Markup {
                     th scope="col" { (words::humanise(key)) }
                     th scope="col" { "Figure" }
                     th scope="col" { "Cases" }
-                    @if kpi == "satisfaction" || kpi == "completion-rate" || kpi == "digital-take-up" {
+                    @if spec.shows_interval {
                         th scope="col" { "95% interval" }
                     }
                 } }
@@ -244,7 +252,7 @@ fn breakdowns(pack: &Pack, kpi: &'static str) -> Markup {
                             }
                             td.num { (shown(row.unit, row.row.value, row.row.suppressed)) }
                             td.num { (row.row.n.map(words::grouped).unwrap_or_default()) }
-                            @if kpi == "satisfaction" || kpi == "completion-rate" || kpi == "digital-take-up" {
+                            @if spec.shows_interval {
                                 td.num {
                                     @if let (Some(low), Some(high)) = (row.row.ci95_low, row.row.ci95_high) {
                                         (words::figure(row.unit, low)) " to " (words::figure(row.unit, high))
@@ -259,7 +267,8 @@ fn breakdowns(pack: &Pack, kpi: &'static str) -> Markup {
     }
 }
 
-fn kpi_page(pack: &Pack, kpi: &'static str, title: &str) -> Markup {
+fn kpi_page(pack: &Pack, kpi: Kpi) -> Markup {
+    let title = words::title(kpi);
     let id = format!("kpi-{kpi}");
     let trend = pack.trend(kpi);
     let status = trend.and_then(|trend| {
@@ -267,7 +276,7 @@ fn kpi_page(pack: &Pack, kpi: &'static str, title: &str) -> Markup {
         Some(trend.target?.rag(value))
     });
     // Savings are held to the year-to-date target.
-    let status = if kpi == "efficiency-savings" {
+    let status = if kpi.spec().targets == TargetScope::FinancialYearToDate {
         pack.rows_of(kpi)
             .find(|row| row.breakdown == "financial_year_to_date")
             .and_then(|row| row.rag)
@@ -317,12 +326,12 @@ fn summary(pack: &Pack) -> Markup {
                     th scope="col" { "Status" }
                 } }
                 tbody {
-                    @for (kpi, title) in words::TITLES {
+                    @for &kpi in Kpi::ALL {
                         @if let Some(trend) = pack.trend(kpi) {
                             @let current = trend.current();
                             @let previous = trend.previous();
                             tr {
-                                th scope="row" { a href=(format!("#kpi-{kpi}")) { (title) } }
+                                th scope="row" { a href=(format!("#kpi-{kpi}")) { (words::title(kpi)) } }
                                 td.num { (current.map(|p| shown(trend.unit, p.value, p.suppressed)).unwrap_or_default()) }
                                 td.num { (previous.map(|p| shown(trend.unit, p.value, p.suppressed)).unwrap_or_default()) }
                                 td.num { (trend.target.map(|t| words::figure(trend.unit, t.target())).unwrap_or_default()) }
@@ -397,9 +406,9 @@ pub fn report(pack: &Pack) -> String {
                 }
                 main {
                     (summary(pack))
-                    @for (kpi, title) in words::TITLES {
+                    @for &kpi in Kpi::ALL {
                         @if pack.trend(kpi).is_some() || pack.rows_of(kpi).next().is_some() {
-                            (kpi_page(pack, kpi, title))
+                            (kpi_page(pack, kpi))
                         }
                     }
                     (about(pack))

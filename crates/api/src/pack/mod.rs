@@ -18,14 +18,16 @@ mod words;
 mod workbook;
 
 use crate::error::ApiError;
-use crate::kpi::{self, KPIS};
+use crate::kpi;
 use crate::kpis::KpiRow;
-use crate::request::{self, GroupKey, Grouping, KpiRequest};
+use crate::request::{self, Grouping, KpiRequest};
 use crate::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use channelshift_contract::CouncilCode;
+use channelshift_kpi::catalogue::{GroupKey, Headline, Kpi, TargetScope, Unit};
 use channelshift_kpi::channel::Channel;
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
 use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Target};
@@ -39,8 +41,8 @@ pub const TREND_PERIODS: usize = 8;
 /// One figure of the pack: a KPI row for the pack's period (or, for
 /// efficiency savings' year-to-date row, the financial year to its end).
 pub struct PackRow {
-    pub kpi: &'static str,
-    pub unit: &'static str,
+    pub kpi: Kpi,
+    pub unit: Unit,
     /// `total`, `financial_year_to_date`, or the key the row is broken down by.
     pub breakdown: &'static str,
     pub row: KpiRow,
@@ -93,8 +95,8 @@ pub struct TrendPoint {
 
 /// A KPI's headline measure over the last `TREND_PERIODS` periods.
 pub struct Trend {
-    pub kpi: &'static str,
-    pub unit: &'static str,
+    pub kpi: Kpi,
+    pub unit: Unit,
     /// The breakdown the headline row is picked from (`total`, `channel_class`, `ward`).
     pub breakdown: &'static str,
     /// What the trend plots, in plain English.
@@ -121,108 +123,32 @@ impl Trend {
     }
 }
 
-/// What the headline of each KPI's page measures, and how to pick its row.
-struct TrendSpec {
-    kpi: &'static str,
-    measure: &'static str,
-    group_by: Option<GroupKey>,
-    polarity: Polarity,
-    pick: fn(&[&KpiRow]) -> Option<usize>,
+/// The index of the headline row among one period's `rows`.
+fn pick(headline: Headline, rows: &[&KpiRow]) -> Option<usize> {
+    match headline {
+        Headline::First => (!rows.is_empty()).then_some(0),
+        Headline::DigitalSelfServiceShare => rows
+            .iter()
+            .position(|row| row.key("channel_class") == Some("digital_self_service")),
+        Headline::Measure {
+            instrument,
+            measure,
+        } => rows.iter().position(|row| {
+            row.key("instrument") == Some(instrument) && row.key("measure") == Some(measure)
+        }),
+        // The published area with the lowest take-up: the period's worst hot spot.
+        Headline::LowestArea => rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| row.value.is_some())
+            .min_by(|(_, a), (_, b)| {
+                a.value
+                    .unwrap_or_default()
+                    .total_cmp(&b.value.unwrap_or_default())
+            })
+            .map(|(index, _)| index),
+    }
 }
-
-fn first(rows: &[&KpiRow]) -> Option<usize> {
-    (!rows.is_empty()).then_some(0)
-}
-
-fn digital_share(rows: &[&KpiRow]) -> Option<usize> {
-    rows.iter()
-        .position(|row| row.key("channel_class") == Some("digital_self_service"))
-}
-
-fn csat_satisfied(rows: &[&KpiRow]) -> Option<usize> {
-    rows.iter().position(|row| {
-        row.key("instrument") == Some("csat5") && row.key("measure") == Some("satisfied")
-    })
-}
-
-/// The published area with the lowest take-up: the period's worst hot spot.
-fn lowest_area(rows: &[&KpiRow]) -> Option<usize> {
-    rows.iter()
-        .enumerate()
-        .filter(|(_, row)| row.value.is_some())
-        .min_by(|(_, a), (_, b)| {
-            a.value
-                .unwrap_or_default()
-                .total_cmp(&b.value.unwrap_or_default())
-        })
-        .map(|(index, _)| index)
-}
-
-const TRENDS: &[TrendSpec] = &[
-    TrendSpec {
-        kpi: "digital-take-up",
-        measure: "Digital take-up, % of completed transactions",
-        group_by: None,
-        polarity: Polarity::HigherIsBetter,
-        pick: first,
-    },
-    TrendSpec {
-        kpi: "channel-mix",
-        measure: "Share of all contacts made through digital self-service, %",
-        group_by: Some(GroupKey::ChannelClass),
-        polarity: Polarity::HigherIsBetter,
-        pick: digital_share,
-    },
-    TrendSpec {
-        kpi: "satisfaction",
-        measure: "Customers satisfied (4 or 5 out of 5), %",
-        group_by: None,
-        polarity: Polarity::HigherIsBetter,
-        pick: csat_satisfied,
-    },
-    TrendSpec {
-        kpi: "completion-rate",
-        measure: "Online transactions completed, % of those started",
-        group_by: None,
-        polarity: Polarity::HigherIsBetter,
-        pick: first,
-    },
-    TrendSpec {
-        kpi: "cost-per-transaction",
-        measure: "Cost per completed transaction, £",
-        group_by: None,
-        polarity: Polarity::LowerIsBetter,
-        pick: first,
-    },
-    TrendSpec {
-        kpi: "efficiency-savings",
-        measure: "Savings from channel shift in the period, £",
-        group_by: None,
-        polarity: Polarity::HigherIsBetter,
-        pick: first,
-    },
-    TrendSpec {
-        kpi: "avoidable-contact",
-        measure: "Avoidable contact, % of contacts assessed",
-        group_by: None,
-        polarity: Polarity::LowerIsBetter,
-        pick: first,
-    },
-    TrendSpec {
-        kpi: "first-contact-resolution",
-        measure: "Resolved at first contact, % of contacts assessed",
-        group_by: None,
-        polarity: Polarity::HigherIsBetter,
-        pick: first,
-    },
-    TrendSpec {
-        kpi: "hotspots",
-        measure: "Digital take-up in the lowest ward, %",
-        group_by: Some(GroupKey::Ward),
-        polarity: Polarity::HigherIsBetter,
-        pick: lowest_area,
-    },
-];
 
 /// How much of the period the data covers, up to the as-of day.
 pub struct Coverage {
@@ -242,7 +168,7 @@ pub struct Pack {
     pub previous_as_of: Option<i64>,
     pub rows: Vec<PackRow>,
     pub trends: Vec<Trend>,
-    pub notes: Vec<(&'static str, String)>,
+    pub notes: Vec<(Kpi, String)>,
     pub coverage: Coverage,
     pub unit_costs: UnitCostsUsed,
     pub settings: Settings,
@@ -272,12 +198,12 @@ impl Pack {
         )
     }
 
-    pub fn trend(&self, kpi: &str) -> Option<&Trend> {
+    pub fn trend(&self, kpi: Kpi) -> Option<&Trend> {
         self.trends.iter().find(|trend| trend.kpi == kpi)
     }
 
     /// The rows of one KPI, in pack order.
-    pub fn rows_of<'a>(&'a self, kpi: &'a str) -> impl Iterator<Item = &'a PackRow> + 'a {
+    pub fn rows_of(&self, kpi: Kpi) -> impl Iterator<Item = &PackRow> + '_ {
         self.rows.iter().filter(move |row| row.kpi == kpi)
     }
 
@@ -319,7 +245,7 @@ fn published(row: KpiRow, state: &AppState) -> KpiRow {
 }
 
 fn request(
-    council: &str,
+    council: &CouncilCode,
     from: NaiveDate,
     to: NaiveDate,
     grouping: Grouping,
@@ -327,12 +253,7 @@ fn request(
     periods: Vec<(NaiveDate, NaiveDate)>,
 ) -> KpiRequest {
     KpiRequest {
-        filter: CellFilter {
-            council: council.to_string(),
-            from,
-            to,
-            ..CellFilter::default()
-        },
+        filter: CellFilter::new(council.clone(), from, to),
         grouping,
         group_by: group_by.into_iter().collect(),
         periods,
@@ -341,7 +262,7 @@ fn request(
 
 /// Which pack of `council` this one is compared with for restatements.
 pub struct Scope<'a> {
-    pub council: &'a str,
+    pub council: &'a CouncilCode,
     pub period: Period,
     pub as_of: i64,
     pub previous_as_of: Option<i64>,
@@ -360,22 +281,20 @@ pub async fn build(state: &AppState, scope: Scope<'_>) -> Result<Pack, ApiError>
     let (from, to) = (period.first_day(), period.last_day());
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for spec in KPIS {
-        if spec.name == "efficiency-savings" && state.baseline.is_none() {
+    for &kpi in Kpi::ALL {
+        let spec = kpi.spec();
+        if spec.needs_baseline && state.baseline.is_none() {
             notes.push((
-                spec.name,
+                kpi,
                 "No baseline period is configured (kpi.baseline), so savings are not reported."
                     .to_string(),
             ));
             continue;
         }
-        let breakdowns =
-            std::iter::once(None).chain(spec.accepts.group_by.iter().copied().map(Some));
+        let breakdowns = std::iter::once(None)
+            .filter(|_| spec.has_total)
+            .chain(spec.group_by.iter().copied().map(Some));
         for breakdown in breakdowns {
-            // Hot spots are always by area: their "total" is the ward breakdown.
-            if spec.name == "hotspots" && breakdown.is_none() {
-                continue;
-            }
             let request = request(
                 council,
                 from,
@@ -384,13 +303,10 @@ pub async fn build(state: &AppState, scope: Scope<'_>) -> Result<Pack, ApiError>
                 breakdown,
                 vec![(from, to)],
             );
-            let report = kpi::compute(state, spec.name, &request, source).await?;
+            let report = kpi::compute(state, kpi, &request, source).await?;
             for note in report.notes {
-                if !notes
-                    .iter()
-                    .any(|(kpi, text)| *kpi == spec.name && *text == note)
-                {
-                    notes.push((spec.name, note));
+                if !notes.iter().any(|(of, text)| *of == kpi && *text == note) {
+                    notes.push((kpi, note));
                 }
             }
             for row in report.rows {
@@ -398,18 +314,23 @@ pub async fn build(state: &AppState, scope: Scope<'_>) -> Result<Pack, ApiError>
                 // Targets apply to the headline figure only; savings' target
                 // is for the financial year to date (its own row below).
                 let headline = breakdown.is_none()
-                    && spec.name != "efficiency-savings"
-                    && (spec.name != "satisfaction"
-                        || (row.key("instrument") == Some("csat5")
-                            && row.key("measure") == Some("satisfied")));
-                let target = headline
-                    .then(|| state.targets.get(spec.name).copied())
-                    .flatten();
+                    && spec.targets == TargetScope::Period
+                    && match spec.scorecard {
+                        Some(Headline::Measure {
+                            instrument,
+                            measure,
+                        }) => {
+                            row.key("instrument") == Some(instrument)
+                                && row.key("measure") == Some(measure)
+                        }
+                        _ => true,
+                    };
+                let target = headline.then(|| state.targets.get(&kpi).copied()).flatten();
                 let rag = target
                     .zip(row.value)
                     .map(|(target, value)| target.rag(value));
                 rows.push(PackRow {
-                    kpi: spec.name,
+                    kpi,
                     unit: spec.unit,
                     breakdown: breakdown.map_or("total", |key| key.as_str()),
                     row,
@@ -418,17 +339,17 @@ pub async fn build(state: &AppState, scope: Scope<'_>) -> Result<Pack, ApiError>
                 });
             }
         }
-        if spec.name == "efficiency-savings" {
-            rows.extend(savings_to_date(state, council, period, source).await?);
+        if spec.targets == TargetScope::FinancialYearToDate {
+            rows.extend(year_to_date(state, kpi, council, period, source).await?);
         }
     }
 
     let mut trends = Vec::new();
-    for spec in TRENDS {
-        if spec.kpi == "efficiency-savings" && state.baseline.is_none() {
+    for &kpi in Kpi::ALL {
+        if kpi.spec().needs_baseline && state.baseline.is_none() {
             continue;
         }
-        trends.push(trend(state, council, period, spec, as_of, previous_as_of).await?);
+        trends.push(trend(state, council, period, kpi, as_of, previous_as_of).await?);
     }
 
     Ok(Pack {
@@ -457,11 +378,12 @@ pub async fn build(state: &AppState, scope: Scope<'_>) -> Result<Pack, ApiError>
     })
 }
 
-/// Savings over the financial year to the period's end, against the
-/// council's (annual) savings target.
-async fn savings_to_date(
+/// A KPI over the financial year to the period's end (savings), against the
+/// council's annual target.
+async fn year_to_date(
     state: &AppState,
-    council: &str,
+    kpi: Kpi,
+    council: &CouncilCode,
     period: Period,
     source: Source,
 ) -> Result<Option<PackRow>, ApiError> {
@@ -477,13 +399,13 @@ async fn savings_to_date(
         None,
         vec![(year_start, to)],
     );
-    let report = kpi::compute(state, "efficiency-savings", &request, source).await?;
+    let report = kpi::compute(state, kpi, &request, source).await?;
     Ok(report.rows.into_iter().next().map(|row| {
         let row = published(row, state);
-        let target = state.targets.get("efficiency-savings").copied();
+        let target = state.targets.get(&kpi).copied();
         PackRow {
-            kpi: "efficiency-savings",
-            unit: "gbp",
+            kpi,
+            unit: kpi.spec().unit,
             breakdown: "financial_year_to_date",
             rag: target
                 .zip(row.value)
@@ -510,11 +432,12 @@ fn trend_periods(period: Period) -> Vec<Period> {
 /// The headline measure per period, as published at `as_of`.
 async fn trend_values(
     state: &AppState,
-    council: &str,
+    council: &CouncilCode,
     periods: &[Period],
-    spec: &TrendSpec,
+    kpi: Kpi,
     as_of: i64,
 ) -> Result<Vec<Option<KpiRow>>, ApiError> {
+    let spec = kpi.spec().trend;
     let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
         return Ok(Vec::new());
     };
@@ -529,7 +452,7 @@ async fn trend_values(
             .map(|p| (p.first_day(), p.last_day()))
             .collect(),
     );
-    let report = kpi::compute(state, spec.kpi, &request, Source::RawAsOf(as_of)).await?;
+    let report = kpi::compute(state, kpi, &request, Source::RawAsOf(as_of)).await?;
     let rows: Vec<KpiRow> = report
         .rows
         .into_iter()
@@ -542,21 +465,22 @@ async fn trend_values(
                 .iter()
                 .filter(|row| row.period_start == period.first_day())
                 .collect();
-            (spec.pick)(&of_period).map(|index| of_period[index].clone())
+            pick(spec.headline, &of_period).map(|index| of_period[index].clone())
         })
         .collect())
 }
 
 async fn trend(
     state: &AppState,
-    council: &str,
+    council: &CouncilCode,
     period: Period,
-    spec: &TrendSpec,
+    kpi: Kpi,
     as_of: i64,
     previous_as_of: Option<i64>,
 ) -> Result<Trend, ApiError> {
+    let spec = kpi.spec();
     let periods = trend_periods(period);
-    let now = trend_values(state, council, &periods, spec, as_of).await?;
+    let now = trend_values(state, council, &periods, kpi, as_of).await?;
     // Periods the previous pack could have reported complete: those ended
     // before its as-of day.
     let then = match previous_as_of {
@@ -569,12 +493,12 @@ async fn trend(
                 .copied()
                 .filter(|p| p.last_day() < previous_day)
                 .collect();
-            let values = trend_values(state, council, &reported, spec, previous).await?;
+            let values = trend_values(state, council, &reported, kpi, previous).await?;
             reported.into_iter().zip(values).collect()
         }
         None => Vec::new(),
     };
-    let target = state.targets.get(spec.kpi).copied();
+    let target = state.targets.get(&kpi).copied();
     let points = periods
         .iter()
         .zip(now)
@@ -601,14 +525,14 @@ async fn trend(
         })
         .collect();
     Ok(Trend {
-        kpi: spec.kpi,
-        unit: kpi::spec(spec.kpi).map_or("percent", |kpi| kpi.unit),
-        breakdown: spec.group_by.map_or("total", |key| key.as_str()),
-        measure: spec.measure,
+        kpi,
+        unit: spec.unit,
+        breakdown: spec.trend.group_by.map_or("total", |key| key.as_str()),
+        measure: spec.trend.measure,
         points,
         polarity: target.map_or(spec.polarity, |target| target.polarity()),
-        // The savings target is annual: the quarterly trend is not held to it.
-        target: target.filter(|_| spec.kpi != "efficiency-savings" && spec.kpi != "hotspots"),
+        // An annual target (savings) does not hold the period's trend.
+        target: target.filter(|_| spec.targets == TargetScope::Period),
     })
 }
 
@@ -626,7 +550,7 @@ fn same_figure(before: &Published, value: Option<f64>, suppressed: bool) -> bool
 /// Days of the period up to the as-of day, and how many of them have contacts.
 async fn coverage(
     state: &AppState,
-    council: &str,
+    council: &CouncilCode,
     period: Period,
     as_of: i64,
 ) -> Result<Coverage, ApiError> {
@@ -640,12 +564,7 @@ async fn coverage(
             days_with_data: 0,
         });
     }
-    let filter = CellFilter {
-        council: council.to_string(),
-        from: period.first_day(),
-        to: covered_to,
-        ..CellFilter::default()
-    };
+    let filter = CellFilter::new(council.clone(), period.first_day(), covered_to);
     let cells = state
         .store
         .contact_cells(
@@ -655,10 +574,10 @@ async fn coverage(
             Source::RawAsOf(as_of),
         )
         .await?;
-    let mut days: Vec<&str> = cells
+    let mut days: Vec<NaiveDate> = cells
         .iter()
         .filter(|cell| cell.all_contacts > 0)
-        .map(|cell| cell.period.as_str())
+        .filter_map(|cell| cell.period)
         .collect();
     days.sort_unstable();
     days.dedup();
@@ -850,7 +769,7 @@ pub async fn get_pack(
     let pack = build(
         &state,
         Scope {
-            council: council.as_str(),
+            council: &council,
             period,
             as_of,
             previous_as_of,

@@ -3,54 +3,29 @@
 //! headline sentence of each KPI's page. Shared by the workbooks and the report.
 
 use super::{Pack, Trend};
+use channelshift_kpi::catalogue::{Kpi, Unit};
 use channelshift_kpi::period::{Period, PeriodKind};
 use channelshift_kpi::rag::{Direction, Rag};
 
-/// The KPIs in report order, with the title of their page.
-pub const TITLES: &[(&str, &str)] = &[
-    ("digital-take-up", "Digital take-up"),
-    ("channel-mix", "How customers contact us"),
-    ("satisfaction", "Customer satisfaction"),
-    ("completion-rate", "Online completion rate"),
-    ("cost-per-transaction", "Cost per transaction"),
-    ("efficiency-savings", "Savings from channel shift"),
-    ("avoidable-contact", "Avoidable contact"),
-    ("first-contact-resolution", "Resolved at first contact"),
-    ("hotspots", "Digital exclusion hot spots"),
-];
-
-pub fn title(kpi: &str) -> &'static str {
-    TITLES
-        .iter()
-        .find(|(name, _)| *name == kpi)
-        .map_or("", |(_, title)| title)
+/// The title of the KPI's page.
+pub fn title(kpi: Kpi) -> &'static str {
+    kpi.spec().title
 }
 
-/// What each KPI means, for a committee member rather than an analyst.
-pub fn definition(kpi: &str) -> &'static str {
-    match kpi {
-        "digital-take-up" => "Of all the transactions customers completed with us (applying, paying, reporting, booking), the share they completed online themselves, through the website, app or a kiosk. Help from staff to use the website still counts as online.",
-        "channel-mix" => "How all contacts were split between the ways customers reach us: online self-service, webchat and email, telephone, face to face and paper.",
-        "satisfaction" => "Of the customers who answered our satisfaction survey on a five-point scale, the share who said they were satisfied or very satisfied (4 or 5). Other survey scales are reported separately, never mixed in.",
-        "completion-rate" => "Of the transactions customers started online, the share they finished (including those found not eligible), rather than giving up, failing or being passed to another channel.",
-        "cost-per-transaction" => "What contacts cost us, at an agreed cost for each channel, divided by the number of completed transactions.",
-        "efficiency-savings" => "An estimate of the cost avoided because customers moved to cheaper channels since the baseline period: this period's contacts costed at the baseline's channel mix, less their cost at today's mix.",
-        "avoidable-contact" => "Of the contacts staff assessed, the share that should not have been needed, such as chasing progress or correcting our mistakes (failure demand).",
-        "first-contact-resolution" => "Of the contacts staff assessed, the share where the customer's need was met in that first contact.",
-        "hotspots" => "Digital take-up in each ward, lowest first: the wards where residents are least able or likely to use online services, where help to get online may do most good.",
-        _ => "",
-    }
+/// What the KPI means, for a committee member rather than an analyst.
+pub fn definition(kpi: Kpi) -> &'static str {
+    kpi.spec().plain_english
 }
 
 /// What to bear in mind when reading a KPI.
-pub fn caveats(pack: &Pack, kpi: &str) -> Vec<String> {
+pub fn caveats(pack: &Pack, kpi: Kpi) -> Vec<String> {
     let threshold = pack.settings.suppression_threshold;
     let mut caveats = vec![format!(
         "Figures resting on fewer than {threshold} cases are withheld and marked “withheld”, to protect individuals; they are never shown as zero."
     )];
     let socitm = "Unit costs are Socitm's 2012 averages (face to face £8.62, telephone £2.83, online £0.15 per contact) unless the council has set its own; they describe simple contacts, not whole transactions.";
     match kpi {
-        "digital-take-up" => caveats.push(format!(
+        Kpi::DigitalTakeUp => caveats.push(format!(
             "Definition in use: {}.",
             if pack.settings.take_up_definition == "gds_2014" {
                 "GDS 2014 (transactions completed online with staff help are not counted as digital)"
@@ -58,11 +33,11 @@ pub fn caveats(pack: &Pack, kpi: &str) -> Vec<String> {
                 "current GDS guidance (online with staff help counts as digital)"
             }
         )),
-        "satisfaction" => caveats.push(
+        Kpi::Satisfaction => caveats.push(
             "Survey response rates are not yet measured: the figure describes the customers who chose to answer, who may differ from those who did not. The range shown is a 95% confidence interval.".into(),
         ),
-        "cost-per-transaction" => caveats.push(socitm.into()),
-        "efficiency-savings" => {
+        Kpi::CostPerTransaction => caveats.push(socitm.into()),
+        Kpi::EfficiencySavings => {
             caveats.push(socitm.into());
             caveats.push(match pack.settings.baseline {
                 Some((from, to)) => format!(
@@ -73,13 +48,13 @@ pub fn caveats(pack: &Pack, kpi: &str) -> Vec<String> {
                 None => "No baseline period is configured, so savings cannot be estimated.".into(),
             });
         }
-        "first-contact-resolution" => caveats.push(
+        Kpi::FirstContactResolution => caveats.push(
             "Each assessed contact stands for the customer's whole journey; repeat contacts are not yet linked.".into(),
         ),
-        "hotspots" => caveats.push(
+        Kpi::Hotspots => caveats.push(
             "Contacts without a known ward are left out. Wards are shown by their ONS code.".into(),
         ),
-        _ => {}
+        Kpi::ChannelMix | Kpi::CompletionRate | Kpi::AvoidableContact => {}
     }
     for (note_kpi, note) in &pack.notes {
         if *note_kpi == kpi {
@@ -139,18 +114,20 @@ fn last_period(period: &Period) -> &'static str {
 pub use channelshift_store::grouped;
 
 /// A figure as people read it: 46.2%, £2.83, £310,200.
-pub fn figure(unit: &str, value: f64) -> String {
+pub fn figure(unit: Unit, value: f64) -> String {
     let sign = if value < 0.0 { "−" } else { "" };
     let magnitude = value.abs();
     match unit {
-        "gbp" if magnitude >= 1000.0 => format!("{sign}£{}", grouped(magnitude.round() as u64)),
-        "gbp" => format!("{sign}£{magnitude:.2}"),
-        _ => format!("{sign}{magnitude:.1}%"),
+        Unit::Gbp if magnitude >= 1000.0 => {
+            format!("{sign}£{}", grouped(magnitude.round() as u64))
+        }
+        Unit::Gbp => format!("{sign}£{magnitude:.2}"),
+        Unit::Percent => format!("{sign}{magnitude:.1}%"),
     }
 }
 
 /// A figure, or why there is none.
-pub fn figure_or_reason(unit: &str, value: Option<f64>, suppressed: bool) -> String {
+pub fn figure_or_reason(unit: Unit, value: Option<f64>, suppressed: bool) -> String {
     match value {
         Some(value) => figure(unit, value),
         None if suppressed => "withheld (too few cases)".into(),
@@ -213,7 +190,7 @@ pub fn humanise(code: &str) -> String {
 
 /// The page's headline sentence, e.g. "Digital take-up was 46.2% this
 /// quarter, up from 43.1% last quarter; target 50.0%: amber."
-pub fn headline(pack: &Pack, kpi: &str) -> String {
+pub fn headline(pack: &Pack, kpi: Kpi) -> String {
     let period = &pack.period;
     let this = this_period(period);
     let Some(trend) = pack.trend(kpi) else {
@@ -255,10 +232,10 @@ pub fn headline(pack: &Pack, kpi: &str) -> String {
             .unwrap_or_default()
     };
     match kpi {
-        "channel-mix" => {
+        Kpi::ChannelMix => {
             format!("Online self-service carried {shown} of all contacts {this}{change}.")
         }
-        "satisfaction" => format!(
+        Kpi::Satisfaction => format!(
             "{shown} of customers who answered the survey were satisfied {this}{}{change}{}.",
             point
                 .n
@@ -266,22 +243,22 @@ pub fn headline(pack: &Pack, kpi: &str) -> String {
                 .unwrap_or_default(),
             target(trend.target, value)
         ),
-        "completion-rate" => format!(
+        Kpi::CompletionRate => format!(
             "Customers finished {shown} of the transactions they started online {this}{change}{}.",
             target(trend.target, value)
         ),
-        "efficiency-savings" => {
+        Kpi::EfficiencySavings => {
             let year = pack
-                .rows_of("efficiency-savings")
+                .rows_of(kpi)
                 .find(|row| row.breakdown == "financial_year_to_date");
             let to_date = match year.and_then(|row| row.row.value) {
                 Some(total) => format!(
                     ", and {} so far this financial year{}",
-                    figure("gbp", total),
+                    figure(Unit::Gbp, total),
                     year.and_then(|row| row.target)
                         .map(|target| format!(
                             " against a target of {}: {}",
-                            figure("gbp", target.target()),
+                            figure(Unit::Gbp, target.target()),
                             rag_word(target.rag(total))
                         ))
                         .unwrap_or_default()
@@ -290,21 +267,24 @@ pub fn headline(pack: &Pack, kpi: &str) -> String {
             };
             format!("Channel shift saved an estimated {shown} {this}{to_date}.")
         }
-        "hotspots" => {
+        Kpi::Hotspots => {
             let ward = point
                 .row
                 .as_ref()
                 .and_then(|row| row.key("ward"))
                 .unwrap_or("one ward");
             let wards = pack
-                .rows_of("hotspots")
+                .rows_of(kpi)
                 .filter(|row| row.breakdown == "ward" && row.row.value.is_some())
                 .count();
             format!(
                 "Digital take-up was lowest in ward {ward}, at {shown} {this} (the lowest of {wards} wards with enough data to publish)."
             )
         }
-        _ => format!(
+        Kpi::DigitalTakeUp
+        | Kpi::CostPerTransaction
+        | Kpi::AvoidableContact
+        | Kpi::FirstContactResolution => format!(
             "{} was {shown} {this}{change}{}.",
             title(kpi),
             target(trend.target, value)
@@ -318,10 +298,10 @@ mod tests {
 
     #[test]
     fn figures_read_as_people_write_them() {
-        assert_eq!(figure("percent", 46.23), "46.2%");
-        assert_eq!(figure("gbp", 2.834), "£2.83");
-        assert_eq!(figure("gbp", 465_000.0), "£465,000");
-        assert_eq!(figure("gbp", -1234.4), "−£1,234");
+        assert_eq!(figure(Unit::Percent, 46.23), "46.2%");
+        assert_eq!(figure(Unit::Gbp, 2.834), "£2.83");
+        assert_eq!(figure(Unit::Gbp, 465_000.0), "£465,000");
+        assert_eq!(figure(Unit::Gbp, -1234.4), "−£1,234");
         assert_eq!(grouped(1_234_567), "1,234,567");
         assert_eq!(grouped(999), "999");
         assert_eq!(humanise("face_to_face"), "Face to face");

@@ -6,6 +6,7 @@
 
 use super::csv::neutralise;
 use super::{words, Pack, PackRow};
+use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::rag::Rag;
 
 /// A cell of the neutral sheet model both writers share.
@@ -54,14 +55,14 @@ pub struct Sheet {
 
 fn summary(pack: &Pack) -> Sheet {
     let mut rows = Vec::new();
-    for (kpi, title) in words::TITLES {
+    for &kpi in Kpi::ALL {
         let Some(trend) = pack.trend(kpi) else {
             continue;
         };
         let current = trend.current();
         let target = trend.target;
         rows.push(vec![
-            text(*title),
+            text(words::title(kpi)),
             text(trend.measure),
             current.map_or(Cell::Empty, |point| figure(point.value, point.suppressed)),
             trend
@@ -105,7 +106,7 @@ fn kpi_row(row: &PackRow) -> Vec<Cell> {
         text(row.measure()),
         text(row.row.period_start.to_string()),
         text(row.row.period_end.to_string()),
-        text(row.unit),
+        text(row.unit.as_str()),
         figure(row.row.value, row.row.suppressed),
         count(row.row.n),
         row.row
@@ -120,9 +121,9 @@ fn kpi_row(row: &PackRow) -> Vec<Cell> {
     ]
 }
 
-fn kpi_sheet(pack: &Pack, kpi: &'static str) -> Sheet {
+fn kpi_sheet(pack: &Pack, kpi: Kpi) -> Sheet {
     Sheet {
-        name: kpi.into(),
+        name: kpi.as_str().into(),
         columns: vec![
             ("Breakdown", 24.0),
             ("Value of breakdown", 24.0),
@@ -149,7 +150,7 @@ fn trends(pack: &Pack) -> Sheet {
     for trend in &pack.trends {
         for point in &trend.points {
             rows.push(vec![
-                text(trend.kpi),
+                text(trend.kpi.as_str()),
                 text(trend.measure),
                 text(point.period.label()),
                 text(point.period.first_day().to_string()),
@@ -183,15 +184,15 @@ fn trends(pack: &Pack) -> Sheet {
 }
 
 fn definitions(pack: &Pack) -> Sheet {
-    let rows = words::TITLES
+    let rows = Kpi::ALL
         .iter()
-        .map(|(kpi, title)| {
+        .map(|&kpi| {
             vec![
-                text(*kpi),
-                text(*title),
+                text(kpi.as_str()),
+                text(words::title(kpi)),
                 text(words::definition(kpi)),
                 text(words::caveats(pack, kpi).join(" ")),
-                text(crate::kpi::spec(kpi).map_or("", |spec| spec.definition)),
+                text(kpi.spec().definition),
             ]
         })
         .collect();
@@ -283,7 +284,7 @@ fn metadata_sheet(pack: &Pack) -> Sheet {
 /// The workbook's sheets, in order.
 pub fn sheets(pack: &Pack) -> Vec<Sheet> {
     let mut sheets = vec![summary(pack)];
-    for (kpi, _) in words::TITLES {
+    for &kpi in Kpi::ALL {
         if pack.rows_of(kpi).next().is_some() {
             sheets.push(kpi_sheet(pack, kpi));
         }

@@ -1,0 +1,364 @@
+//! The KPI catalogue: every KPI the product reports, and for each one what the API, the
+//! scorecard and the packs need to know about it — slug, unit, polarity, the breakdowns and
+//! filters it accepts, which row is its headline, its title and wording for a committee, and
+//! whether it needs a savings baseline. Each fact is an exhaustive `match`, so a new KPI does
+//! not compile until every one of them is stated.
+
+use crate::rag::Polarity;
+
+channelshift_contract::vocabulary! {
+    /// A KPI, by its slug in the API's path (`/api/v1/kpi/{kpi}`) and in configuration
+    /// (`kpi.targets.<slug>`). Declaration order is report order.
+    Kpi, "KPI" {
+        DigitalTakeUp = "digital-take-up",
+        ChannelMix = "channel-mix",
+        Satisfaction = "satisfaction",
+        CompletionRate = "completion-rate",
+        CostPerTransaction = "cost-per-transaction",
+        EfficiencySavings = "efficiency-savings",
+        AvoidableContact = "avoidable-contact",
+        FirstContactResolution = "first-contact-resolution",
+        Hotspots = "hotspots",
+    }
+}
+
+channelshift_contract::vocabulary! {
+    /// A key a KPI's rows may be broken down by (`group_by`).
+    GroupKey, "group_by key" {
+        Channel = "channel",
+        ChannelClass = "channel_class",
+        Service = "service",
+        CustomerType = "customer_type",
+        Ward = "ward",
+        Lsoa = "lsoa",
+    }
+}
+
+channelshift_contract::vocabulary! {
+    /// A filter parameter a KPI may accept.
+    FilterKey, "filter" {
+        Service = "service",
+        Channel = "channel",
+        CustomerType = "customer_type",
+        Instrument = "instrument",
+    }
+}
+
+channelshift_contract::vocabulary! {
+    /// What a KPI's value is measured in.
+    Unit, "unit" {
+        Percent = "percent",
+        /// Pounds sterling.
+        Gbp = "gbp",
+    }
+}
+
+/// Which of a KPI's rows is its headline figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Headline {
+    /// The first row of its total (or of the period, in a trend).
+    First,
+    /// The row of one instrument's measure (satisfaction: csat5 % satisfied).
+    Measure {
+        instrument: &'static str,
+        measure: &'static str,
+    },
+    /// The channel-class row of digital self-service.
+    DigitalSelfServiceShare,
+    /// The published area with the lowest value: the worst hot spot.
+    LowestArea,
+}
+
+/// What a council's target for a KPI is judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetScope {
+    /// The figure of the period reported.
+    Period,
+    /// The financial year to the period's end (savings accumulate through the year).
+    FinancialYearToDate,
+    /// No figure is held to a target.
+    None,
+}
+
+/// What the pack's trend of a KPI plots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrendSpec {
+    /// What the trend plots, in plain English.
+    pub measure: &'static str,
+    /// The breakdown the headline row is picked from; `None` is the total.
+    pub group_by: Option<GroupKey>,
+    pub headline: Headline,
+}
+
+/// Everything stated about one KPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KpiSpec {
+    pub unit: Unit,
+    /// The definition the API publishes, for analysts.
+    pub definition: &'static str,
+    pub group_by: &'static [GroupKey],
+    pub filters: &'static [FilterKey],
+    /// Which way is good when the council's target does not say.
+    pub polarity: Polarity,
+    /// Its place on the scorecard, when it is a headline there.
+    pub scorecard: Option<Headline>,
+    pub trend: TrendSpec,
+    pub targets: TargetScope,
+    /// The title of its page in a pack.
+    pub title: &'static str,
+    /// What it means, for a committee member rather than an analyst.
+    pub plain_english: &'static str,
+    /// Whether it needs the savings baseline period (`kpi.baseline`).
+    pub needs_baseline: bool,
+    /// Whether a pack shows its 95% interval beside each breakdown.
+    pub shows_interval: bool,
+    /// Whether a pack reports it in total as well as by each breakdown (hot spots are
+    /// always by area: their total is the ward breakdown).
+    pub has_total: bool,
+}
+
+use FilterKey as F;
+use GroupKey as G;
+
+const CONTACT_FILTERS: &[FilterKey] = &[F::Service, F::Channel, F::CustomerType];
+const CONTACT_GROUPS: &[GroupKey] = &[G::Channel, G::ChannelClass, G::Service, G::CustomerType];
+
+/// The headlines of the scorecard, in its order.
+pub const SCORECARD: [Kpi; 7] = [
+    Kpi::DigitalTakeUp,
+    Kpi::CompletionRate,
+    Kpi::Satisfaction,
+    Kpi::CostPerTransaction,
+    Kpi::EfficiencySavings,
+    Kpi::AvoidableContact,
+    Kpi::FirstContactResolution,
+];
+
+/// `group_by` keys that cannot be asked for together.
+pub const EXCLUSIVE_GROUPS: [(GroupKey, GroupKey); 2] = [
+    (GroupKey::Channel, GroupKey::ChannelClass),
+    (GroupKey::Ward, GroupKey::Lsoa),
+];
+
+/// A total-period headline: its first row.
+const TOTAL: TrendSpec = TrendSpec {
+    measure: "",
+    group_by: None,
+    headline: Headline::First,
+};
+
+const CSAT_SATISFIED: Headline = Headline::Measure {
+    instrument: "csat5",
+    measure: "satisfied",
+};
+
+impl Kpi {
+    /// Everything stated about this KPI.
+    pub const fn spec(self) -> KpiSpec {
+        match self {
+            Kpi::DigitalTakeUp => KpiSpec {
+                unit: Unit::Percent,
+                definition: "Completed transactions (interaction transaction, outcome completed or ineligible) through digital self-service channels as a percentage of all completed transactions (GDS). Assisted digital counts as digital unless kpi.take_up_definition is gds_2014.",
+                group_by: &[G::Service, G::CustomerType],
+                filters: CONTACT_FILTERS,
+                polarity: Polarity::HigherIsBetter,
+                scorecard: Some(Headline::First),
+                trend: TrendSpec {
+                    measure: "Digital take-up, % of completed transactions",
+                    ..TOTAL
+                },
+                targets: TargetScope::Period,
+                title: "Digital take-up",
+                plain_english: "Of all the transactions customers completed with us (applying, paying, reporting, booking), the share they completed online themselves, through the website, app or a kiosk. Help from staff to use the website still counts as online.",
+                needs_baseline: false,
+                shows_interval: true,
+                has_total: true,
+            },
+            Kpi::ChannelMix => KpiSpec {
+                unit: Unit::Percent,
+                definition: "Contacts (all interactions and outcomes) per channel, or per channel class, as a percentage of all contacts in the same period and group.",
+                group_by: CONTACT_GROUPS,
+                filters: CONTACT_FILTERS,
+                polarity: Polarity::HigherIsBetter,
+                scorecard: None,
+                trend: TrendSpec {
+                    measure: "Share of all contacts made through digital self-service, %",
+                    group_by: Some(G::ChannelClass),
+                    headline: Headline::DigitalSelfServiceShare,
+                },
+                targets: TargetScope::Period,
+                title: "How customers contact us",
+                plain_english: "How all contacts were split between the ways customers reach us: online self-service, webchat and email, telephone, face to face and paper.",
+                needs_baseline: false,
+                shows_interval: false,
+                has_total: true,
+            },
+            Kpi::Satisfaction => KpiSpec {
+                unit: Unit::Percent,
+                definition: "Per instrument, never averaged across instruments: csat5 % satisfied (4-5); govmetric3 % good and net (good - poor) / n; nps11 NPS (%9-10 - %0-6); ces7 % scoring 5-7. Percentages carry n and a 95% Wilson interval; net scores a normal-approximation interval.",
+                group_by: CONTACT_GROUPS,
+                filters: &[F::Service, F::Channel, F::CustomerType, F::Instrument],
+                polarity: Polarity::HigherIsBetter,
+                scorecard: Some(CSAT_SATISFIED),
+                trend: TrendSpec {
+                    measure: "Customers satisfied (4 or 5 out of 5), %",
+                    group_by: None,
+                    headline: CSAT_SATISFIED,
+                },
+                targets: TargetScope::Period,
+                title: "Customer satisfaction",
+                plain_english: "Of the customers who answered our satisfaction survey on a five-point scale, the share who said they were satisfied or very satisfied (4 or 5). Other survey scales are reported separately, never mixed in.",
+                needs_baseline: false,
+                shows_interval: true,
+                has_total: true,
+            },
+            Kpi::CompletionRate => KpiSpec {
+                unit: Unit::Percent,
+                definition: "Transactions through digital self-service ending completed or ineligible, as a percentage of all such transactions started (completed, ineligible, abandoned, failed, transferred) (GDS).",
+                group_by: &[G::Channel, G::Service, G::CustomerType],
+                filters: CONTACT_FILTERS,
+                polarity: Polarity::HigherIsBetter,
+                scorecard: Some(Headline::First),
+                trend: TrendSpec {
+                    measure: "Online transactions completed, % of those started",
+                    ..TOTAL
+                },
+                targets: TargetScope::Period,
+                title: "Online completion rate",
+                plain_english: "Of the transactions customers started online, the share they finished (including those found not eligible), rather than giving up, failing or being passed to another channel.",
+                needs_baseline: false,
+                shows_interval: true,
+                has_total: true,
+            },
+            Kpi::CostPerTransaction => KpiSpec {
+                unit: Unit::Gbp,
+                definition: "Sum of contacts times the unit cost of their channel (in force at the period's end), divided by completed transactions. Default unit costs are Socitm 2012's, which describe simple contacts, not whole transactions; numerator is the total cost in pence.",
+                group_by: &[G::ChannelClass, G::Service, G::CustomerType],
+                filters: CONTACT_FILTERS,
+                polarity: Polarity::LowerIsBetter,
+                scorecard: Some(Headline::First),
+                trend: TrendSpec {
+                    measure: "Cost per completed transaction, £",
+                    ..TOTAL
+                },
+                targets: TargetScope::Period,
+                title: "Cost per transaction",
+                plain_english: "What contacts cost us, at an agreed cost for each channel, divided by the number of completed transactions.",
+                needs_baseline: false,
+                shows_interval: false,
+                has_total: true,
+            },
+            Kpi::EfficiencySavings => KpiSpec {
+                unit: Unit::Gbp,
+                definition: "Cost avoided by channel shift: for each service, current contacts times the sum over channels of (baseline share - current share) times unit cost, summed over services. Services without baseline contacts contribute nothing and are listed in notes.",
+                group_by: &[G::Service],
+                filters: &[F::Service, F::CustomerType],
+                polarity: Polarity::HigherIsBetter,
+                scorecard: Some(Headline::First),
+                trend: TrendSpec {
+                    measure: "Savings from channel shift in the period, £",
+                    ..TOTAL
+                },
+                targets: TargetScope::FinancialYearToDate,
+                title: "Savings from channel shift",
+                plain_english: "An estimate of the cost avoided because customers moved to cheaper channels since the baseline period: this period's contacts costed at the baseline's channel mix, less their cost at today's mix.",
+                needs_baseline: true,
+                shows_interval: false,
+                has_total: true,
+            },
+            Kpi::AvoidableContact => KpiSpec {
+                unit: Unit::Percent,
+                definition: "Contacts flagged avoidable (failure demand) as a percentage of contacts where the flag was given.",
+                group_by: CONTACT_GROUPS,
+                filters: CONTACT_FILTERS,
+                polarity: Polarity::LowerIsBetter,
+                scorecard: Some(Headline::First),
+                trend: TrendSpec {
+                    measure: "Avoidable contact, % of contacts assessed",
+                    ..TOTAL
+                },
+                targets: TargetScope::Period,
+                title: "Avoidable contact",
+                plain_english: "Of the contacts staff assessed, the share that should not have been needed, such as chasing progress or correcting our mistakes (failure demand).",
+                needs_baseline: false,
+                shows_interval: false,
+                has_total: true,
+            },
+            Kpi::FirstContactResolution => KpiSpec {
+                unit: Unit::Percent,
+                definition: "Contacts resolved at the first contact as a percentage of contacts where the flag was given (each flagged contact stands for its journey).",
+                group_by: CONTACT_GROUPS,
+                filters: CONTACT_FILTERS,
+                polarity: Polarity::HigherIsBetter,
+                scorecard: Some(Headline::First),
+                trend: TrendSpec {
+                    measure: "Resolved at first contact, % of contacts assessed",
+                    ..TOTAL
+                },
+                targets: TargetScope::Period,
+                title: "Resolved at first contact",
+                plain_english: "Of the contacts staff assessed, the share where the customer's need was met in that first contact.",
+                needs_baseline: false,
+                shows_interval: false,
+                has_total: true,
+            },
+            Kpi::Hotspots => KpiSpec {
+                unit: Unit::Percent,
+                definition: "Per ward (or LSOA): digital take-up with n = completed transactions, all contacts, and rank (1 = lowest take-up, the hot spot of digital exclusion). Contacts without the area are left out.",
+                group_by: &[G::Ward, G::Lsoa],
+                filters: &[F::Channel],
+                polarity: Polarity::HigherIsBetter,
+                scorecard: None,
+                trend: TrendSpec {
+                    measure: "Digital take-up in the lowest ward, %",
+                    group_by: Some(G::Ward),
+                    headline: Headline::LowestArea,
+                },
+                targets: TargetScope::None,
+                title: "Digital exclusion hot spots",
+                plain_english: "Digital take-up in each ward, lowest first: the wards where residents are least able or likely to use online services, where help to get online may do most good.",
+                needs_baseline: false,
+                shows_interval: false,
+                has_total: false,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scorecard_headline_states_its_pick_and_no_other_kpi_does() {
+        for kpi in Kpi::ALL {
+            assert_eq!(
+                SCORECARD.contains(kpi),
+                kpi.spec().scorecard.is_some(),
+                "{kpi}"
+            );
+        }
+    }
+
+    #[test]
+    fn slugs_are_the_apis_paths() {
+        assert_eq!(Kpi::DigitalTakeUp.as_str(), "digital-take-up");
+        assert_eq!(
+            "first-contact-resolution".parse::<Kpi>(),
+            Ok(Kpi::FirstContactResolution)
+        );
+        assert!("digital-takeup".parse::<Kpi>().is_err());
+    }
+
+    #[test]
+    fn a_trend_picks_from_a_breakdown_the_kpi_accepts() {
+        for kpi in Kpi::ALL {
+            let spec = kpi.spec();
+            if let Some(key) = spec.trend.group_by {
+                assert!(spec.group_by.contains(&key), "{kpi}: {key}");
+            }
+            assert!(!spec.trend.measure.is_empty(), "{kpi}");
+            assert!(!spec.title.is_empty() && !spec.plain_english.is_empty());
+        }
+    }
+}
