@@ -66,7 +66,7 @@ use anyhow::{Context, Result};
 use channelshift_contract::{ContactEvent, Rejection, RejectionReason, SatisfactionResponse};
 use channelshift_runtime::health::Health;
 use channelshift_runtime::shutdown::Shutdown;
-use channelshift_store::{Checkpoint, ContactRow, KafkaPosition, SatisfactionRow, Store};
+use channelshift_store::{Checkpoint, ContactRow, KafkaPosition, Record, SatisfactionRow, Store};
 use chrono::Utc;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -575,8 +575,8 @@ impl Pipeline {
         satisfaction: &mut Vec<SatisfactionRow>,
         suspect: bool,
     ) -> Result<()> {
-        self.drop_stored(contacts, false, suspect).await?;
-        self.drop_stored(satisfaction, true, suspect).await?;
+        self.drop_stored(contacts, suspect).await?;
+        self.drop_stored(satisfaction, suspect).await?;
         // Stamped at each attempt, not at receipt: a row stamped at t is
         // stored by t + ATTEMPT_TIMEOUT or restamped later, which is what lets
         // a report "as of" an instant settled that long ago be reproduced.
@@ -602,19 +602,13 @@ impl Pipeline {
     /// short before its views (id index, rollups) were written. They are not
     /// written again; their index rows are added, and the rollups may miss
     /// them until `rebuild-rollups` (`reconcile` shows raw rows ≠ rollup).
-    async fn drop_stored<R: Identified>(
-        &self,
-        rows: &mut Vec<R>,
-        satisfaction: bool,
-        suspect: bool,
-    ) -> Result<()> {
+    async fn drop_stored<R: Identified>(&self, rows: &mut Vec<R>, suspect: bool) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
-        let topic = if satisfaction {
-            &self.config.kafka.satisfaction_topic
-        } else {
-            &self.config.kafka.contact_topic
+        let topic = match R::RECORD {
+            Record::Satisfaction => &self.config.kafka.satisfaction_topic,
+            Record::Contact => &self.config.kafka.contact_topic,
         };
         let mut by_council: HashMap<&str, Vec<&str>> = HashMap::new();
         for row in rows.iter() {
@@ -623,7 +617,7 @@ impl Pipeline {
         let mut stored: HashSet<(String, String)> = HashSet::new();
         let mut half_written = 0;
         for (council, ids) in by_council {
-            let indexed = self.store.existing_ids(council, &ids, satisfaction).await?;
+            let indexed = self.store.existing_ids(R::RECORD, council, &ids).await?;
             if suspect {
                 let unindexed: Vec<&str> = ids
                     .iter()
@@ -638,11 +632,11 @@ impl Pipeline {
                     });
                 let raw = self
                     .store
-                    .existing_raw_ids(council, &unindexed, satisfaction, from, to)
+                    .existing_raw_ids(R::RECORD, council, &unindexed, from, to)
                     .await?;
                 if !raw.is_empty() {
                     let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
-                    self.store.index_ids(council, &raw, satisfaction).await?;
+                    self.store.index_ids(R::RECORD, council, &raw).await?;
                     half_written += raw.len();
                     stored.extend(raw.iter().map(|id| (council.to_string(), id.to_string())));
                 }
@@ -770,6 +764,8 @@ impl Pipeline {
 
 /// A row that carries its council, idempotency key and timestamp.
 trait Identified {
+    /// Which kind of record the row is.
+    const RECORD: Record;
     fn council(&self) -> &str;
     fn id(&self) -> &str;
     /// The instant the raw table is partitioned and sorted by (Unix seconds).
@@ -777,6 +773,7 @@ trait Identified {
 }
 
 impl Identified for ContactRow {
+    const RECORD: Record = Record::Contact;
     fn council(&self) -> &str {
         &self.council
     }
@@ -789,6 +786,7 @@ impl Identified for ContactRow {
 }
 
 impl Identified for SatisfactionRow {
+    const RECORD: Record = Record::Satisfaction;
     fn council(&self) -> &str {
         &self.council
     }

@@ -18,9 +18,8 @@
 use crate::config::{IngestConfig, KafkaConfig};
 use anyhow::{Context, Result};
 use channelshift_contract::{ContactEvent, SatisfactionResponse};
-use channelshift_store::{grouped, ClickHouseConfig, Store};
+use channelshift_store::{grouped, ClickHouseConfig, Duplicate, Record, Store};
 use chrono::Utc;
-use clickhouse::Row;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
@@ -39,8 +38,6 @@ pub const RECENT_PER_PARTITION: i64 = 100_000;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Discrepancies listed by id per partition (all are counted).
 const EXAMPLES: usize = 10;
-/// Ids per lookup of ids stored from another message.
-const LOOKUP_CHUNK: usize = 2_000;
 
 /// What the command reads: ingest's own file and variables serve.
 #[derive(Clone, Debug, Deserialize)]
@@ -71,86 +68,56 @@ pub enum Span {
     FromBeginning,
 }
 
-/// One kind of message and where it is stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Contact,
-    Satisfaction,
+/// The (council, id) of a message, parsed cheaply; `None` when it has none.
+fn key(record: Record, payload: &[u8]) -> Option<(String, String)> {
+    #[derive(Deserialize)]
+    struct ContactKey<'a> {
+        #[serde(borrow)]
+        council: Cow<'a, str>,
+        #[serde(borrow)]
+        event_id: Cow<'a, str>,
+    }
+    #[derive(Deserialize)]
+    struct ResponseKey<'a> {
+        #[serde(borrow)]
+        council: Cow<'a, str>,
+        #[serde(borrow)]
+        response_id: Cow<'a, str>,
+    }
+    match record {
+        Record::Contact => serde_json::from_slice::<ContactKey<'_>>(payload)
+            .ok()
+            .map(|key| (key.council.into_owned(), key.event_id.into_owned())),
+        Record::Satisfaction => serde_json::from_slice::<ResponseKey<'_>>(payload)
+            .ok()
+            .map(|key| (key.council.into_owned(), key.response_id.into_owned())),
+    }
 }
 
-impl Kind {
-    fn table(self) -> &'static str {
-        match self {
-            Kind::Contact => "contact_events",
-            Kind::Satisfaction => "satisfaction_responses",
-        }
+/// The contract's verdict, for a message neither stored nor dead-lettered:
+/// `Some(key)` if ingest would store it, `None` if it would dead-letter it.
+fn validated_key(
+    record: Record,
+    payload: &[u8],
+    max_message_bytes: usize,
+) -> Option<(String, String)> {
+    if payload.len() > max_message_bytes {
+        return None;
     }
-    fn id_column(self) -> &'static str {
-        match self {
-            Kind::Contact => "event_id",
-            Kind::Satisfaction => "response_id",
-        }
-    }
-    fn id_index(self) -> &'static str {
-        match self {
-            Kind::Contact => "contact_event_ids",
-            Kind::Satisfaction => "satisfaction_response_ids",
-        }
-    }
-    fn rollup_total(self) -> &'static str {
-        match self {
-            Kind::Contact => "SELECT toUInt64(sum(contacts)) AS n FROM contact_daily",
-            Kind::Satisfaction => "SELECT toUInt64(sum(responses)) AS n FROM satisfaction_daily",
-        }
-    }
-
-    /// The (council, id) of a message, parsed cheaply; `None` when it has none.
-    fn key(self, payload: &[u8]) -> Option<(String, String)> {
-        #[derive(Deserialize)]
-        struct ContactKey<'a> {
-            #[serde(borrow)]
-            council: Cow<'a, str>,
-            #[serde(borrow)]
-            event_id: Cow<'a, str>,
-        }
-        #[derive(Deserialize)]
-        struct ResponseKey<'a> {
-            #[serde(borrow)]
-            council: Cow<'a, str>,
-            #[serde(borrow)]
-            response_id: Cow<'a, str>,
-        }
-        match self {
-            Kind::Contact => serde_json::from_slice::<ContactKey<'_>>(payload)
+    let now = Utc::now();
+    match record {
+        Record::Contact => ContactEvent::from_json(payload, now)
+            .ok()
+            .map(|event| (event.council.to_string(), event.event_id.to_string())),
+        Record::Satisfaction => {
+            SatisfactionResponse::from_json(payload, now)
                 .ok()
-                .map(|key| (key.council.into_owned(), key.event_id.into_owned())),
-            Kind::Satisfaction => serde_json::from_slice::<ResponseKey<'_>>(payload)
-                .ok()
-                .map(|key| (key.council.into_owned(), key.response_id.into_owned())),
-        }
-    }
-
-    /// The contract's verdict, for a message neither stored nor dead-lettered:
-    /// `Some(key)` if ingest would store it, `None` if it would dead-letter it.
-    fn validated_key(self, payload: &[u8], max_message_bytes: usize) -> Option<(String, String)> {
-        if payload.len() > max_message_bytes {
-            return None;
-        }
-        let now = Utc::now();
-        match self {
-            Kind::Contact => ContactEvent::from_json(payload, now)
-                .ok()
-                .map(|event| (event.council.to_string(), event.event_id.to_string())),
-            Kind::Satisfaction => {
-                SatisfactionResponse::from_json(payload, now)
-                    .ok()
-                    .map(|response| {
-                        (
-                            response.council.to_string(),
-                            response.response_id.to_string(),
-                        )
-                    })
-            }
+                .map(|response| {
+                    (
+                        response.council.to_string(),
+                        response.response_id.to_string(),
+                    )
+                })
         }
     }
 }
@@ -204,16 +171,6 @@ impl PartitionReport {
     fn discrepancies(&self) -> u64 {
         self.missing + self.dead_letters_missing + self.unexplained_rows
     }
-}
-
-/// An id stored more than once.
-#[derive(Clone, Debug, PartialEq, Eq, Row, Deserialize)]
-pub struct Duplicate {
-    pub council: String,
-    pub id: String,
-    pub copies: u64,
-    pub partitions: Vec<i32>,
-    pub offsets: Vec<i64>,
 }
 
 /// One topic against its table.
@@ -418,8 +375,8 @@ pub async fn reconcile(config: &ReconcileConfig, span: Span) -> Result<Report> {
         .context("connecting to ClickHouse")?;
     let mut topics = Vec::new();
     for (topic, kind) in [
-        (&kafka.contact_topic, Kind::Contact),
-        (&kafka.satisfaction_topic, Kind::Satisfaction),
+        (&kafka.contact_topic, Record::Contact),
+        (&kafka.satisfaction_topic, Record::Satisfaction),
     ] {
         topics.push(
             reconcile_topic(config, topic, kind, &store, span)
@@ -538,33 +495,6 @@ async fn dead_letters(
     Ok(Some(letters))
 }
 
-#[derive(Row, Deserialize)]
-struct StoredRow {
-    council: String,
-    id: String,
-    offset: i64,
-}
-
-#[derive(Row, Deserialize)]
-struct Count {
-    n: u64,
-}
-
-#[derive(Row, Deserialize)]
-struct DuplicateTotals {
-    ids: u64,
-    extra: u64,
-}
-
-#[derive(Row, Deserialize)]
-struct Id {
-    id: String,
-}
-
-async fn count(store: &Store, sql: &str) -> Result<u64> {
-    Ok(store.client().query(sql).fetch_one::<Count>().await?.n)
-}
-
 /// A message that is neither stored at its offset nor dead-lettered, kept
 /// until the lookup of ids stored from other messages.
 struct Unresolved {
@@ -576,7 +506,7 @@ struct Unresolved {
 async fn reconcile_topic(
     config: &ReconcileConfig,
     topic: &str,
-    kind: Kind,
+    kind: Record,
     store: &Store,
     span: Span,
 ) -> Result<TopicReport> {
@@ -617,22 +547,11 @@ async fn reconcile_topic(
 
         // The rows naming this span, sorted by (fingerprint, offset).
         let mut rows: Vec<(u128, i64)> = Vec::new();
-        let sql = format!(
-            "SELECT council, {id} AS id, kafka_offset AS offset FROM {table} \
-             WHERE kafka_partition = ? AND kafka_offset >= ? AND kafka_offset < ?",
-            id = kind.id_column(),
-            table = kind.table()
-        );
-        let mut cursor = store
-            .client()
-            .query(&sql)
-            .bind(partition)
-            .bind(start)
-            .bind(end)
-            .fetch::<StoredRow>()?;
-        while let Some(row) = cursor.next().await? {
-            rows.push((fingerprint(&row.council, &row.id), row.offset));
-        }
+        store
+            .stored_keys(kind, partition, start, end, |row| {
+                rows.push((fingerprint(&row.council, &row.id), row.offset));
+            })
+            .await?;
         rows.sort_unstable();
         report.rows = rows.len() as u64;
         // Copies of one row are counted with the duplicates, not here.
@@ -645,7 +564,7 @@ async fn reconcile_topic(
             report.messages += 1;
             let offset = message.offset();
             let payload = message.payload().unwrap_or_default();
-            let key = kind.key(payload);
+            let key = key(kind, payload);
             let print = key.as_ref().map(|(council, id)| fingerprint(council, id));
             if let Some(print) = print {
                 if rows.binary_search(&(print, offset)).is_ok() {
@@ -688,39 +607,17 @@ async fn reconcile_topic(
         reports.push(report);
     }
 
-    let table = kind.table();
-    let id = kind.id_column();
-    let duplicates = store
-        .client()
-        .query(&format!(
-            "SELECT count() AS ids, toUInt64(sum(copies - 1)) AS extra FROM \
-             (SELECT count() AS copies FROM {table} GROUP BY council, {id} HAVING count() > 1)"
-        ))
-        .fetch_one::<DuplicateTotals>()
-        .await?;
-    let duplicate_examples = store
-        .client()
-        .query(&format!(
-            "SELECT council, {id} AS id, count() AS copies, groupArray(kafka_partition) AS partitions, \
-             groupArray(kafka_offset) AS offsets FROM {table} GROUP BY council, {id} \
-             HAVING count() > 1 ORDER BY copies DESC, id LIMIT {EXAMPLES}"
-        ))
-        .fetch_all::<Duplicate>()
-        .await?;
+    let duplicates = store.duplicate_totals(kind).await?;
     Ok(TopicReport {
         topic: topic.to_string(),
-        table,
+        table: kind.table(),
         partitions: reports,
         duplicated_ids: duplicates.ids,
         duplicate_rows: duplicates.extra,
-        duplicate_examples,
-        raw_rows: count(store, &format!("SELECT count() AS n FROM {table}")).await?,
-        id_index_rows: count(
-            store,
-            &format!("SELECT count() AS n FROM {}", kind.id_index()),
-        )
-        .await?,
-        rollup_total: count(store, kind.rollup_total()).await?,
+        duplicate_examples: store.duplicate_examples(kind, EXAMPLES).await?,
+        raw_rows: store.raw_rows(kind).await?,
+        id_index_rows: store.id_index_rows(kind).await?,
+        rollup_total: store.rollup_total(kind).await?,
         dead_letters_resent,
         dead_letter_topic_found: letters.is_some(),
     })
@@ -731,7 +628,7 @@ async fn reconcile_topic(
 /// or a discrepancy, which the contract's parser tells apart.
 async fn resolve(
     store: &Store,
-    kind: Kind,
+    kind: Record,
     max_message_bytes: usize,
     unresolved: Vec<Unresolved>,
     report: &mut PartitionReport,
@@ -739,7 +636,7 @@ async fn resolve(
     let mut valid: Vec<(i64, (String, String))> = Vec::new();
     for message in unresolved {
         // The contract decides; the cheap key stands only if it agrees.
-        match kind.validated_key(&message.payload, max_message_bytes) {
+        match validated_key(kind, &message.payload, max_message_bytes) {
             Some(key) => valid.push((message.offset, key)),
             None => {
                 report.dead_letters_missing += 1;
@@ -759,22 +656,9 @@ async fn resolve(
         by_council.entry(council).or_default().push(id);
     }
     let mut stored: std::collections::HashSet<(String, String)> = Default::default();
-    let sql = format!(
-        "SELECT DISTINCT {id} AS id FROM {table} WHERE council = ? AND {id} IN (SELECT arrayJoin(?))",
-        id = kind.id_column(),
-        table = kind.table()
-    );
     for (council, ids) in by_council {
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
-            let found = store
-                .client()
-                .query(&sql)
-                .bind(council)
-                .bind(chunk)
-                .fetch_all::<Id>()
-                .await?;
-            stored.extend(found.into_iter().map(|row| (council.to_string(), row.id)));
-        }
+        let found = store.raw_ids(kind, council, &ids).await?;
+        stored.extend(found.into_iter().map(|id| (council.to_string(), id)));
     }
     for (offset, key) in valid {
         if stored.contains(&key) {
@@ -801,19 +685,19 @@ mod tests {
         let contact =
             br#"{"schema_version":1,"event_id":"ev-1","council":"E07000041","channel":"web"}"#;
         assert_eq!(
-            Kind::Contact.key(contact),
+            key(Record::Contact, contact),
             Some(("E07000041".into(), "ev-1".into()))
         );
         let escaped = br#"{"council":"E0700004\u0031","event_id":"ev-\u0032"}"#;
         assert_eq!(
-            Kind::Contact.key(escaped),
+            key(Record::Contact, escaped),
             Some(("E07000041".into(), "ev-2".into()))
         );
-        assert_eq!(Kind::Contact.key(b"not json"), None);
-        assert_eq!(Kind::Satisfaction.key(contact), None);
+        assert_eq!(key(Record::Contact, b"not json"), None);
+        assert_eq!(key(Record::Satisfaction, contact), None);
         let response = br#"{"response_id":"r-1","council":"E07000041"}"#;
         assert_eq!(
-            Kind::Satisfaction.key(response),
+            key(Record::Satisfaction, response),
             Some(("E07000041".into(), "r-1".into()))
         );
     }

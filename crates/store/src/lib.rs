@@ -6,6 +6,7 @@
 //! All SQL here runs on ClickHouse 18.16 and on current releases; values from
 //! outside the process are always bound with `?`, never spliced.
 
+mod audit;
 mod cells;
 mod checkpoints;
 mod connection;
@@ -15,6 +16,7 @@ mod queries;
 mod rebuild;
 mod rows;
 
+pub use audit::{Duplicate, DuplicateTotals, Record, StoredKey};
 pub use cells::{Area, AreaCell, Bucket, CellFilter, ContactCell, Keys, SatisfactionCell, Source};
 pub use checkpoints::Checkpoint;
 pub use connection::{ClickHouseConfig, Store, StoreError};

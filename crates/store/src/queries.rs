@@ -1,5 +1,6 @@
 //! The duplicate lookup used by ingest, and the raw-row inserts.
 
+use crate::audit::Record;
 use crate::connection::{Store, StoreError};
 use crate::rows::{ContactRow, SatisfactionRow};
 use clickhouse::Row;
@@ -44,23 +45,19 @@ struct ResponseIdRow<'a> {
 }
 
 impl Store {
-    /// Which of `ids` are already stored for `council`, as contact events
-    /// (`satisfaction == false`) or satisfaction responses.
+    /// Which of `ids` are already stored for `council`, by the id index.
     pub async fn existing_ids(
         &self,
+        record: Record,
         council: &str,
         ids: &[&str],
-        satisfaction: bool,
     ) -> Result<HashSet<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let sql = if satisfaction {
-            "SELECT response_id AS id FROM satisfaction_response_ids WHERE council = ? AND response_id IN ?"
-        } else {
-            "SELECT event_id AS id FROM contact_event_ids WHERE council = ? AND event_id IN ?"
-        };
-        self.ids_found(ids, || self.client.query(sql).bind(council))
+        let sql = format!(
+            "SELECT {id} AS id FROM {index} WHERE council = ? AND {id} IN ?",
+            id = record.id_column(),
+            index = record.id_index()
+        );
+        self.ids_found(ids, || self.client.query(&sql).bind(council))
             .await
     }
 
@@ -93,24 +90,21 @@ impl Store {
     /// asks only when an attempt may have been cut short.
     pub async fn existing_raw_ids(
         &self,
+        record: Record,
         council: &str,
         ids: &[&str],
-        satisfaction: bool,
         from: u32,
         to: u32,
     ) -> Result<HashSet<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let sql = if satisfaction {
-            "SELECT DISTINCT response_id AS id FROM satisfaction_responses WHERE council = ? \
-             AND responded_at >= toDateTime(?) AND responded_at <= toDateTime(?) AND response_id IN ?"
-        } else {
-            "SELECT DISTINCT event_id AS id FROM contact_events WHERE council = ? \
-             AND occurred_at >= toDateTime(?) AND occurred_at <= toDateTime(?) AND event_id IN ?"
-        };
+        let sql = format!(
+            "SELECT DISTINCT {id} AS id FROM {table} WHERE council = ? \
+             AND {at} >= toDateTime(?) AND {at} <= toDateTime(?) AND {id} IN ?",
+            id = record.id_column(),
+            table = record.table(),
+            at = record.timestamp_column()
+        );
         self.ids_found(ids, || {
-            self.client.query(sql).bind(council).bind(from).bind(to)
+            self.client.query(&sql).bind(council).bind(from).bind(to)
         })
         .await
     }
@@ -118,8 +112,8 @@ impl Store {
     /// The ids a query ending in `IN ?` finds among `ids`, asked a chunk at a
     /// time: `query` binds every parameter before that last one. Ids are at
     /// most 64 characters, so a chunk stays well inside the server's 256 KiB
-    /// max_query_size.
-    async fn ids_found(
+    /// max_query_size. No ids, no query.
+    pub(crate) async fn ids_found(
         &self,
         ids: &[&str],
         query: impl Fn() -> clickhouse::query::Query,
@@ -136,14 +130,14 @@ impl Store {
     /// (see [`Store::existing_raw_ids`]), so later copies are found cheaply.
     pub async fn index_ids(
         &self,
+        record: Record,
         council: &str,
         ids: &[&str],
-        satisfaction: bool,
     ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        if satisfaction {
+        if record == Record::Satisfaction {
             let mut insert = self
                 .client
                 .insert::<ResponseIdRow<'_>>("satisfaction_response_ids")
