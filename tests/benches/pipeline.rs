@@ -20,12 +20,14 @@ use anyhow::{Context, Result};
 use channelshift_api::config::{ApiConfig, AuthConfig, Baseline, KpiSettings, ServerLimits};
 use channelshift_api::pack::{self, Format};
 use channelshift_api::request::{Grouping, KpiRequest};
-use channelshift_api::{kpi, scorecard, AppState};
+use channelshift_api::AppState;
 use channelshift_contract::CouncilCode;
 use channelshift_contract::{ContactEvent, SatisfactionResponse};
 use channelshift_ingest::config::BatchConfig;
 use channelshift_kpi::catalogue::{GroupKey, Kpi};
 use channelshift_kpi::period::{Period, PeriodKind};
+use channelshift_reports::compute::compute;
+use channelshift_reports::scorecard;
 use channelshift_simulator::{Generator, Scenario};
 use channelshift_store::{CellFilter, ContactRow, KafkaPosition, SatisfactionRow, Source, Store};
 use channelshift_tests::checks::{contact_totals, satisfaction_totals};
@@ -1019,7 +1021,8 @@ async fn run() -> Result<Report> {
             let council = &grouped_request.filter.council;
             let card = in_process(10, || async move {
                 scorecard::scorecard(
-                    state,
+                    &state.store,
+                    &state.policy,
                     council,
                     PeriodKind::FinancialQuarter,
                     quarter.first_day(),
@@ -1031,10 +1034,16 @@ async fn run() -> Result<Report> {
             })
             .await?;
             let mix = in_process(10, || async move {
-                kpi::compute(state, Kpi::ChannelMix, request, source)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| anyhow::anyhow!("{error:?}"))
+                compute(
+                    &state.store,
+                    &state.policy,
+                    Kpi::ChannelMix,
+                    request,
+                    source,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|error| anyhow::anyhow!("{error:?}"))
             })
             .await?;
             report.add(
@@ -1053,7 +1062,8 @@ async fn run() -> Result<Report> {
         let started = Instant::now();
         let as_of = Utc::now().timestamp() - 1;
         let pack = pack::build(
-            &state,
+            &state.store,
+            &state.policy,
             pack::Scope {
                 council: &CouncilCode::parse(COUNCIL).context("a GSS code")?,
                 period: quarter,

@@ -12,10 +12,12 @@
 use anyhow::{Context, Result};
 use channelshift_api::config::ApiConfig;
 use channelshift_api::request::kpi_request;
-use channelshift_api::{kpi, scorecard, AppState};
+use channelshift_api::AppState;
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::period::PeriodKind;
+use channelshift_reports::compute::compute;
+use channelshift_reports::scorecard;
 use channelshift_store::{Source, Store};
 use chrono::NaiveDate;
 use clickhouse::Row;
@@ -114,7 +116,8 @@ async fn main() -> Result<()> {
                 let started = Instant::now();
                 let rows = if query == 0 {
                     let card = scorecard::scorecard(
-                        &state,
+                        &state.store,
+                        &state.policy,
                         &council_code,
                         PeriodKind::FinancialQuarter,
                         scorecard_date,
@@ -126,11 +129,17 @@ async fn main() -> Result<()> {
                         .as_array()
                         .map_or(0, Vec::len)
                 } else {
-                    kpi::compute(&state, Kpi::DigitalTakeUp, &request, source)
-                        .await
-                        .map_err(|error| anyhow::anyhow!("{error:?}"))?
-                        .rows
-                        .len()
+                    compute(
+                        &state.store,
+                        &state.policy,
+                        Kpi::DigitalTakeUp,
+                        &request,
+                        source,
+                    )
+                    .await
+                    .map_err(|error| anyhow::anyhow!("{error:?}"))?
+                    .rows
+                    .len()
                 };
                 let elapsed = started.elapsed().as_secs_f64() * 1000.0;
                 rows_seen[query] = rows;

@@ -31,6 +31,17 @@ impl ApiError {
     }
 }
 
+impl From<channelshift_reports::ReportError> for ApiError {
+    fn from(error: channelshift_reports::ReportError) -> Self {
+        match error {
+            channelshift_reports::ReportError::BadRequest { parameter, message } => {
+                Self::BadRequest { parameter, message }
+            }
+            channelshift_reports::ReportError::Store(error) => Self::Store(error),
+        }
+    }
+}
+
 impl From<channelshift_store::StoreError> for ApiError {
     fn from(error: channelshift_store::StoreError) -> Self {
         Self::Store(error)

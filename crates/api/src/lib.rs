@@ -7,7 +7,6 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod kpi;
-pub mod kpis;
 mod metrics;
 pub mod openapi;
 pub mod pack;
@@ -18,12 +17,7 @@ use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use channelshift_kpi::catalogue::Kpi;
-use channelshift_kpi::channel::ChannelClasses;
-use channelshift_kpi::cost::UnitCosts;
-use channelshift_kpi::rag::Target;
-use channelshift_kpi::suppression::Suppression;
-use channelshift_kpi::take_up::TakeUpDefinition;
+use channelshift_reports::Policy;
 use channelshift_runtime::health::Health;
 use channelshift_runtime::ops;
 use channelshift_runtime::shutdown::Shutdown;
@@ -33,7 +27,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use prometheus::Registry;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -42,13 +35,8 @@ use tower_http::timeout::TimeoutLayer;
 pub struct AppState {
     pub store: Store,
     pub token_hashes: Arc<Vec<String>>,
-    pub channel_classes: Arc<ChannelClasses>,
-    pub take_up_definition: TakeUpDefinition,
-    pub suppression: Suppression,
-    pub unit_costs: Arc<UnitCosts>,
-    pub targets: Arc<BTreeMap<Kpi, Target>>,
-    pub baseline: Option<config::Baseline>,
-    pub pack_settle_seconds: i64,
+    /// The settings every figure is computed under.
+    pub policy: Arc<Policy>,
     pub pdf: pack::pdf::PdfSettings,
     pub calendar: Arc<pack::calendar::Calendar>,
 }
@@ -62,15 +50,7 @@ impl AppState {
         Ok(Self {
             store,
             token_hashes: Arc::new(token_hashes),
-            channel_classes: Arc::new(config.kpi.channel_classes()?),
-            take_up_definition: config.kpi.take_up_definition()?,
-            suppression: Suppression {
-                threshold: config.kpi.suppression_threshold,
-            },
-            unit_costs: Arc::new(config.kpi.unit_costs()?),
-            targets: Arc::new(config.kpi.targets.clone()),
-            baseline: config.kpi.baseline()?,
-            pack_settle_seconds: config.kpi.pack_settle_seconds.max(0),
+            policy: Arc::new(Policy::new(&config.kpi)?),
             pdf: pack::pdf::PdfSettings::new(&config.packs),
             calendar: Arc::new(pack::calendar::Calendar::new(&config.packs.calendar)?),
         })
@@ -238,8 +218,8 @@ mod tests {
         let settings = serde_json::json!({"targets": {"digital-takeup": {
             "target": 45.0, "tolerance": 5.0, "polarity": "higher_is_better"
         }}});
-        let error = serde_json::from_value::<config::KpiSettings>(settings)
-            .expect_err("typo refused");
+        let error =
+            serde_json::from_value::<config::KpiSettings>(settings).expect_err("typo refused");
         assert!(error.to_string().contains("digital-takeup"), "{error}");
     }
 }

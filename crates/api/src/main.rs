@@ -12,9 +12,10 @@
 use anyhow::{bail, Context, Result};
 use channelshift_api::config::ApiConfig;
 use channelshift_api::pack::{self, calendar, Format};
-use channelshift_api::{scorecard, AppState};
+use channelshift_api::AppState;
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::period::{local_date, Period};
+use channelshift_reports::scorecard;
 use channelshift_runtime::{config, shutdown, telemetry};
 use channelshift_store::Store;
 use chrono::{NaiveDate, Utc};
@@ -98,7 +99,7 @@ async fn one_pack(config: &ApiConfig, options: &HashMap<String, String>) -> Resu
         None => local_date(Utc::now()),
     };
     let period = Period::containing(kind, date)?;
-    let as_of = pack::settled_as_of(instant(options, "as-of")?, state.pack_settle_seconds)
+    let as_of = pack::settled_as_of(instant(options, "as-of")?, state.policy.pack_settle_seconds)
         .map_err(|error| anyhow::anyhow!("--as-of: {error:?}"))?;
     let previous_as_of = match instant(options, "previous-as-of")? {
         Some(at) => Some(at),

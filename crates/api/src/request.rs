@@ -6,59 +6,10 @@ use crate::error::ApiError;
 use channelshift_contract::{CouncilCode, ServiceSlug, UnknownName};
 use channelshift_kpi::catalogue::{FilterKey, GroupKey, KpiSpec, EXCLUSIVE_GROUPS};
 use channelshift_kpi::period::{Period, PeriodKind};
-use channelshift_store::{Bucket, CellFilter};
+pub use channelshift_reports::request::{Grouping, KpiRequest};
+use channelshift_store::CellFilter;
 use chrono::NaiveDate;
 use std::collections::HashMap;
-
-/// How rows are grouped in time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Grouping {
-    Total,
-    By(PeriodKind),
-}
-
-impl Grouping {
-    pub fn bucket(self) -> Bucket {
-        match self {
-            Grouping::Total => Bucket::Total,
-            Grouping::By(PeriodKind::Day) => Bucket::Day,
-            Grouping::By(PeriodKind::IsoWeek) => Bucket::IsoWeek,
-            Grouping::By(PeriodKind::Month) => Bucket::Month,
-            Grouping::By(PeriodKind::FinancialQuarter) => Bucket::FinancialQuarter,
-            Grouping::By(PeriodKind::FinancialYear) => Bucket::FinancialYear,
-        }
-    }
-}
-
-/// A checked KPI request.
-#[derive(Clone, Debug)]
-pub struct KpiRequest {
-    pub filter: CellFilter,
-    pub grouping: Grouping,
-    pub group_by: Vec<GroupKey>,
-    /// The report's periods, each clamped to `from`/`to`.
-    pub periods: Vec<(NaiveDate, NaiveDate)>,
-}
-
-impl KpiRequest {
-    pub fn groups(&self, key: GroupKey) -> bool {
-        self.group_by.contains(&key)
-    }
-
-    /// The (clamped) bounds of the period a store cell's `period` starts.
-    pub fn period_of(&self, period: Option<NaiveDate>) -> Option<(NaiveDate, NaiveDate)> {
-        match self.grouping {
-            Grouping::Total => self.periods.first().copied(),
-            Grouping::By(kind) => {
-                let bounds = Period::containing(kind, period?).ok()?;
-                Some((
-                    bounds.first_day().max(self.filter.from),
-                    bounds.last_day().min(self.filter.to),
-                ))
-            }
-        }
-    }
-}
 
 const COMMON: [&str; 5] = ["council", "from", "to", "period", "group_by"];
 

@@ -10,6 +10,7 @@ use crate::AppState;
 use anyhow::{Context, Result};
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
+use channelshift_reports::scorecard::{report_period, REPORT_PERIODS};
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -57,8 +58,7 @@ pub struct Calendar {
 }
 
 fn kind(name: &str) -> Result<PeriodKind> {
-    crate::scorecard::report_period(name)
-        .with_context(|| format!("period {name:?}: {}", crate::scorecard::REPORT_PERIODS))
+    report_period(name).with_context(|| format!("period {name:?}: {REPORT_PERIODS}"))
 }
 
 impl Calendar {
@@ -150,7 +150,8 @@ pub async fn produce(
     std::fs::create_dir_all(order.folder)
         .with_context(|| format!("creating {}", order.folder.display()))?;
     let pack = build(
-        state,
+        &state.store,
+        &state.policy,
         Scope {
             council: order.council,
             period: order.period,
@@ -201,7 +202,7 @@ pub async fn produce_due(
 ) -> Result<Vec<PathBuf>> {
     let due = state
         .calendar
-        .due(Utc::now().timestamp(), state.pack_settle_seconds);
+        .due(Utc::now().timestamp(), state.policy.pack_settle_seconds);
     let todo: Vec<&Entry> = due
         .into_iter()
         .filter(|entry| {

@@ -1,9 +1,9 @@
 //! The pack as tidy CSV (RFC 4180: one row per KPI × measure × breakdown ×
 //! period) with a CSVW metadata document describing its columns.
 
-use super::{measure_of, Pack, PackRow, Trend, TrendPoint};
-use crate::kpis::KpiRow;
+use super::{measure_of, words, Pack, PackRow, Trend, TrendPoint};
 use channelshift_kpi::catalogue::{Kpi, Unit};
+use channelshift_reports::rows::KpiRow;
 use serde_json::json;
 use std::fmt::Write;
 
@@ -176,7 +176,7 @@ pub fn csvw(pack: &Pack) -> serde_json::Value {
     json!({
         "@context": "http://www.w3.org/ns/csvw",
         "url": format!("{}.csv", pack.file_stem()),
-        "dc:title": pack.title(),
+        "dc:title": words::pack_title(pack),
         "dc:description": "Every KPI for the period, in total and by each breakdown, with n, 95% interval, target, RAG and suppression flag; then each headline figure for the seven periods before, flagged where it was restated since the previous pack. Small numbers are withheld and marked, never shown as zero.",
         "dc:date": pack.as_of_text(),
         "dialect": {"header": true, "delimiter": ",", "lineTerminators": ["\r\n"]},

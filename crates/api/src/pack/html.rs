@@ -383,7 +383,7 @@ fn about(pack: &Pack) -> Markup {
 
 /// The report as one HTML document.
 pub fn report(pack: &Pack) -> String {
-    let title = pack.title();
+    let title = words::pack_title(pack);
     let coverage = &pack.coverage;
     html! {
         (DOCTYPE)

@@ -12,6 +12,16 @@ pub fn title(kpi: Kpi) -> &'static str {
     kpi.spec().title
 }
 
+/// The pack's title, e.g. "Channel shift performance, 2025-26 Q1 (April to
+/// June 2025): E07000041".
+pub fn pack_title(pack: &Pack) -> String {
+    format!(
+        "Channel shift performance, {}: {}",
+        period_name(&pack.period),
+        pack.council
+    )
+}
+
 /// What the KPI means, for a committee member rather than an analyst.
 pub fn definition(kpi: Kpi) -> &'static str {
     kpi.spec().plain_english

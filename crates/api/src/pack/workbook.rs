@@ -213,7 +213,7 @@ fn definitions(pack: &Pack) -> Sheet {
 pub fn metadata(pack: &Pack) -> Vec<(String, Cell)> {
     let mut items = vec![
         ("Council".to_string(), text(&pack.council)),
-        ("Title".into(), text(pack.title())),
+        ("Title".into(), text(words::pack_title(pack))),
         ("Period".into(), text(words::period_name(&pack.period))),
         (
             "Period start".into(),
@@ -303,7 +303,7 @@ pub fn xlsx(pack: &Pack) -> Result<Vec<u8>, String> {
     let created = ExcelDateTime::from_timestamp(pack.as_of).map_err(fail)?;
     workbook.set_properties(
         &DocProperties::new()
-            .set_title(pack.title())
+            .set_title(words::pack_title(pack))
             .set_author("Channelshift")
             .set_creation_datetime(&created),
     );

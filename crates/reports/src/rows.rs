@@ -2,8 +2,8 @@
 //! endpoint and the scorecard compute each figure the same way. The maths is
 //! the `kpi` crate's; this module only groups cells and applies suppression.
 
+use crate::policy::Policy;
 use crate::request::{Grouping, KpiRequest};
-use crate::AppState;
 use channelshift_contract::ServiceSlug;
 use channelshift_kpi::catalogue::GroupKey;
 use channelshift_kpi::channel::{
@@ -61,8 +61,8 @@ impl KpiRow {
     }
 
     /// Withholds every figure when `n` is below the threshold.
-    fn suppress_below(self, n: u64, state: &AppState) -> Self {
-        if state.suppression.count(n).is_suppressed() {
+    fn suppress_below(self, n: u64, policy: &Policy) -> Self {
+        if policy.suppression.count(n).is_suppressed() {
             self.withheld()
         } else {
             self
@@ -81,9 +81,9 @@ impl KpiRow {
         self
     }
 
-    fn rate(period: (NaiveDate, NaiveDate), keys: &Keys, rate: Rate, state: &AppState) -> Self {
+    fn rate(period: (NaiveDate, NaiveDate), keys: &Keys, rate: Rate, policy: &Policy) -> Self {
         let mut row = Self::new(period, keys);
-        match state.suppression.rate(rate) {
+        match policy.suppression.rate(rate) {
             Published::Shown(rate) => {
                 row.value = rate.percent();
                 row.numerator = i64::try_from(rate.numerator()).ok();
@@ -97,9 +97,9 @@ impl KpiRow {
         row
     }
 
-    fn net(period: (NaiveDate, NaiveDate), keys: &Keys, score: NetScore, state: &AppState) -> Self {
+    fn net(period: (NaiveDate, NaiveDate), keys: &Keys, score: NetScore, policy: &Policy) -> Self {
         let mut row = Self::new(period, keys);
-        match state.suppression.net_score(score) {
+        match policy.suppression.net_score(score) {
             Published::Shown(score) => {
                 row.value = score.value();
                 row.n = Some(score.n());
@@ -134,8 +134,8 @@ impl Report {
 
 type Period = (NaiveDate, NaiveDate);
 
-fn class(state: &AppState, channel: Channel) -> ChannelClass {
-    state.channel_classes.class_of(channel)
+fn class(policy: &Policy, channel: Channel) -> ChannelClass {
+    policy.channel_classes.class_of(channel)
 }
 
 /// The group keys `request` asks for, from a cell's channel, service and
@@ -143,7 +143,7 @@ fn class(state: &AppState, channel: Channel) -> ChannelClass {
 /// text, so rows sort by their published names.
 fn group_keys(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     channel: Option<Channel>,
     service: Option<&ServiceSlug>,
     customer_type: Option<CustomerType>,
@@ -153,7 +153,7 @@ fn group_keys(
         keys.push(("channel", channel.map_or("", Channel::as_str).to_string()));
     }
     if request.groups(GroupKey::ChannelClass) {
-        let class = channel.map_or(ChannelClass::Other, |channel| class(state, channel));
+        let class = channel.map_or(ChannelClass::Other, |channel| class(policy, channel));
         keys.push(("channel_class", class.as_str().to_string()));
     }
     if request.groups(GroupKey::Service) {
@@ -171,10 +171,10 @@ fn group_keys(
     keys
 }
 
-fn contact_keys(request: &KpiRequest, state: &AppState, cell: &ContactCell) -> Keys {
+fn contact_keys(request: &KpiRequest, policy: &Policy, cell: &ContactCell) -> Keys {
     group_keys(
         request,
-        state,
+        policy,
         Some(cell.channel),
         cell.service.as_ref(),
         cell.customer_type,
@@ -185,7 +185,7 @@ fn contact_keys(request: &KpiRequest, state: &AppState, cell: &ContactCell) -> K
 /// when the request has no group keys (so each period gets its row).
 fn group_contacts<'a, A: Default>(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &'a [ContactCell],
     mut add: impl FnMut(&mut A, &'a ContactCell),
 ) -> BTreeMap<(Period, Keys), A> {
@@ -199,7 +199,7 @@ fn group_contacts<'a, A: Default>(
         let Some(period) = request.period_of(cell.period) else {
             continue;
         };
-        let keys = contact_keys(request, state, cell);
+        let keys = contact_keys(request, policy, cell);
         add(groups.entry((period, keys)).or_default(), cell);
     }
     groups
@@ -207,16 +207,16 @@ fn group_contacts<'a, A: Default>(
 
 pub fn digital_take_up_rows(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &[ContactCell],
 ) -> Report {
     let groups = group_contacts(
         request,
-        state,
+        policy,
         cells,
         |completed: &mut Vec<CompletedTransactions>, cell| {
             completed.push(CompletedTransactions {
-                class: class(state, cell.channel),
+                class: class(policy, cell.channel),
                 assisted: cell.assisted,
                 count: cell.completed_transactions(),
             });
@@ -229,8 +229,8 @@ pub fn digital_take_up_rows(
                 KpiRow::rate(
                     period,
                     &keys,
-                    digital_take_up(&completed, state.take_up_definition),
-                    state,
+                    digital_take_up(&completed, policy.take_up_definition),
+                    policy,
                 )
             })
             .collect(),
@@ -238,7 +238,7 @@ pub fn digital_take_up_rows(
     }
 }
 
-pub fn channel_mix_rows(request: &KpiRequest, state: &AppState, cells: &[ContactCell]) -> Report {
+pub fn channel_mix_rows(request: &KpiRequest, policy: &Policy, cells: &[ContactCell]) -> Report {
     let by_class = request.groups(GroupKey::ChannelClass);
     // Totals per period × other keys, then each channel's (class's) share of them.
     let mut totals: BTreeMap<(Period, Keys), u64> = BTreeMap::new();
@@ -247,10 +247,10 @@ pub fn channel_mix_rows(request: &KpiRequest, state: &AppState, cells: &[Contact
         let Some(period) = request.period_of(cell.period) else {
             continue;
         };
-        let mut keys = contact_keys(request, state, cell);
+        let mut keys = contact_keys(request, policy, cell);
         keys.retain(|(name, _)| *name != "channel" && *name != "channel_class");
         let part = if by_class {
-            class(state, cell.channel).as_str()
+            class(policy, cell.channel).as_str()
         } else {
             cell.channel.as_str()
         }
@@ -273,7 +273,7 @@ pub fn channel_mix_rows(request: &KpiRequest, state: &AppState, cells: &[Contact
                 period,
                 &row_keys,
                 Rate::new(count, total),
-                state,
+                policy,
             ));
         }
     }
@@ -285,15 +285,15 @@ pub fn channel_mix_rows(request: &KpiRequest, state: &AppState, cells: &[Contact
 
 pub fn completion_rate_rows(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &[ContactCell],
 ) -> Report {
     let groups = group_contacts(
         request,
-        state,
+        policy,
         cells,
         |started: &mut OutcomeCounts, cell| {
-            if class(state, cell.channel) == ChannelClass::DigitalSelfService {
+            if class(policy, cell.channel) == ChannelClass::DigitalSelfService {
                 started.add(Outcome::Completed, cell.tx_completed);
                 started.add(Outcome::Ineligible, cell.tx_ineligible);
                 started.add(Outcome::Abandoned, cell.tx_abandoned);
@@ -310,7 +310,7 @@ pub fn completion_rate_rows(
                 keys.iter().all(|(name, _)| *name != "channel") || total_started(started) > 0
             })
             .map(|((period, keys), started)| {
-                KpiRow::rate(period, &keys, completion_rate(&started), state)
+                KpiRow::rate(period, &keys, completion_rate(&started), policy)
             })
             .collect(),
         notes: Vec::new(),
@@ -335,12 +335,12 @@ struct Flags {
 /// (yes, flagged) counts, `rate` the KPI's rate of them.
 fn flag_rate_rows(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &[ContactCell],
     pick: fn(&ContactCell) -> (u64, u64),
     rate: fn(u64, u64) -> Rate,
 ) -> Report {
-    let groups = group_contacts(request, state, cells, |flags: &mut Flags, cell| {
+    let groups = group_contacts(request, policy, cells, |flags: &mut Flags, cell| {
         let (yes, flagged) = pick(cell);
         flags.yes += yes;
         flags.flagged += flagged;
@@ -349,7 +349,7 @@ fn flag_rate_rows(
         rows: groups
             .into_iter()
             .map(|((period, keys), flags)| {
-                KpiRow::rate(period, &keys, rate(flags.yes, flags.flagged), state)
+                KpiRow::rate(period, &keys, rate(flags.yes, flags.flagged), policy)
             })
             .collect(),
         notes: Vec::new(),
@@ -358,12 +358,12 @@ fn flag_rate_rows(
 
 pub fn avoidable_contact_rows(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &[ContactCell],
 ) -> Report {
     flag_rate_rows(
         request,
-        state,
+        policy,
         cells,
         |cell| (cell.avoidable_contacts, cell.avoidable_flagged),
         avoidable_contact,
@@ -372,12 +372,12 @@ pub fn avoidable_contact_rows(
 
 pub fn first_contact_resolution_rows(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &[ContactCell],
 ) -> Report {
     flag_rate_rows(
         request,
-        state,
+        policy,
         cells,
         |cell| (cell.resolved_first, cell.resolution_flagged),
         first_contact_resolution,
@@ -401,10 +401,10 @@ fn cost_note(error: &CostError) -> String {
 
 pub fn cost_per_transaction_rows(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &[ContactCell],
 ) -> Report {
-    let groups = group_contacts(request, state, cells, |spend: &mut Spend, cell| {
+    let groups = group_contacts(request, policy, cells, |spend: &mut Spend, cell| {
         *spend.contacts.entry(cell.channel).or_default() += cell.all_contacts;
         spend.completed += cell.completed_transactions();
     });
@@ -414,7 +414,7 @@ pub fn cost_per_transaction_rows(
         match cost_per_transaction(
             &spend.contacts,
             spend.completed,
-            &state.unit_costs,
+            &policy.unit_costs,
             period.1,
         ) {
             Ok(cost) => {
@@ -429,7 +429,9 @@ pub fn cost_per_transaction_rows(
                 row.n = Some(spend.completed);
             }
         }
-        report.rows.push(row.suppress_below(spend.completed, state));
+        report
+            .rows
+            .push(row.suppress_below(spend.completed, policy));
     }
     report
 }
@@ -452,7 +454,7 @@ pub fn contacts_by_service(cells: &[ContactCell]) -> BTreeMap<String, ContactsBy
 /// of the baseline period). `cells` must be keyed by service.
 pub fn efficiency_savings_rows(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &[ContactCell],
     baseline: &BTreeMap<String, ContactsByChannel>,
 ) -> Report {
@@ -483,7 +485,7 @@ pub fn efficiency_savings_rows(
             .values()
             .flat_map(|channels| channels.values())
             .sum();
-        match channel_shift_savings(&services, &state.unit_costs, period.1) {
+        match channel_shift_savings(&services, &policy.unit_costs, period.1) {
             Ok(savings) => {
                 for service in &savings.no_baseline {
                     report.note(format!(
@@ -497,24 +499,24 @@ pub fn efficiency_savings_rows(
                         row.value = Some(pounds(saving.saving));
                         row.n = Some(saving.current_contacts);
                         // A small baseline count is withheld like any other count.
-                        let baseline = state.suppression.count(saving.baseline_contacts).shown();
+                        let baseline = policy.suppression.count(saving.baseline_contacts).shown();
                         row.extra.insert("baseline_contacts", baseline.into());
                         report
                             .rows
-                            .push(row.suppress_below(saving.current_contacts, state));
+                            .push(row.suppress_below(saving.current_contacts, policy));
                     }
                 } else {
                     let mut row = KpiRow::new(period, &Vec::new());
                     row.value = Some(pounds(savings.total));
                     row.n = Some(contacts);
-                    report.rows.push(row.suppress_below(contacts, state));
+                    report.rows.push(row.suppress_below(contacts, policy));
                 }
             }
             Err(error) => {
                 report.note(cost_note(&error));
                 let mut row = KpiRow::new(period, &Vec::new());
                 row.n = Some(contacts);
-                report.rows.push(row.suppress_below(contacts, state));
+                report.rows.push(row.suppress_below(contacts, policy));
             }
         }
     }
@@ -523,7 +525,7 @@ pub fn efficiency_savings_rows(
 
 pub fn satisfaction_rows(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &[SatisfactionCell],
 ) -> Report {
     // Keyed by the instrument's name: rows sort by their published names.
@@ -535,7 +537,7 @@ pub fn satisfaction_rows(
         };
         let keys = group_keys(
             request,
-            state,
+            policy,
             cell.channel,
             cell.service.as_ref(),
             cell.customer_type,
@@ -566,25 +568,25 @@ pub fn satisfaction_rows(
             Satisfaction::Csat5 { satisfied } => {
                 report
                     .rows
-                    .push(KpiRow::rate(period, &with("satisfied"), satisfied, state));
+                    .push(KpiRow::rate(period, &with("satisfied"), satisfied, policy));
             }
             Satisfaction::Govmetric3 { good, net, .. } => {
                 report
                     .rows
-                    .push(KpiRow::rate(period, &with("good"), good, state));
+                    .push(KpiRow::rate(period, &with("good"), good, policy));
                 report
                     .rows
-                    .push(KpiRow::net(period, &with("net"), net, state));
+                    .push(KpiRow::net(period, &with("net"), net, policy));
             }
             Satisfaction::Nps11 { nps, .. } => {
                 report
                     .rows
-                    .push(KpiRow::net(period, &with("nps"), nps, state));
+                    .push(KpiRow::net(period, &with("nps"), nps, policy));
             }
             Satisfaction::Ces7 { easy } => {
                 report
                     .rows
-                    .push(KpiRow::rate(period, &with("easy"), easy, state));
+                    .push(KpiRow::rate(period, &with("easy"), easy, policy));
             }
         }
     }
@@ -599,7 +601,7 @@ struct AreaTotals {
 
 pub fn hotspot_rows(
     request: &KpiRequest,
-    state: &AppState,
+    policy: &Policy,
     cells: &[AreaCell],
     area: &'static str,
 ) -> Report {
@@ -611,7 +613,7 @@ pub fn hotspot_rows(
         let totals = groups.entry((period, cell.area.clone())).or_default();
         totals.contacts += cell.all_contacts;
         totals.completed.push(CompletedTransactions {
-            class: class(state, cell.channel),
+            class: class(policy, cell.channel),
             assisted: cell.assisted,
             count: cell.completed,
         });
@@ -621,10 +623,10 @@ pub fn hotspot_rows(
         let mut row = KpiRow::rate(
             period,
             &vec![(area, code)],
-            digital_take_up(&totals.completed, state.take_up_definition),
-            state,
+            digital_take_up(&totals.completed, policy.take_up_definition),
+            policy,
         );
-        let contacts = state.suppression.count(totals.contacts).shown();
+        let contacts = policy.suppression.count(totals.contacts).shown();
         row.extra.insert("contacts", contacts.into());
         by_period.entry(period).or_default().push(row);
     }
@@ -652,5 +654,114 @@ pub fn hotspot_rows(
     Report {
         rows,
         notes: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::KpiSettings;
+    use channelshift_contract::CouncilCode;
+    use channelshift_kpi::catalogue::GroupKey;
+    use channelshift_store::CellFilter;
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().expect("a test date")
+    }
+
+    fn request(group_by: Vec<GroupKey>) -> KpiRequest {
+        let (from, to) = (day("2026-04-01"), day("2026-06-30"));
+        KpiRequest {
+            filter: CellFilter::new(CouncilCode::parse("E07000041").expect("GSS"), from, to),
+            grouping: Grouping::Total,
+            group_by,
+            periods: vec![(from, to)],
+        }
+    }
+
+    fn cell(channel: Channel, completed: u64, contacts: u64) -> ContactCell {
+        ContactCell {
+            period: None,
+            channel,
+            assisted: false,
+            service: None,
+            customer_type: None,
+            all_contacts: contacts,
+            tx_completed: completed,
+            tx_ineligible: 0,
+            tx_abandoned: 0,
+            tx_failed: 0,
+            tx_transferred: 0,
+            avoidable_contacts: 0,
+            avoidable_flagged: 0,
+            resolved_first: 0,
+            resolution_flagged: 0,
+            handling_seconds_total: 0,
+            timed: 0,
+        }
+    }
+
+    fn policy(settings: KpiSettings) -> Policy {
+        Policy::new(&settings).expect("valid settings")
+    }
+
+    #[test]
+    fn take_up_follows_the_councils_channel_classes() {
+        let cells = [
+            cell(Channel::Web, 30, 30),
+            cell(Channel::Webchat, 20, 20),
+            cell(Channel::Phone, 50, 50),
+        ];
+        let default = digital_take_up_rows(
+            &request(Vec::new()),
+            &policy(KpiSettings::default()),
+            &cells,
+        );
+        assert_eq!(default.rows[0].value, Some(30.0));
+        let mut settings = KpiSettings::default();
+        settings
+            .channel_classes
+            .insert("webchat".into(), "digital_self_service".into());
+        let moved = digital_take_up_rows(&request(Vec::new()), &policy(settings), &cells);
+        assert_eq!(moved.rows[0].value, Some(50.0));
+    }
+
+    #[test]
+    fn channel_mix_rows_are_in_the_order_of_their_published_names() {
+        let cells = [
+            cell(Channel::Web, 0, 60),
+            cell(Channel::Phone, 0, 30),
+            cell(Channel::App, 0, 10),
+        ];
+        let report = channel_mix_rows(
+            &request(vec![GroupKey::Channel]),
+            &policy(KpiSettings::default()),
+            &cells,
+        );
+        let shares: Vec<(&str, Option<f64>)> = report
+            .rows
+            .iter()
+            .map(|row| (row.key("channel").unwrap_or_default(), row.value))
+            .collect();
+        assert_eq!(
+            shares,
+            [
+                ("app", Some(10.0)),
+                ("phone", Some(30.0)),
+                ("web", Some(60.0))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_share_over_too_few_contacts_is_withheld_not_zero() {
+        let cells = [cell(Channel::Web, 3, 3), cell(Channel::Phone, 2, 2)];
+        let report = digital_take_up_rows(
+            &request(Vec::new()),
+            &policy(KpiSettings::default()),
+            &cells,
+        );
+        assert!(report.rows[0].suppressed);
+        assert_eq!(report.rows[0].value, None);
     }
 }

@@ -1,0 +1,97 @@
+//! One KPI's rows for a request: the cells it needs, read from the store,
+//! and the rows computed from them under the council's policy.
+
+use crate::error::ReportError;
+use crate::policy::Policy;
+use crate::request::KpiRequest;
+use crate::rows::{self, Report};
+use channelshift_kpi::catalogue::{GroupKey, Kpi};
+use channelshift_kpi::channel::ContactsByChannel;
+use channelshift_store::{Area, Bucket, CellFilter, Keys, Source, Store};
+use std::collections::BTreeMap;
+
+/// Reads the cells `kpi` needs for `request` from `source` and computes its rows.
+pub async fn compute(
+    store: &Store,
+    policy: &Policy,
+    kpi: Kpi,
+    request: &KpiRequest,
+    source: Source,
+) -> Result<Report, ReportError> {
+    let bucket = request.grouping.bucket();
+    let keys = Keys {
+        service: request.groups(GroupKey::Service),
+        customer_type: request.groups(GroupKey::CustomerType),
+        channel: request.groups(GroupKey::Channel) || request.groups(GroupKey::ChannelClass),
+    };
+    let contacts = || store.contact_cells(&request.filter, bucket, keys, source);
+    Ok(match kpi {
+        Kpi::DigitalTakeUp => rows::digital_take_up_rows(request, policy, &contacts().await?),
+        Kpi::ChannelMix => rows::channel_mix_rows(request, policy, &contacts().await?),
+        Kpi::CompletionRate => rows::completion_rate_rows(request, policy, &contacts().await?),
+        Kpi::CostPerTransaction => {
+            rows::cost_per_transaction_rows(request, policy, &contacts().await?)
+        }
+        Kpi::AvoidableContact => rows::avoidable_contact_rows(request, policy, &contacts().await?),
+        Kpi::FirstContactResolution => {
+            rows::first_contact_resolution_rows(request, policy, &contacts().await?)
+        }
+        Kpi::Satisfaction => {
+            let cells = store
+                .satisfaction_cells(&request.filter, bucket, keys, source)
+                .await?;
+            rows::satisfaction_rows(request, policy, &cells)
+        }
+        Kpi::EfficiencySavings => {
+            let baseline = baseline_contacts(store, policy, &request.filter, source).await?;
+            let by_service = Keys {
+                service: true,
+                ..keys
+            };
+            let cells = store
+                .contact_cells(&request.filter, bucket, by_service, source)
+                .await?;
+            rows::efficiency_savings_rows(request, policy, &cells, &baseline)
+        }
+        Kpi::Hotspots => {
+            let (area, name) = if request.groups(GroupKey::Lsoa) {
+                (Area::Lsoa, "lsoa")
+            } else {
+                (Area::Ward, "ward")
+            };
+            let cells = store
+                .area_cells(&request.filter, bucket, area, source)
+                .await?;
+            rows::hotspot_rows(request, policy, &cells, name)
+        }
+    })
+}
+
+/// Contacts per service and channel in the configured baseline period, under
+/// the request's filters.
+pub async fn baseline_contacts(
+    store: &Store,
+    policy: &Policy,
+    filter: &CellFilter,
+    source: Source,
+) -> Result<BTreeMap<String, ContactsByChannel>, ReportError> {
+    let baseline = policy.baseline.ok_or_else(|| {
+        ReportError::bad(
+            "kpi",
+            "efficiency-savings needs a baseline period: set kpi.baseline in the API's configuration",
+        )
+    })?;
+    let baseline_filter = CellFilter {
+        from: baseline.from,
+        to: baseline.to,
+        ..filter.clone()
+    };
+    let keys = Keys {
+        service: true,
+        ..Keys::default()
+    };
+    let cells = store
+        .contact_cells(&baseline_filter, Bucket::Total, keys, source)
+        .await?;
+    Ok(rows::contacts_by_service(&cells))
+}

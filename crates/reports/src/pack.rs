@@ -1,0 +1,588 @@
+//! A committee pack's figures: every KPI for a council and a period, in
+//! total and by each breakdown it accepts, the trend of each headline, and
+//! the restatements since the previous pack. How a pack is written out (CSV,
+//! spreadsheets, HTML, PDF) is the caller's.
+//!
+//! Figures come from the raw tables as they stood at the pack's as-of instant
+//! (`Source::RawAsOf`), so a pack regenerated with the same as-of has the same
+//! figures however much data arrived since. Packs are published: small
+//! numerators are withheld as well as small denominators. A period reported
+//! by the previous pack whose figure has changed since is flagged restated.
+
+use crate::compute::compute;
+use crate::error::ReportError;
+use crate::policy::Policy;
+use crate::request::{Grouping, KpiRequest};
+use crate::rows::KpiRow;
+use channelshift_contract::CouncilCode;
+use channelshift_kpi::catalogue::{GroupKey, Headline, Kpi, TargetScope, Unit};
+use channelshift_kpi::channel::Channel;
+use channelshift_kpi::period::{local_date, Period, PeriodKind};
+use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Target};
+use channelshift_store::{Bucket, CellFilter, Keys, Source, Store};
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// How many periods a trend shows, the pack's own included.
+pub const TREND_PERIODS: usize = 8;
+
+/// One figure of the pack: a KPI row for the pack's period (or, for
+/// efficiency savings' year-to-date row, the financial year to its end).
+pub struct PackRow {
+    pub kpi: Kpi,
+    pub unit: Unit,
+    /// `total`, `financial_year_to_date`, or the key the row is broken down by.
+    pub breakdown: &'static str,
+    pub row: KpiRow,
+    /// The council's target and the RAG status against it (headline rows only).
+    pub target: Option<Target>,
+    pub rag: Option<Rag>,
+}
+
+impl PackRow {
+    /// `instrument/measure` for satisfaction rows; empty otherwise.
+    pub fn measure(&self) -> String {
+        measure_of(&self.row)
+    }
+
+    pub fn breakdown_value(&self) -> &str {
+        match self.breakdown {
+            "total" | "financial_year_to_date" => "",
+            key => self.row.key(key).unwrap_or_default(),
+        }
+    }
+}
+
+/// `instrument/measure` for a satisfaction row; empty for other KPIs.
+pub fn measure_of(row: &KpiRow) -> String {
+    match (row.key("instrument"), row.key("measure")) {
+        (Some(instrument), Some(measure)) => format!("{instrument}/{measure}"),
+        _ => String::new(),
+    }
+}
+
+/// A published figure of an earlier pack, for restatement flags.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Published {
+    pub value: Option<f64>,
+    pub suppressed: bool,
+}
+
+/// One period of a headline's trend.
+pub struct TrendPoint {
+    pub period: Period,
+    /// The row the headline was read from (None when there is no figure).
+    pub row: Option<KpiRow>,
+    pub value: Option<f64>,
+    pub n: Option<u64>,
+    pub suppressed: bool,
+    /// What the previous pack published for this period, when it had the
+    /// period complete and the figure has changed since: a restatement.
+    pub restated_from: Option<Published>,
+}
+
+/// A KPI's headline measure over the last `TREND_PERIODS` periods.
+pub struct Trend {
+    pub kpi: Kpi,
+    pub unit: Unit,
+    /// The breakdown the headline row is picked from (`total`, `channel_class`, `ward`).
+    pub breakdown: &'static str,
+    /// What the trend plots, in plain English.
+    pub measure: &'static str,
+    pub points: Vec<TrendPoint>,
+    pub polarity: Polarity,
+    pub target: Option<Target>,
+}
+
+impl Trend {
+    pub fn current(&self) -> Option<&TrendPoint> {
+        self.points.last()
+    }
+
+    pub fn previous(&self) -> Option<&TrendPoint> {
+        self.points.iter().rev().nth(1)
+    }
+
+    /// This period against the previous one, read through the polarity.
+    pub fn direction(&self) -> Option<Direction> {
+        let now = self.current()?.value?;
+        let then = self.previous()?.value?;
+        Some(direction_of_travel(now, then, self.polarity))
+    }
+}
+
+/// The index of the headline row among one period's `rows`.
+fn pick(headline: Headline, rows: &[&KpiRow]) -> Option<usize> {
+    match headline {
+        Headline::First => (!rows.is_empty()).then_some(0),
+        Headline::DigitalSelfServiceShare => rows
+            .iter()
+            .position(|row| row.key("channel_class") == Some("digital_self_service")),
+        Headline::Measure {
+            instrument,
+            measure,
+        } => rows.iter().position(|row| {
+            row.key("instrument") == Some(instrument) && row.key("measure") == Some(measure)
+        }),
+        // The published area with the lowest take-up: the period's worst hot spot.
+        Headline::LowestArea => rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| row.value.is_some())
+            .min_by(|(_, a), (_, b)| {
+                a.value
+                    .unwrap_or_default()
+                    .total_cmp(&b.value.unwrap_or_default())
+            })
+            .map(|(index, _)| index),
+    }
+}
+
+/// How much of the period the data covers, up to the as-of day.
+pub struct Coverage {
+    pub days: u64,
+    pub days_with_data: u64,
+}
+
+/// The unit cost of each channel in force at the period's end, in pence.
+pub type UnitCostsUsed = Vec<(Channel, Option<i64>)>;
+
+/// A committee pack: its scope, its figures, their trends and what they rest on.
+pub struct Pack {
+    pub council: String,
+    pub period: Period,
+    pub as_of: i64,
+    /// The as-of of the pack this one is compared with for restatements.
+    pub previous_as_of: Option<i64>,
+    pub rows: Vec<PackRow>,
+    pub trends: Vec<Trend>,
+    pub notes: Vec<(Kpi, String)>,
+    pub coverage: Coverage,
+    pub unit_costs: UnitCostsUsed,
+    pub settings: Settings,
+}
+
+/// The settings the figures were computed under, recorded in the pack.
+pub struct Settings {
+    pub take_up_definition: &'static str,
+    pub suppression_threshold: u64,
+    pub baseline: Option<(NaiveDate, NaiveDate)>,
+}
+
+impl Pack {
+    pub fn as_of_text(&self) -> String {
+        instant_text(self.as_of)
+    }
+
+    pub fn file_stem(&self) -> String {
+        file_stem(&self.council, &self.period)
+    }
+
+    pub fn trend(&self, kpi: Kpi) -> Option<&Trend> {
+        self.trends.iter().find(|trend| trend.kpi == kpi)
+    }
+
+    /// The rows of one KPI, in pack order.
+    pub fn rows_of(&self, kpi: Kpi) -> impl Iterator<Item = &PackRow> + '_ {
+        self.rows.iter().filter(move |row| row.kpi == kpi)
+    }
+
+    pub fn restatements(&self) -> impl Iterator<Item = (&Trend, &TrendPoint)> {
+        self.trends.iter().flat_map(|trend| {
+            trend
+                .points
+                .iter()
+                .filter(|point| point.restated_from.is_some())
+                .map(move |point| (trend, point))
+        })
+    }
+}
+
+/// A pack's file name without its ending, e.g. `channelshift-E07000041-2025-26-Q1`.
+pub fn file_stem(council: &str, period: &Period) -> String {
+    format!(
+        "channelshift-{council}-{}",
+        period.label().replace(' ', "-")
+    )
+}
+
+pub fn instant_text(seconds: i64) -> String {
+    DateTime::<Utc>::from_timestamp(seconds, 0)
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn published(row: KpiRow, policy: &Policy) -> KpiRow {
+    // Published outputs withhold small counts of cases, not only small bases.
+    let small = row
+        .numerator
+        .is_some_and(|count| count >= 0 && policy.suppression.count(count as u64).is_suppressed());
+    if row.denominator.is_some() && small {
+        row.withheld()
+    } else {
+        row
+    }
+}
+
+fn request(
+    council: &CouncilCode,
+    from: NaiveDate,
+    to: NaiveDate,
+    grouping: Grouping,
+    group_by: Option<GroupKey>,
+    periods: Vec<(NaiveDate, NaiveDate)>,
+) -> KpiRequest {
+    KpiRequest {
+        filter: CellFilter::new(council.clone(), from, to),
+        grouping,
+        group_by: group_by.into_iter().collect(),
+        periods,
+    }
+}
+
+/// Which pack of `council` this one is compared with for restatements.
+pub struct Scope<'a> {
+    pub council: &'a CouncilCode,
+    pub period: Period,
+    pub as_of: i64,
+    pub previous_as_of: Option<i64>,
+}
+
+/// Computes the pack: every KPI in total and by each breakdown it accepts,
+/// the trend of each headline, and the restatements since the previous pack.
+pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<Pack, ReportError> {
+    let Scope {
+        council,
+        period,
+        as_of,
+        previous_as_of,
+    } = scope;
+    let source = Source::RawAsOf(as_of);
+    let (from, to) = (period.first_day(), period.last_day());
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for &kpi in Kpi::ALL {
+        let spec = kpi.spec();
+        if spec.needs_baseline && policy.baseline.is_none() {
+            notes.push((
+                kpi,
+                "No baseline period is configured (kpi.baseline), so savings are not reported."
+                    .to_string(),
+            ));
+            continue;
+        }
+        let breakdowns = std::iter::once(None)
+            .filter(|_| spec.has_total)
+            .chain(spec.group_by.iter().copied().map(Some));
+        for breakdown in breakdowns {
+            let request = request(
+                council,
+                from,
+                to,
+                Grouping::Total,
+                breakdown,
+                vec![(from, to)],
+            );
+            let report = compute(store, policy, kpi, &request, source).await?;
+            for note in report.notes {
+                if !notes.iter().any(|(of, text)| *of == kpi && *text == note) {
+                    notes.push((kpi, note));
+                }
+            }
+            for row in report.rows {
+                let row = published(row, policy);
+                // Targets apply to the headline figure only; savings' target
+                // is for the financial year to date (its own row below).
+                let headline = breakdown.is_none()
+                    && spec.targets == TargetScope::Period
+                    && match spec.scorecard {
+                        Some(Headline::Measure {
+                            instrument,
+                            measure,
+                        }) => {
+                            row.key("instrument") == Some(instrument)
+                                && row.key("measure") == Some(measure)
+                        }
+                        _ => true,
+                    };
+                let target = headline
+                    .then(|| policy.targets.get(&kpi).copied())
+                    .flatten();
+                let rag = target
+                    .zip(row.value)
+                    .map(|(target, value)| target.rag(value));
+                rows.push(PackRow {
+                    kpi,
+                    unit: spec.unit,
+                    breakdown: breakdown.map_or("total", |key| key.as_str()),
+                    row,
+                    target,
+                    rag,
+                });
+            }
+        }
+        if spec.targets == TargetScope::FinancialYearToDate {
+            rows.extend(year_to_date(store, policy, kpi, council, period, source).await?);
+        }
+    }
+
+    let mut trends = Vec::new();
+    for &kpi in Kpi::ALL {
+        if kpi.spec().needs_baseline && policy.baseline.is_none() {
+            continue;
+        }
+        trends.push(trend(store, policy, council, period, kpi, as_of, previous_as_of).await?);
+    }
+
+    Ok(Pack {
+        council: council.to_string(),
+        period,
+        as_of,
+        previous_as_of,
+        rows,
+        trends,
+        notes,
+        coverage: coverage(store, council, period, as_of).await?,
+        unit_costs: Channel::ALL
+            .iter()
+            .map(|&channel| {
+                (
+                    channel,
+                    policy.unit_costs.cost_on(channel, to).map(|pence| pence.0),
+                )
+            })
+            .collect(),
+        settings: Settings {
+            take_up_definition: policy.take_up_definition.as_str(),
+            suppression_threshold: policy.suppression.threshold,
+            baseline: policy.baseline.map(|baseline| (baseline.from, baseline.to)),
+        },
+    })
+}
+
+/// A KPI over the financial year to the period's end (savings), against the
+/// council's annual target.
+async fn year_to_date(
+    store: &Store,
+    policy: &Policy,
+    kpi: Kpi,
+    council: &CouncilCode,
+    period: Period,
+    source: Source,
+) -> Result<Option<PackRow>, ReportError> {
+    let year_start = Period::containing(PeriodKind::FinancialYear, period.first_day())
+        .map_err(|error| ReportError::bad("date", error.to_string()))?
+        .first_day();
+    let to = period.last_day();
+    let request = request(
+        council,
+        year_start,
+        to,
+        Grouping::Total,
+        None,
+        vec![(year_start, to)],
+    );
+    let report = compute(store, policy, kpi, &request, source).await?;
+    Ok(report.rows.into_iter().next().map(|row| {
+        let row = published(row, policy);
+        let target = policy.targets.get(&kpi).copied();
+        PackRow {
+            kpi,
+            unit: kpi.spec().unit,
+            breakdown: "financial_year_to_date",
+            rag: target
+                .zip(row.value)
+                .map(|(target, value)| target.rag(value)),
+            row,
+            target,
+        }
+    }))
+}
+
+/// The periods of the trend, oldest first, ending with `period`.
+fn trend_periods(period: Period) -> Vec<Period> {
+    let mut periods = vec![period];
+    while periods.len() < TREND_PERIODS {
+        match periods.last().map(Period::previous) {
+            Some(Ok(earlier)) => periods.push(earlier),
+            _ => break,
+        }
+    }
+    periods.reverse();
+    periods
+}
+
+/// The headline measure per period, as published at `as_of`.
+async fn trend_values(
+    store: &Store,
+    policy: &Policy,
+    council: &CouncilCode,
+    periods: &[Period],
+    kpi: Kpi,
+    as_of: i64,
+) -> Result<Vec<Option<KpiRow>>, ReportError> {
+    let spec = kpi.spec().trend;
+    let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
+        return Ok(Vec::new());
+    };
+    let request = request(
+        council,
+        first.first_day(),
+        last.last_day(),
+        Grouping::By(last.kind()),
+        spec.group_by,
+        periods
+            .iter()
+            .map(|p| (p.first_day(), p.last_day()))
+            .collect(),
+    );
+    let report = compute(store, policy, kpi, &request, Source::RawAsOf(as_of)).await?;
+    let rows: Vec<KpiRow> = report
+        .rows
+        .into_iter()
+        .map(|row| published(row, policy))
+        .collect();
+    Ok(periods
+        .iter()
+        .map(|period| {
+            let of_period: Vec<&KpiRow> = rows
+                .iter()
+                .filter(|row| row.period_start == period.first_day())
+                .collect();
+            pick(spec.headline, &of_period).map(|index| of_period[index].clone())
+        })
+        .collect())
+}
+
+async fn trend(
+    store: &Store,
+    policy: &Policy,
+    council: &CouncilCode,
+    period: Period,
+    kpi: Kpi,
+    as_of: i64,
+    previous_as_of: Option<i64>,
+) -> Result<Trend, ReportError> {
+    let spec = kpi.spec();
+    let periods = trend_periods(period);
+    let now = trend_values(store, policy, council, &periods, kpi, as_of).await?;
+    // Periods the previous pack could have reported complete: those ended
+    // before its as-of day.
+    let then = match previous_as_of {
+        Some(previous) => {
+            let previous_day = DateTime::<Utc>::from_timestamp(previous, 0)
+                .map(local_date)
+                .unwrap_or(NaiveDate::MIN);
+            let reported: Vec<Period> = periods
+                .iter()
+                .copied()
+                .filter(|p| p.last_day() < previous_day)
+                .collect();
+            let values = trend_values(store, policy, council, &reported, kpi, previous).await?;
+            reported.into_iter().zip(values).collect()
+        }
+        None => Vec::new(),
+    };
+    let target = policy.targets.get(&kpi).copied();
+    let points = periods
+        .iter()
+        .zip(now)
+        .map(|(&period, row)| {
+            let (value, n, suppressed) = row.as_ref().map_or((None, None, false), |row| {
+                (row.value, row.n, row.suppressed)
+            });
+            let restated_from = then
+                .iter()
+                .find(|(reported, _)| *reported == period)
+                .map(|(_, before)| Published {
+                    value: before.as_ref().and_then(|row| row.value),
+                    suppressed: before.as_ref().is_some_and(|row| row.suppressed),
+                })
+                .filter(|before| !same_figure(before, value, suppressed));
+            TrendPoint {
+                period,
+                row,
+                value,
+                n,
+                suppressed,
+                restated_from,
+            }
+        })
+        .collect();
+    Ok(Trend {
+        kpi,
+        unit: spec.unit,
+        breakdown: spec.trend.group_by.map_or("total", |key| key.as_str()),
+        measure: spec.trend.measure,
+        points,
+        polarity: target.map_or(spec.polarity, |target| target.polarity()),
+        // An annual target (savings) does not hold the period's trend.
+        target: target.filter(|_| spec.targets == TargetScope::Period),
+    })
+}
+
+/// Figures are rounded for publication, so equal means equal to the
+/// precision published.
+fn same_figure(before: &Published, value: Option<f64>, suppressed: bool) -> bool {
+    before.suppressed == suppressed
+        && match (before.value, value) {
+            (Some(a), Some(b)) => (a - b).abs() < 0.005,
+            (None, None) => true,
+            _ => false,
+        }
+}
+
+/// Days of the period up to the as-of day, and how many of them have contacts.
+async fn coverage(
+    store: &Store,
+    council: &CouncilCode,
+    period: Period,
+    as_of: i64,
+) -> Result<Coverage, ReportError> {
+    let as_of_day = DateTime::<Utc>::from_timestamp(as_of, 0)
+        .map(local_date)
+        .unwrap_or(NaiveDate::MIN);
+    let covered_to = as_of_day.min(period.last_day());
+    if covered_to < period.first_day() {
+        return Ok(Coverage {
+            days: 0,
+            days_with_data: 0,
+        });
+    }
+    let filter = CellFilter::new(council.clone(), period.first_day(), covered_to);
+    let cells = store
+        .contact_cells(
+            &filter,
+            Bucket::Day,
+            Keys::default(),
+            Source::RawAsOf(as_of),
+        )
+        .await?;
+    let mut days: Vec<NaiveDate> = cells
+        .iter()
+        .filter(|cell| cell.all_contacts > 0)
+        .filter_map(|cell| cell.period)
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    Ok(Coverage {
+        days: (covered_to - period.first_day()).num_days() as u64 + 1,
+        days_with_data: days.len() as u64,
+    })
+}
+
+/// The pack's as-of instant (Unix seconds): `at`, or the latest settled one.
+/// An instant less than `settle` seconds ago is refused: rows stamped before
+/// it may still be on their way, so the pack could not be reproduced.
+pub fn settled_as_of(at: Option<i64>, settle: i64) -> Result<i64, ReportError> {
+    let settled = Utc::now().timestamp() - settle;
+    match at {
+        Some(at) if at > settled => Err(ReportError::bad(
+            "as_of",
+            format!(
+                "must be at least {settle} s ago, so that everything ingested by then is stored"
+            ),
+        )),
+        Some(at) => Ok(at),
+        None => Ok(settled),
+    }
+}

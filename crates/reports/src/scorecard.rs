@@ -1,0 +1,336 @@
+//! The scorecard: every headline KPI for one period, with its target and RAG
+//! status, direction of travel against the previous period and the same
+//! period last year, and how much of the period the data covers.
+
+use crate::as_of;
+use crate::compute::baseline_contacts;
+use crate::error::ReportError;
+use crate::policy::Policy;
+use crate::request::{Grouping, KpiRequest};
+use crate::rows::{self, Report};
+use channelshift_contract::CouncilCode;
+use channelshift_kpi::catalogue::{Headline as Pick, Kpi, TargetScope, Unit, SCORECARD};
+use channelshift_kpi::period::{local_date, Period, PeriodKind};
+use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Target};
+use channelshift_store::{Bucket, CellFilter, Keys, Source, Store};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Scorecard {
+    council: String,
+    period: PeriodInfo,
+    as_of: Option<String>,
+    coverage: Coverage,
+    kpis: Vec<Headline>,
+}
+
+#[derive(Debug, Serialize)]
+struct PeriodInfo {
+    kind: &'static str,
+    label: String,
+    start: NaiveDate,
+    end: NaiveDate,
+}
+
+#[derive(Debug, Serialize)]
+struct Coverage {
+    /// Days of the period up to its end or to the as-of day, whichever is earlier.
+    days: u64,
+    days_with_data: u64,
+    percent: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Headline {
+    kpi: Kpi,
+    measure: Option<String>,
+    unit: Unit,
+    value: Option<f64>,
+    n: Option<u64>,
+    ci95_low: Option<f64>,
+    ci95_high: Option<f64>,
+    suppressed: bool,
+    target: Option<f64>,
+    tolerance: Option<f64>,
+    polarity: Polarity,
+    rag: Option<Rag>,
+    previous: Comparison,
+    vs_previous: Option<Direction>,
+    same_period_last_year: Comparison,
+    vs_last_year: Option<Direction>,
+    notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Comparison {
+    period_start: NaiveDate,
+    period_end: NaiveDate,
+    value: Option<f64>,
+}
+
+/// One headline figure: the first row of a total-period report (for
+/// satisfaction, the csat5 % satisfied row).
+#[derive(Default)]
+struct Figure {
+    value: Option<f64>,
+    n: Option<u64>,
+    ci: (Option<f64>, Option<f64>),
+    suppressed: bool,
+    notes: Vec<String>,
+}
+
+fn figure(report: Report, pick: Pick) -> Figure {
+    let row = report.rows.into_iter().find(|row| match pick {
+        Pick::Measure {
+            instrument,
+            measure,
+        } => row.key("instrument") == Some(instrument) && row.key("measure") == Some(measure),
+        Pick::First | Pick::DigitalSelfServiceShare | Pick::LowestArea => true,
+    });
+    match row {
+        Some(row) => Figure {
+            value: row.value,
+            n: row.n,
+            ci: (row.ci95_low, row.ci95_high),
+            suppressed: row.suppressed,
+            notes: report.notes,
+        },
+        None => Figure {
+            notes: report.notes,
+            ..Figure::default()
+        },
+    }
+}
+
+/// The kinds of period a scorecard or a pack reports, by name.
+pub const REPORT_PERIODS: &str = "one of month, quarter, financial_year";
+
+/// A report period by name: `month`, `quarter` or `financial_year`.
+pub fn report_period(name: &str) -> Option<PeriodKind> {
+    match name {
+        "month" => Some(PeriodKind::Month),
+        "quarter" => Some(PeriodKind::FinancialQuarter),
+        "financial_year" => Some(PeriodKind::FinancialYear),
+        _ => None,
+    }
+}
+
+/// Every headline figure over `from`..=`to`, read in two queries (plus the
+/// savings baseline), so the scorecard costs a few queries per period.
+async fn figures(
+    store: &Store,
+    policy: &Policy,
+    council: &CouncilCode,
+    from: NaiveDate,
+    to: NaiveDate,
+    source: Source,
+) -> Result<Vec<Figure>, ReportError> {
+    let filter = CellFilter::new(council.clone(), from, to);
+    let request = KpiRequest {
+        filter: filter.clone(),
+        grouping: Grouping::Total,
+        group_by: Vec::new(),
+        periods: vec![(from, to)],
+    };
+    let contacts = store
+        .contact_cells(&filter, Bucket::Total, Keys::default(), source)
+        .await?;
+    let responses = store
+        .satisfaction_cells(&filter, Bucket::Total, Keys::default(), source)
+        .await?;
+    // Savings accumulate through the financial year to the period's end.
+    let year_start = Period::containing(PeriodKind::FinancialYear, from)
+        .map_err(|error| ReportError::bad("date", error.to_string()))?
+        .first_day();
+    let savings = match policy.baseline {
+        Some(_) => {
+            let year = KpiRequest {
+                filter: CellFilter {
+                    from: year_start,
+                    ..filter.clone()
+                },
+                periods: vec![(year_start, to)],
+                ..request.clone()
+            };
+            let baseline = baseline_contacts(store, policy, &filter, source).await?;
+            let by_service = Keys {
+                service: true,
+                ..Keys::default()
+            };
+            let cells = store
+                .contact_cells(&year.filter, Bucket::Total, by_service, source)
+                .await?;
+            rows::efficiency_savings_rows(&year, policy, &cells, &baseline)
+        }
+        None => Report {
+            rows: Vec::new(),
+            notes: vec!["no baseline period is configured (kpi.baseline)".into()],
+        },
+    };
+    let mut savings = Some(savings);
+    Ok(SCORECARD
+        .into_iter()
+        .map(|kpi| {
+            let report = match kpi {
+                Kpi::DigitalTakeUp => rows::digital_take_up_rows(&request, policy, &contacts),
+                Kpi::CompletionRate => rows::completion_rate_rows(&request, policy, &contacts),
+                Kpi::Satisfaction => rows::satisfaction_rows(&request, policy, &responses),
+                Kpi::CostPerTransaction => {
+                    rows::cost_per_transaction_rows(&request, policy, &contacts)
+                }
+                Kpi::EfficiencySavings => savings.take().unwrap_or_default(),
+                Kpi::AvoidableContact => rows::avoidable_contact_rows(&request, policy, &contacts),
+                Kpi::FirstContactResolution => {
+                    rows::first_contact_resolution_rows(&request, policy, &contacts)
+                }
+                Kpi::ChannelMix => rows::channel_mix_rows(&request, policy, &contacts),
+                // Read by area, not from the council's totals: no scorecard figure.
+                Kpi::Hotspots => Report::default(),
+            };
+            figure(report, kpi.spec().scorecard.unwrap_or(Pick::First))
+        })
+        .collect())
+}
+
+/// The scorecard of `council` for the `kind` of period containing `date`,
+/// read from `source` (the rollups; the raw tables for benchmarks).
+pub async fn scorecard(
+    store: &Store,
+    policy: &Policy,
+    council: &CouncilCode,
+    kind: PeriodKind,
+    date: NaiveDate,
+    source: Source,
+) -> Result<Scorecard, ReportError> {
+    let bad_date =
+        |error: channelshift_kpi::period::PeriodError| ReportError::bad("date", error.to_string());
+    let period = Period::containing(kind, date).map_err(bad_date)?;
+    let previous = period.previous().map_err(bad_date)?;
+    let last_year = period.same_period_last_year().map_err(bad_date)?;
+    // Read before the figures: they then include at least everything up to it.
+    let latest = store.latest_ingest().await?;
+    // The three periods are independent: ask for them at once.
+    let (current, before, year_ago) = tokio::try_join!(
+        figures(
+            store,
+            policy,
+            council,
+            period.first_day(),
+            period.last_day(),
+            source
+        ),
+        figures(
+            store,
+            policy,
+            council,
+            previous.first_day(),
+            previous.last_day(),
+            source
+        ),
+        figures(
+            store,
+            policy,
+            council,
+            last_year.first_day(),
+            last_year.last_day(),
+            source
+        ),
+    )?;
+
+    let covered_to = latest
+        .and_then(|seconds| DateTime::<Utc>::from_timestamp(seconds, 0))
+        .map(local_date)
+        // Nothing ingested yet: no day of the period is covered.
+        .map_or(
+            period.first_day().pred_opt().unwrap_or(period.first_day()),
+            |day| day.min(period.last_day()),
+        );
+    let days = if covered_to < period.first_day() {
+        0
+    } else {
+        (covered_to - period.first_day()).num_days() as u64 + 1
+    };
+    let days_with_data = if days == 0 {
+        0
+    } else {
+        store
+            .days_with_contacts(council, period.first_day(), covered_to)
+            .await?
+    };
+
+    let kpis = SCORECARD
+        .into_iter()
+        .zip(current)
+        .zip(before.into_iter().zip(year_ago))
+        .map(|((kpi, figure), (before, year_ago))| {
+            let spec = kpi.spec();
+            let target: Option<&Target> = policy.targets.get(&kpi);
+            let polarity = target.map_or(spec.polarity, Target::polarity);
+            let travel = |earlier: Option<f64>| match (figure.value, earlier) {
+                (Some(now), Some(then)) => Some(direction_of_travel(now, then, polarity)),
+                _ => None,
+            };
+            Headline {
+                kpi,
+                measure: match spec.scorecard {
+                    Some(Pick::Measure {
+                        instrument,
+                        measure,
+                    }) => Some(format!("{instrument}/{measure}")),
+                    _ => None,
+                },
+                unit: spec.unit,
+                value: figure.value,
+                n: figure.n,
+                ci95_low: figure.ci.0,
+                ci95_high: figure.ci.1,
+                suppressed: figure.suppressed,
+                target: target.map(Target::target),
+                tolerance: target.map(Target::tolerance),
+                polarity,
+                rag: target
+                    .zip(figure.value)
+                    .map(|(target, value)| target.rag(value)),
+                previous: Comparison {
+                    period_start: previous.first_day(),
+                    period_end: previous.last_day(),
+                    value: before.value,
+                },
+                // Savings accumulate through the year: this period's year to
+                // date is not comparable with the previous period's.
+                vs_previous: match spec.targets {
+                    TargetScope::FinancialYearToDate => None,
+                    TargetScope::Period | TargetScope::None => travel(before.value),
+                },
+                same_period_last_year: Comparison {
+                    period_start: last_year.first_day(),
+                    period_end: last_year.last_day(),
+                    value: year_ago.value,
+                },
+                vs_last_year: travel(year_ago.value),
+                notes: figure.notes,
+            }
+        })
+        .collect();
+    Ok(Scorecard {
+        council: council.to_string(),
+        period: PeriodInfo {
+            kind: match kind {
+                PeriodKind::Month => "month",
+                PeriodKind::FinancialYear => "financial_year",
+                _ => "quarter",
+            },
+            label: period.label(),
+            start: period.first_day(),
+            end: period.last_day(),
+        },
+        as_of: as_of(latest),
+        coverage: Coverage {
+            days,
+            days_with_data,
+            percent: (days > 0).then(|| days_with_data as f64 * 100.0 / days as f64),
+        },
+        kpis,
+    })
+}
