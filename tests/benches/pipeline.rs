@@ -18,7 +18,6 @@
 
 use anyhow::{Context, Result};
 use channelshift_api::config::{ApiConfig, AuthConfig, Baseline, KpiSettings, ServerLimits};
-use channelshift_api::pack::{self, Format};
 use channelshift_api::request::{Grouping, KpiRequest};
 use channelshift_api::AppState;
 use channelshift_contract::CouncilCode;
@@ -26,6 +25,7 @@ use channelshift_contract::{ContactEvent, SatisfactionResponse};
 use channelshift_ingest::config::BatchConfig;
 use channelshift_kpi::catalogue::{GroupKey, Kpi};
 use channelshift_kpi::period::{Period, PeriodKind};
+use channelshift_packs::Format;
 use channelshift_reports::compute::compute;
 use channelshift_reports::scorecard;
 use channelshift_simulator::{Generator, Scenario};
@@ -1061,10 +1061,10 @@ async fn run() -> Result<Report> {
         println!("\n5. one quarterly committee pack in all formats");
         let started = Instant::now();
         let as_of = Utc::now().timestamp() - 1;
-        let pack = pack::build(
+        let pack = channelshift_packs::build(
             &state.store,
             &state.policy,
-            pack::Scope {
+            channelshift_packs::Scope {
                 council: &CouncilCode::parse(COUNCIL).context("a GSS code")?,
                 period: quarter,
                 as_of,
@@ -1074,9 +1074,10 @@ async fn run() -> Result<Report> {
         .await
         .map_err(|error| anyhow::anyhow!("{error:?}"))?;
         let computed = started.elapsed();
+        let pdf = channelshift_packs::pdf::PdfSettings::new(&Default::default());
         let mut pages_bytes = 0;
         for &format in Format::ALL {
-            let bytes = pack::render(&pack, format, &state)
+            let bytes = channelshift_packs::render(&pack, format, &pdf)
                 .await
                 .map_err(|error| anyhow::anyhow!("{} {error:?}", format.name()))?;
             pages_bytes += bytes.len();

@@ -10,6 +10,8 @@
 #
 #   tests/golden/capture.sh <api-binary> <api.toml> <out-dir> <as-of RFC 3339> [port]
 #
+# The API renders packs with the `channelshift-packs` beside its binary.
+#
 # The API's config must name a read-only ClickHouse user and hold the SHA-256
 # of the token in $GOLDEN_TOKEN. Dates are taken from $GOLDEN_TODAY
 # (default: today), so a capture made on another day asks the same questions
@@ -20,6 +22,10 @@ api=$(realpath "$1") config=$2 out=$(realpath -m "$3") as_of=$4 port=${5:-18999}
 : "${GOLDEN_TOKEN:?set GOLDEN_TOKEN to the API token}"
 today=${GOLDEN_TODAY:-$(date -u +%F)}
 council=${GOLDEN_COUNCIL:-E07000041}
+# The binary with the `pack` command: channelshift-packs beside the API's
+# binary, or (before the packs binary existed) the API's own.
+packs=$(dirname "$api")/channelshift-packs
+[ -x "$packs" ] || packs=$api
 mkdir -p "$out"
 
 # The API, on its own port, from a copy of the config.
@@ -127,7 +133,7 @@ for period in quarter month financial_year; do
   done
 done
 mkdir -p "$out/cli"
-"$api" pack --config "$work/api.toml" --council "$council" --period quarter --date "$today" \
+"$packs" pack --config "$work/api.toml" --council "$council" --period quarter --date "$today" \
   --as-of "$as_of" --previous-as-of "$previous" --format csv,csvw,xlsx,ods,html \
   --out "$out/cli" >"$out/cli/files" 2>/dev/null
 sed -i "s|$out/cli/||" "$out/cli/files"

@@ -13,7 +13,7 @@ pub mod process;
 pub mod server;
 
 use anyhow::{Context, Result};
-use channelshift_api::config::{ApiConfig, AuthConfig, KpiSettings, ServerLimits};
+use channelshift_api::config::{ApiConfig, AuthConfig, KpiSettings, PacksConfig, ServerLimits};
 use channelshift_ingest::config::{BatchConfig, IngestConfig, KafkaConfig, PrivacyConfig};
 use channelshift_runtime::health::Health;
 use channelshift_runtime::shutdown::{self, Trigger};
@@ -320,7 +320,10 @@ pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, 
         },
         kpi,
         server: ServerLimits::default(),
-        packs: Default::default(),
+        packs: PacksConfig {
+            binary: Some(process::packs_binary()?),
+            ..PacksConfig::default()
+        },
     };
     let store = Store::connect(&config.clickhouse).await?;
     let state = channelshift_api::AppState::new(&config, store)?;

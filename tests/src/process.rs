@@ -36,6 +36,12 @@ pub fn ingest_binary() -> Result<PathBuf> {
     service_binary("channelshift-ingest", "CHANNELSHIFT_INGEST_BIN")
 }
 
+/// The `channelshift-packs` binary, or `CHANNELSHIFT_PACKS_BIN`: the API
+/// runs it to render packs, `pack` and `packs-due` are its commands.
+pub fn packs_binary() -> Result<PathBuf> {
+    service_binary("channelshift-packs", "CHANNELSHIFT_PACKS_BIN")
+}
+
 /// A fresh folder for one child process's configuration and log.
 pub fn process_dir(name: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(

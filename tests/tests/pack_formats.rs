@@ -16,9 +16,9 @@ use channelshift_api::config::{Baseline, KpiSettings, UnitCostEntry};
 use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::rag::{Polarity, Target};
 use channelshift_simulator::{Generator, Scenario};
-use channelshift_tests::api_process::api_binary;
 use channelshift_tests::checks::contact_totals;
 use channelshift_tests::kafka::produce_all;
+use channelshift_tests::process::packs_binary;
 use channelshift_tests::{
     create_topics, eventually, producer, simulated, start_api_with, start_ingest, Scope, API_TOKEN,
 };
@@ -667,7 +667,7 @@ async fn cli(
     );
     let config_path = dir.join("api.toml");
     std::fs::write(&config_path, config)?;
-    let binary = api_binary()?;
+    let binary = packs_binary()?;
 
     let one = dir.join("one");
     let started = Instant::now();

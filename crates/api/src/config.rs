@@ -4,12 +4,11 @@
 //! channel classes, and the server's request limits. `deploy/api.example.toml`
 //! is a documented example.
 
+pub use channelshift_reports::calendar::{Meeting, PacksConfig};
 pub use channelshift_reports::policy::{Baseline, KpiSettings, UnitCostEntry};
 use channelshift_store::ClickHouseConfig;
-use chrono::NaiveDate;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct ApiConfig {
@@ -24,54 +23,6 @@ pub struct ApiConfig {
     pub server: ServerLimits,
     #[serde(default)]
     pub packs: PacksConfig,
-}
-
-/// `[packs]`: how PDFs are printed, and the reporting calendar.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PacksConfig {
-    /// The Chromium binary that prints PDFs (Debian: `/usr/bin/chromium`).
-    #[serde(default = "default_chromium")]
-    pub chromium: PathBuf,
-    #[serde(default = "default_pdf_timeout_seconds")]
-    pub pdf_timeout_seconds: u64,
-    /// Chromiums printing at once, per API process.
-    #[serde(default = "default_pdf_concurrency")]
-    pub pdf_concurrency: usize,
-    /// The committees' meetings, each with the data cut-off of its pack.
-    #[serde(default)]
-    pub calendar: Vec<Meeting>,
-}
-
-impl Default for PacksConfig {
-    fn default() -> Self {
-        Self {
-            chromium: default_chromium(),
-            pdf_timeout_seconds: default_pdf_timeout_seconds(),
-            pdf_concurrency: default_pdf_concurrency(),
-            calendar: Vec::new(),
-        }
-    }
-}
-
-/// A committee meeting of the reporting calendar.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Meeting {
-    /// GSS code of the council.
-    pub council: String,
-    pub committee: String,
-    /// The meeting's date.
-    pub meets: NaiveDate,
-    /// The data cut-off (RFC 3339): the pack is "as of" this instant.
-    pub data_as_of: String,
-    /// `month`, `quarter` (default) or `financial_year`.
-    #[serde(default = "default_meeting_period")]
-    pub period: String,
-    /// A day in the period to report; by default the latest period that
-    /// ended before the data cut-off.
-    #[serde(default)]
-    pub reports: Option<NaiveDate>,
 }
 
 /// Limits that keep one slow, idle or oversized client from holding the server.
@@ -134,18 +85,6 @@ pub struct AuthConfig {
     pub revoked_sha256: Vec<String>,
 }
 
-fn default_chromium() -> PathBuf {
-    PathBuf::from("/usr/bin/chromium")
-}
-fn default_pdf_timeout_seconds() -> u64 {
-    60
-}
-fn default_pdf_concurrency() -> usize {
-    1
-}
-fn default_meeting_period() -> String {
-    "quarter".into()
-}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }

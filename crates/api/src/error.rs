@@ -18,7 +18,7 @@ pub enum ApiError {
     /// A dependency other than the store (e.g. the PDF renderer) cannot serve now.
     Unavailable(String),
     /// ClickHouse failed; details go to the log, not the client.
-    Store(channelshift_store::StoreError),
+    Store(String),
     Internal(String),
 }
 
@@ -37,14 +37,14 @@ impl From<channelshift_reports::ReportError> for ApiError {
             channelshift_reports::ReportError::BadRequest { parameter, message } => {
                 Self::BadRequest { parameter, message }
             }
-            channelshift_reports::ReportError::Store(error) => Self::Store(error),
+            channelshift_reports::ReportError::Store(error) => Self::Store(error.to_string()),
         }
     }
 }
 
 impl From<channelshift_store::StoreError> for ApiError {
     fn from(error: channelshift_store::StoreError) -> Self {
-        Self::Store(error)
+        Self::Store(error.to_string())
     }
 }
 

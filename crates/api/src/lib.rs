@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use channelshift_reports::calendar::Calendar;
 use channelshift_reports::Policy;
 use channelshift_runtime::health::Health;
 use channelshift_runtime::ops;
@@ -37,8 +38,10 @@ pub struct AppState {
     pub token_hashes: Arc<Vec<String>>,
     /// The settings every figure is computed under.
     pub policy: Arc<Policy>,
-    pub pdf: pack::pdf::PdfSettings,
-    pub calendar: Arc<pack::calendar::Calendar>,
+    /// Renders the packs asked for, each in a `channelshift-packs` process.
+    pub packs: pack::Renderer,
+    /// The reporting calendar, for a pack's previous as-of.
+    pub calendar: Arc<Calendar>,
 }
 
 impl AppState {
@@ -51,8 +54,8 @@ impl AppState {
             store,
             token_hashes: Arc::new(token_hashes),
             policy: Arc::new(Policy::new(&config.kpi)?),
-            pdf: pack::pdf::PdfSettings::new(&config.packs),
-            calendar: Arc::new(pack::calendar::Calendar::new(&config.packs.calendar)?),
+            packs: pack::Renderer::new(&config.clickhouse, &config.kpi, &config.packs),
+            calendar: Arc::new(Calendar::new(&config.packs.calendar)?),
         })
     }
 }
@@ -203,8 +206,8 @@ mod tests {
             "the example shows the defaults"
         );
         assert!(config.auth.revoked_sha256.is_empty());
-        let calendar = pack::calendar::Calendar::new(&config.packs.calendar)
-            .expect("the example calendar is valid");
+        let calendar =
+            Calendar::new(&config.packs.calendar).expect("the example calendar is valid");
         assert_eq!(calendar.entries.len(), 2);
         assert_eq!(calendar.entries[0].period.label(), "2026-27 Q1");
         assert_eq!(

@@ -146,17 +146,18 @@ pub fn document() -> Value {
             "401": error_response("No valid bearer token"),
         }
     }}));
-    let formats: Vec<&str> = crate::pack::Format::ALL
+    let formats: Vec<&str> = channelshift_reports::pack::Format::ALL
         .iter()
         .map(|format| format.name())
         .collect();
-    let contents: serde_json::Map<String, serde_json::Value> = crate::pack::Format::ALL
-        .iter()
-        .map(|format| {
-            let media = format.content_type().split(';').next().unwrap_or_default();
-            (media.to_string(), json!({}))
-        })
-        .collect();
+    let contents: serde_json::Map<String, serde_json::Value> =
+        channelshift_reports::pack::Format::ALL
+            .iter()
+            .map(|format| {
+                let media = format.content_type().split(';').next().unwrap_or_default();
+                (media.to_string(), json!({}))
+            })
+            .collect();
     paths.insert(PACK_ROUTE.into(), json!({"get": {
         "summary": "A committee pack: every KPI for the period, in total and by breakdown, with eight periods of trend and restatements since the previous pack, as tidy CSV (RFC 4180) or its CSVW metadata, an XLSX or ODS workbook, an accessible HTML report or its PDF; regenerating with the same as_of gives the same figures (the same CSV bytes)",
         "security": [{"bearer": []}],

@@ -3,8 +3,10 @@
 //! cells under a council's [`policy::Policy`]. No HTTP here: the API and the
 //! packs binary each turn these into what their users read.
 
+pub mod calendar;
 pub mod compute;
 pub mod error;
+pub mod job;
 pub mod pack;
 pub mod policy;
 pub mod request;

@@ -586,3 +586,66 @@ pub fn settled_as_of(at: Option<i64>, settle: i64) -> Result<i64, ReportError> {
         None => Ok(settled),
     }
 }
+
+/// The formats a pack comes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Csvw,
+    Xlsx,
+    Ods,
+    Html,
+    Pdf,
+}
+
+impl Format {
+    pub const ALL: &'static [Format] = &[
+        Format::Csv,
+        Format::Csvw,
+        Format::Xlsx,
+        Format::Ods,
+        Format::Html,
+        Format::Pdf,
+    ];
+
+    pub fn parse(text: &str) -> Option<Format> {
+        Format::ALL
+            .iter()
+            .copied()
+            .find(|format| format.name() == text)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Csvw => "csvw",
+            Format::Xlsx => "xlsx",
+            Format::Ods => "ods",
+            Format::Html => "html",
+            Format::Pdf => "pdf",
+        }
+    }
+
+    /// The file name's ending after the pack's stem.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Format::Csvw => ".csv-metadata.json",
+            Format::Csv => ".csv",
+            Format::Xlsx => ".xlsx",
+            Format::Ods => ".ods",
+            Format::Html => ".html",
+            Format::Pdf => ".pdf",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8; header=present",
+            Format::Csvw => "application/csvm+json",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Format::Ods => "application/vnd.oasis.opendocument.spreadsheet",
+            Format::Html => "text/html; charset=utf-8",
+            Format::Pdf => "application/pdf",
+        }
+    }
+}

@@ -9,7 +9,7 @@ use channelshift_kpi::rag::Target;
 use channelshift_kpi::suppression::Suppression;
 use channelshift_kpi::take_up::TakeUpDefinition;
 use chrono::NaiveDate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What every report is computed under.
@@ -42,7 +42,7 @@ impl Policy {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KpiSettings {
     /// `current` (assisted digital counts as digital) or `gds_2014`.
@@ -72,7 +72,7 @@ pub struct KpiSettings {
 }
 
 /// The cost of one contact on `channel` from `from` until the channel's next entry.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct UnitCostEntry {
     pub channel: String,
     pub from: NaiveDate,
@@ -80,7 +80,7 @@ pub struct UnitCostEntry {
     pub pounds: String,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Baseline {
     pub from: NaiveDate,
     pub to: NaiveDate,

@@ -69,6 +69,7 @@ pub fn run(rest: &[&str]) -> Result<()> {
             "channelshift-ingest",
         ])
         .args(["-p", "channelshift-api", "--bin", "channelshift-api"])
+        .args(["-p", "channelshift-packs", "--bin", "channelshift-packs"])
         .status()
         .context("building the services for release")?;
     if !built.success() {

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 const SERVICES: &[&str] = &[
     "channelshift-ingest",
     "channelshift-api",
+    // The API runs it to render the packs it is asked for.
+    "channelshift-packs",
     "channelshift-simulator",
 ];
 

@@ -117,6 +117,10 @@ fn test(rest: &[&str]) -> Result<ExitCode> {
             "channelshift-api",
             "--bin",
             "channelshift-api",
+            "-p",
+            "channelshift-packs",
+            "--bin",
+            "channelshift-packs",
         ])
         .status()
         .context("building the service binaries")?;

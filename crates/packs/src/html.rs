@@ -5,7 +5,7 @@
 //! KPI means and what to bear in mind. Printed (and so as PDF), each KPI
 //! starts a new A4 page. Everything shown is escaped by `maud`.
 
-use super::{words, Pack, PackRow, Trend};
+use crate::{words, Pack, PackRow, Trend};
 use channelshift_kpi::catalogue::{Headline, Kpi, TargetScope, Unit};
 use channelshift_kpi::rag::Rag;
 use maud::{html, Markup, PreEscaped, DOCTYPE};

@@ -1,21 +1,68 @@
 //! The reporting calendar: which committee meets when, for which council,
-//! and the data cut-off its pack is "as of". `packs-due` produces every pack
-//! whose cut-off has passed and settled, into a folder; `pack` produces one.
-//! Files are written under a temporary name and renamed, so a file that
-//! exists is complete.
+//! and the data cut-off its pack is "as of" (`[[packs.calendar]]`), with the
+//! rest of `[packs]`: how PDF packs are printed and by which binary.
 
-use super::{build, render, Format, Scope};
-use crate::config::Meeting;
-use crate::AppState;
+use crate::scorecard::{report_period, REPORT_PERIODS};
 use anyhow::{Context, Result};
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
-use channelshift_reports::scorecard::{report_period, REPORT_PERIODS};
 use chrono::{DateTime, NaiveDate, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `[packs]`: which binary renders packs, how PDFs are printed, and the
+/// reporting calendar.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacksConfig {
+    /// The `channelshift-packs` binary the API runs to render a pack it is
+    /// asked for; by default the one beside the API's own binary.
+    #[serde(default)]
+    pub binary: Option<PathBuf>,
+    /// The Chromium binary that prints PDFs (Debian: `/usr/bin/chromium`).
+    #[serde(default = "default_chromium")]
+    pub chromium: PathBuf,
+    #[serde(default = "default_pdf_timeout_seconds")]
+    pub pdf_timeout_seconds: u64,
+    /// PDF packs rendering at once, per API process.
+    #[serde(default = "default_pdf_concurrency")]
+    pub pdf_concurrency: usize,
+    /// The committees' meetings, each with the data cut-off of its pack.
+    #[serde(default)]
+    pub calendar: Vec<Meeting>,
+}
+
+impl Default for PacksConfig {
+    fn default() -> Self {
+        Self {
+            binary: None,
+            chromium: default_chromium(),
+            pdf_timeout_seconds: default_pdf_timeout_seconds(),
+            pdf_concurrency: default_pdf_concurrency(),
+            calendar: Vec::new(),
+        }
+    }
+}
+
+/// A committee meeting of the reporting calendar.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meeting {
+    /// GSS code of the council.
+    pub council: String,
+    pub committee: String,
+    /// The meeting's date.
+    pub meets: NaiveDate,
+    /// The data cut-off (RFC 3339): the pack is "as of" this instant.
+    pub data_as_of: String,
+    /// `month`, `quarter` (default) or `financial_year`.
+    #[serde(default = "default_meeting_period")]
+    pub period: String,
+    /// A day in the period to report; by default the latest period that
+    /// ended before the data cut-off.
+    #[serde(default)]
+    pub reports: Option<NaiveDate>,
+}
 
 /// A meeting of the calendar, checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,147 +171,17 @@ impl Calendar {
     }
 }
 
-/// What to produce: one pack, in some formats, into a folder.
-pub struct Order<'a> {
-    pub council: &'a CouncilCode,
-    pub period: Period,
-    pub as_of: i64,
-    pub previous_as_of: Option<i64>,
-    pub formats: &'a [Format],
-    pub folder: &'a Path,
+fn default_chromium() -> PathBuf {
+    PathBuf::from("/usr/bin/chromium")
 }
-
-/// Writes `bytes` to `path` whole: under a temporary name, then renamed.
-fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("renaming to {}", path.display()))
+fn default_pdf_timeout_seconds() -> u64 {
+    60
 }
-
-/// Produces one pack in each format; `progress` advances once per file.
-pub async fn produce(
-    state: &AppState,
-    order: Order<'_>,
-    progress: &ProgressBar,
-) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(order.folder)
-        .with_context(|| format!("creating {}", order.folder.display()))?;
-    let pack = build(
-        &state.store,
-        &state.policy,
-        Scope {
-            council: order.council,
-            period: order.period,
-            as_of: order.as_of,
-            previous_as_of: order.previous_as_of,
-        },
-    )
-    .await
-    .map_err(|error| anyhow::anyhow!("computing the pack: {error:?}"))?;
-    let mut written = Vec::new();
-    for &format in order.formats {
-        let path = order
-            .folder
-            .join(format!("{}{}", pack.file_stem(), format.suffix()));
-        progress.set_message(format!("{} {}", pack.file_stem(), format.name()));
-        let bytes = render(&pack, format, state)
-            .await
-            .map_err(|error| anyhow::anyhow!("rendering {}: {error:?}", format.name()))?;
-        write_whole(&path, &bytes)?;
-        written.push(path);
-        progress.inc(1);
-    }
-    Ok(written)
+fn default_pdf_concurrency() -> usize {
+    1
 }
-
-/// A progress bar on a terminal; plain lines (one per pack) otherwise.
-pub fn progress_bar(files: u64) -> ProgressBar {
-    if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(files);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} files, {elapsed} elapsed, ETA {eta}  {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    }
-}
-
-/// Every due pack not yet in `out` (all of them with `force`), in all formats.
-pub async fn produce_due(
-    state: &AppState,
-    out: &Path,
-    force: bool,
-    formats: &[Format],
-) -> Result<Vec<PathBuf>> {
-    let due = state
-        .calendar
-        .due(Utc::now().timestamp(), state.policy.pack_settle_seconds);
-    let todo: Vec<&Entry> = due
-        .into_iter()
-        .filter(|entry| {
-            force
-                || !formats.iter().all(|format| {
-                    out.join(entry.folder())
-                        .join(format!(
-                            "{}{}",
-                            super::file_stem(entry.council.as_str(), &entry.period),
-                            format.suffix()
-                        ))
-                        .exists()
-                })
-        })
-        .collect();
-    let total = todo.len();
-    eprintln!(
-        "{total} pack(s) due and not yet produced in {} ({} format(s) each)",
-        out.display(),
-        formats.len()
-    );
-    let progress = progress_bar((total * formats.len()) as u64);
-    let mut written = Vec::new();
-    for (index, entry) in todo.into_iter().enumerate() {
-        let started = Instant::now();
-        let folder = out.join(entry.folder());
-        let files = produce(
-            state,
-            Order {
-                council: &entry.council,
-                period: entry.period,
-                as_of: entry.as_of,
-                previous_as_of: state
-                    .calendar
-                    .previous_as_of(entry.council.as_str(), entry.as_of),
-                formats,
-                folder: &folder,
-            },
-            &progress,
-        )
-        .await
-        .with_context(|| format!("the pack for {} on {}", entry.committee, entry.meets))?;
-        let line = format!(
-            "[{}/{total}] {} {} for {} on {}: {} file(s) in {:.1} s, {}",
-            index + 1,
-            entry.council,
-            entry.period.label(),
-            entry.committee,
-            entry.meets,
-            files.len(),
-            started.elapsed().as_secs_f64(),
-            folder.display()
-        );
-        if progress.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            progress.println(line);
-        }
-        written.extend(files);
-    }
-    progress.finish_and_clear();
-    Ok(written)
+fn default_meeting_period() -> String {
+    "quarter".into()
 }
 
 #[cfg(test)]

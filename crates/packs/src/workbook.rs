@@ -4,8 +4,8 @@
 //! one table with its header in row 1, so it reads well in a screen reader
 //! and loads straight into analysis tools. Text is never a formula.
 
-use super::csv::neutralise;
-use super::{words, Pack, PackRow};
+use crate::csv::neutralise;
+use crate::{words, Pack, PackRow};
 use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::rag::Rag;
 

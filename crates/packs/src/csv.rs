@@ -1,7 +1,7 @@
 //! The pack as tidy CSV (RFC 4180: one row per KPI × measure × breakdown ×
 //! period) with a CSVW metadata document describing its columns.
 
-use super::{measure_of, words, Pack, PackRow, Trend, TrendPoint};
+use crate::{measure_of, words, Pack, PackRow, Trend, TrendPoint};
 use channelshift_kpi::catalogue::{Kpi, Unit};
 use channelshift_reports::rows::KpiRow;
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! headings as the document outline. One Chromium at a time per process
 //! (`packs.pdf_concurrency`), each bounded by `packs.pdf_timeout_seconds`.
 
-use crate::config::PacksConfig;
+use channelshift_reports::calendar::PacksConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! RAG in words and symbols, each KPI's definition and caveats, and the
 //! headline sentence of each KPI's page. Shared by the workbooks and the report.
 
-use super::{Pack, Trend};
+use crate::{Pack, Trend};
 use channelshift_kpi::catalogue::{Kpi, Unit};
 use channelshift_kpi::period::{Period, PeriodKind};
 use channelshift_kpi::rag::{Direction, Rag};

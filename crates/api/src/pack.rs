@@ -1,0 +1,256 @@
+//! `GET /api/v1/exports/pack`: one committee pack, in one format. The
+//! parameters are checked here; the pack is computed and written by
+//! `channelshift-packs render`, a process of its own per pack, so Chromium
+//! and the spreadsheet writers never run inside the API (and a request that
+//! gives up takes its pack's process with it).
+
+use crate::error::ApiError;
+use crate::request;
+use crate::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use channelshift_kpi::period::{local_date, Period, PeriodKind};
+use channelshift_reports::calendar::PacksConfig;
+use channelshift_reports::job::{Connection, Failure, Job};
+use channelshift_reports::pack::{file_stem, settled_as_of, Format};
+use channelshift_reports::policy::KpiSettings;
+use channelshift_store::ClickHouseConfig;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+/// Runs `channelshift-packs render` for each pack asked for.
+#[derive(Clone)]
+pub struct Renderer {
+    binary: PathBuf,
+    clickhouse: Connection,
+    kpi: KpiSettings,
+    chromium: PathBuf,
+    pdf_timeout: Duration,
+    /// PDF packs rendering at once (`packs.pdf_concurrency`).
+    pdf_permits: Arc<Semaphore>,
+}
+
+impl Renderer {
+    pub fn new(clickhouse: &ClickHouseConfig, kpi: &KpiSettings, packs: &PacksConfig) -> Self {
+        let binary = packs.binary.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .map(|exe| exe.with_file_name("channelshift-packs"))
+                .unwrap_or_else(|_| PathBuf::from("channelshift-packs"))
+        });
+        Self {
+            binary,
+            clickhouse: clickhouse.into(),
+            kpi: kpi.clone(),
+            chromium: packs.chromium.clone(),
+            pdf_timeout: Duration::from_secs(packs.pdf_timeout_seconds.max(1)),
+            pdf_permits: Arc::new(Semaphore::new(packs.pdf_concurrency.max(1))),
+        }
+    }
+
+    /// The pack's file, from a process of its own.
+    async fn render(&self, order: Order) -> Result<Vec<u8>, ApiError> {
+        let _permit = match order.format {
+            Format::Pdf => Some(
+                tokio::time::timeout(self.pdf_timeout, self.pdf_permits.clone().acquire_owned())
+                    .await
+                    .map_err(|_| {
+                        ApiError::Unavailable("the PDF renderer is busy; try again shortly".into())
+                    })?
+                    .map_err(|error| ApiError::Internal(error.to_string()))?,
+            ),
+            _ => None,
+        };
+        let job = Job {
+            clickhouse: self.clickhouse.clone(),
+            kpi: self.kpi.clone(),
+            chromium: self.chromium.clone(),
+            pdf_timeout_seconds: self.pdf_timeout.as_secs(),
+            council: order.council,
+            period: order.kind,
+            date: order.date,
+            as_of: order.as_of,
+            previous_as_of: order.previous_as_of,
+            format: order.format.name().to_string(),
+        };
+        let job =
+            serde_json::to_vec(&job).map_err(|error| ApiError::Internal(error.to_string()))?;
+        let mut child = tokio::process::Command::new(&self.binary)
+            .arg("render")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A request that times out drops this future: the pack's process goes with it.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|error| {
+                ApiError::Unavailable(format!(
+                    "packs are rendered by {}, which could not be started ({error}); set packs.binary",
+                    self.binary.display()
+                ))
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(&job)
+                .await
+                .map_err(|error| ApiError::Internal(format!("sending the pack's job: {error}")))?;
+        }
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|error| ApiError::Internal(format!("the pack's process: {error}")))?;
+        if output.status.success() {
+            return Ok(output.stdout);
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let failure = stderr
+            .lines()
+            .last()
+            .and_then(|line| serde_json::from_str::<Failure>(line).ok());
+        Err(match failure {
+            Some(Failure::BadRequest { parameter, message }) => {
+                ApiError::BadRequest { parameter, message }
+            }
+            Some(Failure::StoreUnavailable { message }) => ApiError::Store(message),
+            Some(Failure::Unavailable { message }) => ApiError::Unavailable(message),
+            Some(Failure::Internal { message }) => ApiError::Internal(message),
+            None => ApiError::Internal(format!(
+                "the pack's process exited ({}): {}",
+                output.status,
+                stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+            )),
+        })
+    }
+}
+
+/// One pack, checked.
+struct Order {
+    council: String,
+    kind: PeriodKind,
+    date: NaiveDate,
+    as_of: i64,
+    previous_as_of: Option<i64>,
+    format: Format,
+}
+
+/// The pack's as-of instant: given, or the latest settled one. An instant
+/// less than `settle` seconds ago is refused: rows stamped before it may
+/// still be on their way, so the pack could not be reproduced.
+pub fn as_of(value: Option<&str>, settle: i64) -> Result<i64, ApiError> {
+    let at = value.map(|text| parse_instant(text, "as_of")).transpose()?;
+    Ok(settled_as_of(at, settle)?)
+}
+
+fn parse_instant(text: &str, parameter: &str) -> Result<i64, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.timestamp())
+        .map_err(|_| ApiError::bad(parameter, "an RFC 3339 instant, e.g. 2026-10-05T09:00:00Z"))
+}
+
+/// The previous pack's as-of: given, else the calendar's latest meeting for
+/// the council with an as-of before this one.
+fn previous_as_of(
+    state: &AppState,
+    council: &str,
+    as_of: i64,
+    given: Option<&str>,
+) -> Result<Option<i64>, ApiError> {
+    match given {
+        Some(text) => {
+            let at = parse_instant(text, "previous_as_of")?;
+            if at >= as_of {
+                return Err(ApiError::bad(
+                    "previous_as_of",
+                    "must be earlier than as_of",
+                ));
+            }
+            Ok(Some(at))
+        }
+        None => Ok(state.calendar.previous_as_of(council, as_of)),
+    }
+}
+
+const PARAMETERS: &[&str] = &[
+    "council",
+    "period",
+    "date",
+    "format",
+    "as_of",
+    "previous_as_of",
+];
+
+/// `GET /api/v1/exports/pack?council=&period=&date=&format=&as_of=&previous_as_of=`
+pub async fn get_pack(
+    State(state): State<AppState>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) =
+        params.map_err(|rejection| ApiError::bad("query", rejection.body_text()))?;
+    if let Some(unknown) = params
+        .keys()
+        .find(|name| !PARAMETERS.contains(&name.as_str()))
+    {
+        return Err(ApiError::bad(unknown, "unknown parameter"));
+    }
+    let council = request::council(params.get("council"))?;
+    let kind = crate::scorecard::period_kind(params.get("period"))?;
+    let date: NaiveDate = match params.get("date") {
+        Some(_) => request::date(params.get("date"), "date")?,
+        None => local_date(Utc::now()),
+    };
+    let period =
+        Period::containing(kind, date).map_err(|error| ApiError::bad("date", error.to_string()))?;
+    let as_of = as_of(
+        params.get("as_of").map(String::as_str),
+        state.policy.pack_settle_seconds,
+    )?;
+    let format_name = params.get("format").map(String::as_str).unwrap_or("csv");
+    let format = Format::parse(format_name).ok_or_else(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(|format| format.name()).collect();
+        ApiError::bad("format", format!("one of {}", names.join(", ")))
+    })?;
+    let previous_as_of = previous_as_of(
+        &state,
+        council.as_str(),
+        as_of,
+        params.get("previous_as_of").map(String::as_str),
+    )?;
+    let body = state
+        .packs
+        .render(Order {
+            council: council.to_string(),
+            kind,
+            date,
+            as_of,
+            previous_as_of,
+            format,
+        })
+        .await?;
+    let disposition = if format == Format::Html {
+        "inline"
+    } else {
+        "attachment"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "{disposition}; filename=\"{}{}\"",
+                    file_stem(council.as_str(), &period),
+                    format.suffix()
+                ),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
