@@ -2,12 +2,15 @@
 //! from Kafka, validates them against the contract, writes valid ones to
 //! ClickHouse and dead-letters the rest, committing offsets only after.
 
+pub mod batch;
 pub mod config;
 pub mod consumer;
+pub mod decode;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
 pub mod reconcile;
+pub mod sinks;
 
 use anyhow::{Context, Result};
 use channelshift_runtime::health::Health;

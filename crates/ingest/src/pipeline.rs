@@ -58,25 +58,26 @@
 //! (`kafka.prefetch_kbytes`). While ClickHouse is down nothing more is read:
 //! the partitions are paused and the open batch waits.
 
+use crate::batch::{Batch, Received};
 use crate::config::{IngestConfig, KafkaConfig};
 use crate::consumer::{IngestContext, TopicPartition};
+use crate::decode::{decode, Decoded};
 use crate::metrics::IngestMetrics;
-use crate::privacy::{scrub_comment, Pseudonymiser};
+use crate::privacy::Pseudonymiser;
+use crate::sinks::{DeadLetterSink, RowSink};
 use anyhow::{Context, Result};
-use channelshift_contract::{ContactEvent, Rejection, RejectionReason, SatisfactionResponse};
 use channelshift_runtime::health::Health;
 use channelshift_runtime::shutdown::Shutdown;
-use channelshift_store::{Checkpoint, ContactRow, KafkaPosition, Record, SatisfactionRow, Store};
+use channelshift_store::{KafkaPosition, Record, Store};
 use chrono::Utc;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// How long a loop may go without a heartbeat before readiness turns red.
@@ -88,47 +89,14 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// pipeline never goes longer than one [`ATTEMPT_TIMEOUT`] without polling.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
 
-/// A message that failed validation, kept with its original bytes.
-struct DeadLetter {
-    source_topic: String,
-    position: KafkaPosition,
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    rejection: Rejection,
-}
-
-/// What one batch will write and commit.
-#[derive(Default)]
-struct Batch {
-    contacts: Vec<ContactRow>,
-    satisfaction: Vec<SatisfactionRow>,
-    dead_letters: Vec<DeadLetter>,
-    /// Highest offset read per (topic, partition): what the batch will commit.
-    offsets: BTreeMap<TopicPartition, i64>,
-    messages: usize,
-    bytes: usize,
-    /// Set once the rows are in ClickHouse, so a retry of a later step does not
-    /// look them up again.
-    rows_written: bool,
-    /// An earlier INSERT of these rows may have been cut short on the server
-    /// (an attempt failed, or the partition's previous owner stopped past its
-    /// checkpoint): the raw table is asked too, not only the id index.
-    suspect: bool,
-}
-
-impl Batch {
-    fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
-}
-
 type IngestConsumer = StreamConsumer<IngestContext>;
 
 pub struct Pipeline {
     config: IngestConfig,
     store: Store,
     consumer: IngestConsumer,
-    producer: FutureProducer,
+    rows: RowSink,
+    dead_letters: DeadLetterSink,
     pseudonymiser: Pseudonymiser,
     metrics: IngestMetrics,
     health: Health,
@@ -195,11 +163,18 @@ impl Pipeline {
             .create()
             .context("creating the dead-letter producer")?;
         health.set("kafka", true);
+        let rows = RowSink {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            contact_topic: kafka.contact_topic.clone(),
+            satisfaction_topic: kafka.satisfaction_topic.clone(),
+        };
         Ok(Self {
             config,
             store,
             consumer,
-            producer,
+            rows,
+            dead_letters: DeadLetterSink { producer },
             pseudonymiser,
             metrics,
             health,
@@ -255,9 +230,7 @@ impl Pipeline {
                     if batch.is_empty() {
                         deadline = None;
                     }
-                    if batch.messages >= self.config.batch.max_rows
-                        || batch.bytes >= self.config.batch.max_bytes
-                    {
+                    if batch.is_full(self.config.batch.max_rows, self.config.batch.max_bytes) {
                         return batch;
                     }
                 }
@@ -295,27 +268,16 @@ impl Pipeline {
     /// Drops the buffered messages of partitions this replica no longer owns:
     /// their new owner reads them again from the checkpoint.
     fn release_revoked(&self, batch: &mut Batch) {
+        let kafka = &self.config.kafka;
         for (topic, partition) in self.consumer.context().take_revoked() {
-            let Some(_) = batch.offsets.remove(&(topic.clone(), partition)) else {
+            let Some(released) = batch.release(
+                &topic,
+                partition,
+                &kafka.contact_topic,
+                &kafka.satisfaction_topic,
+            ) else {
                 continue;
             };
-            let before = batch.contacts.len() + batch.satisfaction.len() + batch.dead_letters.len();
-            if topic == self.config.kafka.contact_topic {
-                batch
-                    .contacts
-                    .retain(|row| row.kafka_partition != partition);
-            }
-            if topic == self.config.kafka.satisfaction_topic {
-                batch
-                    .satisfaction
-                    .retain(|row| row.kafka_partition != partition);
-            }
-            batch.dead_letters.retain(|letter| {
-                !(letter.source_topic == topic && letter.position.partition == partition)
-            });
-            let after = batch.contacts.len() + batch.satisfaction.len() + batch.dead_letters.len();
-            let released = before - after;
-            batch.messages = batch.messages.saturating_sub(released);
             self.metrics
                 .released
                 .with_label_values(&[topic.as_str()])
@@ -330,6 +292,7 @@ impl Pipeline {
         self.metrics.buffered.set(batch.messages as i64);
     }
 
+    /// Decodes a message into the batch, counting it and any rejection.
     fn add(&self, batch: &mut Batch, message: &BorrowedMessage<'_>) {
         let topic = message.topic();
         let position = KafkaPosition {
@@ -337,74 +300,38 @@ impl Pipeline {
             offset: message.offset(),
         };
         let payload = message.payload().unwrap_or_default();
-        // A message that arrives while a failed write is retried (a partition
-        // assigned meanwhile) must be written too: the next attempt writes the
-        // rows again, and the id lookup skips those already stored.
-        batch.rows_written = false;
-        batch.messages += 1;
-        batch.bytes += payload.len();
-        match batch.offsets.entry((topic.to_string(), position.partition)) {
-            std::collections::btree_map::Entry::Occupied(mut highest) => {
-                let highest = highest.get_mut();
-                *highest = (*highest).max(position.offset);
-            }
-            std::collections::btree_map::Entry::Vacant(entry) => {
-                if self.consumer.context().is_unsettled(entry.key()) {
-                    batch.suspect = true;
-                }
-                entry.insert(position.offset);
-            }
-        }
         self.metrics.consumed.with_label_values(&[topic]).inc();
-
-        let now = Utc::now();
-        let result = if payload.len() > self.config.max_message_bytes {
-            Err(Rejection::new(
-                RejectionReason::TooLarge,
-                None,
-                format!(
-                    "{} bytes is over the {}-byte limit",
-                    payload.len(),
-                    self.config.max_message_bytes
-                ),
-            ))
-        } else if topic == self.config.kafka.contact_topic {
-            ContactEvent::from_json(payload, now).map(|event| {
-                let customer_hash = event
-                    .customer_ref
-                    .as_deref()
-                    .map(|reference| self.pseudonymiser.pseudonym(reference))
-                    .unwrap_or_default();
-                batch
-                    .contacts
-                    .push(ContactRow::new(&event, customer_hash, position, now));
-            })
+        let record = if topic == self.config.kafka.contact_topic {
+            Record::Contact
         } else {
-            SatisfactionResponse::from_json(payload, now).map(|response| {
-                let comment = response
-                    .comment
-                    .as_deref()
-                    .map(scrub_comment)
-                    .unwrap_or_default();
-                batch
-                    .satisfaction
-                    .push(SatisfactionRow::new(&response, comment, position, now));
-            })
+            Record::Satisfaction
         };
-        if let Err(rejection) = result {
+        let decoded = decode(
+            record,
+            payload,
+            position,
+            Utc::now(),
+            self.config.max_message_bytes,
+            &self.pseudonymiser,
+        );
+        if let Decoded::Rejected(rejection) = &decoded {
             self.metrics
                 .rejected
                 .with_label_values(&[topic, rejection.reason.as_str()])
                 .inc();
             tracing::debug!(topic, partition = position.partition, offset = position.offset, %rejection, "rejected");
-            batch.dead_letters.push(DeadLetter {
-                source_topic: topic.to_string(),
-                position,
-                key: message.key().map(<[u8]>::to_vec),
-                payload: payload.to_vec(),
-                rejection,
-            });
         }
+        let context = self.consumer.context();
+        batch.add(
+            Received {
+                topic,
+                position,
+                key: message.key(),
+                payload,
+                decoded,
+            },
+            |partition| context.is_unsettled(partition),
+        );
     }
 
     /// Writes the batch (rows, dead letters, checkpoints) and only then
@@ -429,7 +356,7 @@ impl Pipeline {
             };
             // The server may have stored the rows and stopped before their
             // views: the next attempt asks the raw table too.
-            batch.suspect |= !batch.rows_written;
+            batch.attempt_failed();
             if !paused {
                 self.pause_assignment();
                 paused = true;
@@ -461,27 +388,20 @@ impl Pipeline {
         };
         if !batch.rows_written {
             let started = Instant::now();
-            self.write_rows(&mut batch.contacts, &mut batch.satisfaction, batch.suspect)
+            self.rows
+                .write(&mut batch.contacts, &mut batch.satisfaction, batch.suspect)
                 .await
                 .inspect_err(|_| failed("rows", "clickhouse"))?;
             self.health.set("clickhouse", true);
             batch.rows_written = true;
             self.record_insert(batch, started);
         }
-        self.send_dead_letters(&mut batch.dead_letters)
+        self.dead_letters
+            .send_all(&mut batch.dead_letters)
             .await
             .inspect_err(|_| failed("dead_letters", "kafka"))?;
-        let checkpoints: Vec<Checkpoint> = batch
-            .offsets
-            .iter()
-            .map(|((topic, partition), offset)| Checkpoint {
-                topic: topic.clone(),
-                partition: *partition,
-                next_offset: offset + 1,
-            })
-            .collect();
         self.store
-            .save_checkpoints(&checkpoints)
+            .save_checkpoints(&batch.checkpoints())
             .await
             .context("saving checkpoints")
             .inspect_err(|_| failed("checkpoint", "clickhouse"))?;
@@ -566,185 +486,6 @@ impl Pipeline {
         }
     }
 
-    /// One attempt at writing the batch's rows. The stored ids are looked up on
-    /// every attempt: an attempt that failed on our side may still have been
-    /// written on the server's.
-    async fn write_rows(
-        &self,
-        contacts: &mut Vec<ContactRow>,
-        satisfaction: &mut Vec<SatisfactionRow>,
-        suspect: bool,
-    ) -> Result<()> {
-        self.drop_stored(contacts, suspect).await?;
-        self.drop_stored(satisfaction, suspect).await?;
-        // Stamped at each attempt, not at receipt: a row stamped at t is
-        // stored by t + ATTEMPT_TIMEOUT or restamped later, which is what lets
-        // a report "as of" an instant settled that long ago be reproduced.
-        let now = u32::try_from(Utc::now().timestamp()).unwrap_or(u32::MAX);
-        for row in contacts.iter_mut() {
-            row.ingested_at = now;
-        }
-        for row in satisfaction.iter_mut() {
-            row.ingested_at = now;
-        }
-        if !contacts.is_empty() {
-            self.store.insert_contacts(contacts).await?;
-        }
-        if !satisfaction.is_empty() {
-            self.store.insert_satisfaction(satisfaction).await?;
-        }
-        Ok(())
-    }
-
-    /// Removes rows whose id is already stored or repeated within the batch.
-    /// When `suspect`, ids missing from the id index are looked for in the raw
-    /// table as well: rows found there were stored by an INSERT the server cut
-    /// short before its views (id index, rollups) were written. They are not
-    /// written again; their index rows are added, and the rollups may miss
-    /// them until `rebuild-rollups` (`reconcile` shows raw rows ≠ rollup).
-    async fn drop_stored<R: Identified>(&self, rows: &mut Vec<R>, suspect: bool) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let topic = match R::RECORD {
-            Record::Satisfaction => &self.config.kafka.satisfaction_topic,
-            Record::Contact => &self.config.kafka.contact_topic,
-        };
-        let mut by_council: HashMap<&str, Vec<&str>> = HashMap::new();
-        for row in rows.iter() {
-            by_council.entry(row.council()).or_default().push(row.id());
-        }
-        let mut stored: HashSet<(String, String)> = HashSet::new();
-        let mut half_written = 0;
-        for (council, ids) in by_council {
-            let indexed = self.store.existing_ids(R::RECORD, council, &ids).await?;
-            if suspect {
-                let unindexed: Vec<&str> = ids
-                    .iter()
-                    .copied()
-                    .filter(|id| !indexed.contains(*id))
-                    .collect();
-                let (from, to) = rows
-                    .iter()
-                    .filter(|row| row.council() == council)
-                    .fold((u32::MAX, 0), |(from, to), row| {
-                        (from.min(row.at()), to.max(row.at()))
-                    });
-                let raw = self
-                    .store
-                    .existing_raw_ids(R::RECORD, council, &unindexed, from, to)
-                    .await?;
-                if !raw.is_empty() {
-                    let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
-                    self.store.index_ids(R::RECORD, council, &raw).await?;
-                    half_written += raw.len();
-                    stored.extend(raw.iter().map(|id| (council.to_string(), id.to_string())));
-                }
-            }
-            stored.extend(indexed.into_iter().map(|id| (council.to_string(), id)));
-        }
-        if half_written > 0 {
-            self.metrics
-                .half_written
-                .with_label_values(&[topic])
-                .inc_by(half_written as u64);
-            tracing::error!(
-                half_written,
-                topic,
-                "rows stored without their id index and rollup rows (an insert ClickHouse \
-                 stopped part-way): not written again, re-indexed; run `channelshift-ingest \
-                 rebuild-rollups` so that the rollups count them"
-            );
-        }
-        let mut seen: HashSet<(String, String)> = HashSet::new();
-        let before = rows.len();
-        rows.retain(|row| {
-            let key = (row.council().to_string(), row.id().to_string());
-            !stored.contains(&key) && seen.insert(key)
-        });
-        let skipped = before - rows.len();
-        if skipped > 0 {
-            self.metrics
-                .duplicates
-                .with_label_values(&[topic])
-                .inc_by(skipped as u64);
-            tracing::info!(skipped, topic, "skipped events already stored");
-        }
-        Ok(())
-    }
-
-    /// Sends the dead letters concurrently; the ones acknowledged are removed,
-    /// so a retry sends only what is left.
-    async fn send_dead_letters(&self, letters: &mut Vec<DeadLetter>) -> Result<()> {
-        if letters.is_empty() {
-            return Ok(());
-        }
-        let results =
-            futures::future::join_all(letters.iter().map(|letter| self.send_dead_letter(letter)))
-                .await;
-        let mut first_error = None;
-        let mut outcome = results.into_iter();
-        letters.retain(|_| match outcome.next() {
-            Some(Ok(())) => false,
-            Some(Err(error)) => {
-                first_error.get_or_insert(error);
-                true
-            }
-            None => true,
-        });
-        match first_error {
-            Some(error) => {
-                Err(error.context(format!("{} dead letters not yet written", letters.len())))
-            }
-            None => Ok(()),
-        }
-    }
-
-    async fn send_dead_letter(&self, letter: &DeadLetter) -> Result<()> {
-        let topic = KafkaConfig::dead_letter_topic(&letter.source_topic);
-        let partition = letter.position.partition.to_string();
-        let offset = letter.position.offset.to_string();
-        let mut headers = OwnedHeaders::new().insert(Header {
-            key: "channelshift-reason",
-            value: Some(letter.rejection.reason.as_str()),
-        });
-        // Absent when the rejection is about the message as a whole.
-        if let Some(field) = &letter.rejection.field {
-            headers = headers.insert(Header {
-                key: "channelshift-field",
-                value: Some(field.as_str()),
-            });
-        }
-        let headers = headers
-            .insert(Header {
-                key: "channelshift-detail",
-                value: Some(letter.rejection.detail.as_str()),
-            })
-            .insert(Header {
-                key: "channelshift-source-topic",
-                value: Some(letter.source_topic.as_str()),
-            })
-            .insert(Header {
-                key: "channelshift-source-partition",
-                value: Some(partition.as_str()),
-            })
-            .insert(Header {
-                key: "channelshift-source-offset",
-                value: Some(offset.as_str()),
-            });
-        let mut record = FutureRecord::to(&topic)
-            .payload(&letter.payload)
-            .headers(headers);
-        if let Some(key) = &letter.key {
-            record = record.key(key);
-        }
-        self.producer
-            .send(record, Timeout::After(Duration::from_secs(30)))
-            .await
-            .map_err(|(error, _)| anyhow::anyhow!("dead-letter write to {topic}: {error}"))?;
-        Ok(())
-    }
-
     fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) {
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
@@ -759,42 +500,6 @@ impl Pipeline {
         if let Err(error) = self.consumer.commit(&list, CommitMode::Sync) {
             tracing::warn!(%error, "offset commit failed; the checkpoint in ClickHouse still holds the position");
         }
-    }
-}
-
-/// A row that carries its council, idempotency key and timestamp.
-trait Identified {
-    /// Which kind of record the row is.
-    const RECORD: Record;
-    fn council(&self) -> &str;
-    fn id(&self) -> &str;
-    /// The instant the raw table is partitioned and sorted by (Unix seconds).
-    fn at(&self) -> u32;
-}
-
-impl Identified for ContactRow {
-    const RECORD: Record = Record::Contact;
-    fn council(&self) -> &str {
-        &self.council
-    }
-    fn id(&self) -> &str {
-        &self.event_id
-    }
-    fn at(&self) -> u32 {
-        self.occurred_at
-    }
-}
-
-impl Identified for SatisfactionRow {
-    const RECORD: Record = Record::Satisfaction;
-    fn council(&self) -> &str {
-        &self.council
-    }
-    fn id(&self) -> &str {
-        &self.response_id
-    }
-    fn at(&self) -> u32 {
-        self.responded_at
     }
 }
 

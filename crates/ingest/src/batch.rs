@@ -1,0 +1,237 @@
+//! The open batch as a state machine over plain data: what it holds (rows,
+//! dead letters, the highest offset read per partition), when it is full,
+//! what a revoked partition takes out of it, how far its writing has got, and
+//! the checkpoints it leaves. No Kafka or ClickHouse here: the pipeline moves
+//! data in and out.
+
+use crate::consumer::TopicPartition;
+use crate::decode::Decoded;
+use channelshift_contract::Rejection;
+use channelshift_store::{Checkpoint, ContactRow, KafkaPosition, SatisfactionRow};
+use std::collections::BTreeMap;
+
+/// A message that failed validation, kept with its original bytes.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub source_topic: String,
+    pub position: KafkaPosition,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub rejection: Rejection,
+}
+
+/// What one batch will write and commit.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub contacts: Vec<ContactRow>,
+    pub satisfaction: Vec<SatisfactionRow>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Highest offset read per (topic, partition): what the batch will commit.
+    pub offsets: BTreeMap<TopicPartition, i64>,
+    pub messages: usize,
+    pub bytes: usize,
+    /// Set once the rows are in ClickHouse, so a retry of a later step does not
+    /// look them up again.
+    pub rows_written: bool,
+    /// An earlier INSERT of these rows may have been cut short on the server
+    /// (an attempt failed, or the partition's previous owner stopped past its
+    /// checkpoint): the raw table is asked too, not only the id index.
+    pub suspect: bool,
+}
+
+/// Where a message came from and what it became.
+pub struct Received<'a> {
+    pub topic: &'a str,
+    pub position: KafkaPosition,
+    pub key: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+    pub decoded: Decoded,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// At `max_rows` messages or `max_bytes` of payload, whichever comes first.
+    pub fn is_full(&self, max_rows: usize, max_bytes: usize) -> bool {
+        self.messages >= max_rows || self.bytes >= max_bytes
+    }
+
+    /// Takes a message in. `unsettled` says whether a partition this batch
+    /// has not read yet may hold rows its previous owner stored past its
+    /// checkpoint.
+    pub fn add(&mut self, message: Received<'_>, unsettled: impl FnOnce(&TopicPartition) -> bool) {
+        // A message that arrives while a failed write is retried (a partition
+        // assigned meanwhile) must be written too: the next attempt writes the
+        // rows again, and the id lookup skips those already stored.
+        self.rows_written = false;
+        self.messages += 1;
+        self.bytes += message.payload.len();
+        let position = message.position;
+        match self
+            .offsets
+            .entry((message.topic.to_string(), position.partition))
+        {
+            std::collections::btree_map::Entry::Occupied(mut highest) => {
+                let highest = highest.get_mut();
+                *highest = (*highest).max(position.offset);
+            }
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                if unsettled(entry.key()) {
+                    self.suspect = true;
+                }
+                entry.insert(position.offset);
+            }
+        }
+        match message.decoded {
+            Decoded::Contact(row) => self.contacts.push(row),
+            Decoded::Satisfaction(row) => self.satisfaction.push(row),
+            Decoded::Rejected(rejection) => self.dead_letters.push(DeadLetter {
+                source_topic: message.topic.to_string(),
+                position,
+                key: message.key.map(<[u8]>::to_vec),
+                payload: message.payload.to_vec(),
+                rejection,
+            }),
+        }
+    }
+
+    /// Drops what the batch holds of a partition taken from this replica
+    /// (its new owner reads it again from the checkpoint). `contact_topic`
+    /// and `satisfaction_topic` say which rows come from `topic`. Returns the
+    /// messages released, or `None` when the batch held nothing of it.
+    pub fn release(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        contact_topic: &str,
+        satisfaction_topic: &str,
+    ) -> Option<usize> {
+        self.offsets.remove(&(topic.to_string(), partition))?;
+        let held = |batch: &Batch| {
+            batch.contacts.len() + batch.satisfaction.len() + batch.dead_letters.len()
+        };
+        let before = held(self);
+        if topic == contact_topic {
+            self.contacts.retain(|row| row.kafka_partition != partition);
+        }
+        if topic == satisfaction_topic {
+            self.satisfaction
+                .retain(|row| row.kafka_partition != partition);
+        }
+        self.dead_letters.retain(|letter| {
+            !(letter.source_topic == topic && letter.position.partition == partition)
+        });
+        let released = before - held(self);
+        self.messages = self.messages.saturating_sub(released);
+        Some(released)
+    }
+
+    /// An attempt failed: if the rows were not known to be stored, the
+    /// server may have stored them and stopped before their views, so the
+    /// next attempt asks the raw table too.
+    pub fn attempt_failed(&mut self) {
+        self.suspect |= !self.rows_written;
+    }
+
+    /// The next offset of each partition read: where a restart resumes.
+    pub fn checkpoints(&self) -> Vec<Checkpoint> {
+        self.offsets
+            .iter()
+            .map(|((topic, partition), offset)| Checkpoint {
+                topic: topic.clone(),
+                partition: *partition,
+                next_offset: offset + 1,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use channelshift_contract::RejectionReason;
+
+    const CONTACTS: &str = "contact-events";
+    const RESPONSES: &str = "satisfaction-responses";
+
+    fn rejected(topic: &str, partition: i32, offset: i64) -> Received<'_> {
+        Received {
+            topic,
+            position: KafkaPosition { partition, offset },
+            key: Some(b"k"),
+            payload: b"not json",
+            decoded: Decoded::Rejected(Rejection::new(
+                RejectionReason::InvalidJson,
+                None,
+                "not JSON",
+            )),
+        }
+    }
+
+    fn settled(_: &TopicPartition) -> bool {
+        false
+    }
+
+    #[test]
+    fn the_batch_commits_the_highest_offset_read_per_partition() {
+        let mut batch = Batch::default();
+        for offset in [7, 5, 9] {
+            batch.add(rejected(CONTACTS, 0, offset), settled);
+        }
+        batch.add(rejected(CONTACTS, 1, 3), settled);
+        let next: Vec<(i32, i64)> = batch
+            .checkpoints()
+            .iter()
+            .map(|checkpoint| (checkpoint.partition, checkpoint.next_offset))
+            .collect();
+        assert_eq!(next, [(0, 10), (1, 4)]);
+        assert_eq!(batch.messages, 4);
+        assert_eq!(batch.bytes, 4 * b"not json".len());
+        assert!(batch.is_full(4, usize::MAX) && !batch.is_full(5, usize::MAX));
+    }
+
+    #[test]
+    fn a_revoked_partition_leaves_the_batch_and_only_it() {
+        let mut batch = Batch::default();
+        batch.add(rejected(CONTACTS, 0, 1), settled);
+        batch.add(rejected(CONTACTS, 1, 1), settled);
+        batch.add(rejected(RESPONSES, 0, 1), settled);
+        assert_eq!(batch.release(CONTACTS, 0, CONTACTS, RESPONSES), Some(1));
+        assert_eq!(batch.release(CONTACTS, 0, CONTACTS, RESPONSES), None);
+        assert_eq!(batch.messages, 2);
+        let left: Vec<(&str, i32)> = batch
+            .dead_letters
+            .iter()
+            .map(|letter| (letter.source_topic.as_str(), letter.position.partition))
+            .collect();
+        assert_eq!(left, [(CONTACTS, 1), (RESPONSES, 0)]);
+        assert_eq!(batch.offsets.len(), 2);
+    }
+
+    #[test]
+    fn an_unsettled_partition_or_a_failed_attempt_makes_the_batch_suspect() {
+        let mut batch = Batch::default();
+        batch.add(rejected(CONTACTS, 0, 1), settled);
+        assert!(!batch.suspect);
+        batch.add(rejected(CONTACTS, 1, 1), |_| true);
+        assert!(
+            batch.suspect,
+            "a partition new to this replica, maybe half-written"
+        );
+
+        let mut written = Batch::default();
+        written.add(rejected(CONTACTS, 0, 1), settled);
+        written.rows_written = true;
+        written.attempt_failed();
+        assert!(
+            !written.suspect,
+            "the rows were stored: a later step failed"
+        );
+        written.add(rejected(CONTACTS, 0, 2), settled);
+        assert!(!written.rows_written, "a new message is written again");
+        written.attempt_failed();
+        assert!(written.suspect);
+    }
+}

@@ -1,0 +1,248 @@
+//! Where a batch goes: its rows to ClickHouse, after the duplicate lookup
+//! (`RowSink`), and its rejected messages to the dead-letter topics, byte for
+//! byte with the reason in headers (`DeadLetterSink`). The checkpoint is the
+//! store's (`Store::save_checkpoints`). Each sink only moves data; the order
+//! of the steps and their retries are the pipeline's.
+
+use crate::batch::DeadLetter;
+use crate::config::KafkaConfig;
+use crate::metrics::IngestMetrics;
+use anyhow::Result;
+use channelshift_store::{ContactRow, Record, SatisfactionRow, Store};
+use chrono::Utc;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// Rows into the raw tables, each unique id once.
+pub struct RowSink {
+    pub store: Store,
+    pub metrics: IngestMetrics,
+    pub contact_topic: String,
+    pub satisfaction_topic: String,
+}
+
+impl RowSink {
+    /// One attempt at writing the batch's rows. The stored ids are looked up on
+    /// every attempt: an attempt that failed on our side may still have been
+    /// written on the server's.
+    pub async fn write(
+        &self,
+        contacts: &mut Vec<ContactRow>,
+        satisfaction: &mut Vec<SatisfactionRow>,
+        suspect: bool,
+    ) -> Result<()> {
+        self.drop_stored(contacts, suspect).await?;
+        self.drop_stored(satisfaction, suspect).await?;
+        // Stamped at each attempt, not at receipt: a row stamped at t is
+        // stored by t + ATTEMPT_TIMEOUT or restamped later, which is what lets
+        // a report "as of" an instant settled that long ago be reproduced.
+        let now = u32::try_from(Utc::now().timestamp()).unwrap_or(u32::MAX);
+        for row in contacts.iter_mut() {
+            row.ingested_at = now;
+        }
+        for row in satisfaction.iter_mut() {
+            row.ingested_at = now;
+        }
+        if !contacts.is_empty() {
+            self.store.insert_contacts(contacts).await?;
+        }
+        if !satisfaction.is_empty() {
+            self.store.insert_satisfaction(satisfaction).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes rows whose id is already stored or repeated within the batch.
+    /// When `suspect`, ids missing from the id index are looked for in the raw
+    /// table as well: rows found there were stored by an INSERT the server cut
+    /// short before its views (id index, rollups) were written. They are not
+    /// written again; their index rows are added, and the rollups may miss
+    /// them until `rebuild-rollups` (`reconcile` shows raw rows ≠ rollup).
+    async fn drop_stored<R: Identified>(&self, rows: &mut Vec<R>, suspect: bool) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let topic = match R::RECORD {
+            Record::Satisfaction => &self.satisfaction_topic,
+            Record::Contact => &self.contact_topic,
+        };
+        let mut by_council: HashMap<&str, Vec<&str>> = HashMap::new();
+        for row in rows.iter() {
+            by_council.entry(row.council()).or_default().push(row.id());
+        }
+        let mut stored: HashSet<(String, String)> = HashSet::new();
+        let mut half_written = 0;
+        for (council, ids) in by_council {
+            let indexed = self.store.existing_ids(R::RECORD, council, &ids).await?;
+            if suspect {
+                let unindexed: Vec<&str> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| !indexed.contains(*id))
+                    .collect();
+                let (from, to) = rows
+                    .iter()
+                    .filter(|row| row.council() == council)
+                    .fold((u32::MAX, 0), |(from, to), row| {
+                        (from.min(row.at()), to.max(row.at()))
+                    });
+                let raw = self
+                    .store
+                    .existing_raw_ids(R::RECORD, council, &unindexed, from, to)
+                    .await?;
+                if !raw.is_empty() {
+                    let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+                    self.store.index_ids(R::RECORD, council, &raw).await?;
+                    half_written += raw.len();
+                    stored.extend(raw.iter().map(|id| (council.to_string(), id.to_string())));
+                }
+            }
+            stored.extend(indexed.into_iter().map(|id| (council.to_string(), id)));
+        }
+        if half_written > 0 {
+            self.metrics
+                .half_written
+                .with_label_values(&[topic])
+                .inc_by(half_written as u64);
+            tracing::error!(
+                half_written,
+                topic,
+                "rows stored without their id index and rollup rows (an insert ClickHouse \
+                 stopped part-way): not written again, re-indexed; run `channelshift-ingest \
+                 rebuild-rollups` so that the rollups count them"
+            );
+        }
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        let before = rows.len();
+        rows.retain(|row| {
+            let key = (row.council().to_string(), row.id().to_string());
+            !stored.contains(&key) && seen.insert(key)
+        });
+        let skipped = before - rows.len();
+        if skipped > 0 {
+            self.metrics
+                .duplicates
+                .with_label_values(&[topic])
+                .inc_by(skipped as u64);
+            tracing::info!(skipped, topic, "skipped events already stored");
+        }
+        Ok(())
+    }
+}
+
+/// Rejected messages onto `<topic>.dlq`.
+pub struct DeadLetterSink {
+    pub producer: FutureProducer,
+}
+
+impl DeadLetterSink {
+    /// Sends the dead letters concurrently; the ones acknowledged are removed,
+    /// so a retry sends only what is left.
+    pub async fn send_all(&self, letters: &mut Vec<DeadLetter>) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let results =
+            futures::future::join_all(letters.iter().map(|letter| self.send(letter))).await;
+        let mut first_error = None;
+        let mut outcome = results.into_iter();
+        letters.retain(|_| match outcome.next() {
+            Some(Ok(())) => false,
+            Some(Err(error)) => {
+                first_error.get_or_insert(error);
+                true
+            }
+            None => true,
+        });
+        match first_error {
+            Some(error) => {
+                Err(error.context(format!("{} dead letters not yet written", letters.len())))
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn send(&self, letter: &DeadLetter) -> Result<()> {
+        let topic = KafkaConfig::dead_letter_topic(&letter.source_topic);
+        let partition = letter.position.partition.to_string();
+        let offset = letter.position.offset.to_string();
+        let mut headers = OwnedHeaders::new().insert(Header {
+            key: "channelshift-reason",
+            value: Some(letter.rejection.reason.as_str()),
+        });
+        // Absent when the rejection is about the message as a whole.
+        if let Some(field) = &letter.rejection.field {
+            headers = headers.insert(Header {
+                key: "channelshift-field",
+                value: Some(field.as_str()),
+            });
+        }
+        let headers = headers
+            .insert(Header {
+                key: "channelshift-detail",
+                value: Some(letter.rejection.detail.as_str()),
+            })
+            .insert(Header {
+                key: "channelshift-source-topic",
+                value: Some(letter.source_topic.as_str()),
+            })
+            .insert(Header {
+                key: "channelshift-source-partition",
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: "channelshift-source-offset",
+                value: Some(offset.as_str()),
+            });
+        let mut record = FutureRecord::to(&topic)
+            .payload(&letter.payload)
+            .headers(headers);
+        if let Some(key) = &letter.key {
+            record = record.key(key);
+        }
+        self.producer
+            .send(record, Timeout::After(Duration::from_secs(30)))
+            .await
+            .map_err(|(error, _)| anyhow::anyhow!("dead-letter write to {topic}: {error}"))?;
+        Ok(())
+    }
+}
+
+/// A row that carries its council, idempotency key and timestamp.
+trait Identified {
+    /// Which kind of record the row is.
+    const RECORD: Record;
+    fn council(&self) -> &str;
+    fn id(&self) -> &str;
+    /// The instant the raw table is partitioned and sorted by (Unix seconds).
+    fn at(&self) -> u32;
+}
+
+impl Identified for ContactRow {
+    const RECORD: Record = Record::Contact;
+    fn council(&self) -> &str {
+        &self.council
+    }
+    fn id(&self) -> &str {
+        &self.event_id
+    }
+    fn at(&self) -> u32 {
+        self.occurred_at
+    }
+}
+
+impl Identified for SatisfactionRow {
+    const RECORD: Record = Record::Satisfaction;
+    fn council(&self) -> &str {
+        &self.council
+    }
+    fn id(&self) -> &str {
+        &self.response_id
+    }
+    fn at(&self) -> u32 {
+        self.responded_at
+    }
+}
