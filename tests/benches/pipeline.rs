@@ -1060,7 +1060,7 @@ async fn run() -> Result<Report> {
     if wanted(5) {
         println!("\n5. one quarterly committee pack in all formats");
         let started = Instant::now();
-        let as_of = Utc::now().timestamp() - 1;
+        let as_of = channelshift_store::CutOff(Utc::now().timestamp() - 1);
         let pack = channelshift_packs::build(
             &state.store,
             &state.policy,

@@ -27,6 +27,8 @@ pub struct ApiOptions {
     pub revoked: Vec<String>,
     pub limits: ServerLimits,
     pub suppression_threshold: u64,
+    /// `packs.chromium`, when not Debian's.
+    pub chromium: Option<PathBuf>,
 }
 
 impl Default for ApiOptions {
@@ -36,6 +38,7 @@ impl Default for ApiOptions {
             revoked: Vec::new(),
             limits: ServerLimits::default(),
             suppression_threshold: 0,
+            chromium: None,
         }
     }
 }
@@ -57,7 +60,17 @@ fn hashes(tokens: &[String]) -> String {
 fn config_file(scope: &Scope, port: u16, options: &ApiOptions) -> String {
     let reader = scope.reader();
     let limits = &options.limits;
-    format!(
+    let packs = options
+        .chromium
+        .as_ref()
+        .map(|path| {
+            format!(
+                "\n[packs]\nchromium = {}\n",
+                quoted(&path.display().to_string())
+            )
+        })
+        .unwrap_or_default();
+    let config = format!(
         "listen = {listen}\n\n\
          [clickhouse]\nurl = {url}\nuser = {user}\npassword = {password}\ndatabase = {database}\n\n\
          [auth]\ntoken_sha256 = {tokens}\nrevoked_sha256 = {revoked}\n\n\
@@ -76,7 +89,8 @@ fn config_file(scope: &Scope, port: u16, options: &ApiOptions) -> String {
         request = limits.request_timeout_ms,
         max_header = limits.max_header_bytes,
         max_body = limits.max_body_bytes,
-    )
+    );
+    config + &packs
 }
 
 /// One `channelshift-api` child process, killed (by PID) when dropped.

@@ -16,7 +16,7 @@ use channelshift_reports::calendar::PacksConfig;
 use channelshift_reports::job::{Connection, Failure, Job};
 use channelshift_reports::pack::{file_stem, settled_as_of, Format};
 use channelshift_reports::policy::KpiSettings;
-use channelshift_store::ClickHouseConfig;
+use channelshift_store::{ClickHouseConfig, CutOff};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +36,24 @@ pub struct Renderer {
     pdf_timeout: Duration,
     /// PDF packs rendering at once (`packs.pdf_concurrency`).
     pdf_permits: Arc<Semaphore>,
+    /// Packs of any format rendering at once (`packs.max_processes`).
+    permits: Arc<Semaphore>,
+}
+
+/// Kills the pack's whole process group (the pack's process and any
+/// Chromium it started) unless the pack finished: a request that gives up
+/// (timeout, client gone) leaves nothing running.
+struct ProcessGroup(Option<u32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.and_then(|id| i32::try_from(id).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(id),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 impl Renderer {
@@ -52,32 +70,41 @@ impl Renderer {
             chromium: packs.chromium.clone(),
             pdf_timeout: Duration::from_secs(packs.pdf_timeout_seconds.max(1)),
             pdf_permits: Arc::new(Semaphore::new(packs.pdf_concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(packs.max_processes.max(1))),
         }
     }
 
     /// The pack's file, from a process of its own.
     async fn render(&self, order: Order) -> Result<Vec<u8>, ApiError> {
-        let _permit = match order.format {
+        let closed = |error: tokio::sync::AcquireError| ApiError::Internal(error.to_string());
+        let _pdf_permit = match order.format {
             Format::Pdf => Some(
-                tokio::time::timeout(self.pdf_timeout, self.pdf_permits.clone().acquire_owned())
+                tokio::time::timeout(self.pdf_timeout, self.pdf_permits.acquire())
                     .await
                     .map_err(|_| {
                         ApiError::Unavailable("the PDF renderer is busy; try again shortly".into())
                     })?
-                    .map_err(|error| ApiError::Internal(error.to_string()))?,
+                    .map_err(closed)?,
             ),
             _ => None,
         };
+        let _permit = self.permits.acquire().await.map_err(closed)?;
+        // Removed when this request ends, after the process group is gone.
+        let work = tempfile::Builder::new()
+            .prefix("channelshift-pack-")
+            .tempdir()
+            .map_err(|error| ApiError::Internal(format!("a temporary folder: {error}")))?;
         let job = Job {
             clickhouse: self.clickhouse.clone(),
             kpi: self.kpi.clone(),
             chromium: self.chromium.clone(),
             pdf_timeout_seconds: self.pdf_timeout.as_secs(),
+            work_dir: work.path().to_path_buf(),
             council: order.council,
             period: order.kind,
             date: order.date,
-            as_of: order.as_of,
-            previous_as_of: order.previous_as_of,
+            as_of: order.as_of.0,
+            previous_as_of: order.previous_as_of.map(|at| at.0),
             format: order.format.name().to_string(),
         };
         let job =
@@ -87,7 +114,7 @@ impl Renderer {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // A request that times out drops this future: the pack's process goes with it.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|error| {
@@ -96,20 +123,27 @@ impl Renderer {
                     self.binary.display()
                 ))
             })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(&job)
-                .await
-                .map_err(|error| ApiError::Internal(format!("sending the pack's job: {error}")))?;
-        }
-        let output = child
-            .wait_with_output()
-            .await
-            .map_err(|error| ApiError::Internal(format!("the pack's process: {error}")))?;
+        let mut group = ProcessGroup(child.id());
+        let stdin = child.stdin.take();
+        // The job is written while the output is read, so neither side can
+        // wait on a full pipe; a write cut short means the process ended,
+        // and its own account (standard error) says why.
+        let send = async move {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(&job).await;
+            }
+        };
+        let ((), output) = tokio::join!(send, child.wait_with_output());
+        let output =
+            output.map_err(|error| ApiError::Internal(format!("the pack's process: {error}")))?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
         if output.status.success() {
+            group.0 = None;
+            if !stderr.trim().is_empty() {
+                tracing::debug!(log = %stderr.trim(), "the pack's process");
+            }
             return Ok(output.stdout);
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
         let failure = stderr
             .lines()
             .last()
@@ -121,11 +155,14 @@ impl Renderer {
             Some(Failure::StoreUnavailable { message }) => ApiError::Store(message),
             Some(Failure::Unavailable { message }) => ApiError::Unavailable(message),
             Some(Failure::Internal { message }) => ApiError::Internal(message),
-            None => ApiError::Internal(format!(
-                "the pack's process exited ({}): {}",
-                output.status,
-                stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
-            )),
+            None => {
+                let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+                ApiError::Internal(format!(
+                    "the pack's process exited ({}): {}",
+                    output.status,
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ))
+            }
         })
     }
 }
@@ -135,15 +172,15 @@ struct Order {
     council: String,
     kind: PeriodKind,
     date: NaiveDate,
-    as_of: i64,
-    previous_as_of: Option<i64>,
+    as_of: CutOff,
+    previous_as_of: Option<CutOff>,
     format: Format,
 }
 
 /// The pack's as-of instant: given, or the latest settled one. An instant
 /// less than `settle` seconds ago is refused: rows stamped before it may
 /// still be on their way, so the pack could not be reproduced.
-pub fn as_of(value: Option<&str>, settle: i64) -> Result<i64, ApiError> {
+pub fn as_of(value: Option<&str>, settle: i64) -> Result<CutOff, ApiError> {
     let at = value.map(|text| parse_instant(text, "as_of")).transpose()?;
     Ok(settled_as_of(at, settle)?)
 }
@@ -159,12 +196,12 @@ fn parse_instant(text: &str, parameter: &str) -> Result<i64, ApiError> {
 fn previous_as_of(
     state: &AppState,
     council: &str,
-    as_of: i64,
+    as_of: CutOff,
     given: Option<&str>,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<CutOff>, ApiError> {
     match given {
         Some(text) => {
-            let at = parse_instant(text, "previous_as_of")?;
+            let at = CutOff(parse_instant(text, "previous_as_of")?);
             if at >= as_of {
                 return Err(ApiError::bad(
                     "previous_as_of",

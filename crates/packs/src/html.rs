@@ -349,7 +349,7 @@ fn summary(pack: &Pack) -> Markup {
             @if !restated.is_empty() {
                 h3 { "Restated figures" }
                 p { "Late data has changed these figures since the previous pack"
-                    @if let Some(at) = pack.previous_as_of { " (data as of " (super::instant_text(at)) ")" } ":" }
+                    @if let Some(at) = pack.previous_as_of { " (data as of " (at.to_string()) ")" } ":" }
                 ul {
                     @for (trend, point) in restated {
                         li { (words::title(trend.kpi)) ", " (point.period.label()) ": now "

@@ -8,7 +8,7 @@ use channelshift_reports::calendar::{Calendar, PacksConfig};
 pub use channelshift_reports::job::{Connection, Failure, Job};
 use channelshift_reports::pack::{build, Format, Scope};
 use channelshift_reports::Policy;
-use channelshift_store::Store;
+use channelshift_store::{CutOff, Store};
 
 impl From<RenderError> for Failure {
     fn from(error: RenderError) -> Self {
@@ -50,7 +50,8 @@ pub async fn run(job: Job) -> Result<Vec<u8>, Failure> {
             chromium: job.chromium,
             pdf_timeout_seconds: job.pdf_timeout_seconds,
             ..PacksConfig::default()
-        }),
+        })
+        .temporary_files_in(job.work_dir),
     };
     let pack = build(
         &packs.store,
@@ -58,8 +59,8 @@ pub async fn run(job: Job) -> Result<Vec<u8>, Failure> {
         Scope {
             council: &council,
             period,
-            as_of: job.as_of,
-            previous_as_of: job.previous_as_of,
+            as_of: CutOff(job.as_of),
+            previous_as_of: job.previous_as_of.map(CutOff),
         },
     )
     .await?;

@@ -22,7 +22,7 @@ use channelshift_reports::policy::KpiSettings;
 use channelshift_reports::scorecard::{report_period, REPORT_PERIODS};
 use channelshift_reports::Policy;
 use channelshift_runtime::{config, telemetry};
-use channelshift_store::{ClickHouseConfig, Store};
+use channelshift_store::{ClickHouseConfig, CutOff, Store};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -123,7 +123,7 @@ async fn one_pack(config: &PacksFileConfig, options: &HashMap<String, String>) -
     let as_of = settled_as_of(instant(options, "as-of")?, packs.policy.pack_settle_seconds)
         .map_err(|error| anyhow::anyhow!("--as-of: {error:?}"))?;
     let previous_as_of = match instant(options, "previous-as-of")? {
-        Some(at) => Some(at),
+        Some(at) => Some(CutOff(at)),
         None => packs.calendar.previous_as_of(council.as_str(), as_of),
     };
     let formats = formats(options.get("format"))?;
@@ -151,7 +151,7 @@ async fn one_pack(config: &PacksFileConfig, options: &HashMap<String, String>) -
         "{} file(s) for {council} {} as of {} in {:.1} s",
         files.len(),
         period.label(),
-        channelshift_packs::instant_text(as_of),
+        as_of,
         started.elapsed().as_secs_f64()
     );
     Ok(())

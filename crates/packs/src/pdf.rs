@@ -1,7 +1,9 @@
 //! The report as PDF: the HTML printed by headless Chromium (Debian's
 //! `chromium`), so the PDF has the report's real text, its title and its
-//! headings as the document outline. One Chromium at a time per process
-//! (`packs.pdf_concurrency`), each bounded by `packs.pdf_timeout_seconds`.
+//! headings as the document outline. At most `packs.pdf_concurrency`
+//! Chromiums at a time per process, each bounded by
+//! `packs.pdf_timeout_seconds` (the API also limits the PDF packs it runs at
+//! once to that number).
 
 use channelshift_reports::calendar::PacksConfig;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,8 @@ pub struct PdfSettings {
     pub chromium: PathBuf,
     pub timeout: Duration,
     permits: Arc<Semaphore>,
+    /// Where Chromium's temporary folder goes; the system's by default.
+    temp_root: Option<PathBuf>,
 }
 
 impl PdfSettings {
@@ -32,7 +36,15 @@ impl PdfSettings {
             chromium: config.chromium.clone(),
             timeout: Duration::from_secs(config.pdf_timeout_seconds.max(1)),
             permits: Arc::new(Semaphore::new(config.pdf_concurrency.max(1))),
+            temp_root: None,
         }
+    }
+
+    /// Chromium's temporary folders go inside `root` (one the caller
+    /// removes, even if this process is killed).
+    pub fn temporary_files_in(mut self, root: PathBuf) -> Self {
+        self.temp_root = Some(root);
+        self
     }
 }
 
@@ -84,10 +96,13 @@ pub async fn render(html: &str, settings: &PdfSettings) -> Result<Vec<u8>, PdfEr
         .await
         .map_err(|_| PdfError::Unavailable("the PDF renderer is busy; try again shortly".into()))?
         .map_err(|error| PdfError::Failed(error.to_string()))?;
-    let dir = tempfile::Builder::new()
-        .prefix("channelshift-pdf-")
-        .tempdir()
-        .map_err(|error| PdfError::Failed(format!("a temporary folder: {error}")))?;
+    let mut folder = tempfile::Builder::new();
+    folder.prefix("channelshift-pdf-");
+    let dir = match &settings.temp_root {
+        Some(root) => folder.tempdir_in(root),
+        None => folder.tempdir(),
+    }
+    .map_err(|error| PdfError::Failed(format!("a temporary folder: {error}")))?;
     let html_path = dir.path().join("report.html");
     let pdf_path = dir.path().join("report.pdf");
     std::fs::write(&html_path, html)

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::period::Period;
 use channelshift_reports::calendar::Entry;
+use channelshift_store::CutOff;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -18,8 +19,8 @@ use std::time::Instant;
 pub struct Order<'a> {
     pub council: &'a CouncilCode,
     pub period: Period,
-    pub as_of: i64,
-    pub previous_as_of: Option<i64>,
+    pub as_of: CutOff,
+    pub previous_as_of: Option<CutOff>,
     pub formats: &'a [Format],
     pub folder: &'a Path,
 }

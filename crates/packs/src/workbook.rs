@@ -227,7 +227,7 @@ pub fn metadata(pack: &Pack) -> Vec<(String, Cell)> {
         (
             "Compared with the pack as of (UTC)".into(),
             pack.previous_as_of
-                .map_or(text("no earlier pack"), |at| text(super::instant_text(at))),
+                .map_or(text("no earlier pack"), |at| text(at.to_string())),
         ),
         (
             "Days of the period covered".into(),
@@ -300,7 +300,7 @@ pub fn xlsx(pack: &Pack) -> Result<Vec<u8>, String> {
     use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
     let fail = |error: rust_xlsxwriter::XlsxError| format!("writing the XLSX pack: {error}");
     let mut workbook = Workbook::new();
-    let created = ExcelDateTime::from_timestamp(pack.as_of).map_err(fail)?;
+    let created = ExcelDateTime::from_timestamp(pack.as_of.0).map_err(fail)?;
     workbook.set_properties(
         &DocProperties::new()
             .set_title(words::pack_title(pack))

@@ -6,6 +6,7 @@ use crate::scorecard::{report_period, REPORT_PERIODS};
 use anyhow::{Context, Result};
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
+use channelshift_store::CutOff;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -27,6 +28,10 @@ pub struct PacksConfig {
     /// PDF packs rendering at once, per API process.
     #[serde(default = "default_pdf_concurrency")]
     pub pdf_concurrency: usize,
+    /// Packs of any format rendering at once, per API process (each in a
+    /// `channelshift-packs` process of its own); further requests wait.
+    #[serde(default = "default_max_processes")]
+    pub max_processes: usize,
     /// The committees' meetings, each with the data cut-off of its pack.
     #[serde(default)]
     pub calendar: Vec<Meeting>,
@@ -39,6 +44,7 @@ impl Default for PacksConfig {
             chromium: default_chromium(),
             pdf_timeout_seconds: default_pdf_timeout_seconds(),
             pdf_concurrency: default_pdf_concurrency(),
+            max_processes: default_max_processes(),
             calendar: Vec::new(),
         }
     }
@@ -70,8 +76,8 @@ pub struct Entry {
     pub council: CouncilCode,
     pub committee: String,
     pub meets: NaiveDate,
-    /// The data cut-off, as Unix seconds: the pack's as-of.
-    pub as_of: i64,
+    /// The data cut-off: the pack is as of it.
+    pub as_of: CutOff,
     /// The period the pack reports.
     pub period: Period,
 }
@@ -144,7 +150,7 @@ impl Calendar {
                 council,
                 committee: meeting.committee.clone(),
                 meets: meeting.meets,
-                as_of,
+                as_of: CutOff(as_of),
                 period,
             });
         }
@@ -154,7 +160,7 @@ impl Calendar {
 
     /// The cut-off of the council's latest pack before `as_of`: what a pack
     /// as of `as_of` flags restatements against.
-    pub fn previous_as_of(&self, council: &str, as_of: i64) -> Option<i64> {
+    pub fn previous_as_of(&self, council: &str, as_of: CutOff) -> Option<CutOff> {
         self.entries
             .iter()
             .filter(|entry| entry.council.as_str() == council && entry.as_of < as_of)
@@ -166,7 +172,7 @@ impl Calendar {
     pub fn due(&self, now: i64, settle: i64) -> Vec<&Entry> {
         self.entries
             .iter()
-            .filter(|entry| entry.as_of <= now - settle)
+            .filter(|entry| entry.as_of.0 <= now - settle)
             .collect()
     }
 }
@@ -179,6 +185,9 @@ fn default_pdf_timeout_seconds() -> u64 {
 }
 fn default_pdf_concurrency() -> usize {
     1
+}
+fn default_max_processes() -> usize {
+    4
 }
 fn default_meeting_period() -> String {
     "quarter".into()
@@ -227,8 +236,8 @@ mod tests {
             "per council"
         );
         // Due once the cut-off has settled.
-        assert_eq!(calendar.due(second + 119, 120).len(), 1);
-        assert_eq!(calendar.due(second + 120, 120).len(), 2);
+        assert_eq!(calendar.due(second.0 + 119, 120).len(), 1);
+        assert_eq!(calendar.due(second.0 + 120, 120).len(), 2);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Where the pack's figures are read from. The password travels only through
-/// the pipe between the two processes.
+/// the pipe between the two processes (no `Debug`, so it is never logged).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Connection {
     pub url: String,
@@ -52,6 +52,9 @@ pub struct Job {
     pub kpi: KpiSettings,
     pub chromium: PathBuf,
     pub pdf_timeout_seconds: u64,
+    /// A folder the caller removes when the job ends, however it ends: the
+    /// job's temporary files (Chromium's profile and pages) go there.
+    pub work_dir: PathBuf,
     pub council: String,
     /// The kind of period, and a day in it.
     pub period: PeriodKind,

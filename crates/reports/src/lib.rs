@@ -1,7 +1,9 @@
 //! The KPI reports of Channelshift: a KPI's rows for a request, the
 //! scorecard, and the figures of a committee pack, computed from the store's
-//! cells under a council's [`policy::Policy`]. No HTTP here: the API and the
-//! packs binary each turn these into what their users read.
+//! cells under a council's [`policy::Policy`], with the reporting calendar
+//! and `[packs]` settings. No HTTP and no rendering here: the API and the
+//! packs binary each turn these into what their users read, and
+//! [`job`] is what the API hands the packs binary for one pack.
 
 pub mod calendar;
 pub mod compute;
@@ -16,11 +18,10 @@ pub mod scorecard;
 pub use error::ReportError;
 pub use policy::Policy;
 
-use chrono::{DateTime, Utc};
+use channelshift_store::IngestedUpTo;
 
-/// An instant (Unix seconds) as RFC 3339 UTC text, e.g. `2026-10-05T09:00:00Z`.
-pub fn as_of(seconds: Option<i64>) -> Option<String> {
-    seconds
-        .and_then(|seconds| DateTime::<Utc>::from_timestamp(seconds, 0))
-        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+/// What a live figure's `as_of` says: when ingest last stored a batch, as
+/// RFC 3339 UTC text (`2026-10-05T09:00:00Z`); `None` before any.
+pub fn as_of(ingested: Option<IngestedUpTo>) -> Option<String> {
+    ingested.map(|at| at.to_string())
 }

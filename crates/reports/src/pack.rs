@@ -19,7 +19,7 @@ use channelshift_kpi::catalogue::{GroupKey, Headline, Kpi, TargetScope, Unit};
 use channelshift_kpi::channel::Channel;
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
 use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Target};
-use channelshift_store::{Bucket, CellFilter, Keys, Source, Store};
+use channelshift_store::{Bucket, CellFilter, CutOff, Keys, Source, Store};
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// How many periods a trend shows, the pack's own included.
@@ -150,9 +150,9 @@ pub type UnitCostsUsed = Vec<(Channel, Option<i64>)>;
 pub struct Pack {
     pub council: String,
     pub period: Period,
-    pub as_of: i64,
+    pub as_of: CutOff,
     /// The as-of of the pack this one is compared with for restatements.
-    pub previous_as_of: Option<i64>,
+    pub previous_as_of: Option<CutOff>,
     pub rows: Vec<PackRow>,
     pub trends: Vec<Trend>,
     pub notes: Vec<(Kpi, String)>,
@@ -170,7 +170,7 @@ pub struct Settings {
 
 impl Pack {
     pub fn as_of_text(&self) -> String {
-        instant_text(self.as_of)
+        self.as_of.to_string()
     }
 
     pub fn file_stem(&self) -> String {
@@ -205,12 +205,6 @@ pub fn file_stem(council: &str, period: &Period) -> String {
     )
 }
 
-pub fn instant_text(seconds: i64) -> String {
-    DateTime::<Utc>::from_timestamp(seconds, 0)
-        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
 fn published(row: KpiRow, policy: &Policy) -> KpiRow {
     // Published outputs withhold small counts of cases, not only small bases.
     let small = row
@@ -243,8 +237,8 @@ fn request(
 pub struct Scope<'a> {
     pub council: &'a CouncilCode,
     pub period: Period,
-    pub as_of: i64,
-    pub previous_as_of: Option<i64>,
+    pub as_of: CutOff,
+    pub previous_as_of: Option<CutOff>,
 }
 
 /// Computes the pack: every KPI in total and by each breakdown it accepts,
@@ -418,7 +412,7 @@ async fn trend_values(
     council: &CouncilCode,
     periods: &[Period],
     kpi: Kpi,
-    as_of: i64,
+    as_of: CutOff,
 ) -> Result<Vec<Option<KpiRow>>, ReportError> {
     let spec = kpi.spec().trend;
     let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
@@ -459,8 +453,8 @@ async fn trend(
     council: &CouncilCode,
     period: Period,
     kpi: Kpi,
-    as_of: i64,
-    previous_as_of: Option<i64>,
+    as_of: CutOff,
+    previous_as_of: Option<CutOff>,
 ) -> Result<Trend, ReportError> {
     let spec = kpi.spec();
     let periods = trend_periods(period);
@@ -469,7 +463,7 @@ async fn trend(
     // before its as-of day.
     let then = match previous_as_of {
         Some(previous) => {
-            let previous_day = DateTime::<Utc>::from_timestamp(previous, 0)
+            let previous_day = DateTime::<Utc>::from_timestamp(previous.0, 0)
                 .map(local_date)
                 .unwrap_or(NaiveDate::MIN);
             let reported: Vec<Period> = periods
@@ -536,9 +530,9 @@ async fn coverage(
     store: &Store,
     council: &CouncilCode,
     period: Period,
-    as_of: i64,
+    as_of: CutOff,
 ) -> Result<Coverage, ReportError> {
-    let as_of_day = DateTime::<Utc>::from_timestamp(as_of, 0)
+    let as_of_day = DateTime::<Utc>::from_timestamp(as_of.0, 0)
         .map(local_date)
         .unwrap_or(NaiveDate::MIN);
     let covered_to = as_of_day.min(period.last_day());
@@ -570,10 +564,10 @@ async fn coverage(
     })
 }
 
-/// The pack's as-of instant (Unix seconds): `at`, or the latest settled one.
+/// The pack's cut-off: `at` (Unix seconds), or the latest settled instant.
 /// An instant less than `settle` seconds ago is refused: rows stamped before
 /// it may still be on their way, so the pack could not be reproduced.
-pub fn settled_as_of(at: Option<i64>, settle: i64) -> Result<i64, ReportError> {
+pub fn settled_as_of(at: Option<i64>, settle: i64) -> Result<CutOff, ReportError> {
     let settled = Utc::now().timestamp() - settle;
     match at {
         Some(at) if at > settled => Err(ReportError::bad(
@@ -582,8 +576,8 @@ pub fn settled_as_of(at: Option<i64>, settle: i64) -> Result<i64, ReportError> {
                 "must be at least {settle} s ago, so that everything ingested by then is stored"
             ),
         )),
-        Some(at) => Ok(at),
-        None => Ok(settled),
+        Some(at) => Ok(CutOff(at)),
+        None => Ok(CutOff(settled)),
     }
 }
 

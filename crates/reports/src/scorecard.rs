@@ -239,7 +239,7 @@ pub async fn scorecard(
     )?;
 
     let covered_to = latest
-        .and_then(|seconds| DateTime::<Utc>::from_timestamp(seconds, 0))
+        .and_then(|at| DateTime::<Utc>::from_timestamp(at.0, 0))
         .map(local_date)
         // Nothing ingested yet: no day of the period is covered.
         .map_or(

@@ -10,6 +10,7 @@
 //! column another expression of the query reads (hence `all_contacts`).
 
 use crate::connection::{Store, StoreError};
+use crate::instants::{CutOff, IngestedUpTo};
 use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
 use chrono::{Days, NaiveDate};
 use clickhouse::Row;
@@ -50,9 +51,9 @@ pub enum Source {
     Rollup,
     /// The raw event tables, aggregated at query time.
     Raw,
-    /// The raw tables as they stood at this instant (Unix seconds): only rows
-    /// ingested by then, so a report regenerated later gives the same figures.
-    RawAsOf(i64),
+    /// The raw tables as they stood at a cut-off: only rows ingested by
+    /// then, so a report regenerated later gives the same figures.
+    RawAsOf(CutOff),
 }
 
 /// The council, the local days (both inclusive) and optional filters.
@@ -388,7 +389,7 @@ fn from(sql: &mut Sql, source: Source, rollup: &str, raw: &str, filter: &CellFil
                 [filter.council.to_string(), start, end],
             );
         }
-        Source::RawAsOf(at) => {
+        Source::RawAsOf(CutOff(at)) => {
             let (start, end) = utc_margin(filter);
             // Unix seconds, so the server's time zone plays no part.
             sql.push(
@@ -588,7 +589,7 @@ struct DayCount {
 impl Store {
     /// When ingest last stored a batch (Unix seconds), from its checkpoints:
     /// every figure includes everything ingested up to then.
-    pub async fn latest_ingest(&self) -> Result<Option<i64>, StoreError> {
+    pub async fn latest_ingest(&self) -> Result<Option<IngestedUpTo>, StoreError> {
         let latest = self
             .client
             .query(
@@ -596,7 +597,7 @@ impl Store {
             )
             .fetch_one::<Latest>()
             .await?;
-        Ok((latest.rows > 0).then_some(i64::from(latest.at)))
+        Ok((latest.rows > 0).then_some(IngestedUpTo(i64::from(latest.at))))
     }
 
     /// How many local days from `from` to `to` (inclusive) have any contact.
