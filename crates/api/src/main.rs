@@ -2,32 +2,28 @@
 //! written by `channelshift-packs` (which the API also runs to render a pack
 //! it is asked for).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use channelshift_api::config::ApiConfig;
 use channelshift_runtime::{config, shutdown, telemetry};
+use clap::Parser;
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: channelshift-api [--config <file.toml>]
-settings may also come from CHANNELSHIFT_* variables; committee packs: channelshift-packs";
-
-/// The configuration file given with `--config`, if any.
-fn config_path(args: &[String]) -> Result<Option<PathBuf>> {
-    match args {
-        [] => Ok(None),
-        [flag, path] if flag == "--config" => Ok(Some(PathBuf::from(path))),
-        [first, ..] if first == "pack" || first == "packs-due" => {
-            bail!("`{first}` is a command of channelshift-packs now (same options)\n{USAGE}")
-        }
-        _ => bail!("unexpected arguments {args:?}\n{USAGE}"),
-    }
+/// The KPI API. Settings come from the file given with --config, then
+/// CHANNELSHIFT_* variables. Committee packs from the command line:
+/// channelshift-packs.
+#[derive(Debug, Parser)]
+#[command(name = "channelshift-api", version)]
+struct Cli {
+    /// The configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::parse();
     telemetry::init();
-    let path = config_path(&args)?;
-    let config: ApiConfig = config::load(path.as_deref())?;
+    let config: ApiConfig = config::load(cli.config.as_deref())?;
     let (trigger, stop) = shutdown::channel();
     shutdown::on_signals(trigger);
     channelshift_api::run(config, stop).await

@@ -10,6 +10,7 @@ use channelshift_ingest::config::IngestConfig;
 use channelshift_ingest::reconcile::{self, ReconcileConfig, Span};
 use channelshift_runtime::{config, shutdown, telemetry};
 use channelshift_store::{ClickHouseConfig, Store};
+use clap::Parser;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -22,37 +23,72 @@ enum Command {
     Reconcile(Span),
 }
 
-const USAGE: &str = "usage: channelshift-ingest [rebuild-rollups | reconcile [--from-beginning]] \
-                     [--config <file.toml>]; settings may also come from CHANNELSHIFT_* variables";
+/// The ingest service: Kafka → validation → ClickHouse, with dead letters.
+/// Settings come from the file given with --config, then CHANNELSHIFT_*
+/// variables.
+#[derive(Debug, Parser)]
+#[command(
+    name = "channelshift-ingest",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+    #[command(flatten)]
+    config: ConfigFile,
+}
 
-fn parse_args(args: &[String]) -> Result<(Command, Option<PathBuf>)> {
-    let (mut command, rest) = match args.split_first() {
-        Some((first, rest)) if first == "rebuild-rollups" => (Command::RebuildRollups, rest),
-        Some((first, rest)) if first == "reconcile" => (Command::Reconcile(Span::Recent), rest),
-        _ => (Command::Serve, args),
-    };
-    let mut config = None;
-    let mut rest = rest.iter();
-    while let Some(arg) = rest.next() {
-        match (arg.as_str(), &command) {
-            ("--config", _) if config.is_none() => match rest.next() {
-                Some(path) => config = Some(PathBuf::from(path)),
-                None => anyhow::bail!(USAGE),
-            },
-            ("--from-beginning", Command::Reconcile(Span::Recent)) => {
-                command = Command::Reconcile(Span::FromBeginning);
-            }
-            _ => anyhow::bail!(USAGE),
+#[derive(Debug, clap::Args)]
+struct ConfigFile {
+    /// The configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Recompute every rollup from the raw tables, one month at a time, and exit.
+    RebuildRollups(ConfigFile),
+    /// Check that every message on the topics is stored or dead-lettered
+    /// exactly once; exit 0 when exact, 2 on a discrepancy, 3 when only
+    /// messages are pending.
+    Reconcile {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Cover everything the broker still holds, not only the latest
+        /// messages of each partition.
+        #[arg(long)]
+        from_beginning: bool,
+    },
+}
+
+fn parse_args(args: &[String]) -> Result<(Command, Option<PathBuf>), clap::Error> {
+    let cli = Cli::try_parse_from(
+        std::iter::once("channelshift-ingest").chain(args.iter().map(String::as_str)),
+    )?;
+    Ok(match cli.command {
+        None => (Command::Serve, cli.config.config),
+        Some(Subcommand::RebuildRollups(file)) => (Command::RebuildRollups, file.config),
+        Some(Subcommand::Reconcile {
+            config,
+            from_beginning,
+        }) => {
+            let span = if from_beginning {
+                Span::FromBeginning
+            } else {
+                Span::Recent
+            };
+            (Command::Reconcile(span), config.config)
         }
-    }
-    Ok((command, config))
+    })
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     telemetry::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (command, config_file) = parse_args(&args)?;
+    let (command, config_file) = parse_args(&args).unwrap_or_else(|error| error.exit());
     match command {
         Command::Serve => {
             let config: IngestConfig = config::load(config_file.as_deref())?;

@@ -24,19 +24,75 @@ use channelshift_reports::Policy;
 use channelshift_runtime::{config, telemetry};
 use channelshift_store::{ClickHouseConfig, CutOff, Store};
 use chrono::{NaiveDate, Utc};
+use clap::Parser;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-const USAGE: &str = "usage:
-  channelshift-packs pack --council <GSS code> [--period month|quarter|financial_year] [--date YYYY-MM-DD]
-                          [--as-of <RFC 3339>] [--previous-as-of <RFC 3339>] [--format csv,csvw,xlsx,ods,html,pdf|all]
-                          [--out <folder>] [--config <file.toml>]
-  channelshift-packs packs-due [--out <folder>] [--force] [--format …|all] [--config <file.toml>]
-  channelshift-packs render   (one JSON job on standard input, the file on standard output)
-settings may also come from CHANNELSHIFT_* variables";
+/// Committee packs: the reports' figures as CSV (with CSVW metadata), XLSX,
+/// ODS, accessible HTML and PDF. Reads the API's configuration file
+/// (`[clickhouse]`, `[kpi]`, `[packs]`), then CHANNELSHIFT_* variables.
+#[derive(Debug, Parser)]
+#[command(name = "channelshift-packs", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Write one pack and print the files written.
+    Pack {
+        /// GSS code of the council.
+        #[arg(long, value_name = "GSS")]
+        council: String,
+        /// month, quarter or financial_year.
+        #[arg(long, default_value = "quarter")]
+        period: String,
+        /// A day in the period (YYYY-MM-DD); today by default.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        /// The data cut-off (RFC 3339); the latest settled instant by default.
+        #[arg(long, value_name = "RFC 3339")]
+        as_of: Option<String>,
+        /// The previous pack's cut-off, for restatements; the calendar's by default.
+        #[arg(long, value_name = "RFC 3339")]
+        previous_as_of: Option<String>,
+        /// Comma list of csv, csvw, xlsx, ods, html, pdf, or all.
+        #[arg(long, default_value = "all")]
+        format: String,
+        /// The folder the files go in.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
+    },
+    /// Write the pack of every meeting of the reporting calendar whose data
+    /// cut-off has passed, skipping those already in the folder.
+    PacksDue {
+        #[arg(long, default_value = "packs")]
+        out: PathBuf,
+        /// Write them again even if they are there.
+        #[arg(long)]
+        force: bool,
+        /// Comma list of csv, csvw, xlsx, ods, html, pdf, or all.
+        #[arg(long, default_value = "all")]
+        format: String,
+        #[command(flatten)]
+        config: ConfigFile,
+    },
+    /// Read one job (JSON) on standard input and write the pack's file to
+    /// standard output: what the API runs for each pack it is asked for.
+    Render,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigFile {
+    /// The API's configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
 
 /// The parts of the API's configuration file packs are made from.
 #[derive(Clone, Debug, Deserialize)]
@@ -48,32 +104,10 @@ struct PacksFileConfig {
     packs: PacksConfig,
 }
 
-/// `--name value` options and `--flag` switches after the subcommand.
-fn options(args: &[String], flags: &[&str]) -> Result<HashMap<String, String>> {
-    let mut options = HashMap::new();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let Some(name) = arg.strip_prefix("--") else {
-            bail!("unexpected argument {arg:?}\n{USAGE}");
-        };
-        let value = if flags.contains(&name) {
-            String::new()
-        } else {
-            args.next()
-                .with_context(|| format!("--{name} needs a value\n{USAGE}"))?
-                .clone()
-        };
-        if options.insert(name.to_string(), value).is_some() {
-            bail!("--{name} is given twice");
-        }
-    }
-    Ok(options)
-}
-
-fn formats(value: Option<&String>) -> Result<Vec<Format>> {
-    match value.map(String::as_str) {
-        None | Some("all") => Ok(Format::ALL.to_vec()),
-        Some(list) => list
+fn formats(value: &str) -> Result<Vec<Format>> {
+    match value {
+        "all" => Ok(Format::ALL.to_vec()),
+        list => list
             .split(',')
             .map(|name| {
                 Format::parse(name.trim()).with_context(|| {
@@ -93,9 +127,8 @@ async fn packs(config: &PacksFileConfig) -> Result<Packs> {
     })
 }
 
-fn instant(options: &HashMap<String, String>, name: &str) -> Result<Option<i64>> {
-    options
-        .get(name)
+fn instant(value: Option<&String>, name: &str) -> Result<Option<i64>> {
+    value
         .map(|text| {
             chrono::DateTime::parse_from_rfc3339(text)
                 .map(|at| at.timestamp())
@@ -106,28 +139,41 @@ fn instant(options: &HashMap<String, String>, name: &str) -> Result<Option<i64>>
         .transpose()
 }
 
-async fn one_pack(config: &PacksFileConfig, options: &HashMap<String, String>) -> Result<()> {
+/// One pack, as `pack` asks for it.
+struct PackOrder {
+    council: String,
+    period: String,
+    date: Option<String>,
+    as_of: Option<String>,
+    previous_as_of: Option<String>,
+    format: String,
+    out: PathBuf,
+}
+
+async fn one_pack(config: &PacksFileConfig, order: PackOrder) -> Result<()> {
     let packs = packs(config).await?;
-    let council = options.get("council").context("--council is required")?;
-    let council = CouncilCode::parse(council)
-        .with_context(|| format!("--council {council:?}: {}", CouncilCode::RULE))?;
-    let period_name = options.get("period").map_or("quarter", String::as_str);
+    let council = CouncilCode::parse(&order.council)
+        .with_context(|| format!("--council {:?}: {}", order.council, CouncilCode::RULE))?;
+    let period_name = order.period.as_str();
     let kind = report_period(period_name)
         .with_context(|| format!("--period {period_name:?}: {REPORT_PERIODS}"))?;
-    let date = match options.get("date") {
+    let date = match &order.date {
         Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .with_context(|| format!("--date {text:?}: YYYY-MM-DD"))?,
         None => local_date(Utc::now()),
     };
     let period = Period::containing(kind, date)?;
-    let as_of = settled_as_of(instant(options, "as-of")?, packs.policy.pack_settle_seconds)
-        .map_err(|error| anyhow::anyhow!("--as-of: {error:?}"))?;
-    let previous_as_of = match instant(options, "previous-as-of")? {
+    let as_of = settled_as_of(
+        instant(order.as_of.as_ref(), "as-of")?,
+        packs.policy.pack_settle_seconds,
+    )
+    .map_err(|error| anyhow::anyhow!("--as-of: {error:?}"))?;
+    let previous_as_of = match instant(order.previous_as_of.as_ref(), "previous-as-of")? {
         Some(at) => Some(CutOff(at)),
         None => packs.calendar.previous_as_of(council.as_str(), as_of),
     };
-    let formats = formats(options.get("format"))?;
-    let folder = PathBuf::from(options.get("out").map_or(".", String::as_str));
+    let formats = formats(&order.format)?;
+    let folder = order.out;
     let started = Instant::now();
     let progress = produce::progress_bar(formats.len() as u64);
     let files = produce::produce(
@@ -157,14 +203,13 @@ async fn one_pack(config: &PacksFileConfig, options: &HashMap<String, String>) -
     Ok(())
 }
 
-async fn packs_due(config: &PacksFileConfig, options: &HashMap<String, String>) -> Result<()> {
+async fn packs_due(config: &PacksFileConfig, out: &Path, force: bool, format: &str) -> Result<()> {
     let packs = packs(config).await?;
     if packs.calendar.entries.is_empty() {
         bail!("no reporting calendar: add [[packs.calendar]] meetings to the configuration");
     }
-    let out = PathBuf::from(options.get("out").map_or("packs", String::as_str));
-    let formats = formats(options.get("format"))?;
-    let files = produce::produce_due(&packs, &out, options.contains_key("force"), &formats).await?;
+    let formats = formats(format)?;
+    let files = produce::produce_due(&packs, out, force, &formats).await?;
     for file in &files {
         println!("{}", file.display());
     }
@@ -200,43 +245,39 @@ async fn render() -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((command, rest)) = args.split_first() else {
-        bail!("{USAGE}");
-    };
+    let cli = Cli::parse();
     // Standard output is the list of files written (or the rendered file).
     telemetry::init_to_stderr();
-    if command == "render" {
-        if !rest.is_empty() {
-            bail!("render takes no arguments\n{USAGE}");
+    let load =
+        |file: &ConfigFile| -> Result<PacksFileConfig> { config::load(file.config.as_deref()) };
+    match cli.command {
+        Command::Render => render().await,
+        Command::Pack {
+            council,
+            period,
+            date,
+            as_of,
+            previous_as_of,
+            format,
+            out,
+            config,
+        } => {
+            let order = PackOrder {
+                council,
+                period,
+                date,
+                as_of,
+                previous_as_of,
+                format,
+                out,
+            };
+            one_pack(&load(&config)?, order).await
         }
-        return render().await;
-    }
-    let options = options(rest, &["force"])?;
-    let allowed: &[&str] = match command.as_str() {
-        "pack" => &[
-            "council",
-            "period",
-            "date",
-            "as-of",
-            "previous-as-of",
-            "format",
-            "out",
-            "config",
-        ],
-        "packs-due" => &["out", "force", "format", "config"],
-        other => bail!("unknown command {other:?}\n{USAGE}"),
-    };
-    if let Some(unknown) = options
-        .keys()
-        .find(|name| !allowed.contains(&name.as_str()))
-    {
-        bail!("--{unknown} is not an option of {command}\n{USAGE}");
-    }
-    let config: PacksFileConfig =
-        config::load(options.get("config").map(PathBuf::from).as_deref())?;
-    match command.as_str() {
-        "pack" => one_pack(&config, &options).await,
-        _ => packs_due(&config, &options).await,
+        Command::PacksDue {
+            out,
+            force,
+            format,
+            config,
+        } => packs_due(&load(&config)?, &out, force, &format).await,
     }
 }

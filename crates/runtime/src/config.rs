@@ -24,15 +24,3 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T> {
         .extract()
         .context("reading configuration (file, then CHANNELSHIFT_* variables)")
 }
-
-/// `--config <path>` from the command line, if given.
-pub fn config_path_from_args() -> Result<Option<std::path::PathBuf>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => Ok(None),
-        [flag, path] if flag == "--config" => Ok(Some(path.into())),
-        _ => anyhow::bail!(
-            "usage: [--config <file.toml>]; settings may also come from CHANNELSHIFT_* variables"
-        ),
-    }
-}

@@ -3,48 +3,96 @@
 use anyhow::{bail, Context, Result};
 use channelshift_simulator::Scenario;
 use chrono::NaiveDate;
+use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-usage: channelshift-sim backfill [options] [--api URL --token TOKEN] [--dry-run]
-       channelshift-sim live [options] [--rate N] [--duration SECONDS]
+/// Synthetic council contacts and satisfaction responses, produced to
+/// Kafka, deterministic per seed.
+#[derive(Debug, Parser)]
+#[command(name = "channelshift-sim", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    mode: ModeArgs,
+}
 
-backfill  produces the scenario's whole period as fast as the broker takes it,
-          then prints the truth; with --api, waits until the KPI API agrees
-          (digital take-up of the first council) and prints it by quarter.
-live      produces N contact events a second, stamped with the current time,
-          until SIGINT/SIGTERM or --duration; the sequence follows the seed.
+#[derive(Debug, clap::Subcommand)]
+enum ModeArgs {
+    /// Produce the scenario's whole period as fast as the broker takes it,
+    /// then print the truth; with --api, wait until the KPI API agrees
+    /// (digital take-up of the first council) and print it by quarter.
+    Backfill {
+        #[command(flatten)]
+        common: Common,
+        /// The KPI API to check against (with --token).
+        #[arg(long, value_name = "URL", requires = "token")]
+        api: Option<String>,
+        /// The API's bearer token (with --api).
+        #[arg(long, requires = "api")]
+        token: Option<String>,
+        /// Generate and count, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Produce N contact events a second, stamped with the current time,
+    /// until SIGINT/SIGTERM or --duration; the sequence follows the seed.
+    Live {
+        #[command(flatten)]
+        common: Common,
+        /// Contact events per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Stop after this many seconds (default: until a signal).
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+    },
+}
 
-scenario (default: the built-in district council, scenarios/district.toml):
-  --scenario FILE          a scenario TOML file (one or more councils)
-  --council GSS            only this council of the scenario, or its first
-                           council under this code
-  --seed N                 random seed (default: the scenario's)
-  --contacts N             contacts over the whole period, all councils
-                           (default: contacts_per_year, pro rata)
-  --months N               months simulated (default: the scenario's)
-  --end YYYY-MM-DD         last local day simulated (default: the
-                           scenario's, else yesterday)
-faults (counted apart in the truth; valid messages are unchanged):
-  --bad-rate R             extra bad messages, as a fraction 0-1 of the valid
-                           ones (malformed JSON, unknown channel, missing
-                           field, future timestamp, wrong type, ... in turn)
-  --duplicate-rate R       fraction 0-1 of valid messages sent again with the
-                           same id a little later
-kafka:
-  --brokers HOST:PORT      default 127.0.0.1:9092
-  --contact-topic T        default contact-events
-  --satisfaction-topic T   default satisfaction-responses
-live:
-  --rate N                 contact events per second (default 10)
-  --duration SECONDS       stop after this long (default: until a signal)
-output:
-  --truth FILE             write the whole truth (per council, service,
-                           channel, month, ward, instrument) as JSON
-  --quiet                  print only errors (for running in the background)
-  --dry-run                (backfill) generate and count, send nothing
-  --help                   this text";
+/// The scenario (default: the built-in district council,
+/// scenarios/district.toml), its faults, Kafka and output.
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// A scenario TOML file (one or more councils).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Only this council of the scenario, or its first council under this code.
+    #[arg(long, value_name = "GSS")]
+    council: Option<String>,
+    /// Random seed (default: the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Contacts over the whole period, all councils (default:
+    /// contacts_per_year, pro rata).
+    #[arg(long)]
+    contacts: Option<u64>,
+    /// Months simulated (default: the scenario's).
+    #[arg(long)]
+    months: Option<u32>,
+    /// Last local day simulated (default: the scenario's, else yesterday).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    end: Option<String>,
+    /// Extra bad messages, as a fraction 0-1 of the valid ones (malformed
+    /// JSON, unknown channel, missing field, future timestamp, wrong type,
+    /// ... in turn), counted apart in the truth.
+    #[arg(long, value_name = "R")]
+    bad_rate: Option<f64>,
+    /// Fraction 0-1 of valid messages sent again with the same id a little later.
+    #[arg(long, value_name = "R")]
+    duplicate_rate: Option<f64>,
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long, default_value = "contact-events")]
+    contact_topic: String,
+    #[arg(long, default_value = "satisfaction-responses")]
+    satisfaction_topic: String,
+    /// Write the whole truth (per council, service, channel, month, ward,
+    /// instrument) as JSON.
+    #[arg(long, value_name = "FILE")]
+    truth: Option<PathBuf>,
+    /// Print only errors (for running in the background).
+    #[arg(long)]
+    quiet: bool,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -68,164 +116,76 @@ pub struct Options {
     pub duration: Option<Duration>,
 }
 
-pub enum Command {
-    Help,
-    Run(Box<Options>),
-}
-
-const SWITCHES: &[&str] = &["--quiet", "--dry-run"];
-const VALUED: &[&str] = &[
-    "--scenario",
-    "--council",
-    "--seed",
-    "--contacts",
-    "--months",
-    "--end",
-    "--bad-rate",
-    "--duplicate-rate",
-    "--brokers",
-    "--contact-topic",
-    "--satisfaction-topic",
-    "--rate",
-    "--duration",
-    "--truth",
-    "--api",
-    "--token",
-];
-
-pub fn parse(args: &[String]) -> Result<Command> {
-    let mut rest = args.iter().map(String::as_str);
-    let mode = match rest.next() {
-        Some("backfill") => Mode::Backfill,
-        Some("live") => Mode::Live,
-        Some("help" | "--help" | "-h") => return Ok(Command::Help),
-        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
-        None => bail!("{USAGE}"),
+/// The options of a parsed command line, checked.
+pub fn options(cli: Cli) -> Result<Options> {
+    let (mode, common, api, dry_run, rate, duration) = match cli.mode {
+        ModeArgs::Backfill {
+            common,
+            api,
+            token,
+            dry_run,
+        } => (Mode::Backfill, common, api.zip(token), dry_run, 10.0, None),
+        ModeArgs::Live {
+            common,
+            rate,
+            duration,
+        } => (Mode::Live, common, None, false, rate, duration),
     };
-    let mut values: Vec<(&str, &str)> = Vec::new();
-    let mut switches: Vec<&str> = Vec::new();
-    while let Some(flag) = rest.next() {
-        if matches!(flag, "--help" | "-h") {
-            return Ok(Command::Help);
-        } else if SWITCHES.contains(&flag) {
-            switches.push(flag);
-        } else if VALUED.contains(&flag) {
-            let value = rest
-                .next()
-                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))?;
-            values.push((flag, value));
-        } else {
-            bail!("unknown option {flag:?}\n\n{USAGE}");
-        }
-    }
-    let get = |name: &str| {
-        values
-            .iter()
-            .rev()
-            .find(|(flag, _)| *flag == name)
-            .map(|(_, value)| *value)
-    };
-    let only_in = |names: &[&str], wanted: Mode| -> Result<()> {
-        for name in names {
-            if mode != wanted && (get(name).is_some() || switches.contains(name)) {
-                bail!("{name} is for `{}` only", mode_name(wanted));
-            }
-        }
-        Ok(())
-    };
-    only_in(&["--api", "--token", "--dry-run"], Mode::Backfill)?;
-    only_in(&["--rate", "--duration"], Mode::Live)?;
-
-    let mut scenario = match get("--scenario") {
+    let mut scenario = match &common.scenario {
         Some(path) => Scenario::from_file(path)?,
         None => Scenario::district(),
     };
-    if let Some(code) = get("--council") {
+    if let Some(code) = &common.council {
         scenario.select_council(code)?;
     }
-    if let Some(seed) = get("--seed") {
-        scenario.seed = whole("--seed", seed)?;
+    if let Some(seed) = common.seed {
+        scenario.seed = seed;
     }
-    if let Some(contacts) = get("--contacts") {
-        scenario.contacts = Some(whole("--contacts", contacts)?);
+    if let Some(contacts) = common.contacts {
+        scenario.contacts = Some(contacts);
     }
-    if let Some(months) = get("--months") {
-        scenario.months =
-            u32::try_from(whole("--months", months)?).context("--months is too large")?;
+    if let Some(months) = common.months {
+        scenario.months = months;
     }
-    if let Some(end) = get("--end") {
+    if let Some(end) = &common.end {
         scenario.end =
             NaiveDate::parse_from_str(end, "%Y-%m-%d").context("--end must be YYYY-MM-DD")?;
     }
-    if let Some(rate) = get("--bad-rate") {
+    if let Some(rate) = common.bad_rate {
         scenario.faults.bad_rate = fraction("--bad-rate", rate)?;
     }
-    if let Some(rate) = get("--duplicate-rate") {
+    if let Some(rate) = common.duplicate_rate {
         scenario.faults.duplicate_rate = fraction("--duplicate-rate", rate)?;
     }
     scenario.validate()?;
-
-    let api = match (get("--api"), get("--token")) {
-        (Some(api), Some(token)) => {
-            Some((api.trim_end_matches('/').to_string(), token.to_string()))
-        }
-        (None, None) => None,
-        _ => bail!("--api and --token go together"),
-    };
-    let rate = match get("--rate") {
-        Some(rate) => rate
-            .parse::<f64>()
-            .ok()
-            .filter(|r| r.is_finite() && *r > 0.0)
-            .context("--rate must be a positive number of events per second")?,
-        None => 10.0,
-    };
-    let duration = get("--duration")
+    if !(rate.is_finite() && rate > 0.0) {
+        bail!("--rate must be a positive number of events per second");
+    }
+    let duration = duration
         .map(|seconds| {
-            seconds
-                .parse::<f64>()
-                .ok()
+            Some(seconds)
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(Duration::from_secs_f64)
                 .context("--duration must be a number of seconds")
         })
         .transpose()?;
-    Ok(Command::Run(Box::new(Options {
+    Ok(Options {
         mode,
         scenario,
-        brokers: get("--brokers").unwrap_or("127.0.0.1:9092").to_string(),
-        contact_topic: get("--contact-topic")
-            .unwrap_or("contact-events")
-            .to_string(),
-        satisfaction_topic: get("--satisfaction-topic")
-            .unwrap_or("satisfaction-responses")
-            .to_string(),
-        api,
-        truth_file: get("--truth").map(PathBuf::from),
-        quiet: switches.contains(&"--quiet"),
-        dry_run: switches.contains(&"--dry-run"),
+        brokers: common.brokers,
+        contact_topic: common.contact_topic,
+        satisfaction_topic: common.satisfaction_topic,
+        api: api.map(|(api, token)| (api.trim_end_matches('/').to_string(), token)),
+        truth_file: common.truth,
+        quiet: common.quiet,
+        dry_run,
         rate,
         duration,
-    })))
+    })
 }
 
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Backfill => "backfill",
-        Mode::Live => "live",
-    }
-}
-
-fn whole(name: &str, value: &str) -> Result<u64> {
-    value
-        .parse()
-        .with_context(|| format!("{name} must be a whole number"))
-}
-
-fn fraction(name: &str, value: &str) -> Result<f64> {
-    value
-        .parse::<f64>()
-        .ok()
+fn fraction(name: &str, value: f64) -> Result<f64> {
+    Some(value)
         .filter(|r| (0.0..=1.0).contains(r))
         .with_context(|| format!("{name} must be a fraction between 0 and 1"))
 }
@@ -235,11 +195,9 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Result<Options> {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        match parse(&args)? {
-            Command::Run(options) => Ok(*options),
-            Command::Help => bail!("help"),
-        }
+        let cli =
+            Cli::try_parse_from(std::iter::once("channelshift-sim").chain(args.iter().copied()))?;
+        options(cli)
     }
 
     #[test]

@@ -8,21 +8,15 @@ mod sink;
 
 use anyhow::{Context, Result};
 use channelshift_simulator::{Generator, Truth};
-use cli::{Command, Mode, Options};
+use clap::Parser;
+use cli::{Mode, Options};
 use indicatif::{ProgressBar, ProgressStyle};
 use sink::Sink;
 use std::time::{Duration, Instant};
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match cli::parse(&args)? {
-        Command::Help => {
-            println!("{}", cli::USAGE);
-            return Ok(());
-        }
-        Command::Run(options) => options,
-    };
+    let options = cli::options(cli::Cli::parse())?;
     let truth = match options.mode {
         Mode::Backfill => backfill(&options).await?,
         Mode::Live => live(&options).await?,

@@ -51,12 +51,8 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-pub fn run(rest: &[&str]) -> Result<()> {
-    let extra: &[&str] = match rest {
-        ["--", extra @ ..] => extra,
-        [] => &[],
-        _ => bail!("usage: cargo xtask bench [-- <harness args>]"),
-    };
+/// Runs every benchmark; `extra` goes to the harness.
+pub fn run(extra: &[String]) -> Result<()> {
     let clock = Instant::now();
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = Command::new(&cargo)

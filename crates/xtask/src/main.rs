@@ -11,30 +11,67 @@ mod report;
 mod stack;
 
 use anyhow::{bail, Context, Result};
+use clap::Parser;
 use stack::{Profile, Stack};
 use std::env;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-const USAGE: &str = "\
-usage: cargo xtask <command>
-
-  demo                       the main job: start the stack, ingest and the API, feed
-                             synthetic council data through Kafka and print the KPIs
-  test [-- <cargo test args>]
-                             start the test stack, run the whole suite, stop what it started
-  install                    install ClickHouse (apt) and build the Tansu broker (once)
-  bench                      build for release, start the bench stack (broker in memory) and
-                             run every benchmark; prints a table (see BENCHMARKS.md)
-  stack up|down|status|env [--profile demo|test|bench]
-                             manage a stack by hand (default profile: demo)
-
-environment:
+/// The project's own tooling: installs what the local stack needs, starts
+/// and stops it by PID, runs the test suite, the demo and the benchmarks.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    after_help = "environment:
   CHANNELSHIFT_PORT_BASE       first port of the stack (demo 18120, test 28120, bench 38120)
   CHANNELSHIFT_BROKER_STORAGE  sqlite (default, durable) or memory
   CHANNELSHIFT_STACK_DIR       where stacks keep data (default .stack/ in the checkout)
   CHANNELSHIFT_TOOLS           where the broker build is cached (default ~/.cache/channelshift)
-  CHANNELSHIFT_FUZZ_SECONDS    how long `test` fuzzes the contract parser (default 60; 0 skips)";
+  CHANNELSHIFT_FUZZ_SECONDS    how long `test` fuzzes the contract parser (default 60; 0 skips)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Task {
+    /// The main job: start the stack, ingest and the API, feed synthetic
+    /// council data through Kafka and print the KPIs.
+    Demo,
+    /// Start the test stack, run the whole suite, stop what it started.
+    Test {
+        /// Passed to `cargo test` (after `--`); a filtered run does not fuzz.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Install ClickHouse (apt) and build the Tansu broker (once per machine).
+    Install,
+    /// Build for release, start the bench stack (broker in memory) and run
+    /// every benchmark; prints a table (see BENCHMARKS.md).
+    Bench {
+        /// Passed to the harness (after `--`).
+        #[arg(last = true)]
+        harness_args: Vec<String>,
+    },
+    /// Manage a stack by hand.
+    Stack {
+        #[arg(value_enum)]
+        action: StackAction,
+        /// demo, test or bench.
+        #[arg(long, default_value = "demo")]
+        profile: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum StackAction {
+    Up,
+    Down,
+    Status,
+    Env,
+}
 
 fn main() -> ExitCode {
     match run() {
@@ -47,55 +84,40 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode> {
-    let args: Vec<String> = env::args().skip(1).collect();
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        ["install"] => install::ensure_all().map(|()| ExitCode::SUCCESS),
-        ["demo"] => demo::run().map(|()| ExitCode::SUCCESS),
-        ["test", rest @ ..] => test(rest),
-        ["bench", rest @ ..] => bench::run(rest).map(|()| ExitCode::SUCCESS),
-        ["stack", action, rest @ ..] => stack_command(action, rest).map(|()| ExitCode::SUCCESS),
-        ["help" | "--help" | "-h"] | [] => {
-            println!("{USAGE}");
-            Ok(ExitCode::SUCCESS)
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Install => install::ensure_all().map(|()| ExitCode::SUCCESS),
+        Task::Demo => demo::run().map(|()| ExitCode::SUCCESS),
+        Task::Test { cargo_args } => test(&cargo_args),
+        Task::Bench { harness_args } => bench::run(&harness_args).map(|()| ExitCode::SUCCESS),
+        Task::Stack { action, profile } => {
+            stack_command(action, Profile::parse(&profile)?).map(|()| ExitCode::SUCCESS)
         }
-        _ => bail!("unknown command {:?}\n\n{USAGE}", args.join(" ")),
     }
 }
 
-fn stack_command(action: &str, rest: &[&str]) -> Result<()> {
-    let profile = match rest {
-        [] => Profile::Demo,
-        ["--profile", name] => Profile::parse(name)?,
-        _ => bail!("usage: cargo xtask stack {action} [--profile demo|test]"),
-    };
+fn stack_command(action: StackAction, profile: Profile) -> Result<()> {
     let mut stack = Stack::open(profile)?;
     match action {
-        "up" => {
+        StackAction::Up => {
             stack.up()?;
             println!("{}", stack.status());
         }
-        "down" => stack.down(None)?,
-        "status" => println!("{}", stack.status()),
-        "env" => {
+        StackAction::Down => stack.down(None)?,
+        StackAction::Status => println!("{}", stack.status()),
+        StackAction::Env => {
             for (key, value) in stack.env_vars() {
                 println!("export {key}='{value}'");
             }
         }
-        other => bail!("unknown stack action {other:?}: use up, down, status or env"),
     }
     Ok(())
 }
 
 /// Starts the test stack (reusing one already running), runs every test in
 /// the workspace against it, and stops only what this run started.
-fn test(rest: &[&str]) -> Result<ExitCode> {
+fn test(extra: &[String]) -> Result<ExitCode> {
     let clock = Instant::now();
-    let extra: &[&str] = match rest {
-        ["--", extra @ ..] => extra,
-        [] => &[],
-        _ => bail!("usage: cargo xtask test [-- <cargo test args>]"),
-    };
     let mut stack = Stack::open(Profile::Test)?;
     let started = stack.up()?;
     println!(
