@@ -339,7 +339,7 @@ async fn ingest_run(
     let started = Instant::now();
     let mut processes = Vec::new();
     for index in 0..replicas {
-        processes.push(IngestProcess::start(&format!("bench-{index}"), config.clone()).await?);
+        processes.push(IngestProcess::ingest(&format!("bench-{index}"), config.clone()).await?);
     }
     let store = Store::connect(&scope.writer()).await?;
     let done = wait_stored(&store, contacts, responses, Duration::from_secs(900)).await?;
@@ -456,7 +456,7 @@ async fn outage(contacts: &[(String, Vec<u8>)], report: &mut Report) -> Result<u
     create_topics(&scope).await?;
     let mut config = scope.ingest_config();
     config.batch = BatchConfig::default();
-    let ingest = IngestProcess::start("bench-outage", config).await?;
+    let ingest = IngestProcess::ingest("bench-outage", config).await?;
     let store = Store::connect(&scope.writer()).await?;
     let messages: Arc<Vec<_>> = Arc::new(contacts.iter().take(500_000).cloned().collect());
     let sent = Arc::new(AtomicU64::new(0));
@@ -517,7 +517,7 @@ async fn freshness(contacts: &[(String, Vec<u8>)]) -> Result<Vec<f64>> {
     create_topics(&scope).await?;
     let mut config = scope.ingest_config();
     config.batch = BatchConfig::default();
-    let ingest = IngestProcess::start("bench-fresh", config).await?;
+    let ingest = IngestProcess::ingest("bench-fresh", config).await?;
     let (api, server) = start_api(&scope, 0).await?;
     let messages: Arc<Vec<_>> = Arc::new(contacts.iter().take(700_000).cloned().collect());
     let sent = Arc::new(AtomicU64::new(0));

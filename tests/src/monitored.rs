@@ -260,7 +260,7 @@ impl Monitored {
     pub async fn start(test: &str) -> Result<Self> {
         let scope = Scope::new(test);
         create_topics(&scope).await?;
-        let ingest = IngestProcess::start("ingest", scope.ingest_config()).await?;
+        let ingest = IngestProcess::ingest("ingest", scope.ingest_config()).await?;
         let producer = producer(&scope)?;
         produce_all(
             &producer,
@@ -418,7 +418,7 @@ impl Monitored {
     /// `host:port` of ingest's and the API's operator endpoints.
     pub fn targets(&self) -> (String, String) {
         let strip = |url: &str| url.trim_start_matches("http://").to_string();
-        (strip(&self.ingest.metrics_url), strip(&self.api_url))
+        (strip(&self.ingest.base_url), strip(&self.api_url))
     }
 
     /// Stops the API and ingest and drops the test's database.

@@ -130,38 +130,56 @@ fn config_file(config: &IngestConfig) -> String {
     )
 }
 
-/// One ingest replica running as a child process.
-pub struct IngestProcess {
+/// One service (`channelshift-ingest`, `channelshift-api`, …) running as a
+/// child process with a config file and a log of its own; killed (by PID)
+/// and its folder removed when dropped (`CHANNELSHIFT_TEST_KEEP_LOGS` keeps
+/// the folder).
+pub struct ServiceProcess {
     child: Child,
     name: String,
     log: PathBuf,
-    pub metrics_url: String,
     dir: PathBuf,
+    /// Where its HTTP endpoints listen.
+    pub address: SocketAddr,
+    /// `http://` + `address`.
+    pub base_url: String,
 }
 
-impl IngestProcess {
-    /// Starts a replica with `config` (its `listen` is replaced by a free port)
-    /// and waits until `/healthz` answers.
-    pub async fn start(name: &str, mut config: IngestConfig) -> Result<Self> {
-        let port = free_port()?;
-        config.listen = SocketAddr::from(([127, 0, 0, 1], port));
+/// An ingest replica as a child process.
+pub type IngestProcess = ServiceProcess;
+
+impl ServiceProcess {
+    /// Writes `config` as `config_name` in a fresh folder, starts `binary`
+    /// with it (logging at `log_filter`) and waits until `/healthz` answers
+    /// on `port`.
+    pub async fn start(
+        name: &str,
+        binary: &Path,
+        config_name: &str,
+        config: &str,
+        port: u16,
+        log_filter: &str,
+    ) -> Result<Self> {
         let dir = process_dir(name)?;
-        let config_path = dir.join("ingest.toml");
-        fs::write(&config_path, config_file(&config))?;
-        let log = dir.join("ingest.log");
-        let mut command =
-            service_command(&ingest_binary()?, &config_path, &log, "info,rdkafka=warn")?;
-        let child = command.spawn().context("starting channelshift-ingest")?;
+        let config_path = dir.join(config_name);
+        fs::write(&config_path, config)?;
+        let log = dir.join(format!("{name}.log"));
+        let mut command = service_command(binary, &config_path, &log, log_filter)?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
         let process = Self {
             child,
             name: name.to_string(),
             log,
-            metrics_url: format!("http://127.0.0.1:{port}"),
             dir,
+            address,
+            base_url: format!("http://{address}"),
         };
         crate::server::await_http_ok(
             &format!("{name} answers /healthz"),
-            &format!("{}/healthz", process.metrics_url),
+            &format!("{}/healthz", process.base_url),
             Duration::from_secs(30),
         )
         .await
@@ -169,11 +187,42 @@ impl IngestProcess {
         Ok(process)
     }
 
+    /// Starts an ingest replica with `config` (its `listen` is replaced by a
+    /// free port).
+    pub async fn ingest(name: &str, mut config: IngestConfig) -> Result<Self> {
+        let port = free_port()?;
+        config.listen = SocketAddr::from(([127, 0, 0, 1], port));
+        Self::start(
+            name,
+            &ingest_binary()?,
+            "ingest.toml",
+            &config_file(&config),
+            port,
+            "info,rdkafka=warn",
+        )
+        .await
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// The last lines of the replica's log, for failure messages.
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Resident set size in KiB, from `/proc/<pid>/status`.
+    pub fn rss_kib(&self) -> Result<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("VmRSS missing from /proc/<pid>/status")
+    }
+
+    /// The last lines of the process's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -222,7 +271,7 @@ impl IngestProcess {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> Result<String> {
-        Ok(reqwest::get(format!("{}/metrics", self.metrics_url))
+        Ok(reqwest::get(format!("{}/metrics", self.base_url))
             .await?
             .error_for_status()?
             .text()
@@ -236,14 +285,14 @@ impl IngestProcess {
 
     /// `/readyz`'s status code.
     pub async fn readiness(&self) -> Result<u16> {
-        Ok(reqwest::get(format!("{}/readyz", self.metrics_url))
+        Ok(reqwest::get(format!("{}/readyz", self.base_url))
             .await?
             .status()
             .as_u16())
     }
 }
 
-impl Drop for IngestProcess {
+impl Drop for ServiceProcess {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();

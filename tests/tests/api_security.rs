@@ -135,7 +135,7 @@ fn data_requests(base: &str) -> Result<Vec<Url>> {
 async fn requests_without_a_valid_token_get_a_bare_401() -> Result<()> {
     let scope = scope_with_data("auth").await?;
     let revoked = "a-token-that-leaked-and-was-revoked";
-    let api = ApiProcess::start(
+    let api = ApiProcess::api(
         "api-auth",
         &scope,
         &ApiOptions {
@@ -625,7 +625,7 @@ fn hold_connection(
 async fn slow_and_idle_clients_are_cut_off_while_others_are_served() -> Result<()> {
     let scope = Scope::new("slowclient");
     let header_timeout = Duration::from_secs(2);
-    let api = ApiProcess::start(
+    let api = ApiProcess::api(
         "api-slow",
         &scope,
         &ApiOptions {
@@ -691,7 +691,7 @@ async fn oversized_and_overlong_requests_are_refused_not_served() -> Result<()> 
     let scope = Scope::new("limits");
     let writer = scope.store().await?;
     writer.migrate().await?;
-    let api = ApiProcess::start(
+    let api = ApiProcess::api(
         "api-limits",
         &scope,
         &ApiOptions {
@@ -761,7 +761,7 @@ async fn oversized_and_overlong_requests_are_refused_not_served() -> Result<()> 
     drop(api);
 
     // A handler that overruns the request timeout is cut off with a bare 503.
-    let api = ApiProcess::start(
+    let api = ApiProcess::api(
         "api-timeout",
         &scope,
         &ApiOptions {

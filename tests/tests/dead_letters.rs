@@ -67,7 +67,7 @@ async fn bad_messages_go_to_the_dead_letter_topic_and_good_ones_still_flow() -> 
     create_topics(&scope).await?;
     let config = scope.ingest_config();
     let max_message_bytes = config.max_message_bytes;
-    let ingest = IngestProcess::start("dlq", config).await?;
+    let ingest = IngestProcess::ingest("dlq", config).await?;
     let producer = producer(&scope)?;
 
     // Everything on one key, so one partition: good messages after bad ones

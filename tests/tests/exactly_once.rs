@@ -39,7 +39,7 @@ async fn await_stored(
 async fn an_event_id_sent_again_later_is_counted_once() -> Result<()> {
     let scope = Scope::new("resend");
     create_topics(&scope).await?;
-    let ingest = IngestProcess::start("resend", scope.ingest_config()).await?;
+    let ingest = IngestProcess::ingest("resend", scope.ingest_config()).await?;
     let producer = producer(&scope)?;
     let store = scope.store().await?;
 
@@ -89,7 +89,7 @@ async fn a_partition_replayed_from_the_start_is_neither_recounted_nor_dead_lette
         first.push((format!("bad-{i}"), format!("{{\"bad\": {i}}}").into_bytes()));
     }
     produce_all(&producer, &scope.contact_topic, &first).await?;
-    let mut ingest = IngestProcess::start("replay-a", scope.ingest_config()).await?;
+    let mut ingest = IngestProcess::ingest("replay-a", scope.ingest_config()).await?;
     await_stored(&store, 300, Duration::from_secs(60), &[&ingest]).await?;
     await_committed(
         &brokers,
@@ -111,7 +111,7 @@ async fn a_partition_replayed_from_the_start_is_neither_recounted_nor_dead_lette
             .values()
             .all(|offset| *offset == 0)
     );
-    let ingest = IngestProcess::start("replay-b", scope.ingest_config()).await?;
+    let ingest = IngestProcess::ingest("replay-b", scope.ingest_config()).await?;
     produce_all(
         &producer,
         &scope.contact_topic,
@@ -153,7 +153,7 @@ async fn ingest_killed_in_the_middle_of_batches_loses_nothing_and_counts_nothing
     let mut slow = scope.ingest_config();
     slow.batch.max_wait_ms = 120_000;
     slow.batch.max_rows = 1_000_000;
-    let ingest = IngestProcess::start("sigkill-1", slow).await?;
+    let ingest = IngestProcess::ingest("sigkill-1", slow).await?;
     produce_all(
         &producer,
         &scope.contact_topic,
@@ -202,14 +202,14 @@ async fn ingest_killed_in_the_middle_of_batches_loses_nothing_and_counts_nothing
     };
     let mut stored_at_kills = Vec::new();
     for (replica, kill_after) in [("sigkill-2", 6_000), ("sigkill-3", 10_000)] {
-        let ingest = IngestProcess::start(replica, fast.clone()).await?;
+        let ingest = IngestProcess::ingest(replica, fast.clone()).await?;
         await_stored(&store, kill_after, Duration::from_secs(60), &[&ingest]).await?;
         stored_at_kills.push(contact_totals(&store).await?.rows);
         ingest.kill()?;
     }
     let flowing_at_last_kill = !flow.is_finished();
     flow.await??;
-    let ingest = IngestProcess::start("sigkill-4", fast).await?;
+    let ingest = IngestProcess::ingest("sigkill-4", fast).await?;
     await_stored(&store, 23_000, Duration::from_secs(120), &[&ingest]).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -260,9 +260,9 @@ async fn replicas_rebalancing_while_events_flow_count_each_event_once() -> Resul
             anyhow::Ok(())
         })
     };
-    let mut first = IngestProcess::start("rebalance-a", holding).await?;
+    let mut first = IngestProcess::ingest("rebalance-a", holding).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let second = IngestProcess::start("rebalance-b", config.clone()).await?;
+    let second = IngestProcess::ingest("rebalance-b", config.clone()).await?;
     // Released once the revoke's `recv` returns, which may be a moment after the callback.
     let first_released = eventually(
         "replica A releases the unwritten messages of the partitions it gave up",

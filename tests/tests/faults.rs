@@ -239,7 +239,7 @@ async fn start_working(
     config: IngestConfig,
     timeout: Duration,
 ) -> Result<IngestProcess> {
-    let ingest = IngestProcess::start(name, config).await?;
+    let ingest = IngestProcess::ingest(name, config).await?;
     let before = Instant::now();
     loop {
         if ingest.metric(INSERTED, &[]).await.unwrap_or(0.0) > 0.0 {
@@ -260,7 +260,7 @@ async fn reconcile_finds_missing_and_duplicated_events_and_exits_non_zero() -> R
     let (_broker, scope) = private_stack("reconcile").await?;
     let producer = producer(&scope)?;
     let config = scope.ingest_config();
-    let ingest = IngestProcess::start("reconcile", config.clone()).await?;
+    let ingest = IngestProcess::ingest("reconcile", config.clone()).await?;
     produce_all(
         &producer,
         &scope.contact_topic,
@@ -356,7 +356,7 @@ async fn a_new_consumer_group_resumes_from_the_clickhouse_checkpoints() -> Resul
     let (_broker, scope) = private_stack("new-group").await?;
     let producer = producer(&scope)?;
     let config = scope.ingest_config();
-    let mut old = IngestProcess::start("new-group-old", config.clone()).await?;
+    let mut old = IngestProcess::ingest("new-group-old", config.clone()).await?;
     let first = contacts_with_bad("ev", 0..3_000, 100);
     produce_all(&producer, &scope.contact_topic, &first).await?;
     reconciled_exactly(&config, 2_970, 30, Duration::from_secs(60), &[&old]).await?;
@@ -371,7 +371,7 @@ async fn a_new_consumer_group_resumes_from_the_clickhouse_checkpoints() -> Resul
     produce_all(&producer, &scope.contact_topic, &later).await?;
     let mut renamed = config.clone();
     renamed.kafka.group_id = format!("{}-renamed", config.kafka.group_id);
-    let new = IngestProcess::start("new-group-new", renamed.clone()).await?;
+    let new = IngestProcess::ingest("new-group-new", renamed.clone()).await?;
     reconciled_exactly(&renamed, 5_940, 60, Duration::from_secs(60), &[&new]).await?;
     // Started at the checkpoints: the 3,000 messages already done were not
     // read again (a start from the beginning would read 6,000 and skip 2,970
@@ -423,7 +423,7 @@ async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing(
         // writing, so all ten fall within the run, each at a random moment
         // after that point.
         let name = format!("sigkill-ten-{kill}");
-        let ingest = IngestProcess::start(&name, config.clone()).await?;
+        let ingest = IngestProcess::ingest(&name, config.clone()).await?;
         let progress = valid * kill / 11;
         eventually(
             &format!("{name} writes, and the rows pass {progress}"),
@@ -455,7 +455,7 @@ async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing(
     }
     let flowing_at_last_kill = !flow.is_finished();
     flow.await??;
-    let last = IngestProcess::start("sigkill-ten-last", config.clone()).await?;
+    let last = IngestProcess::ingest("sigkill-ten-last", config.clone()).await?;
     let timeout = Duration::from_secs(if full_size() { 1_200 } else { 180 });
     reconciled_exactly(&config, valid, events as u64 - valid, timeout, &[&last]).await?;
     eprintln!(
@@ -664,7 +664,7 @@ async fn insert_errors_are_retried_not_dead_lettered_and_hold_the_offsets() -> R
         &contacts_with_bad("ev", 0..2_000, every),
     )
     .await?;
-    let ingest = IngestProcess::start("read-only", config.clone()).await?;
+    let ingest = IngestProcess::ingest("read-only", config.clone()).await?;
     let store = migrated_store(&config.clickhouse).await?;
     eventually(
         "the first 1,980 stored",
@@ -822,7 +822,7 @@ async fn rows_an_insert_stored_before_its_views_failed_are_not_stored_twice() ->
     let (_broker, scope) = private_stack("half-written").await?;
     let config = scope.ingest_config();
     let producer = producer(&scope)?;
-    let ingest = IngestProcess::start("half-written", config.clone()).await?;
+    let ingest = IngestProcess::ingest("half-written", config.clone()).await?;
     produce_all(
         &producer,
         &scope.contact_topic,

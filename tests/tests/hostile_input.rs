@@ -124,7 +124,7 @@ async fn every_hostile_message_is_stored_inert_or_dead_lettered_and_ingest_keeps
     create_topics(&scope).await?;
     let config = scope.ingest_config();
     let max_message_bytes = config.max_message_bytes;
-    let mut ingest = IngestProcess::start("hostile", config).await?;
+    let mut ingest = IngestProcess::ingest("hostile", config).await?;
     let producer = producer(&scope)?;
 
     // One key per topic, so one partition: the valid messages after the

@@ -111,7 +111,7 @@ async fn a_steady_load_gets_only_2xx_and_memory_does_not_grow() -> Result<()> {
     .await?;
     ingest.stop().await?;
 
-    let mut api = ApiProcess::start("api-load", &scope, &ApiOptions::default()).await?;
+    let mut api = ApiProcess::api("api-load", &scope, &ApiOptions::default()).await?;
     // A KPI by month: a ClickHouse query and the arithmetic on every request.
     let url = format!(
         "{}/api/v1/kpi/digital-take-up?council=E07000041&from=2025-01-01&to=2025-12-31&period=month",

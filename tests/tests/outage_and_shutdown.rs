@@ -35,7 +35,7 @@ async fn a_minute_without_clickhouse_pauses_ingest_and_loses_nothing() -> Result
     config.batch.max_wait_ms = 200;
     // A small prefetch, so that "consumption paused" is visible in the counts.
     config.kafka.prefetch_kbytes = 256;
-    let ingest = IngestProcess::start("outage", config.clone()).await?;
+    let ingest = IngestProcess::ingest("outage", config.clone()).await?;
     let producer = producer(&scope)?;
     produce_all(
         &producer,
@@ -133,7 +133,7 @@ async fn sigterm_writes_and_commits_the_open_batch_before_exit() -> Result<()> {
     config.batch.max_wait_ms = 120_000;
     config.batch.max_rows = 1_000_000;
     config.shutdown_timeout_ms = 10_000;
-    let mut ingest = IngestProcess::start("sigterm", config).await?;
+    let mut ingest = IngestProcess::ingest("sigterm", config).await?;
     let producer = producer(&scope)?;
     let mut messages = contact_events("ev", 0..1_500);
     for i in 0..3 {
@@ -190,7 +190,7 @@ async fn ingest_reconnects_when_the_broker_comes_back() -> Result<()> {
     let mut scope = Scope::new("broker");
     scope.stack.kafka_brokers = broker.address();
     create_topics(&scope).await?;
-    let ingest = IngestProcess::start("broker", scope.ingest_config()).await?;
+    let ingest = IngestProcess::ingest("broker", scope.ingest_config()).await?;
     let producer = producer(&scope)?;
     produce_all(
         &producer,

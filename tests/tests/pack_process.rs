@@ -44,7 +44,7 @@ async fn a_pack_request_that_times_out_leaves_no_process_or_file_behind() -> Res
     scope.store().await?.migrate().await?;
     let dir = tempfile::tempdir()?;
     let chromium = hanging_chromium(dir.path())?;
-    let api = ApiProcess::start(
+    let api = ApiProcess::api(
         "pack-timeout",
         &scope,
         &ApiOptions {
