@@ -1133,6 +1133,11 @@ fn main() -> Result<()> {
     let markdown = report.markdown(&header);
     println!("\n{markdown}");
     if let Ok(path) = std::env::var("CHANNELSHIFT_BENCH_REPORT") {
+        // target/ need not exist: the build may use another CARGO_TARGET_DIR.
+        if let Some(folder) = std::path::Path::new(&path).parent() {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("creating {}", folder.display()))?;
+        }
         std::fs::write(&path, &markdown).with_context(|| format!("writing {path}"))?;
     }
     Ok(())
