@@ -1079,7 +1079,7 @@ async fn run() -> Result<Report> {
         for &format in Format::ALL {
             let bytes = channelshift_packs::render(&pack, format, &pdf)
                 .await
-                .map_err(|error| anyhow::anyhow!("{} {error:?}", format.name()))?;
+                .map_err(|error| anyhow::anyhow!("{} {error:?}", format.as_str()))?;
             pages_bytes += bytes.len();
         }
         let elapsed = started.elapsed();

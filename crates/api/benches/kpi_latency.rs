@@ -11,6 +11,7 @@
 
 use anyhow::{Context, Result};
 use channelshift_api::config::ApiConfig;
+use channelshift_api::query::KpiQuery;
 use channelshift_api::request::kpi_request;
 use channelshift_api::AppState;
 use channelshift_contract::CouncilCode;
@@ -86,16 +87,14 @@ async fn main() -> Result<()> {
     // The scorecard of the quarter three months before the data ends (a full one).
     let scorecard_date = last - chrono::Months::new(3);
 
-    let grouped: HashMap<String, String> = [
-        ("council", council.to_string()),
-        ("from", first.to_string()),
-        ("to", last.to_string()),
-        ("period", "month".to_string()),
-        ("group_by", "service,customer_type".to_string()),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_string(), value))
-    .collect();
+    let grouped = KpiQuery {
+        council: Some(council.to_string()),
+        from: Some(first.to_string()),
+        to: Some(last.to_string()),
+        period: Some("month".into()),
+        group_by: Some("service,customer_type".into()),
+        ..KpiQuery::default()
+    };
     let request = kpi_request(&grouped, &Kpi::DigitalTakeUp.spec())
         .map_err(|error| anyhow::anyhow!("{error:?}"))?;
 

@@ -4,7 +4,30 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What kind of failure: `bad_request`, `unauthorized`, `not_found`,
+    /// `unavailable`, `store_unavailable` or `internal`.
+    pub error: &'static str,
+    pub message: String,
+    /// The query parameter that was wrong, on a `bad_request`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
+
+impl ErrorBody {
+    fn new(error: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            error,
+            message: message.into(),
+            parameter: None,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -53,32 +76,35 @@ impl IntoResponse for ApiError {
         let (status, body) = match self {
             ApiError::BadRequest { parameter, message } => (
                 StatusCode::BAD_REQUEST,
-                json!({"error": "bad_request", "parameter": parameter, "message": message}),
+                ErrorBody {
+                    parameter: Some(parameter),
+                    ..ErrorBody::new("bad_request", message)
+                },
             ),
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                json!({"error": "unauthorized", "message": "a valid bearer token is required"}),
+                ErrorBody::new("unauthorized", "a valid bearer token is required"),
             ),
-            ApiError::NotFound(what) => (
-                StatusCode::NOT_FOUND,
-                json!({"error": "not_found", "message": what}),
-            ),
+            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, ErrorBody::new("not_found", what)),
             ApiError::Unavailable(message) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "unavailable", "message": message}),
+                ErrorBody::new("unavailable", message),
             ),
             ApiError::Store(error) => {
                 tracing::error!(%error, "store query failed");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": "store_unavailable", "message": "the KPI store could not answer; try again shortly"}),
+                    ErrorBody::new(
+                        "store_unavailable",
+                        "the KPI store could not answer; try again shortly",
+                    ),
                 )
             }
             ApiError::Internal(error) => {
                 tracing::error!(%error, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"error": "internal", "message": "internal error"}),
+                    ErrorBody::new("internal", "internal error"),
                 )
             }
         };

@@ -2,11 +2,11 @@
 //! dates, per period and per group. Parameters become domain values first
 //! (`request`); the figures are the reports crate's, from the rollups.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::query::{self, KpiQuery};
 use crate::request;
 use crate::AppState;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use channelshift_kpi::catalogue::{Kpi, Unit};
 use channelshift_reports::as_of;
@@ -14,23 +14,42 @@ use channelshift_reports::compute::compute;
 use channelshift_reports::rows::KpiRow;
 use channelshift_store::Source;
 use serde::Serialize;
-use std::collections::HashMap;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// One KPI's rows.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KpiResponse {
     pub kpi: Kpi,
     pub unit: Unit,
+    #[schema(value_type = String)]
     pub definition: &'static str,
     /// When ingest last stored a batch: the figures include everything ingested up to then.
+    #[schema(format = DateTime)]
     pub as_of: Option<String>,
     pub notes: Vec<String>,
     pub rows: Vec<KpiRow>,
 }
 
+/// One KPI for a council over a range of local dates, per period and group.
+///
+/// The KPIs, with the group keys and filters each accepts, are listed below.
+#[utoipa::path(
+    get,
+    path = crate::openapi::KPI_ROUTE,
+    params(("kpi" = inline(Kpi), Path, description = "The KPI"), KpiQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The KPI's rows", body = KpiResponse),
+        (status = 400, description = "A parameter is missing or invalid; `parameter` names it", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 404, description = "Unknown KPI", body = ErrorBody),
+        (status = 503, description = "The KPI store could not answer", body = ErrorBody),
+    )
+)]
 pub async fn get_kpi(
     State(state): State<AppState>,
     Path(kpi): Path<String>,
-    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+    RawQuery(params): RawQuery,
 ) -> Result<Json<KpiResponse>, ApiError> {
     let kpi: Kpi = kpi.parse().map_err(|_| {
         let known: Vec<&str> = Kpi::ALL.iter().map(|kpi| kpi.as_str()).collect();
@@ -40,8 +59,7 @@ pub async fn get_kpi(
         ))
     })?;
     let spec = kpi.spec();
-    let Query(params) =
-        params.map_err(|rejection| ApiError::bad("query", rejection.body_text()))?;
+    let params: KpiQuery = query::parse(params.as_deref())?;
     let request = request::kpi_request(&params, &spec)?;
     // Read before the figures: they then include at least everything up to it.
     let latest = state.store.latest_ingest().await?;

@@ -10,6 +10,7 @@ pub mod kpi;
 mod metrics;
 pub mod openapi;
 pub mod pack;
+pub mod query;
 pub mod request;
 pub mod scorecard;
 

@@ -4,11 +4,11 @@
 //! and the spreadsheet writers never run inside the API (and a request that
 //! gives up takes its pack's process with it).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::query::{self, PackQuery};
 use crate::request;
 use crate::AppState;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
@@ -18,7 +18,6 @@ use channelshift_reports::pack::{file_stem, settled_as_of, Format};
 use channelshift_reports::policy::KpiSettings;
 use channelshift_store::{ClickHouseConfig, CutOff};
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -105,7 +104,7 @@ impl Renderer {
             date: order.date,
             as_of: order.as_of.0,
             previous_as_of: order.previous_as_of.map(|at| at.0),
-            format: order.format.name().to_string(),
+            format: order.format.as_str().to_string(),
         };
         let job =
             serde_json::to_vec(&job).map_err(|error| ApiError::Internal(error.to_string()))?;
@@ -214,50 +213,48 @@ fn previous_as_of(
     }
 }
 
-const PARAMETERS: &[&str] = &[
-    "council",
-    "period",
-    "date",
-    "format",
-    "as_of",
-    "previous_as_of",
-];
-
-/// `GET /api/v1/exports/pack?council=&period=&date=&format=&as_of=&previous_as_of=`
+/// A committee pack: every KPI for the period, in total and by breakdown,
+/// with eight periods of trend and restatements since the previous pack, as
+/// tidy CSV (RFC 4180) or its CSVW metadata, an XLSX or ODS workbook, an
+/// accessible HTML report or its PDF; regenerating with the same `as_of`
+/// gives the same figures (the same CSV bytes).
+#[utoipa::path(
+    get,
+    path = crate::openapi::PACK_ROUTE,
+    params(PackQuery),
+    security(("bearer" = [])),
+    responses(
+        // Its media types, one per format, are added from `Format` (`openapi::Catalogue`).
+        (status = 200, description = "The pack, in the format asked for"),
+        (status = 400, description = "A parameter is missing or invalid", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 503, description = "The store, or Chromium for a PDF, cannot answer now", body = ErrorBody),
+    )
+)]
 pub async fn get_pack(
     State(state): State<AppState>,
-    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+    RawQuery(params): RawQuery,
 ) -> Result<Response, ApiError> {
-    let Query(params) =
-        params.map_err(|rejection| ApiError::bad("query", rejection.body_text()))?;
-    if let Some(unknown) = params
-        .keys()
-        .find(|name| !PARAMETERS.contains(&name.as_str()))
-    {
-        return Err(ApiError::bad(unknown, "unknown parameter"));
-    }
-    let council = request::council(params.get("council"))?;
-    let kind = crate::scorecard::period_kind(params.get("period"))?;
-    let date: NaiveDate = match params.get("date") {
-        Some(_) => request::date(params.get("date"), "date")?,
+    let params: PackQuery = query::parse(params.as_deref())?;
+    let council = request::council(params.council.as_ref())?;
+    let kind = crate::scorecard::period_kind(params.period.as_ref())?;
+    let date: NaiveDate = match params.date {
+        Some(_) => request::date(params.date.as_ref(), "date")?,
         None => local_date(Utc::now()),
     };
     let period =
         Period::containing(kind, date).map_err(|error| ApiError::bad("date", error.to_string()))?;
-    let as_of = as_of(
-        params.get("as_of").map(String::as_str),
-        state.policy.pack_settle_seconds,
-    )?;
-    let format_name = params.get("format").map(String::as_str).unwrap_or("csv");
-    let format = Format::parse(format_name).ok_or_else(|| {
-        let names: Vec<&str> = Format::ALL.iter().map(|format| format.name()).collect();
+    let as_of = as_of(params.as_of.as_deref(), state.policy.pack_settle_seconds)?;
+    let format_name = params.format.as_deref().unwrap_or("csv");
+    let format: Format = format_name.parse().map_err(|_| {
+        let names: Vec<&str> = Format::ALL.iter().map(|format| format.as_str()).collect();
         ApiError::bad("format", format!("one of {}", names.join(", ")))
     })?;
     let previous_as_of = previous_as_of(
         &state,
         council.as_str(),
         as_of,
-        params.get("previous_as_of").map(String::as_str),
+        params.previous_as_of.as_deref(),
     )?;
     let body = state
         .packs

@@ -3,15 +3,13 @@
 //! where they are bound, never spliced.
 
 use crate::error::ApiError;
+use crate::query::{Granularity, KpiQuery};
 use channelshift_contract::{CouncilCode, ServiceSlug, UnknownName};
 use channelshift_kpi::catalogue::{FilterKey, GroupKey, KpiSpec, EXCLUSIVE_GROUPS};
 use channelshift_kpi::period::{Period, PeriodKind};
 pub use channelshift_reports::request::{Grouping, KpiRequest};
 use channelshift_store::CellFilter;
 use chrono::NaiveDate;
-use std::collections::HashMap;
-
-const COMMON: [&str; 5] = ["council", "from", "to", "period", "group_by"];
 
 pub fn council(value: Option<&String>) -> Result<CouncilCode, ApiError> {
     let value =
@@ -40,19 +38,22 @@ pub fn date(value: Option<&String>, parameter: &str) -> Result<NaiveDate, ApiErr
 }
 
 fn grouping(value: Option<&String>) -> Result<Grouping, ApiError> {
-    Ok(match value.map(String::as_str).unwrap_or("total") {
-        "total" => Grouping::Total,
-        "day" => Grouping::By(PeriodKind::Day),
-        "week" => Grouping::By(PeriodKind::IsoWeek),
-        "month" => Grouping::By(PeriodKind::Month),
-        "quarter" => Grouping::By(PeriodKind::FinancialQuarter),
-        "financial_year" => Grouping::By(PeriodKind::FinancialYear),
-        _ => {
-            return Err(ApiError::bad(
+    let granularity = match value {
+        None => Granularity::Total,
+        Some(name) => name.parse().map_err(|_| {
+            ApiError::bad(
                 "period",
                 "one of day, week, month, quarter, financial_year, total",
-            ))
-        }
+            )
+        })?,
+    };
+    Ok(match granularity {
+        Granularity::Total => Grouping::Total,
+        Granularity::Day => Grouping::By(PeriodKind::Day),
+        Granularity::Week => Grouping::By(PeriodKind::IsoWeek),
+        Granularity::Month => Grouping::By(PeriodKind::Month),
+        Granularity::Quarter => Grouping::By(PeriodKind::FinancialQuarter),
+        Granularity::FinancialYear => Grouping::By(PeriodKind::FinancialYear),
     })
 }
 
@@ -123,29 +124,18 @@ fn member<T: std::str::FromStr<Err = UnknownName>>(
 }
 
 /// Checks every parameter of a KPI request against what the KPI `accepts`.
-pub fn kpi_request(
-    params: &HashMap<String, String>,
-    accepts: &KpiSpec,
-) -> Result<KpiRequest, ApiError> {
-    let filter_names = FilterKey::ALL.iter().copied();
-    for name in params.keys() {
-        let known =
-            COMMON.contains(&name.as_str()) || filter_names.clone().any(|key| key.as_str() == name);
-        if !known {
-            return Err(ApiError::bad(name, "unknown parameter"));
-        }
-    }
-    let council = council(params.get("council"))?;
-    let from = date(params.get("from"), "from")?;
-    let to = date(params.get("to"), "to")?;
+pub fn kpi_request(params: &KpiQuery, accepts: &KpiSpec) -> Result<KpiRequest, ApiError> {
+    let council = council(params.council.as_ref())?;
+    let from = date(params.from.as_ref(), "from")?;
+    let to = date(params.to.as_ref(), "to")?;
     if from > to {
         return Err(ApiError::bad("from", "must not be after `to`"));
     }
-    let grouping = grouping(params.get("period"))?;
-    let group_by = group_by(params.get("group_by"), accepts)?;
+    let grouping = grouping(params.period.as_ref())?;
+    let group_by = group_by(params.group_by.as_ref(), accepts)?;
     let mut filter = CellFilter::new(council, from, to);
-    for key in filter_names {
-        let Some(value) = params.get(key.as_str()) else {
+    for &key in FilterKey::ALL {
+        let Some(value) = params.filter(key) else {
             continue;
         };
         if !accepts.filters.contains(&key) {

@@ -3,17 +3,16 @@
 //! the same period last year, and how much of the period the data covers
 //! (computed by the reports crate, from the rollups).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::query::{self, ScorecardQuery};
 use crate::request;
 use crate::AppState;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::Json;
 use channelshift_kpi::period::{local_date, PeriodKind};
 use channelshift_reports::scorecard::{report_period, scorecard, Scorecard, REPORT_PERIODS};
 use channelshift_store::Source;
 use chrono::Utc;
-use std::collections::HashMap;
 
 /// `period` of the scorecard and the packs: month, quarter (default) or financial year.
 pub(crate) fn period_kind(value: Option<&String>) -> Result<PeriodKind, ApiError> {
@@ -21,22 +20,28 @@ pub(crate) fn period_kind(value: Option<&String>) -> Result<PeriodKind, ApiError
         .ok_or_else(|| ApiError::bad("period", REPORT_PERIODS))
 }
 
+/// Every headline KPI for the period containing `date`, with target, RAG, direction of travel and coverage.
+#[utoipa::path(
+    get,
+    path = crate::openapi::SCORECARD_ROUTE,
+    params(ScorecardQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The scorecard", body = Scorecard),
+        (status = 400, description = "A parameter is missing or invalid", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 503, description = "The KPI store could not answer", body = ErrorBody),
+    )
+)]
 pub async fn get_scorecard(
     State(state): State<AppState>,
-    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+    RawQuery(params): RawQuery,
 ) -> Result<Json<Scorecard>, ApiError> {
-    let Query(params) =
-        params.map_err(|rejection| ApiError::bad("query", rejection.body_text()))?;
-    if let Some(unknown) = params
-        .keys()
-        .find(|name| !["council", "period", "date"].contains(&name.as_str()))
-    {
-        return Err(ApiError::bad(unknown, "unknown parameter"));
-    }
-    let council = request::council(params.get("council"))?;
-    let kind = period_kind(params.get("period"))?;
-    let date = match params.get("date") {
-        Some(_) => request::date(params.get("date"), "date")?,
+    let params: ScorecardQuery = query::parse(params.as_deref())?;
+    let council = request::council(params.council.as_ref())?;
+    let kind = period_kind(params.period.as_ref())?;
+    let date = match params.date {
+        Some(_) => request::date(params.date.as_ref(), "date")?,
         None => local_date(Utc::now()),
     };
     Ok(Json(

@@ -33,6 +33,10 @@ pub use codes::{CouncilCode, EventId, LsoaCode, ServiceSlug, WardCode};
 pub use contact::ContactEvent;
 pub use rejection::{Rejection, RejectionReason};
 pub use satisfaction::{SatisfactionResponse, Score};
+#[doc(hidden)]
+pub use utoipa as __utoipa;
+#[doc(hidden)]
+pub use vocabulary::vocabulary_schema;
 pub use vocabulary::{
     Channel, ChannelClass, CustomerType, Instrument, Interaction, Outcome, SurveyMode, UnknownName,
 };

@@ -52,7 +52,38 @@ macro_rules! vocabulary {
                 f.write_str(self.as_str())
             }
         }
+
+        impl $crate::__utoipa::PartialSchema for $name {
+            fn schema() -> $crate::__utoipa::openapi::RefOr<$crate::__utoipa::openapi::schema::Schema> {
+                $crate::vocabulary_schema($kind, &[$($wire),+])
+            }
+        }
+
+        impl $crate::__utoipa::ToSchema for $name {}
     };
+}
+
+/// A string schema with a description, for the OpenAPI document.
+pub(crate) fn string_schema(description: &str) -> utoipa::openapi::ObjectBuilder {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(description))
+}
+
+/// The OpenAPI schema of a closed set: a string, one of `names`.
+#[doc(hidden)]
+pub fn vocabulary_schema(
+    kind: &str,
+    names: &[&str],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "An"
+    } else {
+        "A"
+    };
+    string_schema(&format!("{article} {kind}"))
+        .enum_values(Some(names.iter().copied()))
+        .into()
 }
 
 /// A name outside one of the closed sets.

@@ -27,7 +27,10 @@ fn internal(message: impl ToString) -> Failure {
 
 /// Computes and renders the job's pack.
 pub async fn run(job: Job) -> Result<Vec<u8>, Failure> {
-    let format = Format::parse(&job.format)
+    let format = job
+        .format
+        .parse::<Format>()
+        .ok()
         .ok_or_else(|| internal(format!("unknown format {:?}", job.format)))?;
     let council = CouncilCode::parse(&job.council).ok_or_else(|| Failure::BadRequest {
         parameter: "council".into(),

@@ -110,7 +110,7 @@ fn formats(value: &str) -> Result<Vec<Format>> {
         list => list
             .split(',')
             .map(|name| {
-                Format::parse(name.trim()).with_context(|| {
+                name.trim().parse::<Format>().ok().with_context(|| {
                     format!("--format {name:?}: one of csv, csvw, xlsx, ods, html, pdf, all")
                 })
             })

@@ -57,10 +57,10 @@ pub async fn produce(
         let path = order
             .folder
             .join(format!("{}{}", pack.file_stem(), format.suffix()));
-        progress.set_message(format!("{} {}", pack.file_stem(), format.name()));
+        progress.set_message(format!("{} {}", pack.file_stem(), format.as_str()));
         let bytes = render(&pack, format, &packs.pdf)
             .await
-            .map_err(|error| anyhow::anyhow!("rendering {}: {error:?}", format.name()))?;
+            .map_err(|error| anyhow::anyhow!("rendering {}: {error:?}", format.as_str()))?;
         write_whole(&path, &bytes)?;
         written.push(path);
         progress.inc(1);

@@ -581,45 +581,19 @@ pub fn settled_as_of(at: Option<i64>, settle: i64) -> Result<CutOff, ReportError
     }
 }
 
-/// The formats a pack comes in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Csvw,
-    Xlsx,
-    Ods,
-    Html,
-    Pdf,
+channelshift_contract::vocabulary! {
+    /// The formats a pack comes in.
+    Format, "pack format" {
+        Csv = "csv",
+        Csvw = "csvw",
+        Xlsx = "xlsx",
+        Ods = "ods",
+        Html = "html",
+        Pdf = "pdf",
+    }
 }
 
 impl Format {
-    pub const ALL: &'static [Format] = &[
-        Format::Csv,
-        Format::Csvw,
-        Format::Xlsx,
-        Format::Ods,
-        Format::Html,
-        Format::Pdf,
-    ];
-
-    pub fn parse(text: &str) -> Option<Format> {
-        Format::ALL
-            .iter()
-            .copied()
-            .find(|format| format.name() == text)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Csvw => "csvw",
-            Format::Xlsx => "xlsx",
-            Format::Ods => "ods",
-            Format::Html => "html",
-            Format::Pdf => "pdf",
-        }
-    }
-
     /// The file name's ending after the pack's stem.
     pub fn suffix(self) -> &'static str {
         match self {

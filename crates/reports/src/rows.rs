@@ -25,12 +25,16 @@ use std::collections::BTreeMap;
 /// A row's group keys, in [`GroupKey`] order.
 pub type Keys = Vec<(&'static str, String)>;
 
-/// One row of a KPI report.
-#[derive(Clone, Debug, Serialize)]
+/// One row of a KPI report. The row's group keys (`channel`, `channel_class`,
+/// `service`, `customer_type`, `ward`, `lsoa`, `instrument`, `measure`) appear
+/// as extra string fields; `contacts`, `baseline_contacts` and `rank` as extra
+/// numbers on the KPIs that have them.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct KpiRow {
     pub period_start: NaiveDate,
     pub period_end: NaiveDate,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub keys: BTreeMap<&'static str, String>,
     pub value: Option<f64>,
     pub numerator: Option<i64>,
@@ -40,6 +44,7 @@ pub struct KpiRow {
     pub ci95_high: Option<f64>,
     pub suppressed: bool,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub extra: BTreeMap<&'static str, serde_json::Value>,
 }
 

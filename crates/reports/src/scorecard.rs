@@ -15,17 +15,21 @@ use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Targe
 use channelshift_store::{Bucket, CellFilter, Keys, Source, Store};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// Every headline KPI for one period.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Scorecard {
     council: String,
     period: PeriodInfo,
+    /// When ingest last stored a batch: the figures include everything ingested up to then.
+    #[schema(format = DateTime)]
     as_of: Option<String>,
     coverage: Coverage,
     kpis: Vec<Headline>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct PeriodInfo {
     kind: &'static str,
     label: String,
@@ -33,7 +37,7 @@ struct PeriodInfo {
     end: NaiveDate,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Coverage {
     /// Days of the period up to its end or to the as-of day, whichever is earlier.
     days: u64,
@@ -41,7 +45,7 @@ struct Coverage {
     percent: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Headline {
     kpi: Kpi,
     measure: Option<String>,
@@ -62,7 +66,7 @@ struct Headline {
     notes: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Comparison {
     period_start: NaiveDate,
     period_end: NaiveDate,
@@ -103,17 +107,31 @@ fn figure(report: Report, pick: Pick) -> Figure {
     }
 }
 
+channelshift_contract::vocabulary! {
+    /// The kind of period a scorecard or a pack reports; quarters and years are financial (April).
+    ReportPeriod, "report period" {
+        Month = "month",
+        Quarter = "quarter",
+        FinancialYear = "financial_year",
+    }
+}
+
+impl ReportPeriod {
+    pub fn kind(self) -> PeriodKind {
+        match self {
+            ReportPeriod::Month => PeriodKind::Month,
+            ReportPeriod::Quarter => PeriodKind::FinancialQuarter,
+            ReportPeriod::FinancialYear => PeriodKind::FinancialYear,
+        }
+    }
+}
+
 /// The kinds of period a scorecard or a pack reports, by name.
 pub const REPORT_PERIODS: &str = "one of month, quarter, financial_year";
 
 /// A report period by name: `month`, `quarter` or `financial_year`.
 pub fn report_period(name: &str) -> Option<PeriodKind> {
-    match name {
-        "month" => Some(PeriodKind::Month),
-        "quarter" => Some(PeriodKind::FinancialQuarter),
-        "financial_year" => Some(PeriodKind::FinancialYear),
-        _ => None,
-    }
+    name.parse().ok().map(ReportPeriod::kind)
 }
 
 /// Every headline figure over `from`..=`to`, read in two queries (plus the
