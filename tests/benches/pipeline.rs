@@ -124,7 +124,7 @@ fn per_second(count: u64, elapsed: Duration) -> f64 {
 
 /// A rate or count, rounded, with thousands separators.
 fn grouped(value: f64) -> String {
-    channelshift_store::grouped(value.round() as u64)
+    channelshift_runtime::text::grouped(value.round() as u64)
 }
 
 fn percentile(samples: &mut [f64], p: f64) -> f64 {

@@ -8,6 +8,7 @@
 //! the contract crate, so they are built field by field).
 
 use anyhow::{Context, Result};
+use channelshift_ingest::rebuild::ReportLine;
 use channelshift_store::{ContactRow, RebuildStep, SatisfactionRow, Store, ROLLUPS};
 use channelshift_tests::Scope;
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
@@ -459,7 +460,11 @@ async fn a_rebuild_makes_every_rollup_equal_its_raw_rows_on_local_days() -> Resu
     let report = store
         .rebuild_rollups(|step: &RebuildStep| steps.push(step.clone()))
         .await?;
-    eprintln!("rebuild: {report} (measured {:?})", started.elapsed());
+    eprintln!(
+        "rebuild: {} (measured {:?})",
+        ReportLine(&report),
+        started.elapsed()
+    );
 
     assert_rollups_equal_raw(&store, &data).await?;
     // 23:30 UTC on 31 July is counted on 1 August; the same hour on 31 October (GMT) is not moved.
@@ -570,8 +575,9 @@ async fn a_reader_sees_each_month_as_it_was_or_as_rebuilt_never_in_between() -> 
     let (polls, mixed, seen_wrong) = reader.await??;
     let report = report?;
     eprintln!(
-        "rebuild with a reader: {report}; {polls} polls in {:?}, {mixed} saw some months rebuilt \
+        "rebuild with a reader: {}; {polls} polls in {:?}, {mixed} saw some months rebuilt \
          and others not yet",
+        ReportLine(&report),
         started.elapsed()
     );
     assert!(
@@ -674,11 +680,18 @@ async fn contacts_inserted_while_their_month_is_rebuilt_are_counted_once() -> Re
     drop(done);
     let written = writer.await??;
     let report = report?;
-    eprintln!("rebuild while writing: {report}; {written} contacts written during it");
+    eprintln!(
+        "rebuild while writing: {}; {written} contacts written during it",
+        ReportLine(&report)
+    );
 
     assert_rollups_equal_their_view_over_raw(&store, &LAYOUTS[..2]).await?;
     // The writer did write into months being rebuilt, or the check above
     // proved little.
-    assert!(report.months_recomputed > 0, "{report}; {written} written");
+    assert!(
+        report.months_recomputed > 0,
+        "{}; {written} written",
+        ReportLine(&report)
+    );
     scope.drop_database().await
 }

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
+pub mod rebuild;
 pub mod reconcile;
 pub mod sinks;
 

@@ -7,6 +7,7 @@
 
 use anyhow::{Context, Result};
 use channelshift_ingest::config::IngestConfig;
+use channelshift_ingest::rebuild::{ReportLine, StepLine};
 use channelshift_ingest::reconcile::{self, ReconcileConfig, Span};
 use channelshift_runtime::{config, shutdown, telemetry};
 use channelshift_store::{ClickHouseConfig, Store};
@@ -122,10 +123,10 @@ async fn rebuild_rollups(config_file: Option<&Path>) -> Result<()> {
     // first, so that the rebuild fills it.
     store.migrate().await.context("applying migrations")?;
     let report = store
-        .rebuild_rollups(|step| println!("{step}"))
+        .rebuild_rollups(|step| println!("{}", StepLine(step)))
         .await
         .context("rebuilding the rollups")?;
-    println!("{report}");
+    println!("{}", ReportLine(&report));
     println!(
         "ClickHouse deletes the replaced months within old_parts_lifetime (8 minutes by \
          default); if the server restarts before then, run rebuild-rollups again"

@@ -121,7 +121,7 @@ fn last_period(period: &Period) -> &'static str {
 }
 
 /// A whole number with thousands separators.
-pub use channelshift_store::grouped;
+pub use channelshift_runtime::text::grouped;
 
 /// A figure as people read it: 46.2%, £2.83, £310,200.
 pub fn figure(unit: Unit, value: f64) -> String {
@@ -312,8 +312,6 @@ mod tests {
         assert_eq!(figure(Unit::Gbp, 2.834), "£2.83");
         assert_eq!(figure(Unit::Gbp, 465_000.0), "£465,000");
         assert_eq!(figure(Unit::Gbp, -1234.4), "−£1,234");
-        assert_eq!(grouped(1_234_567), "1,234,567");
-        assert_eq!(grouped(999), "999");
         assert_eq!(humanise("face_to_face"), "Face to face");
     }
 

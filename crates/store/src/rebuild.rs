@@ -42,7 +42,6 @@
 
 use crate::connection::{Store, StoreError};
 use crate::migrations::{Rollup, ROLLUPS};
-use crate::numbers::grouped;
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use clickhouse::Row;
 use serde::Deserialize;
@@ -177,35 +176,6 @@ impl RebuildStep {
     }
 }
 
-impl fmt::Display for RebuildStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.dropped() {
-            write!(
-                f,
-                "{} {}: no raw rows, month dropped",
-                self.rollup, self.month
-            )?;
-        } else {
-            let rows = if self.raw_rows == 1 { "row" } else { "rows" };
-            write!(
-                f,
-                "{} {}: {} {rows} from raw",
-                self.rollup,
-                self.month,
-                grouped(self.raw_rows)
-            )?;
-        }
-        if self.attempts > 1 {
-            write!(
-                f,
-                " (computed {} times: rows arrived meanwhile)",
-                self.attempts
-            )?;
-        }
-        write!(f, " [{}/{}]", self.index, self.total)
-    }
-}
-
 /// What one rollup's rebuild did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RollupRebuilt {
@@ -222,42 +192,6 @@ pub struct RebuildReport {
     /// Months computed more than once because raw rows arrived meanwhile.
     pub months_recomputed: usize,
     pub elapsed: Duration,
-}
-
-impl fmt::Display for RebuildReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rebuilt")?;
-        for (i, rollup) in self.rollups.iter().enumerate() {
-            let separator = if i == 0 { " " } else { ", " };
-            write!(
-                f,
-                "{separator}{} ({} from {} raw rows",
-                rollup.rollup,
-                months(rollup.months - rollup.months_dropped),
-                grouped(rollup.raw_rows)
-            )?;
-            if rollup.months_dropped > 0 {
-                write!(f, ", {} dropped", months(rollup.months_dropped))?;
-            }
-            write!(f, ")")?;
-        }
-        if self.months_recomputed > 0 {
-            write!(
-                f,
-                "; {} computed again after inserts",
-                months(self.months_recomputed)
-            )?;
-        }
-        write!(f, " in {:.1} s", self.elapsed.as_secs_f64())
-    }
-}
-
-fn months(n: usize) -> String {
-    if n == 1 {
-        "1 month".into()
-    } else {
-        format!("{n} months")
-    }
 }
 
 #[derive(Row, Deserialize)]
@@ -579,65 +513,5 @@ mod tests {
         assert!(from <= late && late < to);
         // No instant before 1970.
         assert_eq!(month(197001).raw_window().0, 0);
-    }
-
-    #[test]
-    fn steps_read_as_progress_lines() {
-        let step = RebuildStep {
-            rollup: "contact_daily",
-            month: month(202507),
-            raw_rows: 12_345,
-            attempts: 1,
-            index: 3,
-            total: 26,
-        };
-        assert_eq!(
-            step.to_string(),
-            "contact_daily 2025-07: 12,345 rows from raw [3/26]"
-        );
-        let dropped = RebuildStep {
-            raw_rows: 0,
-            attempts: 2,
-            ..step
-        };
-        assert_eq!(
-            dropped.to_string(),
-            "contact_daily 2025-07: no raw rows, month dropped \
-             (computed 2 times: rows arrived meanwhile) [3/26]"
-        );
-        let report = RebuildReport {
-            rollups: vec![
-                RollupRebuilt {
-                    rollup: "contact_daily",
-                    months: 14,
-                    months_dropped: 1,
-                    raw_rows: 1_234_567,
-                },
-                RollupRebuilt {
-                    rollup: "satisfaction_daily",
-                    months: 1,
-                    months_dropped: 0,
-                    raw_rows: 10,
-                },
-            ],
-            months_recomputed: 1,
-            elapsed: Duration::from_millis(4_250),
-        };
-        assert_eq!(
-            report.to_string(),
-            "rebuilt contact_daily (13 months from 1,234,567 raw rows, 1 month dropped), \
-             satisfaction_daily (1 month from 10 raw rows); 1 month computed again after \
-             inserts in 4.2 s"
-        );
-        let one = RebuildStep {
-            raw_rows: 1,
-            index: 26,
-            ..dropped
-        };
-        assert_eq!(
-            one.to_string(),
-            "contact_daily 2025-07: 1 row from raw \
-             (computed 2 times: rows arrived meanwhile) [26/26]"
-        );
     }
 }

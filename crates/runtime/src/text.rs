@@ -1,4 +1,4 @@
-//! Numbers as people read them, for reports and published figures alike.
+//! Numbers as people read them: in operators' reports and published figures alike.
 
 /// `1234567` → `1,234,567`.
 pub fn grouped(n: u64) -> String {
