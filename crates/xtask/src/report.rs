@@ -3,6 +3,7 @@
 //! from the KPI API the way a dashboard or a committee pack would.
 
 use anyhow::{bail, Context, Result};
+use channelshift_kpi::catalogue::{Kpi, TargetScope};
 use chrono::{Datelike, Months, NaiveDate};
 use serde_json::Value;
 
@@ -106,7 +107,10 @@ pub fn print(api: &str, token: &str, council: &str, today: NaiveDate) -> Result<
                 Some(measure) => format!("{} ({measure})", text(&kpi["kpi"])),
                 None => text(&kpi["kpi"]).to_string(),
             };
-            let name = if text(&kpi["kpi"]) == "efficiency-savings" {
+            let to_date = text(&kpi["kpi"])
+                .parse::<Kpi>()
+                .is_ok_and(|kpi| kpi.spec().targets == TargetScope::FinancialYearToDate);
+            let name = if to_date {
                 format!("{name}, year to date")
             } else {
                 name
