@@ -2,12 +2,11 @@
 //! file, for tests that look at it from outside: its memory, its limits on
 //! slow and oversized clients, its handling of revoked tokens.
 
+use crate::config_file::{toml_text, ApiFile, AuthSection, KpiSection, PacksSection};
 use crate::process::{free_port, service_binary, ServiceProcess};
 use crate::Scope;
 use anyhow::Result;
 use channelshift_api::config::ServerLimits;
-use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 /// The `channelshift-api` binary (built by `cargo xtask test`), or `CHANNELSHIFT_API_BIN`.
@@ -40,54 +39,21 @@ impl Default for ApiOptions {
     }
 }
 
-fn sha256_hex(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A TOML string literal (JSON's escaping is a subset TOML reads the same way).
-fn quoted(value: &str) -> String {
-    serde_json::Value::String(value.to_string()).to_string()
-}
-
-fn hashes(tokens: &[String]) -> String {
-    let quoted: Vec<String> = tokens.iter().map(|t| quoted(&sha256_hex(t))).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
 fn config_file(scope: &Scope, port: u16, options: &ApiOptions) -> String {
-    let reader = scope.reader();
-    let limits = &options.limits;
-    let packs = options
-        .chromium
-        .as_ref()
-        .map(|path| {
-            format!(
-                "\n[packs]\nchromium = {}\n",
-                quoted(&path.display().to_string())
-            )
-        })
-        .unwrap_or_default();
-    let config = format!(
-        "listen = {listen}\n\n\
-         [clickhouse]\nurl = {url}\nuser = {user}\npassword = {password}\ndatabase = {database}\n\n\
-         [auth]\ntoken_sha256 = {tokens}\nrevoked_sha256 = {revoked}\n\n\
-         [kpi]\nsuppression_threshold = {threshold}\n\n\
-         [server]\nheader_read_timeout_ms = {header}\nrequest_timeout_ms = {request}\n\
-         max_header_bytes = {max_header}\nmax_body_bytes = {max_body}\n",
-        listen = quoted(&format!("127.0.0.1:{port}")),
-        url = quoted(&reader.url),
-        user = quoted(&reader.user),
-        password = quoted(reader.password.expose_secret()),
-        database = quoted(&reader.database),
-        tokens = hashes(&options.tokens),
-        revoked = hashes(&options.revoked),
-        threshold = options.suppression_threshold,
-        header = limits.header_read_timeout_ms,
-        request = limits.request_timeout_ms,
-        max_header = limits.max_header_bytes,
-        max_body = limits.max_body_bytes,
-    );
-    config + &packs
+    toml_text(&ApiFile {
+        listen: Some(format!("127.0.0.1:{port}")),
+        clickhouse: (&scope.reader()).into(),
+        auth: AuthSection::new(&options.tokens, &options.revoked),
+        kpi: KpiSection {
+            suppression_threshold: Some(options.suppression_threshold),
+            ..KpiSection::default()
+        },
+        server: Some((&options.limits).into()),
+        packs: options.chromium.as_ref().map(|path| PacksSection {
+            chromium: Some(path.display().to_string()),
+            ..PacksSection::default()
+        }),
+    })
 }
 
 /// The API as a child process.

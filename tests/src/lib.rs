@@ -6,6 +6,7 @@ pub mod api_process;
 pub mod broker;
 pub mod checks;
 pub mod clickhouse;
+pub mod config_file;
 pub mod grafana;
 pub mod kafka;
 pub mod monitored;

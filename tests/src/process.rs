@@ -1,9 +1,9 @@
 //! The ingest service as a child process, for tests that kill it, signal it or
 //! run several replicas, and read it only through its operator endpoints.
 
+use crate::config_file::{toml_text, IngestFile};
 use anyhow::{Context, Result};
 use channelshift_ingest::config::IngestConfig;
-use secrecy::ExposeSecret;
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -83,53 +83,6 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A TOML string literal.
-fn quoted(value: &str) -> String {
-    serde_json::Value::String(value.to_string()).to_string()
-}
-
-/// The configuration file a replica reads.
-fn config_file(config: &IngestConfig) -> String {
-    let kafka = &config.kafka;
-    let clickhouse = &config.clickhouse;
-    let batch = &config.batch;
-    let key = config
-        .privacy
-        .pseudonym_key
-        .as_ref()
-        .map(|key| format!("pseudonym_key = {}\n", quoted(key.expose_secret())))
-        .unwrap_or_default();
-    format!(
-        "listen = {listen}\nmax_message_bytes = {max_message}\nshutdown_timeout_ms = {shutdown}\n\n\
-         [kafka]\nbrokers = {brokers}\ngroup_id = {group}\ncontact_topic = {contact}\n\
-         satisfaction_topic = {satisfaction}\ncreate_topics = {create}\npartitions = {partitions}\n\
-         session_timeout_ms = {session}\nprefetch_kbytes = {prefetch}\nassignment_strategy = {strategy}\n\n\
-         [clickhouse]\nurl = {url}\nuser = {user}\npassword = {password}\ndatabase = {database}\n\n\
-         [batch]\nmax_rows = {rows}\nmax_bytes = {bytes}\nmax_wait_ms = {wait}\n\n\
-         [privacy]\n{key}dev_mode = {dev}\n",
-        listen = quoted(&config.listen.to_string()),
-        max_message = config.max_message_bytes,
-        shutdown = config.shutdown_timeout_ms,
-        brokers = quoted(&kafka.brokers),
-        group = quoted(&kafka.group_id),
-        contact = quoted(&kafka.contact_topic),
-        satisfaction = quoted(&kafka.satisfaction_topic),
-        create = kafka.create_topics,
-        partitions = kafka.partitions,
-        session = kafka.session_timeout_ms,
-        prefetch = kafka.prefetch_kbytes,
-        strategy = quoted(&kafka.assignment_strategy),
-        url = quoted(&clickhouse.url),
-        user = quoted(&clickhouse.user),
-        password = quoted(clickhouse.password.expose_secret()),
-        database = quoted(&clickhouse.database),
-        rows = batch.max_rows,
-        bytes = batch.max_bytes,
-        wait = batch.max_wait_ms,
-        dev = config.privacy.dev_mode,
-    )
-}
-
 /// One service (`channelshift-ingest`, `channelshift-api`, …) running as a
 /// child process with a config file and a log of its own; killed (by PID)
 /// and its folder removed when dropped (`CHANNELSHIFT_TEST_KEEP_LOGS` keeps
@@ -196,7 +149,7 @@ impl ServiceProcess {
             name,
             &ingest_binary()?,
             "ingest.toml",
-            &config_file(&config),
+            &toml_text(&IngestFile::from(&config)),
             port,
             "info,rdkafka=warn",
         )

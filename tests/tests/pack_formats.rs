@@ -17,6 +17,9 @@ use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::rag::{Polarity, Target};
 use channelshift_simulator::{Generator, Scenario};
 use channelshift_tests::checks::contact_totals;
+use channelshift_tests::config_file::{
+    toml_text, ApiFile, AuthSection, KpiSection, Meeting, PacksSection, Span,
+};
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::process::packs_binary;
 use channelshift_tests::{
@@ -642,29 +645,38 @@ async fn cli(
     cut_off: i64,
     published_q2: f64,
 ) -> Result<()> {
-    let reader = scope.reader();
-    use secrecy::ExposeSecret;
     // Meetings a week and a fortnight after the cut-offs.
     let today = chrono::Utc::now().date_naive();
     let first_meeting = today + chrono::Days::new(7);
     let second_meeting = today + chrono::Days::new(14);
-    let config = format!(
-        "[clickhouse]\nurl = {url:?}\nuser = {user:?}\npassword = {password:?}\ndatabase = {database:?}\n\n\
-         [auth]\ntoken_sha256 = []\n\n\
-         [kpi]\npack_settle_seconds = 3\nbaseline = {{ from = \"2025-04-01\", to = \"2025-06-30\" }}\n\n\
-         [[packs.calendar]]\ncouncil = {COUNCIL:?}\ncommittee = \"Overview and Scrutiny Committee\"\n\
-         meets = {first_meeting:?}\ndata_as_of = {first:?}\nreports = \"2025-11-15\"\n\n\
-         [[packs.calendar]]\ncouncil = {COUNCIL:?}\ncommittee = \"Overview and Scrutiny Committee\"\n\
-         meets = {second_meeting:?}\ndata_as_of = {second:?}\nreports = \"2025-11-15\"\n",
-        url = reader.url,
-        user = reader.user,
-        password = reader.password.expose_secret(),
-        database = reader.database,
-        first = instant(first_cut_off),
-        first_meeting = first_meeting.to_string(),
-        second_meeting = second_meeting.to_string(),
-        second = instant(cut_off),
-    );
+    let meeting = |meets: NaiveDate, cut_off: i64| Meeting {
+        council: COUNCIL.into(),
+        committee: "Overview and Scrutiny Committee".into(),
+        meets: meets.to_string(),
+        data_as_of: instant(cut_off),
+        reports: "2025-11-15".into(),
+    };
+    let config = toml_text(&ApiFile {
+        listen: None,
+        clickhouse: (&scope.reader()).into(),
+        auth: AuthSection::new(&[], &[]),
+        kpi: KpiSection {
+            pack_settle_seconds: Some(3),
+            baseline: Some(Span {
+                from: "2025-04-01".into(),
+                to: "2025-06-30".into(),
+            }),
+            ..KpiSection::default()
+        },
+        server: None,
+        packs: Some(PacksSection {
+            calendar: vec![
+                meeting(first_meeting, first_cut_off),
+                meeting(second_meeting, cut_off),
+            ],
+            ..PacksSection::default()
+        }),
+    });
     let config_path = dir.join("api.toml");
     std::fs::write(&config_path, config)?;
     let binary = packs_binary()?;

@@ -1,0 +1,234 @@
+//! Configuration files for the services a test starts, written by `toml`
+//! from typed sections (no hand-made quoting). Each section has the names
+//! and shape the service's own configuration reads, which refuses unknown
+//! names, so a section that drifts from it fails the service's start.
+
+use channelshift_api::config::ServerLimits;
+use channelshift_ingest::config::IngestConfig;
+use channelshift_store::ClickHouseConfig;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Writes `file` as TOML.
+pub fn toml_text(file: &impl Serialize) -> String {
+    toml::to_string(file).expect("a configuration serialises as TOML")
+}
+
+/// `[clickhouse]`: where and as whom a service connects.
+#[derive(Serialize)]
+pub struct ClickHouseSection {
+    pub url: String,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+}
+
+impl From<&ClickHouseConfig> for ClickHouseSection {
+    fn from(config: &ClickHouseConfig) -> Self {
+        Self {
+            url: config.url.clone(),
+            user: config.user.clone(),
+            password: config.password.expose_secret().to_string(),
+            database: config.database.clone(),
+        }
+    }
+}
+
+/// `channelshift-ingest`'s file, from the configuration a test built.
+#[derive(Serialize)]
+pub struct IngestFile {
+    pub listen: String,
+    pub max_message_bytes: usize,
+    pub shutdown_timeout_ms: u64,
+    pub kafka: KafkaSection,
+    pub clickhouse: ClickHouseSection,
+    pub batch: BatchSection,
+    pub privacy: PrivacySection,
+}
+
+#[derive(Serialize)]
+pub struct KafkaSection {
+    pub brokers: String,
+    pub group_id: String,
+    pub contact_topic: String,
+    pub satisfaction_topic: String,
+    pub create_topics: bool,
+    pub partitions: i32,
+    pub session_timeout_ms: u32,
+    pub prefetch_kbytes: u32,
+    pub assignment_strategy: String,
+}
+
+#[derive(Serialize)]
+pub struct BatchSection {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_wait_ms: u64,
+}
+
+#[derive(Serialize)]
+pub struct PrivacySection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pseudonym_key: Option<String>,
+    pub dev_mode: bool,
+}
+
+impl From<&IngestConfig> for IngestFile {
+    fn from(config: &IngestConfig) -> Self {
+        let kafka = &config.kafka;
+        let batch = &config.batch;
+        Self {
+            listen: config.listen.to_string(),
+            max_message_bytes: config.max_message_bytes,
+            shutdown_timeout_ms: config.shutdown_timeout_ms,
+            kafka: KafkaSection {
+                brokers: kafka.brokers.clone(),
+                group_id: kafka.group_id.clone(),
+                contact_topic: kafka.contact_topic.clone(),
+                satisfaction_topic: kafka.satisfaction_topic.clone(),
+                create_topics: kafka.create_topics,
+                partitions: kafka.partitions,
+                session_timeout_ms: kafka.session_timeout_ms,
+                prefetch_kbytes: kafka.prefetch_kbytes,
+                assignment_strategy: kafka.assignment_strategy.clone(),
+            },
+            clickhouse: (&config.clickhouse).into(),
+            batch: BatchSection {
+                max_rows: batch.max_rows,
+                max_bytes: batch.max_bytes,
+                max_wait_ms: batch.max_wait_ms,
+            },
+            privacy: PrivacySection {
+                pseudonym_key: config
+                    .privacy
+                    .pseudonym_key
+                    .as_ref()
+                    .map(|key| key.expose_secret().to_string()),
+                dev_mode: config.privacy.dev_mode,
+            },
+        }
+    }
+}
+
+/// `channelshift-api`'s file (also read by `channelshift-packs`).
+#[derive(Serialize)]
+pub struct ApiFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    pub clickhouse: ClickHouseSection,
+    pub auth: AuthSection,
+    pub kpi: KpiSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packs: Option<PacksSection>,
+}
+
+#[derive(Serialize)]
+pub struct AuthSection {
+    pub token_sha256: Vec<String>,
+    pub revoked_sha256: Vec<String>,
+}
+
+impl AuthSection {
+    /// Accepts `tokens` (stored hashed), refuses `revoked`.
+    pub fn new(tokens: &[String], revoked: &[String]) -> Self {
+        let hashes = |tokens: &[String]| {
+            tokens
+                .iter()
+                .map(|token| hex::encode(Sha256::digest(token.as_bytes())))
+                .collect()
+        };
+        Self {
+            token_sha256: hashes(tokens),
+            revoked_sha256: hashes(revoked),
+        }
+    }
+}
+
+#[derive(Default, Serialize)]
+pub struct KpiSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppression_threshold: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pack_settle_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Span>,
+}
+
+/// A range of local dates, `YYYY-MM-DD`.
+#[derive(Serialize)]
+pub struct Span {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Serialize)]
+pub struct ServerSection {
+    pub header_read_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+}
+
+impl From<&ServerLimits> for ServerSection {
+    fn from(limits: &ServerLimits) -> Self {
+        Self {
+            header_read_timeout_ms: limits.header_read_timeout_ms,
+            request_timeout_ms: limits.request_timeout_ms,
+            max_header_bytes: limits.max_header_bytes,
+            max_body_bytes: limits.max_body_bytes,
+        }
+    }
+}
+
+#[derive(Default, Serialize)]
+pub struct PacksSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chromium: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calendar: Vec<Meeting>,
+}
+
+/// One `[[packs.calendar]]` entry.
+#[derive(Serialize)]
+pub struct Meeting {
+    pub council: String,
+    pub committee: String,
+    pub meets: String,
+    pub data_as_of: String,
+    pub reports: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_by_toml_and_empty_sections_left_out() {
+        let file = ApiFile {
+            listen: Some("127.0.0.1:1".into()),
+            clickhouse: ClickHouseSection {
+                url: "http://127.0.0.1:8123".into(),
+                user: "reader".into(),
+                password: "a \"quoted\" \\ secret".into(),
+                database: "db".into(),
+            },
+            auth: AuthSection::new(&["t".into()], &[]),
+            kpi: KpiSection::default(),
+            server: None,
+            packs: None,
+        };
+        let text = toml_text(&file);
+        let back: toml::Table = text.parse().expect("reads back");
+        assert_eq!(
+            back["clickhouse"]["password"].as_str(),
+            Some("a \"quoted\" \\ secret")
+        );
+        assert!(
+            !text.contains("[server]") && !text.contains("[packs]"),
+            "{text}"
+        );
+    }
+}
