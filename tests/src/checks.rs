@@ -77,3 +77,44 @@ pub async fn satisfaction_totals(store: &Store) -> Result<(u64, u64)> {
         .await?,
     ))
 }
+
+/// When the last row so far was stored (Unix seconds): the latest
+/// `ingested_at` over both raw tables; 0 when both are empty.
+pub async fn last_ingested(store: &Store) -> Result<i64> {
+    let mut latest = 0;
+    for table in ["contact_events", "satisfaction_responses"] {
+        let sql = format!("SELECT toUInt64(toUInt32(max(ingested_at))) AS n FROM {table}");
+        latest = latest.max(count(store, &sql).await?);
+    }
+    Ok(i64::try_from(latest)?)
+}
+
+/// Waits until a pack may be as of `at`: the API refuses an as-of less than
+/// `settle_seconds` old.
+pub async fn await_settled(at: i64, settle_seconds: i64) {
+    let ready = at + settle_seconds + 1;
+    let wait = ready - chrono::Utc::now().timestamp();
+    if let Ok(seconds) = u64::try_from(wait) {
+        tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+    }
+}
+
+/// Waits until at least `expected` distinct contact events are stored
+/// (raw, id index and rollup alike), with the `logs` of the replicas on failure.
+pub async fn await_stored(
+    store: &Store,
+    expected: u64,
+    timeout: std::time::Duration,
+    logs: &[&crate::process::IngestProcess],
+) -> Result<()> {
+    crate::eventually(
+        &format!("{expected} contact events stored"),
+        timeout,
+        || async { Ok((contact_totals(store).await?.settled() >= expected).then_some(())) },
+    )
+    .await
+    .map_err(|error| {
+        let logs: Vec<String> = logs.iter().map(|process| process.log_tail()).collect();
+        error.context(logs.join("\n"))
+    })
+}

@@ -4,7 +4,7 @@
 //! names, so a section that drifts from it fails the service's start.
 
 use channelshift_api::config::ServerLimits;
-use channelshift_ingest::config::IngestConfig;
+use channelshift_ingest::config::{IngestConfig, KafkaConfig};
 use channelshift_store::ClickHouseConfig;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -60,6 +60,38 @@ pub struct KafkaSection {
     pub assignment_strategy: String,
 }
 
+impl From<&KafkaConfig> for KafkaSection {
+    fn from(kafka: &KafkaConfig) -> Self {
+        Self {
+            brokers: kafka.brokers.clone(),
+            group_id: kafka.group_id.clone(),
+            contact_topic: kafka.contact_topic.clone(),
+            satisfaction_topic: kafka.satisfaction_topic.clone(),
+            create_topics: kafka.create_topics,
+            partitions: kafka.partitions,
+            session_timeout_ms: kafka.session_timeout_ms,
+            prefetch_kbytes: kafka.prefetch_kbytes,
+            assignment_strategy: kafka.assignment_strategy.clone(),
+        }
+    }
+}
+
+/// `channelshift-ingest reconcile`'s file: the topics and the store to compare.
+#[derive(Serialize)]
+pub struct ReconcileFile {
+    pub kafka: KafkaSection,
+    pub clickhouse: ClickHouseSection,
+}
+
+impl From<&IngestConfig> for ReconcileFile {
+    fn from(config: &IngestConfig) -> Self {
+        Self {
+            kafka: (&config.kafka).into(),
+            clickhouse: (&config.clickhouse).into(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct BatchSection {
     pub max_rows: usize,
@@ -76,23 +108,12 @@ pub struct PrivacySection {
 
 impl From<&IngestConfig> for IngestFile {
     fn from(config: &IngestConfig) -> Self {
-        let kafka = &config.kafka;
         let batch = &config.batch;
         Self {
             listen: config.listen.to_string(),
             max_message_bytes: config.max_message_bytes,
             shutdown_timeout_ms: config.shutdown_timeout_ms,
-            kafka: KafkaSection {
-                brokers: kafka.brokers.clone(),
-                group_id: kafka.group_id.clone(),
-                contact_topic: kafka.contact_topic.clone(),
-                satisfaction_topic: kafka.satisfaction_topic.clone(),
-                create_topics: kafka.create_topics,
-                partitions: kafka.partitions,
-                session_timeout_ms: kafka.session_timeout_ms,
-                prefetch_kbytes: kafka.prefetch_kbytes,
-                assignment_strategy: kafka.assignment_strategy.clone(),
-            },
+            kafka: (&config.kafka).into(),
             clickhouse: (&config.clickhouse).into(),
             batch: BatchSection {
                 max_rows: batch.max_rows,

@@ -110,6 +110,34 @@ pub async fn await_committed(
     Ok(ends)
 }
 
+/// Waits until `group` has committed each of `topics` up to the end it has
+/// now (a partition never written needs no commit). Ingest commits only what
+/// it has stored or dead-lettered, so after this no row of what was produced
+/// is still on its way.
+pub async fn await_consumed(
+    brokers: &str,
+    group: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<()> {
+    for topic in topics {
+        let ends = end_offsets(brokers, topic)?;
+        crate::eventually(
+            &format!("{group} committed {topic} to its end"),
+            timeout,
+            || async {
+                let committed = committed_offsets(brokers, group, topic)?;
+                let done = ends
+                    .iter()
+                    .all(|(partition, &end)| end == 0 || committed.get(partition) == Some(&end));
+                Ok(done.then_some(()))
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// The group's committed offset per partition of `topic` (-1001 when none).
 pub fn committed_offsets(brokers: &str, group: &str, topic: &str) -> Result<BTreeMap<i32, i64>> {
     let consumer = consumer(brokers, group)?;

@@ -593,8 +593,10 @@ fn hold_connection(
     address: SocketAddr,
     bytes: &'static [u8],
     give_up: Duration,
+    connected: &std::sync::atomic::AtomicUsize,
 ) -> Result<Duration> {
     let mut stream = std::net::TcpStream::connect(address)?;
+    connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     stream.set_read_timeout(Some(Duration::from_secs(1)))?;
     let started = Instant::now();
     let mut buffer = [0u8; 1024];
@@ -641,6 +643,7 @@ async fn slow_and_idle_clients_are_cut_off_while_others_are_served() -> Result<(
 
     // Many slowloris connections and idle ones at once.
     let address = api.address;
+    let connected = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut held = Vec::new();
     for client in 0..100 {
         let bytes: &'static [u8] = if client % 2 == 0 {
@@ -648,12 +651,21 @@ async fn slow_and_idle_clients_are_cut_off_while_others_are_served() -> Result<(
         } else {
             b""
         };
+        let connected = connected.clone();
         held.push(tokio::task::spawn_blocking(move || {
-            hold_connection(address, bytes, give_up)
+            hold_connection(address, bytes, give_up, &connected)
         }));
     }
-    // Let every slow client connect before the others are timed.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every slow client is connected before the others are timed.
+    eventually(
+        "the 100 slow and idle clients connected",
+        Duration::from_secs(10),
+        || async {
+            let count = connected.load(std::sync::atomic::Ordering::SeqCst);
+            Ok((count == 100).then_some(()))
+        },
+    )
+    .await?;
 
     // Meanwhile everyone else is served, promptly.
     let client = reqwest::Client::new();

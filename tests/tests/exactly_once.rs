@@ -3,10 +3,12 @@
 //! and the rollup equal one clean delivery of each unique event.
 
 use anyhow::Result;
-use channelshift_store::Store;
-use channelshift_tests::checks::{contact_totals, satisfaction_totals, ContactTotals};
+use channelshift_tests::checks::{
+    await_stored, contact_totals, satisfaction_totals, ContactTotals,
+};
 use channelshift_tests::kafka::{
-    await_committed, committed_offsets, produce_all, read_topic, reset_offsets_to_start,
+    await_committed, await_consumed, committed_offsets, produce_all, read_topic,
+    reset_offsets_to_start,
 };
 use channelshift_tests::process::IngestProcess;
 use channelshift_tests::{
@@ -16,24 +18,6 @@ use std::time::Duration;
 
 const CONSUMED: &str = "channelshift_ingest_messages_consumed_total";
 const DUPLICATES: &str = "channelshift_ingest_duplicates_skipped_total";
-
-async fn await_stored(
-    store: &Store,
-    expected: u64,
-    timeout: Duration,
-    logs: &[&IngestProcess],
-) -> Result<()> {
-    eventually(
-        &format!("{expected} contact events stored"),
-        timeout,
-        || async { Ok((contact_totals(store).await?.settled() >= expected).then_some(())) },
-    )
-    .await
-    .map_err(|error| {
-        let logs: Vec<String> = logs.iter().map(|p| p.log_tail()).collect();
-        error.context(logs.join("\n"))
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_id_sent_again_later_is_counted_once() -> Result<()> {
@@ -178,11 +162,18 @@ async fn ingest_killed_in_the_middle_of_batches_loses_nothing_and_counts_nothing
     let mut fast = scope.ingest_config();
     fast.batch.max_rows = 500;
     fast.batch.max_wait_ms = 100;
+    // The last chunk waits until after the last kill, so both kills fall
+    // while events still flow.
+    let last_chunk = std::sync::Arc::new(tokio::sync::Notify::new());
     let flow = {
         let producer = producer.clone();
         let topic = scope.contact_topic.clone();
+        let last_chunk = last_chunk.clone();
         tokio::spawn(async move {
             for chunk in 0..20 {
+                if chunk == 19 {
+                    last_chunk.notified().await;
+                }
                 let start = 3_000 + chunk * 1_000;
                 produce_all(
                     &producer,
@@ -208,10 +199,25 @@ async fn ingest_killed_in_the_middle_of_batches_loses_nothing_and_counts_nothing
         ingest.kill()?;
     }
     let flowing_at_last_kill = !flow.is_finished();
+    last_chunk.notify_one();
     flow.await??;
+    assert!(
+        flowing_at_last_kill,
+        "the events stopped before the last kill"
+    );
+    assert!(
+        stored_at_kills.iter().all(|&rows| rows < 23_000),
+        "a kill came after everything was stored: {stored_at_kills:?}"
+    );
     let ingest = IngestProcess::ingest("sigkill-4", fast).await?;
     await_stored(&store, 23_000, Duration::from_secs(120), &[&ingest]).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    await_consumed(
+        &scope.stack.kafka_brokers,
+        &scope.group_id,
+        &[&scope.contact_topic],
+        Duration::from_secs(60),
+    )
+    .await?;
     assert_eq!(
         contact_totals(&store).await?,
         ContactTotals::exactly(23_000)
@@ -261,7 +267,14 @@ async fn replicas_rebalancing_while_events_flow_count_each_event_once() -> Resul
         })
     };
     let mut first = IngestProcess::ingest("rebalance-a", holding).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A holds messages it has not written when B joins.
+    eventually(
+        "replica A holds unwritten messages",
+        Duration::from_secs(60),
+        || async { Ok((first.metric(CONSUMED, &[]).await? > 0.0).then_some(())) },
+    )
+    .await
+    .map_err(|error| error.context(first.log_tail()))?;
     let second = IngestProcess::ingest("rebalance-b", config.clone()).await?;
     // Released once the revoke's `recv` returns, which may be a moment after the callback.
     let first_released = eventually(
@@ -287,6 +300,10 @@ async fn replicas_rebalancing_while_events_flow_count_each_event_once() -> Resul
     .await
     .map_err(|error| error.context(format!("{}\n{}", first.log_tail(), second.log_tail())))?;
     // The first replica leaves while events still flow; the second takes all.
+    assert!(
+        !flow.is_finished(),
+        "the events stopped before replica A left"
+    );
     first.signal("TERM")?;
     assert!(
         first.wait(Duration::from_secs(30)).await?.is_some(),
@@ -294,18 +311,18 @@ async fn replicas_rebalancing_while_events_flow_count_each_event_once() -> Resul
     );
     flow.await??;
     await_stored(&store, 30_000, Duration::from_secs(120), &[&second]).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    await_consumed(
+        &scope.stack.kafka_brokers,
+        &scope.group_id,
+        &[&scope.contact_topic, &scope.satisfaction_topic],
+        Duration::from_secs(60),
+    )
+    .await
+    .map_err(|error| error.context(second.log_tail()))?;
     assert_eq!(
         contact_totals(&store).await?,
         ContactTotals::exactly(30_000)
     );
-    eventually(
-        "10,000 responses stored",
-        Duration::from_secs(60),
-        || async { Ok((satisfaction_totals(&store).await? == (10_000, 10_000)).then_some(())) },
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(satisfaction_totals(&store).await?, (10_000, 10_000));
     let second_inserted = second
         .metric("channelshift_ingest_rows_inserted_total", &[])

@@ -14,6 +14,7 @@ use channelshift_store::{Checkpoint, Store};
 use channelshift_tests::broker::PrivateBroker;
 use channelshift_tests::checks::{contact_totals, satisfaction_totals, ContactTotals};
 use channelshift_tests::clickhouse::{migrated_store, PrivateClickHouse};
+use channelshift_tests::config_file::{toml_text, ReconcileFile};
 use channelshift_tests::kafka::{await_committed, committed_offsets, produce_all, read_topic};
 use channelshift_tests::process::{ingest_binary, IngestProcess};
 use channelshift_tests::{
@@ -21,7 +22,6 @@ use channelshift_tests::{
     Scope,
 };
 use rdkafka::producer::FutureProducer;
-use secrecy::ExposeSecret;
 use std::time::{Duration, Instant};
 
 const INSERTED: &str = "channelshift_ingest_rows_inserted_total";
@@ -97,20 +97,49 @@ fn valid_in(range: std::ops::Range<usize>, every: usize) -> u64 {
     range.filter(|i| i % every != every - 1).count() as u64
 }
 
+/// A producer task (`steady_flow`) that keeps its last chunk until
+/// [`Flow::finish`], so every fault a test makes before that happens while
+/// events are still being produced.
+struct Flow {
+    task: tokio::task::JoinHandle<Result<()>>,
+    last_chunk: std::sync::Arc<tokio::sync::Notify>,
+    /// Messages in the last chunk, held back until `finish`.
+    held: std::ops::Range<usize>,
+}
+
+impl Flow {
+    fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// Lets the last chunk go and waits until it is produced.
+    async fn finish(self) -> Result<()> {
+        self.last_chunk.notify_one();
+        self.task.await?
+    }
+}
+
 /// Produces `messages` in chunks spread over about `over`, re-sending the
-/// first 200 ids of every fifth chunk (a producer's retries), from a task.
+/// first 200 ids of every fifth chunk (a producer's retries), from a task;
+/// the last chunk waits for [`Flow::finish`].
 fn steady_flow(
     producer: FutureProducer,
     topic: String,
     messages: Vec<(String, Vec<u8>)>,
     chunk: usize,
     over: Duration,
-) -> tokio::task::JoinHandle<Result<()>> {
-    tokio::spawn(async move {
-        let chunks = messages.len().div_ceil(chunk).max(1);
+) -> Flow {
+    let last_chunk = std::sync::Arc::new(tokio::sync::Notify::new());
+    let chunks = messages.len().div_ceil(chunk).max(1);
+    let held = (chunks - 1) * chunk..messages.len();
+    let release = last_chunk.clone();
+    let task = tokio::spawn(async move {
         let pause = over / chunks as u32;
         let started = Instant::now();
         for (n, part) in messages.chunks(chunk).enumerate() {
+            if n + 1 == chunks {
+                release.notified().await;
+            }
             produce_all(&producer, &topic, part).await?;
             if n % 5 == 4 {
                 produce_all(&producer, &topic, &part[..part.len().min(200)]).await?;
@@ -119,7 +148,12 @@ fn steady_flow(
             tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
         }
         Ok(())
-    })
+    });
+    Flow {
+        task,
+        last_chunk,
+        held,
+    }
 }
 
 /// Waits until ClickHouse has at least `expected` contacts, then until the
@@ -308,21 +342,7 @@ async fn reconcile_finds_missing_and_duplicated_events_and_exits_non_zero() -> R
 
     // The command says the same, in a table, with exit code 2.
     let file = std::env::temp_dir().join(format!("reconcile-{}.toml", scope.database));
-    let quoted = |value: &str| serde_json::Value::String(value.into()).to_string();
-    std::fs::write(
-        &file,
-        format!(
-            "[kafka]\nbrokers = {}\ncontact_topic = {}\nsatisfaction_topic = {}\n\n\
-             [clickhouse]\nurl = {}\nuser = {}\npassword = {}\ndatabase = {}\n",
-            quoted(&config.kafka.brokers),
-            quoted(&config.kafka.contact_topic),
-            quoted(&config.kafka.satisfaction_topic),
-            quoted(&config.clickhouse.url),
-            quoted(&config.clickhouse.user),
-            quoted(config.clickhouse.password.expose_secret()),
-            quoted(&config.clickhouse.database),
-        ),
-    )?;
+    std::fs::write(&file, toml_text(&ReconcileFile::from(&config)))?;
     let mut command = std::process::Command::new(ingest_binary()?);
     command
         .args(["reconcile", "--from-beginning", "--config"])
@@ -416,6 +436,8 @@ async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing(
     );
     let started = Instant::now();
     let valid = valid_in(0..events, every);
+    // What can be stored before the flow's last chunk is let go.
+    let reachable = valid - valid_in(flow.held.clone(), every);
     let store = Store::connect(&config.clickhouse).await?;
     let mut kills = Vec::new();
     for kill in 1..=10u64 {
@@ -424,16 +446,16 @@ async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing(
         // after that point.
         let name = format!("sigkill-ten-{kill}");
         let ingest = IngestProcess::ingest(&name, config.clone()).await?;
-        let progress = valid * kill / 11;
+        let progress = reachable * kill / 11;
         eventually(
             &format!("{name} writes, and the rows pass {progress}"),
             Duration::from_secs(if full_size() { 600 } else { 120 }),
             || async {
                 let writing = ingest.metric(INSERTED, &[]).await? > 0.0;
                 let rows = raw_rows(&store).await?;
-                // When the flow has ended and the replica before wrote it all,
-                // this one has nothing to write: it is killed idle.
-                Ok(((writing && rows >= progress) || rows >= valid).then_some(()))
+                // When the replica before wrote all there is so far, this one
+                // has nothing to write: it is killed idle.
+                Ok(((writing && rows >= progress) || rows >= reachable).then_some(()))
             },
         )
         .await
@@ -453,8 +475,12 @@ async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing(
         ))
         .await;
     }
-    let flowing_at_last_kill = !flow.is_finished();
-    flow.await??;
+    let flowing_at_last_kill = flow.is_running();
+    assert!(
+        flowing_at_last_kill,
+        "the flow ended before the last kill: {kills:.1?}"
+    );
+    flow.finish().await?;
     let last = IngestProcess::ingest("sigkill-ten-last", config.clone()).await?;
     let timeout = Duration::from_secs(if full_size() { 1_200 } else { 180 });
     reconciled_exactly(&config, valid, events as u64 - valid, timeout, &[&last]).await?;
@@ -527,7 +553,8 @@ async fn clickhouse_killed_mid_insert_and_restarted_loses_and_doubles_nothing() 
         .await
         .map_err(|error| error.context(ingest.log_tail()))?;
     }
-    flow.await??;
+    anyhow::ensure!(flow.is_running(), "the flow ended before the last kill");
+    flow.finish().await?;
     let valid = valid_in(0..events, every);
     let timeout = Duration::from_secs(if full_size() { 600 } else { 120 });
     let half_written = rebuild_if_half_written(&ingest, &config, valid, timeout).await?;
@@ -571,10 +598,15 @@ async fn clickhouse_away_under_load_pauses_ingest_and_loses_nothing() -> Result<
     })
     .await?;
     tokio::time::sleep(away.saturating_sub(down.elapsed())).await;
-    let produced_while_down = !flow.is_finished();
+    let produced_while_down = flow.is_running();
     clickhouse.restart().await?;
     let back = Instant::now();
-    flow.await??;
+    flow.finish().await?;
+    assert!(
+        produced_while_down,
+        "the flow ended while ClickHouse was away"
+    );
+    assert!(back - down >= away, "ClickHouse was away {:?}", back - down);
     let valid = valid_in(0..events, every);
     let timeout = Duration::from_secs(if full_size() { 600 } else { 180 });
     let half_written = rebuild_if_half_written(&ingest, &config, valid, timeout).await?;
@@ -606,11 +638,16 @@ async fn broker_restarted_mid_run_loses_and_doubles_nothing() -> Result<()> {
     let ingest = start_working("broker-restart", config.clone(), Duration::from_secs(90)).await?;
     tokio::time::sleep(moments.between(Duration::from_secs(1), Duration::from_secs(6))).await;
     let inserted_before = ingest.metric(INSERTED, &[]).await?;
+    let flowing_at_kill = flow.is_running();
     broker.kill()?;
     let away = moments.between(Duration::from_secs(3), Duration::from_secs(10));
     tokio::time::sleep(away).await;
     broker.restart().await?;
-    flow.await??;
+    flow.finish().await?;
+    assert!(
+        flowing_at_kill,
+        "the flow ended before the broker was killed"
+    );
     let valid = valid_in(0..events, every);
     let reconciled = reconciled_exactly(
         &config,
@@ -781,7 +818,7 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
     let mut second = start_working("scale-b", config.clone(), Duration::from_secs(60)).await?;
     let mut third = start_working("scale-c", config.clone(), Duration::from_secs(60)).await?;
     // Each of the three holds partitions and has written rows of them.
-    let scaled_up_flowing = !contact_flow.is_finished();
+    let scaled_up_flowing = contact_flow.is_running();
     for replica in [&mut second, &mut third] {
         replica.signal("TERM")?;
         let status = replica.wait(Duration::from_secs(30)).await?;
@@ -791,9 +828,13 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
             replica.log_tail()
         );
     }
-    let scaled_down_flowing = !contact_flow.is_finished();
-    contact_flow.await??;
-    response_flow.await??;
+    let scaled_down_flowing = contact_flow.is_running();
+    assert!(
+        scaled_up_flowing && scaled_down_flowing,
+        "events flowed while scaling up ({scaled_up_flowing}) and down ({scaled_down_flowing})"
+    );
+    contact_flow.finish().await?;
+    response_flow.finish().await?;
     let valid = valid_in(0..contacts, every);
     let report = reconciled_exactly(
         &config,

@@ -6,7 +6,9 @@ use anyhow::Result;
 use channelshift_tests::broker::PrivateBroker;
 use channelshift_tests::checks::{contact_totals, ContactTotals};
 use channelshift_tests::clickhouse::{migrated_store, PrivateClickHouse};
-use channelshift_tests::kafka::{committed_offsets, end_offsets, produce_all, read_topic};
+use channelshift_tests::kafka::{
+    await_consumed, committed_offsets, end_offsets, produce_all, read_topic,
+};
 use channelshift_tests::process::IngestProcess;
 use channelshift_tests::{contact_events, create_topics, eventually, producer, Scope};
 use std::time::{Duration, Instant};
@@ -221,7 +223,13 @@ async fn ingest_reconnects_when_the_broker_comes_back() -> Result<()> {
     )
     .await
     .map_err(|error| error.context(ingest.log_tail()))?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    await_consumed(
+        &scope.stack.kafka_brokers,
+        &scope.group_id,
+        &[&scope.contact_topic],
+        Duration::from_secs(30),
+    )
+    .await?;
     assert_eq!(contact_totals(&store).await?, ContactTotals::exactly(2_000));
     eventually("readiness green", Duration::from_secs(30), || async {
         Ok((ingest.readiness().await? == 200).then_some(()))

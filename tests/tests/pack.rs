@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use channelshift_api::config::KpiSettings;
-use channelshift_tests::checks::contact_totals;
+use channelshift_tests::checks::{await_settled, contact_totals, last_ingested};
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::{
     contact_events, create_topics, eventually, producer, start_api_with, start_ingest, Scope,
@@ -96,7 +96,8 @@ async fn a_pack_matches_the_api_withholds_small_counts_and_regenerates_identical
         },
     )
     .await?;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The default as-of (3 s ago) then covers every row stored so far.
+    await_settled(last_ingested(&store).await?, 3).await;
     let client = reqwest::Client::new();
     let pack_url =
         format!("{api}/api/v1/exports/pack?council={COUNCIL}&period=quarter&date=2025-05-15");
@@ -166,7 +167,7 @@ async fn a_pack_matches_the_api_withholds_small_counts_and_regenerates_identical
         Ok((contact_totals(&store).await?.settled() >= 1_444).then_some(()))
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    await_settled(last_ingested(&store).await?, 3).await;
     let again = get(&client, &format!("{pack_url}&as_of={as_of}")).await?;
     assert_eq!(again, first, "same as-of, same bytes");
     let now = get(&client, &pack_url).await?;

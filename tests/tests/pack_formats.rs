@@ -16,7 +16,9 @@ use channelshift_api::config::{Baseline, KpiSettings, UnitCostEntry};
 use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::rag::{Polarity, Target};
 use channelshift_simulator::{Generator, Scenario};
-use channelshift_tests::checks::contact_totals;
+use channelshift_tests::checks::{
+    await_settled, contact_totals, last_ingested, satisfaction_totals,
+};
 use channelshift_tests::config_file::{
     toml_text, ApiFile, AuthSection, KpiSection, Meeting, PacksSection, Span,
 };
@@ -475,9 +477,17 @@ async fn every_format_holds_the_apis_figures_flags_restatements_and_is_accessibl
     let client = reqwest::Client::new();
 
     // The first pack's cut-off: everything so far. Then late calls for Q2.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let first_cut_off = chrono::Utc::now().timestamp();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    eventually(
+        "every response stored",
+        Duration::from_secs(120),
+        || async {
+            let (rows, _) = satisfaction_totals(&store).await?;
+            Ok((rows >= truth.satisfaction_responses).then_some(()))
+        },
+    )
+    .await?;
+    let first_cut_off = last_ingested(&store).await?;
+    await_settled(first_cut_off, 3).await;
     let pack =
         format!("{api}/api/v1/exports/pack?council={COUNCIL}&period=quarter&date={PACK_DATE}");
     let first_csv = String::from_utf8(
@@ -492,8 +502,8 @@ async fn every_format_holds_the_apis_figures_flags_restatements_and_is_accessibl
         Ok((contact_totals(&store).await?.settled() >= truth.contact_events + 300).then_some(()))
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let cut_off = chrono::Utc::now().timestamp() - 3;
+    let cut_off = last_ingested(&store).await?;
+    await_settled(cut_off, 3).await;
     let as_of = instant(cut_off);
     let query = format!(
         "{pack}&as_of={as_of}&previous_as_of={}",

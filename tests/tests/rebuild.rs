@@ -685,6 +685,7 @@ async fn contacts_inserted_while_their_month_is_rebuilt_are_counted_once() -> Re
         ReportLine(&report)
     );
 
+    assert!(written > 0, "nothing was written during the rebuild");
     assert_rollups_equal_their_view_over_raw(&store, &LAYOUTS[..2]).await?;
     // The writer did write into months being rebuilt, or the check above
     // proved little.

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use channelshift_simulator::{Faults, Generator, Scenario};
 use channelshift_tests::checks::contact_totals;
-use channelshift_tests::kafka::{produce_all, read_topic};
+use channelshift_tests::kafka::{await_consumed, produce_all, read_topic};
 use channelshift_tests::{
     create_topics, eventually, producer, simulated, start_api, start_ingest, Scope, API_TOKEN,
 };
@@ -96,7 +96,13 @@ async fn the_kpi_api_reports_exactly_what_the_simulator_produced() -> Result<()>
         },
     )
     .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    await_consumed(
+        &scope.stack.kafka_brokers,
+        &scope.group_id,
+        &[&scope.contact_topic, &scope.satisfaction_topic],
+        Duration::from_secs(120),
+    )
+    .await?;
 
     // Threshold 0: nothing suppressed, so every count can be compared.
     let (api, server) = start_api(&scope, 0).await?;
