@@ -9,6 +9,7 @@ mod probe;
 mod process;
 mod report;
 mod stack;
+mod suite;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -150,12 +151,16 @@ fn test(extra: &[String]) -> Result<ExitCode> {
         stack.down(Some(&started))?;
         bail!("building the service binaries failed");
     }
-    let status = Command::new(&cargo)
+    let mut cargo_test = Command::new(&cargo);
+    cargo_test
         .args(["test", "--workspace", "--all-targets"])
-        .args(extra)
-        .envs(stack.env_vars())
-        .status()
-        .context("running cargo test")?;
+        .envs(stack.env_vars());
+    // Every test binary runs, so one failure does not hide the next.
+    if !extra.iter().any(|arg| arg == "--no-fail-fast") {
+        cargo_test.arg("--no-fail-fast");
+    }
+    cargo_test.args(extra);
+    let (status, failures) = suite::run(cargo_test)?;
     if let Err(error) = stack.down(Some(&started)) {
         eprintln!("xtask: stopping the test stack: {error:#}");
     }
@@ -165,6 +170,9 @@ fn test(extra: &[String]) -> Result<ExitCode> {
         _ => true,
     };
     let passed = status.success() && fuzzed;
+    if !failures.is_empty() {
+        print!("{}", failures.summary());
+    }
     println!(
         "cargo xtask test finished in {:.1}s: {}",
         clock.elapsed().as_secs_f64(),
