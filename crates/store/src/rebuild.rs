@@ -22,8 +22,11 @@
 //! twice (read with the month, its view row written after the swap). So each
 //! month is checked after its swap: the INSERTs into the raw table that were
 //! running when the month was first counted (seen in `system.processes`) must
-//! have finished, the raw rows of the month's UTC window must not have changed,
-//! and the rollup's month must hold exactly the rows computed. Otherwise the
+//! have finished, and so must the merges of the rollup's month running at the
+//! swap (on 18.16 a merge of replaced parts that ends after the swap adds its
+//! part back, "Obsolete part added"); the raw rows of the month's UTC window
+//! must not have changed, and the rollup's month must hold exactly the rows
+//! computed. Otherwise the
 //! month is computed again, after a short pause; after [`MONTH_ATTEMPTS`]
 //! tries the rebuild stops with an error naming the month, which may then be
 //! wrong until the rebuild is run again (when ingest is quieter).
@@ -399,9 +402,16 @@ impl Store {
                 .await?;
             // Their view rows, if written after the swap, show in `published`.
             self.await_queries(&inserting, rollup, month).await?;
+            // A merge of the month's old parts that was running at the swap
+            // can still commit its result on 18.16 ("Obsolete part added"),
+            // which brings the old rows back beside the new: it shows in
+            // `published` once those merges are over.
+            let merges_over = self.await_merges(rollup, month).await?;
             let published = count(&published_rows, &[month.yyyymm()]).await?;
             let raw_after = count(&raw_in_window, &[from, to]).await?;
-            last = if raw_before != raw_after {
+            last = if !merges_over {
+                "a merge of the month's replaced parts was still running".to_string()
+            } else if raw_before != raw_after {
                 format!(
                     "raw rows arrived meanwhile: {raw_before} then {raw_after} in its UTC window"
                 )
@@ -470,6 +480,56 @@ impl Store {
             self.pause(INSERT_POLL_SECONDS).await?;
         }
         Ok(())
+    }
+
+    /// Returns once the merges of `month` in `rollup`'s table that are running
+    /// now have finished (merges that start later see only current parts);
+    /// false if one still runs after [`INSERT_WAIT_LIMIT`].
+    async fn await_merges(
+        &self,
+        rollup: &'static Rollup,
+        month: Month,
+    ) -> Result<bool, RebuildError> {
+        #[derive(Row, Deserialize)]
+        struct Merge {
+            result_part_name: String,
+        }
+        let running = self
+            .client
+            .query(
+                "SELECT result_part_name FROM system.merges \
+                 WHERE database = currentDatabase() AND table = ? AND partition_id = ?",
+            )
+            .bind(rollup.table)
+            .bind(month.yyyymm().to_string())
+            .fetch_all::<Merge>()
+            .await?;
+        let parts: Vec<String> = running
+            .into_iter()
+            .map(|merge| merge.result_part_name)
+            .collect();
+        let started = Instant::now();
+        while !parts.is_empty() {
+            let still = self
+                .client
+                .query(
+                    "SELECT count() AS n FROM system.merges \
+                     WHERE database = currentDatabase() AND table = ? AND has(?, result_part_name)",
+                )
+                .bind(rollup.table)
+                .bind(&parts)
+                .fetch_one::<Count>()
+                .await?
+                .n;
+            if still == 0 {
+                break;
+            }
+            if started.elapsed() > INSERT_WAIT_LIMIT {
+                return Ok(false);
+            }
+            self.pause(INSERT_POLL_SECONDS).await?;
+        }
+        Ok(true)
     }
 
     /// Waits between checks (at most 3 s at a time).
