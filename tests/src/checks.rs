@@ -118,3 +118,69 @@ pub async fn await_stored(
         error.context(logs.join("\n"))
     })
 }
+
+/// What a load should leave in ClickHouse, counted from the start: distinct
+/// contact events and satisfaction responses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub contacts: u64,
+    pub responses: u64,
+}
+
+/// Produces `contacts` and `responses` on the scope's topics and waits until
+/// every table the API reads holds exactly `stored`: the raw rows, the id
+/// index, and the rollups the materialized views fill just after the raw rows
+/// become visible. Ingest must be running; returns the store once it has
+/// created the tables.
+pub async fn load_and_wait(
+    scope: &crate::Scope,
+    contacts: &[(String, Vec<u8>)],
+    responses: &[(String, Vec<u8>)],
+    stored: Stored,
+    timeout: std::time::Duration,
+) -> Result<Store> {
+    let producer = crate::producer(scope)?;
+    crate::kafka::produce_all(&producer, &scope.contact_topic, contacts).await?;
+    crate::kafka::produce_all(&producer, &scope.satisfaction_topic, responses).await?;
+    let store = crate::eventually(
+        "ingest connects and migrates",
+        std::time::Duration::from_secs(60),
+        || async { Ok(scope.store().await.ok()) },
+    )
+    .await?;
+    crate::eventually(
+        &format!("{stored:?} stored and rolled up"),
+        timeout,
+        || async { holds(&store, stored).await },
+    )
+    .await?;
+    Ok(store)
+}
+
+/// `Some` when every table holds `stored`; an error names the first that
+/// does not, which `eventually` reports if it never does.
+async fn holds(store: &Store, stored: Stored) -> Result<Option<()>> {
+    let totals = contact_totals(store).await?;
+    anyhow::ensure!(
+        totals == ContactTotals::exactly(stored.contacts),
+        "contacts {totals:?}, expected {}",
+        stored.contacts
+    );
+    let by_area = count(
+        store,
+        "SELECT toUInt64(sum(contacts)) AS n FROM contact_area_daily",
+    )
+    .await?;
+    anyhow::ensure!(
+        by_area == stored.contacts,
+        "contact_area_daily holds {by_area} of {}",
+        stored.contacts
+    );
+    let responses = satisfaction_totals(store).await?;
+    anyhow::ensure!(
+        responses == (stored.responses, stored.responses),
+        "responses (rows, rollup) {responses:?}, expected {}",
+        stored.responses
+    );
+    Ok(Some(()))
+}

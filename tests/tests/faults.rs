@@ -39,11 +39,7 @@ fn full_size() -> bool {
 /// the heartbeat back 3.5 s). Apache Kafka has no such state; with Tansu the
 /// session must outlast the broker's slowest answer.
 fn broker_session_timeout_ms(ci: u32) -> u32 {
-    if full_size() {
-        30_000
-    } else {
-        ci
-    }
+    scaled(ci, 30_000)
 }
 
 /// A small deterministic generator for the random moments (xorshift64*).
@@ -289,19 +285,157 @@ async fn start_working(
     }
 }
 
+/// A steady-flow fault test: its own broker, names on it, ingest settings
+/// for many small batches, the test's random moments, and the contacts
+/// `ev-0..events` with one in `every` invalid.
+struct FaultRun {
+    broker: PrivateBroker,
+    scope: Scope,
+    config: IngestConfig,
+    moments: Moments,
+    events: usize,
+    every: usize,
+}
+
+impl FaultRun {
+    async fn new(test: &str, events: usize, every: usize) -> Result<Self> {
+        let moments = Moments::new(test);
+        let (broker, scope) = private_stack(test).await?;
+        let config = flow_config(&scope);
+        Ok(Self {
+            broker,
+            scope,
+            config,
+            moments,
+            events,
+            every,
+        })
+    }
+
+    /// Ingest stores on `clickhouse` instead of the shared server.
+    fn store_on(&mut self, clickhouse: &PrivateClickHouse) {
+        self.config.clickhouse = clickhouse.config(&self.scope.database);
+    }
+
+    /// Starts producing the contacts, `chunk` at a time over about `over`.
+    fn flow(&self, chunk: usize, over: Duration) -> Result<Flow> {
+        Ok(steady_flow(
+            producer(&self.scope)?,
+            self.scope.contact_topic.clone(),
+            contacts_with_bad("ev", 0..self.events, self.every),
+            chunk,
+            over,
+        ))
+    }
+
+    /// Valid contacts among `range` of the flow's.
+    fn valid_in(&self, range: std::ops::Range<usize>) -> u64 {
+        valid_in(range, self.every)
+    }
+
+    /// Starts a replica and waits until it has written rows.
+    async fn start_working(&self, name: &str) -> Result<IngestProcess> {
+        start_working(name, self.config.clone(), Duration::from_secs(90)).await
+    }
+
+    /// Lets the flow's last chunk go, rebuilds the rollups when `rebuild` and
+    /// the first of `replicas` met half-written rows, and waits until the
+    /// reconciliation is exact: every valid contact stored once, every bad one
+    /// dead-lettered. Returns the report and how many ids were half written.
+    async fn settle(
+        &self,
+        flow: Flow,
+        replicas: &[&IngestProcess],
+        rebuild: Rebuild,
+        timeout: Duration,
+    ) -> Result<(Report, f64)> {
+        flow.finish().await?;
+        let valid = self.valid_in(0..self.events);
+        let half_written = match (rebuild, replicas.first()) {
+            (Rebuild::IfHalfWritten, Some(replica)) => {
+                rebuild_if_half_written(replica, &self.config, valid, timeout).await?
+            }
+            _ => 0.0,
+        };
+        let dead = self.events as u64 - valid;
+        let report = reconciled_exactly(&self.config, valid, dead, timeout, replicas).await?;
+        Ok((report, half_written))
+    }
+}
+
+/// A test's own broker with one replica running and a first load stored:
+/// the contacts `ev-0..events`, one in `every` invalid, reconciled exactly.
+struct Loaded {
+    /// Bound by name where a test takes the fields apart: the broker stops
+    /// when this is dropped.
+    _broker: PrivateBroker,
+    scope: Scope,
+    config: IngestConfig,
+    producer: FutureProducer,
+    ingest: IngestProcess,
+}
+
+impl Loaded {
+    /// Stores on `clickhouse` when given, else on the shared server.
+    async fn start(
+        test: &str,
+        clickhouse: Option<&PrivateClickHouse>,
+        events: usize,
+        every: usize,
+    ) -> Result<Self> {
+        let (broker, scope) = private_stack(test).await?;
+        let mut config = scope.ingest_config();
+        if let Some(clickhouse) = clickhouse {
+            config.clickhouse = clickhouse.config(&scope.database);
+        }
+        let producer = producer(&scope)?;
+        let ingest = IngestProcess::ingest(test, config.clone()).await?;
+        produce_all(
+            &producer,
+            &scope.contact_topic,
+            &contacts_with_bad("ev", 0..events, every),
+        )
+        .await?;
+        let valid = valid_in(0..events, every);
+        let dead = events as u64 - valid;
+        reconciled_exactly(&config, valid, dead, Duration::from_secs(60), &[&ingest]).await?;
+        Ok(Self {
+            _broker: broker,
+            scope,
+            config,
+            producer,
+            ingest,
+        })
+    }
+}
+
+/// Whether a fault test rebuilds the rollups after ClickHouse lost an
+/// INSERT's views, as ingest's log tells an operator to.
+#[derive(Clone, Copy)]
+enum Rebuild {
+    Never,
+    IfHalfWritten,
+}
+
+/// CI's `ci` or the issue's `full` size, by `CHANNELSHIFT_FULL`.
+fn scaled<T>(ci: T, full: T) -> T {
+    if full_size() {
+        full
+    } else {
+        ci
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_finds_missing_and_duplicated_events_and_exits_non_zero() -> Result<()> {
-    let (_broker, scope) = private_stack("reconcile").await?;
-    let producer = producer(&scope)?;
-    let config = scope.ingest_config();
-    let ingest = IngestProcess::ingest("reconcile", config.clone()).await?;
-    produce_all(
-        &producer,
-        &scope.contact_topic,
-        &contacts_with_bad("ev", 0..1_000, 100),
-    )
-    .await?;
-    let clean = reconciled_exactly(&config, 990, 10, Duration::from_secs(60), &[&ingest]).await?;
+    let Loaded {
+        scope,
+        config,
+        producer,
+        ingest,
+        _broker,
+    } = Loaded::start("reconcile", None, 1_000, 100).await?;
+    let clean = reconcile(&ReconcileConfig::from(&config), Span::FromBeginning).await?;
     let total = clean.topics[0].total();
     assert_eq!(
         (total.messages, total.stored, total.dead_lettered),
@@ -373,13 +507,13 @@ async fn reconcile_finds_missing_and_duplicated_events_and_exits_non_zero() -> R
 /// not from the topic's start: the new group reads only what came after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_consumer_group_resumes_from_the_clickhouse_checkpoints() -> Result<()> {
-    let (_broker, scope) = private_stack("new-group").await?;
-    let producer = producer(&scope)?;
-    let config = scope.ingest_config();
-    let mut old = IngestProcess::ingest("new-group-old", config.clone()).await?;
-    let first = contacts_with_bad("ev", 0..3_000, 100);
-    produce_all(&producer, &scope.contact_topic, &first).await?;
-    reconciled_exactly(&config, 2_970, 30, Duration::from_secs(60), &[&old]).await?;
+    let Loaded {
+        scope,
+        config,
+        producer,
+        ingest: mut old,
+        _broker,
+    } = Loaded::start("new-group", None, 3_000, 100).await?;
     old.signal("TERM")?;
     anyhow::ensure!(
         old.wait(Duration::from_secs(30)).await?.is_some(),
@@ -411,45 +545,34 @@ async fn a_new_consumer_group_resumes_from_the_clickhouse_checkpoints() -> Resul
 async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing() -> Result<()> {
     // Spread so that all ten kills, with the restart waits between them
     // (4 s each, 31 s at full size), fall while events are still produced.
-    let (events, over) = if full_size() {
-        (1_000_000, Duration::from_secs(720))
-    } else {
-        (60_000, Duration::from_secs(100))
-    };
-    let mut moments = Moments::new("sigkill-ten");
-    let (_broker, scope) = private_stack("sigkill-ten").await?;
-    let mut config = flow_config(&scope);
+    let (events, over) = scaled(
+        (60_000, Duration::from_secs(100)),
+        (1_000_000, Duration::from_secs(720)),
+    );
+    let mut run = FaultRun::new("sigkill-ten", events, 1_000).await?;
     // A killed replica holds its partitions until the broker gives up on it,
     // so a short session keeps the CI run short. At full size the broker
     // (SQLite, hundreds of MB) answers a heartbeat seconds late now and then,
     // and Tansu 0.6 never forms the group again after the leader's late
     // heartbeat (see `broker_session_timeout_ms`): the session must outlast
     // the broker's worst delay there.
-    config.kafka.session_timeout_ms = broker_session_timeout_ms(3_000);
-    let every = 1_000;
-    let flow = steady_flow(
-        producer(&scope)?,
-        scope.contact_topic.clone(),
-        contacts_with_bad("ev", 0..events, every),
-        5_000,
-        over,
-    );
+    run.config.kafka.session_timeout_ms = broker_session_timeout_ms(3_000);
+    let flow = run.flow(5_000, over)?;
     let started = Instant::now();
-    let valid = valid_in(0..events, every);
     // What can be stored before the flow's last chunk is let go.
-    let reachable = valid - valid_in(flow.held.clone(), every);
-    let store = Store::connect(&config.clickhouse).await?;
+    let reachable = run.valid_in(0..events) - run.valid_in(flow.held.clone());
+    let store = Store::connect(&run.config.clickhouse).await?;
     let mut kills = Vec::new();
     for kill in 1..=10u64 {
         // Kill k comes once k/11 of the events are stored and the replica is
         // writing, so all ten fall within the run, each at a random moment
         // after that point.
         let name = format!("sigkill-ten-{kill}");
-        let ingest = IngestProcess::ingest(&name, config.clone()).await?;
+        let ingest = IngestProcess::ingest(&name, run.config.clone()).await?;
         let progress = reachable * kill / 11;
         eventually(
             &format!("{name} writes, and the rows pass {progress}"),
-            Duration::from_secs(if full_size() { 600 } else { 120 }),
+            Duration::from_secs(scaled(120, 600)),
             || async {
                 let writing = ingest.metric(INSERTED, &[]).await? > 0.0;
                 let rows = raw_rows(&store).await?;
@@ -460,7 +583,11 @@ async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing(
         )
         .await
         .map_err(|error| error.context(ingest.log_tail()))?;
-        tokio::time::sleep(moments.between(Duration::ZERO, Duration::from_millis(1_500))).await;
+        tokio::time::sleep(
+            run.moments
+                .between(Duration::ZERO, Duration::from_millis(1_500)),
+        )
+        .await;
         let inserted = ingest.metric(INSERTED, &[]).await?;
         ingest.kill()?;
         kills.push((started.elapsed().as_secs_f64(), inserted));
@@ -471,7 +598,7 @@ async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing(
         // until that expires, and then was never assigned anything); Apache
         // Kafka handles both orders.
         tokio::time::sleep(Duration::from_millis(
-            u64::from(config.kafka.session_timeout_ms) + 1_000,
+            u64::from(run.config.kafka.session_timeout_ms) + 1_000,
         ))
         .await;
     }
@@ -480,17 +607,16 @@ async fn ingest_sigkilled_ten_times_at_random_moments_loses_and_doubles_nothing(
         flowing_at_last_kill,
         "the flow ended before the last kill: {kills:.1?}"
     );
-    flow.finish().await?;
-    let last = IngestProcess::ingest("sigkill-ten-last", config.clone()).await?;
-    let timeout = Duration::from_secs(if full_size() { 1_200 } else { 180 });
-    reconciled_exactly(&config, valid, events as u64 - valid, timeout, &[&last]).await?;
+    let last = IngestProcess::ingest("sigkill-ten-last", run.config.clone()).await?;
+    let timeout = Duration::from_secs(scaled(180, 1_200));
+    run.settle(flow, &[&last], Rebuild::Never, timeout).await?;
     eprintln!(
         "sigkill-ten: {events} events, killed at (s, rows the replica had inserted): {kills:.1?}; \
          still producing at the last kill: {flowing_at_last_kill}; exact after {:.0} s",
         started.elapsed().as_secs_f64()
     );
     drop(last);
-    scope.drop_database().await
+    run.scope.drop_database().await
 }
 
 /// True while ClickHouse is running an INSERT into a raw table.
@@ -509,25 +635,12 @@ async fn insert_in_flight(client: &reqwest::Client, url: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_killed_mid_insert_and_restarted_loses_and_doubles_nothing() -> Result<()> {
-    let (events, kills) = if full_size() {
-        (200_000, 10)
-    } else {
-        (30_000, 3)
-    };
-    let mut moments = Moments::new("clickhouse-kill");
+    let (events, kills) = scaled((30_000, 3), (200_000, 10));
     let mut clickhouse = PrivateClickHouse::start().await?;
-    let (_broker, scope) = private_stack("clickhouse-kill").await?;
-    let mut config = flow_config(&scope);
-    config.clickhouse = clickhouse.config(&scope.database);
-    let every = 500;
-    let flow = steady_flow(
-        producer(&scope)?,
-        scope.contact_topic.clone(),
-        contacts_with_bad("ev", 0..events, every),
-        2_500,
-        Duration::from_secs(kills * 8),
-    );
-    let ingest = start_working("clickhouse-kill", config.clone(), Duration::from_secs(90)).await?;
+    let mut run = FaultRun::new("clickhouse-kill", events, 500).await?;
+    run.store_on(&clickhouse);
+    let flow = run.flow(2_500, Duration::from_secs(kills * 8))?;
+    let ingest = run.start_working("clickhouse-kill").await?;
     let client = reqwest::Client::new();
     let mut caught = Vec::new();
     for _ in 0..kills {
@@ -543,7 +656,11 @@ async fn clickhouse_killed_mid_insert_and_restarted_loses_and_doubles_nothing() 
         }
         clickhouse.kill()?;
         caught.push(ingest.metric(INSERTED, &[]).await?);
-        tokio::time::sleep(moments.between(Duration::from_secs(1), Duration::from_secs(5))).await;
+        tokio::time::sleep(
+            run.moments
+                .between(Duration::from_secs(1), Duration::from_secs(5)),
+        )
+        .await;
         clickhouse.restart().await?;
         // The next kill interrupts a later batch, not a retry of this one.
         let stalled_at = *caught.last().expect("a kill was recorded");
@@ -554,11 +671,10 @@ async fn clickhouse_killed_mid_insert_and_restarted_loses_and_doubles_nothing() 
         .map_err(|error| error.context(ingest.log_tail()))?;
     }
     anyhow::ensure!(flow.is_running(), "the flow ended before the last kill");
-    flow.finish().await?;
-    let valid = valid_in(0..events, every);
-    let timeout = Duration::from_secs(if full_size() { 600 } else { 120 });
-    let half_written = rebuild_if_half_written(&ingest, &config, valid, timeout).await?;
-    reconciled_exactly(&config, valid, events as u64 - valid, timeout, &[&ingest]).await?;
+    let timeout = Duration::from_secs(scaled(120, 600));
+    let (_, half_written) = run
+        .settle(flow, &[&ingest], Rebuild::IfHalfWritten, timeout)
+        .await?;
     let errors = ingest
         .metric("channelshift_ingest_write_errors_total", &[])
         .await?;
@@ -573,22 +689,14 @@ async fn clickhouse_killed_mid_insert_and_restarted_loses_and_doubles_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_away_under_load_pauses_ingest_and_loses_nothing() -> Result<()> {
-    let away = Duration::from_secs(if full_size() { 120 } else { 20 });
+    let away = Duration::from_secs(scaled(20, 120));
     let rate = 1_000; // events a second, before, during and after the outage
     let events = rate * (away.as_secs() as usize + 20);
     let mut clickhouse = PrivateClickHouse::start().await?;
-    let (_broker, scope) = private_stack("clickhouse-away").await?;
-    let mut config = flow_config(&scope);
-    config.clickhouse = clickhouse.config(&scope.database);
-    let every = 500;
-    let flow = steady_flow(
-        producer(&scope)?,
-        scope.contact_topic.clone(),
-        contacts_with_bad("ev", 0..events, every),
-        1_000,
-        Duration::from_secs(events as u64 / rate as u64),
-    );
-    let ingest = start_working("clickhouse-away", config.clone(), Duration::from_secs(90)).await?;
+    let mut run = FaultRun::new("clickhouse-away", events, 500).await?;
+    run.store_on(&clickhouse);
+    let flow = run.flow(1_000, Duration::from_secs(events as u64 / rate as u64))?;
+    let ingest = run.start_working("clickhouse-away").await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     clickhouse.kill()?;
     let down = Instant::now();
@@ -601,16 +709,15 @@ async fn clickhouse_away_under_load_pauses_ingest_and_loses_nothing() -> Result<
     let produced_while_down = flow.is_running();
     clickhouse.restart().await?;
     let back = Instant::now();
-    flow.finish().await?;
     assert!(
         produced_while_down,
         "the flow ended while ClickHouse was away"
     );
     assert!(back - down >= away, "ClickHouse was away {:?}", back - down);
-    let valid = valid_in(0..events, every);
-    let timeout = Duration::from_secs(if full_size() { 600 } else { 180 });
-    let half_written = rebuild_if_half_written(&ingest, &config, valid, timeout).await?;
-    reconciled_exactly(&config, valid, events as u64 - valid, timeout, &[&ingest]).await?;
+    let timeout = Duration::from_secs(scaled(180, 600));
+    let (_, half_written) = run
+        .settle(flow, &[&ingest], Rebuild::IfHalfWritten, timeout)
+        .await?;
     eprintln!(
         "clickhouse-away: {events} events at {rate}/s; ClickHouse away {:.0} s after {inserted_before} \
          rows (still producing: {produced_while_down}); exact {:.0} s after it came back; \
@@ -623,45 +730,34 @@ async fn clickhouse_away_under_load_pauses_ingest_and_loses_nothing() -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restarted_mid_run_loses_and_doubles_nothing() -> Result<()> {
-    let events = if full_size() { 200_000 } else { 30_000 };
-    let mut moments = Moments::new("broker-restart");
-    let (mut broker, scope) = private_stack("broker-restart").await?;
-    let config = flow_config(&scope);
-    let every = 500;
-    let flow = steady_flow(
-        producer(&scope)?,
-        scope.contact_topic.clone(),
-        contacts_with_bad("ev", 0..events, every),
-        2_000,
-        Duration::from_secs(30),
-    );
-    let ingest = start_working("broker-restart", config.clone(), Duration::from_secs(90)).await?;
-    tokio::time::sleep(moments.between(Duration::from_secs(1), Duration::from_secs(6))).await;
+    let events = scaled(30_000, 200_000);
+    let mut run = FaultRun::new("broker-restart", events, 500).await?;
+    let flow = run.flow(2_000, Duration::from_secs(30))?;
+    let ingest = run.start_working("broker-restart").await?;
+    tokio::time::sleep(
+        run.moments
+            .between(Duration::from_secs(1), Duration::from_secs(6)),
+    )
+    .await;
     let inserted_before = ingest.metric(INSERTED, &[]).await?;
     let flowing_at_kill = flow.is_running();
-    broker.kill()?;
-    let away = moments.between(Duration::from_secs(3), Duration::from_secs(10));
+    run.broker.kill()?;
+    let away = run
+        .moments
+        .between(Duration::from_secs(3), Duration::from_secs(10));
     tokio::time::sleep(away).await;
-    broker.restart().await?;
-    flow.finish().await?;
+    run.broker.restart().await?;
     assert!(
         flowing_at_kill,
         "the flow ended before the broker was killed"
     );
-    let valid = valid_in(0..events, every);
-    let reconciled = reconciled_exactly(
-        &config,
-        valid,
-        events as u64 - valid,
-        Duration::from_secs(if full_size() { 600 } else { 120 }),
-        &[&ingest],
-    )
-    .await;
-    if let Err(error) = reconciled {
+    let timeout = Duration::from_secs(scaled(120, 600));
+    let settled = run.settle(flow, &[&ingest], Rebuild::Never, timeout).await;
+    if let Err(error) = settled {
         // Tell a message the broker lost from one ingest lost.
         let on_topic: std::collections::HashSet<String> = read_topic(
-            &scope.stack.kafka_brokers,
-            &scope.contact_topic,
+            &run.scope.stack.kafka_brokers,
+            &run.scope.contact_topic,
             events,
             Duration::from_secs(60),
         )?
@@ -683,33 +779,22 @@ async fn broker_restarted_mid_run_loses_and_doubles_nothing() -> Result<()> {
         away.as_secs_f64()
     );
     drop(ingest);
-    scope.drop_database().await
+    run.scope.drop_database().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insert_errors_are_retried_not_dead_lettered_and_hold_the_offsets() -> Result<()> {
     let clickhouse = PrivateClickHouse::start().await?;
-    let (_broker, scope) = private_stack("read-only").await?;
-    let brokers = scope.stack.kafka_brokers.clone();
-    let mut config = scope.ingest_config();
-    config.clickhouse = clickhouse.config(&scope.database);
-    let producer = producer(&scope)?;
     let every = 100;
-    produce_all(
-        &producer,
-        &scope.contact_topic,
-        &contacts_with_bad("ev", 0..2_000, every),
-    )
-    .await?;
-    let ingest = IngestProcess::ingest("read-only", config.clone()).await?;
+    let Loaded {
+        scope,
+        config,
+        producer,
+        ingest,
+        _broker,
+    } = Loaded::start("read-only", Some(&clickhouse), 2_000, every).await?;
+    let brokers = scope.stack.kafka_brokers.clone();
     let store = migrated_store(&config.clickhouse).await?;
-    eventually(
-        "the first 1,980 stored",
-        Duration::from_secs(60),
-        || async { Ok((contact_totals(&store).await?.settled() == 1_980).then_some(())) },
-    )
-    .await
-    .map_err(|error| error.context(ingest.log_tail()))?;
     let ends = await_committed(
         &brokers,
         &scope.group_id,
@@ -781,13 +866,9 @@ async fn insert_errors_are_retried_not_dead_lettered_and_hold_the_offsets() -> R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once() -> Result<()> {
-    let (contacts, responses) = if full_size() {
-        (100_000, 30_000)
-    } else {
-        (30_000, 10_000)
-    };
-    let (_broker, scope) = private_stack("scale").await?;
-    let mut config = scope.ingest_config();
+    let (contacts, responses) = scaled((30_000, 10_000), (100_000, 30_000));
+    let mut run = FaultRun::new("scale", contacts, 1_000).await?;
+    let config = &mut run.config;
     // Eager `range`, not the default `cooperative-sticky`: Tansu 0.6 assigns
     // a partition moving to a new replica before its owner has revoked it
     // (the owner is not made to rejoin), so for a few seconds two replicas
@@ -796,27 +877,19 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
     config.kafka.assignment_strategy =
         std::env::var("CHANNELSHIFT_FAULT_ASSIGNMENT").unwrap_or_else(|_| "range".into());
     config.batch.max_rows = 2_000;
-    config.batch.max_wait_ms = 300;
     config.kafka.session_timeout_ms = broker_session_timeout_ms(config.kafka.session_timeout_ms);
-    let every = 1_000;
-    let over = Duration::from_secs(if full_size() { 120 } else { 30 });
-    let contact_flow = steady_flow(
-        producer(&scope)?,
-        scope.contact_topic.clone(),
-        contacts_with_bad("ev", 0..contacts, every),
-        1_500,
-        over,
-    );
+    let over = Duration::from_secs(scaled(30, 120));
+    let contact_flow = run.flow(1_500, over)?;
     let response_flow = steady_flow(
-        producer(&scope)?,
-        scope.satisfaction_topic.clone(),
+        producer(&run.scope)?,
+        run.scope.satisfaction_topic.clone(),
         satisfaction_responses("r", 0..responses),
         500,
         over,
     );
-    let first = start_working("scale-a", config.clone(), Duration::from_secs(60)).await?;
-    let mut second = start_working("scale-b", config.clone(), Duration::from_secs(60)).await?;
-    let mut third = start_working("scale-c", config.clone(), Duration::from_secs(60)).await?;
+    let first = run.start_working("scale-a").await?;
+    let mut second = run.start_working("scale-b").await?;
+    let mut third = run.start_working("scale-c").await?;
     // Each of the three holds partitions and has written rows of them.
     let scaled_up_flowing = contact_flow.is_running();
     for replica in [&mut second, &mut third] {
@@ -833,21 +906,15 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
         scaled_up_flowing && scaled_down_flowing,
         "events flowed while scaling up ({scaled_up_flowing}) and down ({scaled_down_flowing})"
     );
-    contact_flow.finish().await?;
     response_flow.finish().await?;
-    let valid = valid_in(0..contacts, every);
-    let report = reconciled_exactly(
-        &config,
-        valid,
-        contacts as u64 - valid,
-        Duration::from_secs(if full_size() { 600 } else { 120 }),
-        &[&first],
-    )
-    .await?;
+    let timeout = Duration::from_secs(scaled(120, 600));
+    let (report, _) = run
+        .settle(contact_flow, &[&first], Rebuild::Never, timeout)
+        .await?;
     let stored_responses = report.topics[1].total().stored;
     assert_eq!(stored_responses, responses as u64);
     assert_eq!(
-        satisfaction_totals(&scope.store().await?).await?,
+        satisfaction_totals(&run.scope.store().await?).await?,
         (responses as u64, responses as u64)
     );
     eprintln!(
@@ -855,7 +922,7 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
          {scaled_up_flowing}, back to 1: {scaled_down_flowing}"
     );
     drop(first);
-    scope.drop_database().await
+    run.scope.drop_database().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,10 +6,9 @@
 
 use anyhow::{Context, Result};
 use channelshift_api::config::KpiSettings;
-use channelshift_tests::kafka::produce_all;
+use channelshift_tests::checks::{load_and_wait, Stored};
 use channelshift_tests::{
-    create_topics, eventually, producer, start_api, start_api_with, start_ingest, Running, Scope,
-    API_TOKEN,
+    create_topics, start_api, start_api_with, start_ingest, Running, Scope, API_TOKEN,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -394,7 +393,6 @@ async fn produce_and_wait(
     responses: &[Response],
     (all_contacts, all_responses): (usize, usize),
 ) -> Result<()> {
-    let producer = producer(scope)?;
     let contact_messages: Vec<(String, Vec<u8>)> = contacts
         .iter()
         .enumerate()
@@ -413,41 +411,15 @@ async fn produce_and_wait(
             (id, payload)
         })
         .collect();
-    produce_all(&producer, &scope.contact_topic, &contact_messages).await?;
-    produce_all(&producer, &scope.satisfaction_topic, &response_messages).await?;
-
-    let store = eventually(
-        "ingest connects and migrates",
-        Duration::from_secs(60),
-        || async { Ok(scope.store().await.ok()) },
-    )
-    .await?;
-    // The API reads the rollups, which the materialized views fill just after
-    // the raw rows become visible: wait for every table it reads.
-    let tables = [
-        ("contact_events", "count()", all_contacts),
-        ("contact_daily", "sum(contacts)", all_contacts),
-        ("contact_area_daily", "sum(contacts)", all_contacts),
-        ("satisfaction_responses", "count()", all_responses),
-        ("satisfaction_daily", "sum(responses)", all_responses),
-    ];
-    eventually(
-        "every event stored and rolled up",
-        Duration::from_secs(90),
-        || async {
-            for (table, rows, expected) in tables {
-                let stored: u64 = store
-                    .client()
-                    .query(&format!("SELECT toUInt64({rows}) FROM {table}"))
-                    .fetch_one()
-                    .await?;
-                anyhow::ensure!(
-                    stored == expected as u64,
-                    "{table} holds {stored} of {expected}"
-                );
-            }
-            Ok(Some(()))
+    load_and_wait(
+        scope,
+        &contact_messages,
+        &response_messages,
+        Stored {
+            contacts: all_contacts as u64,
+            responses: all_responses as u64,
         },
+        Duration::from_secs(90),
     )
     .await?;
     Ok(())

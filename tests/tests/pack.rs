@@ -4,11 +4,9 @@
 
 use anyhow::{Context, Result};
 use channelshift_api::config::KpiSettings;
-use channelshift_tests::checks::{await_settled, contact_totals, last_ingested};
-use channelshift_tests::kafka::produce_all;
+use channelshift_tests::checks::{await_settled, last_ingested, load_and_wait, Stored};
 use channelshift_tests::{
-    contact_events, create_topics, eventually, producer, start_api_with, start_ingest, Scope,
-    API_TOKEN,
+    contact_events, create_topics, start_api_with, start_ingest, Scope, API_TOKEN,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -66,7 +64,6 @@ async fn a_pack_matches_the_api_withholds_small_counts_and_regenerates_identical
     let scope = Scope::new("pack");
     create_topics(&scope).await?;
     let ingest = start_ingest(scope.ingest_config());
-    let producer = producer(&scope)?;
     // 1,200 events over 2025; April to June (financial Q1) gets 300.
     let mut first_load = contact_events("ev", 0..1_200);
     // And 4 kiosk contacts in May: too few to publish.
@@ -77,15 +74,11 @@ async fn a_pack_matches_the_api_withholds_small_counts_and_regenerates_identical
         event["occurred_at"] = "2025-05-10T10:00:00Z".into();
         first_load.push((id, event.to_string().into_bytes()));
     }
-    produce_all(&producer, &scope.contact_topic, &first_load).await?;
-    let store = eventually("ingest connects", Duration::from_secs(60), || async {
-        Ok(scope.store().await.ok())
-    })
-    .await?;
-    eventually("first load stored", Duration::from_secs(60), || async {
-        Ok((contact_totals(&store).await?.settled() >= 1_204).then_some(()))
-    })
-    .await?;
+    let stored = Stored {
+        contacts: 1_204,
+        responses: 0,
+    };
+    let store = load_and_wait(&scope, &first_load, &[], stored, Duration::from_secs(60)).await?;
     // A pack is as of an instant at least `pack_settle_seconds` ago: 3 s here
     // (ingest's attempts take well under that in this test; 120 s by default).
     let (api, server) = start_api_with(
@@ -157,16 +150,12 @@ async fn a_pack_matches_the_api_withholds_small_counts_and_regenerates_identical
 
     // Later data in the same quarter: the pack at the same as-of is unchanged,
     // byte for byte; a pack as of now counts the new events.
-    produce_all(
-        &producer,
-        &scope.contact_topic,
-        &contact_events("late", 0..240),
-    )
-    .await?;
-    eventually("late events stored", Duration::from_secs(60), || async {
-        Ok((contact_totals(&store).await?.settled() >= 1_444).then_some(()))
-    })
-    .await?;
+    let stored = Stored {
+        contacts: stored.contacts + 240,
+        ..stored
+    };
+    let late = contact_events("late", 0..240);
+    load_and_wait(&scope, &late, &[], stored, Duration::from_secs(60)).await?;
     await_settled(last_ingested(&store).await?, 3).await;
     let again = get(&client, &format!("{pack_url}&as_of={as_of}")).await?;
     assert_eq!(again, first, "same as-of, same bytes");

@@ -16,16 +16,13 @@ use channelshift_api::config::{Baseline, KpiSettings, UnitCostEntry};
 use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::rag::{Polarity, Target};
 use channelshift_simulator::{Generator, Scenario};
-use channelshift_tests::checks::{
-    await_settled, contact_totals, last_ingested, satisfaction_totals,
-};
+use channelshift_tests::checks::{await_settled, last_ingested, load_and_wait, Stored};
 use channelshift_tests::config_file::{
     toml_text, ApiFile, AuthSection, KpiSection, Meeting, PacksSection, Span,
 };
-use channelshift_tests::kafka::produce_all;
 use channelshift_tests::process::packs_binary;
 use channelshift_tests::{
-    create_topics, eventually, producer, simulated, start_api_with, start_ingest, Scope, API_TOKEN,
+    create_topics, simulated, start_api_with, start_ingest, Scope, API_TOKEN,
 };
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -458,34 +455,22 @@ async fn every_format_holds_the_apis_figures_flags_restatements_and_is_accessibl
     let mut generator = Generator::new(scenario);
     let (contacts, responses) = simulated(&mut generator, None);
     let truth = generator.truth.councils[COUNCIL].clone();
-    let producer = producer(&scope)?;
-    produce_all(&producer, &scope.contact_topic, &contacts).await?;
-    produce_all(&producer, &scope.satisfaction_topic, &responses).await?;
-    let store = eventually("ingest connects", Duration::from_secs(60), || async {
-        Ok(scope.store().await.ok())
-    })
-    .await?;
-    eventually(
-        "the first load stored",
+    let stored = Stored {
+        contacts: truth.contact_events,
+        responses: truth.satisfaction_responses,
+    };
+    let store = load_and_wait(
+        &scope,
+        &contacts,
+        &responses,
+        stored,
         Duration::from_secs(180),
-        || async {
-            Ok((contact_totals(&store).await?.settled() >= truth.contact_events).then_some(()))
-        },
     )
     .await?;
     let (api, server) = start_api_with(&scope, settings()?).await?;
     let client = reqwest::Client::new();
 
     // The first pack's cut-off: everything so far. Then late calls for Q2.
-    eventually(
-        "every response stored",
-        Duration::from_secs(120),
-        || async {
-            let (rows, _) = satisfaction_totals(&store).await?;
-            Ok((rows >= truth.satisfaction_responses).then_some(()))
-        },
-    )
-    .await?;
     let first_cut_off = last_ingested(&store).await?;
     await_settled(first_cut_off, 3).await;
     let pack =
@@ -497,11 +482,11 @@ async fn every_format_holds_the_apis_figures_flags_restatements_and_is_accessibl
         take_up_of(&csv_rows(&first_csv), Q2.0).context("Q2 take-up in the first pack")?;
 
     let late = late_phone_calls(300);
-    produce_all(&producer, &scope.contact_topic, &late).await?;
-    eventually("the late calls stored", Duration::from_secs(60), || async {
-        Ok((contact_totals(&store).await?.settled() >= truth.contact_events + 300).then_some(()))
-    })
-    .await?;
+    let stored = Stored {
+        contacts: stored.contacts + 300,
+        ..stored
+    };
+    load_and_wait(&scope, &late, &[], stored, Duration::from_secs(60)).await?;
     let cut_off = last_ingested(&store).await?;
     await_settled(cut_off, 3).await;
     let as_of = instant(cut_off);

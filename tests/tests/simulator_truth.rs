@@ -5,11 +5,9 @@
 
 use anyhow::{Context, Result};
 use channelshift_simulator::{Faults, Generator, Scenario};
-use channelshift_tests::checks::contact_totals;
-use channelshift_tests::kafka::{await_consumed, produce_all, read_topic};
-use channelshift_tests::{
-    create_topics, eventually, producer, simulated, start_api, start_ingest, Scope, API_TOKEN,
-};
+use channelshift_tests::checks::{contact_totals, load_and_wait, Stored};
+use channelshift_tests::kafka::{await_consumed, read_topic};
+use channelshift_tests::{create_topics, simulated, start_api, start_ingest, Scope, API_TOKEN};
 use chrono::NaiveDate;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -81,19 +79,16 @@ async fn the_kpi_api_reports_exactly_what_the_simulator_produced() -> Result<()>
     let injected = generator.truth.injected.clone();
     assert!(injected.bad_messages > 0, "the run injects bad messages");
 
-    let producer = producer(&scope)?;
-    produce_all(&producer, &scope.contact_topic, &contacts).await?;
-    produce_all(&producer, &scope.satisfaction_topic, &responses).await?;
-    let store = eventually("ingest connects", Duration::from_secs(60), || async {
-        Ok(scope.store().await.ok())
-    })
-    .await?;
-    eventually(
-        "every unique event stored",
+    let stored = Stored {
+        contacts: truth.contact_events,
+        responses: truth.satisfaction_responses,
+    };
+    let store = load_and_wait(
+        &scope,
+        &contacts,
+        &responses,
+        stored,
         Duration::from_secs(120),
-        || async {
-            Ok((contact_totals(&store).await?.settled() >= truth.contact_events).then_some(()))
-        },
     )
     .await?;
     await_consumed(
