@@ -1,6 +1,7 @@
 //! Connecting to ClickHouse and deciding, from `SELECT version()`, whether the
 //! client may validate rows (the 18.16 server refuses the settings validation needs).
 
+use crate::partitions::DEFAULT_PARTITION_LIMIT;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -33,6 +34,8 @@ pub enum StoreError {
     Version(String),
     #[error("database name {0:?} must be 1-64 of a-z A-Z 0-9 _")]
     DatabaseName(String),
+    #[error("ClickHouse setting {0} is {1:?}, not a number")]
+    Setting(&'static str, String),
     /// A stored value outside the contract: the data or a query is wrong.
     #[error("ClickHouse returned {value:?} in {column}, which the contract does not allow")]
     Unexpected { column: String, value: String },
@@ -44,6 +47,9 @@ pub struct Store {
     pub(crate) client: clickhouse::Client,
     database: String,
     server_version: (u32, u32),
+    /// The server's `max_partitions_per_insert_block` (0: no limit), or
+    /// [`DEFAULT_PARTITION_LIMIT`] where it has no such setting.
+    pub(crate) partition_limit: u64,
 }
 
 impl Store {
@@ -68,11 +74,24 @@ impl Store {
         let server_version = parse_version(&version)?;
         // Row validation needs settings that servers before 22 do not know.
         let validate = server_version.0 >= 22;
+        let limit: Option<String> = base
+            .query(
+                "SELECT value FROM system.settings WHERE name = 'max_partitions_per_insert_block'",
+            )
+            .fetch_optional()
+            .await?;
+        let partition_limit = match limit {
+            Some(value) => value
+                .parse()
+                .map_err(|_| StoreError::Setting("max_partitions_per_insert_block", value))?,
+            None => DEFAULT_PARTITION_LIMIT,
+        };
         let client = base.with_validation(validate).with_database(&database);
         Ok(Self {
             client,
             database,
             server_version,
+            partition_limit,
         })
     }
 
@@ -83,6 +102,12 @@ impl Store {
     /// (major, minor) of the server, for gating newer features.
     pub fn server_version(&self) -> (u32, u32) {
         self.server_version
+    }
+
+    /// The most partitions one INSERT may touch (0: no limit); inserts of
+    /// raw rows are split to stay within it.
+    pub fn partition_limit(&self) -> u64 {
+        self.partition_limit
     }
 
     /// The client, for queries this crate does not wrap (tests, tools).

@@ -2,8 +2,9 @@
 
 use crate::audit::Record;
 use crate::connection::{Store, StoreError};
+use crate::partitions::{months_per_insert, split_by_month};
 use crate::rows::{ContactRow, SatisfactionRow};
-use clickhouse::Row;
+use clickhouse::{Row, RowOwned, RowWrite};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::HashSet;
 
@@ -61,25 +62,38 @@ impl Store {
             .await
     }
 
-    pub async fn insert_contacts(&self, rows: &[ContactRow]) -> Result<(), StoreError> {
-        let mut insert = self.client.insert::<ContactRow>("contact_events").await?;
-        for row in rows {
-            insert.write(row).await?;
-        }
-        insert.end().await?;
-        Ok(())
+    /// Inserts contact rows: one INSERT, or several when the rows span more
+    /// months than one may touch (see [`crate::split_by_month`]). Returns
+    /// the number of INSERTs.
+    pub async fn insert_contacts(&self, rows: &[ContactRow]) -> Result<usize, StoreError> {
+        self.insert_by_month("contact_events", rows, |row| row.occurred_at)
+            .await
     }
 
-    pub async fn insert_satisfaction(&self, rows: &[SatisfactionRow]) -> Result<(), StoreError> {
-        let mut insert = self
-            .client
-            .insert::<SatisfactionRow>("satisfaction_responses")
-            .await?;
-        for row in rows {
-            insert.write(row).await?;
+    /// As [`Store::insert_contacts`], for satisfaction responses.
+    pub async fn insert_satisfaction(&self, rows: &[SatisfactionRow]) -> Result<usize, StoreError> {
+        self.insert_by_month("satisfaction_responses", rows, |row| row.responded_at)
+            .await
+    }
+
+    async fn insert_by_month<R>(
+        &self,
+        table: &str,
+        rows: &[R],
+        at: impl Fn(&R) -> u32,
+    ) -> Result<usize, StoreError>
+    where
+        R: RowOwned + RowWrite,
+    {
+        let groups = split_by_month(rows, at, months_per_insert(self.partition_limit));
+        for group in &groups {
+            let mut insert = self.client.insert::<R>(table).await?;
+            for row in group {
+                insert.write(row).await?;
+            }
+            insert.end().await?;
         }
-        insert.end().await?;
-        Ok(())
+        Ok(groups.len())
     }
 
     /// Which of `ids` have raw rows for `council` with a timestamp within
