@@ -227,3 +227,10 @@ FROM contact_events_local
 GROUP BY council, day, ward, lsoa, channel, assisted, interaction, outcome;
 
 INSERT INTO schema_migrations (version, name) VALUES (4, 'contacts by local day and area (ward, LSOA), for digital-exclusion hot spots');
+
+-- Migration 5: id indexes written by ingest after each insert, not by views
+DROP TABLE IF EXISTS contact_event_ids_mv ON CLUSTER '{cluster}';
+
+DROP TABLE IF EXISTS satisfaction_response_ids_mv ON CLUSTER '{cluster}';
+
+INSERT INTO schema_migrations (version, name) VALUES (5, 'id indexes written by ingest after each insert, not by views');

@@ -114,6 +114,9 @@ fn rewrite(statement: &str, layout: Layout) -> Result<Vec<String>> {
             }
         }
         Ok(vec![view])
+    } else if let Some(name) = statement.strip_prefix("DROP TABLE IF EXISTS ") {
+        // Views and tables alike; in the sharded layout views keep their name.
+        Ok(vec![format!("DROP TABLE IF EXISTS {name} {ON_CLUSTER}")])
     } else {
         anyhow::bail!("no cluster form for: {statement}")
     }
@@ -207,6 +210,12 @@ fn every_table_and_view_of_the_migrations_has_its_cluster_form() -> Result<()> {
     for migration in MIGRATIONS {
         for statement in migration.statements {
             let statement = dedent(statement);
+            if let Some(name) = statement.strip_prefix("DROP TABLE IF EXISTS ") {
+                for ddl in [&replicated, &sharded] {
+                    assert!(ddl.contains(&format!("DROP TABLE IF EXISTS {name} {ON_CLUSTER}")));
+                }
+                continue;
+            }
             let kind = if statement.starts_with("CREATE TABLE") {
                 "CREATE TABLE IF NOT EXISTS "
             } else {

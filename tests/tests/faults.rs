@@ -7,10 +7,10 @@
 //! issue (a million events, ClickHouse away for two minutes). Random moments
 //! come from a seed printed by each test (`CHANNELSHIFT_FAULT_SEED` replays one).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use channelshift_ingest::config::IngestConfig;
 use channelshift_ingest::reconcile::{reconcile, ReconcileConfig, Report, Span};
-use channelshift_store::{Checkpoint, Store};
+use channelshift_store::{Checkpoint, ClickHouseConfig, Store};
 use channelshift_tests::broker::PrivateBroker;
 use channelshift_tests::checks::{contact_totals, satisfaction_totals, ContactTotals};
 use channelshift_tests::clickhouse::{migrated_store, PrivateClickHouse};
@@ -925,88 +925,134 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
     run.scope.drop_database().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_an_insert_stored_before_its_views_failed_are_not_stored_twice() -> Result<()> {
-    let (_broker, scope) = private_stack("half-written").await?;
-    let config = scope.ingest_config();
+/// An INSERT whose views fail, `runs` times in a row against one replica
+/// storing on the current engine at `current_url` (the test stack's 18.16
+/// when `None`): each time a view
+/// made to fail with `throwIf` refuses the INSERT after the raw rows are
+/// stored (as a server killed at that instant would leave them, on current
+/// servers with any of the other views' rows written or not), the retry finds
+/// the raw rows without their id index and stores nothing twice; then the
+/// view is dropped. At the end the rebuild the log asks for makes the whole
+/// exact. Returns the ids found half written in each run.
+async fn views_failing_runs(
+    test: &str,
+    current_url: Option<String>,
+    runs: usize,
+) -> Result<Vec<f64>> {
+    let (_broker, scope) = private_stack(test).await?;
+    let mut config = scope.ingest_config();
+    if let Some(url) = current_url {
+        config.clickhouse = ClickHouseConfig {
+            url,
+            user: "default".into(),
+            password: String::new().into(),
+            database: scope.database.clone(),
+        };
+    }
     let producer = producer(&scope)?;
-    let ingest = IngestProcess::ingest("half-written", config.clone()).await?;
+    let ingest = IngestProcess::ingest(test, config.clone()).await?;
+    let per_run = 200;
     produce_all(
         &producer,
         &scope.contact_topic,
-        &contact_events("ev", 0..1_000),
+        &contact_events("ev", 0..per_run),
     )
     .await?;
-    let store = scope.store().await?;
-    eventually(
-        "the first 1,000 stored",
-        Duration::from_secs(60),
-        || async { Ok((contact_totals(&store).await?.settled() == 1_000).then_some(())) },
-    )
+    let store = Store::connect(&config.clickhouse).await?;
+    eventually("the first load stored", Duration::from_secs(60), || async {
+        Ok((contact_totals(&store).await?.settled() == per_run as u64).then_some(()))
+    })
     .await
     .map_err(|error| error.context(ingest.log_tail()))?;
 
-    // A view that fails: each INSERT stores the raw rows, then fails on the
-    // view before the id index and rollups, as one cut short by a server
-    // killed at that instant does (the views run after the table, this one first).
-    for statement in [
-        "CREATE TABLE a_failing (x UInt8) ENGINE = Null",
-        "CREATE MATERIALIZED VIEW a_failing_mv TO a_failing \
-         AS SELECT throwIf(length(event_id) > 0) AS x FROM contact_events",
-    ] {
-        store.client().query(statement).execute().await?;
+    store
+        .client()
+        .query("CREATE TABLE a_failing (x UInt8) ENGINE = Null")
+        .execute()
+        .await?;
+    let mut found = Vec::new();
+    for run in 1..=runs {
+        store
+            .client()
+            .query(
+                "CREATE MATERIALIZED VIEW a_failing_mv TO a_failing \
+                 AS SELECT throwIf(length(event_id) > 0) AS x FROM contact_events",
+            )
+            .execute()
+            .await?;
+        let before = ingest
+            .metric(channelshift_ingest::metrics::HALF_WRITTEN, &[])
+            .await?;
+        let ids = run * per_run..(run + 1) * per_run;
+        produce_all(&producer, &scope.contact_topic, &contact_events("ev", ids)).await?;
+        // The attempt fails; the next finds the raw rows, stored once.
+        let half_written = eventually(
+            &format!("run {run}: the raw rows found without their index"),
+            Duration::from_secs(60),
+            || async {
+                let now = ingest
+                    .metric(channelshift_ingest::metrics::HALF_WRITTEN, &[])
+                    .await?;
+                Ok((now > before).then_some(now - before))
+            },
+        )
+        .await
+        .map_err(|error| error.context(ingest.log_tail()))?;
+        store
+            .client()
+            .query("DROP TABLE a_failing_mv")
+            .execute()
+            .await?;
+        let stored = ((run + 1) * per_run) as u64;
+        eventually(
+            &format!("run {run}: the index complete"),
+            Duration::from_secs(30),
+            || async { Ok((contact_totals(&store).await?.id_index_rows >= stored).then_some(())) },
+        )
+        .await?;
+        let totals = contact_totals(&store).await?;
+        assert_eq!(
+            (totals.rows, totals.distinct_ids, totals.id_index_rows),
+            (stored, stored, stored),
+            "run {run}: no raw row twice\n{}",
+            ingest.log_tail()
+        );
+        found.push(half_written);
     }
-    produce_all(
-        &producer,
-        &scope.contact_topic,
-        &contact_events("ev", 1_000..2_000),
-    )
-    .await?;
-    // The attempt fails; the next finds the raw rows, stored once.
-    let half_written = eventually(
-        "the raw rows found without their index",
-        Duration::from_secs(60),
-        || async {
-            let found = ingest
-                .metric(channelshift_ingest::metrics::HALF_WRITTEN, &[])
-                .await?;
-            Ok((found > 0.0).then_some(found))
-        },
-    )
-    .await
-    .map_err(|error| error.context(ingest.log_tail()))?;
     let errors = ingest
         .metric(
             "channelshift_ingest_write_errors_total",
             &[("step", "rows")],
         )
         .await?;
-    assert!(errors >= 1.0);
+    assert!(errors >= runs as f64);
     assert!(ingest.log_tail().contains("rebuild-rollups"));
-    eventually("the index complete", Duration::from_secs(30), || async {
-        Ok((contact_totals(&store).await?.id_index_rows >= 2_000).then_some(()))
-    })
-    .await?;
-    store
-        .client()
-        .query("DROP TABLE a_failing_mv")
-        .execute()
-        .await?;
-    let totals = contact_totals(&store).await?;
-    assert_eq!(
-        (totals.rows, totals.distinct_ids, totals.id_index_rows),
-        (2_000, 2_000, 2_000),
-        "no raw row twice\n{}",
-        ingest.log_tail()
-    );
-    // The rollup missed them; the rebuild the log asks for counts them.
-    assert_eq!(totals.rollup_contacts, 1_000);
+    // The rollups may have missed those rows; the rebuild counts them.
     store.rebuild_rollups(|_| ()).await?;
-    reconciled_exactly(&config, 2_000, 0, Duration::from_secs(60), &[&ingest]).await?;
-    eprintln!(
-        "half-written: {half_written} ids found stored without their views after {errors} failed \
-         attempt(s), none stored twice"
-    );
+    let total = ((runs + 1) * per_run) as u64;
+    reconciled_exactly(&config, total, 0, Duration::from_secs(60), &[&ingest]).await?;
     drop(ingest);
-    scope.drop_database().await
+    let drop = format!("DROP DATABASE IF EXISTS `{}`", scope.database);
+    store.client().query(&drop).execute().await?;
+    Ok(found)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_an_insert_stored_before_its_views_failed_are_not_stored_twice() -> Result<()> {
+    let found = views_failing_runs("half-written", None, 3).await?;
+    eprintln!("half-written (18.16): ids found stored without their index in each run: {found:?}");
+    Ok(())
+}
+
+/// The same on current ClickHouse (chdb, see `current_engine.rs`), where a
+/// table's views run in no fixed order: ten runs in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn rows_an_insert_stored_before_its_views_failed_are_not_stored_twice_on_current_clickhouse(
+) -> Result<()> {
+    let url = std::env::var("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL")
+        .context("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL is not set: `cargo xtask test` sets it")?;
+    let found = views_failing_runs("half-written-current", Some(url), 10).await?;
+    eprintln!("half-written (current ClickHouse): ids found stored without their index in each run: {found:?}");
+    Ok(())
 }

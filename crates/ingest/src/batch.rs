@@ -33,8 +33,8 @@ pub struct Batch {
     /// Set once the rows are in ClickHouse, so a retry of a later step does not
     /// look them up again.
     pub rows_written: bool,
-    /// An earlier INSERT of these rows may have been cut short on the server
-    /// (an attempt failed, or the partition's previous owner stopped past its
+    /// Rows of this batch may be stored without their id index (an attempt
+    /// failed, or the partition's previous owner stopped past its
     /// checkpoint): the raw table is asked too, not only the id index.
     pub suspect: bool,
 }
@@ -58,10 +58,13 @@ impl Batch {
         self.messages >= max_rows || self.bytes >= max_bytes
     }
 
-    /// Takes a message in. `unsettled` says whether a partition this batch
-    /// has not read yet may hold rows its previous owner stored past its
-    /// checkpoint.
-    pub fn add(&mut self, message: Received<'_>, unsettled: impl FnOnce(&TopicPartition) -> bool) {
+    /// Takes a message in. `unsettled` says whether the previous owner of a
+    /// partition may have stored the message at an offset past its checkpoint.
+    pub fn add(
+        &mut self,
+        message: Received<'_>,
+        unsettled: impl FnOnce(&TopicPartition, i64) -> bool,
+    ) {
         // A message that arrives while a failed write is retried (a partition
         // assigned meanwhile) must be written too: the next attempt writes the
         // rows again, and the id lookup skips those already stored.
@@ -69,21 +72,12 @@ impl Batch {
         self.messages += 1;
         self.bytes += message.payload.len();
         let position = message.position;
-        match self
-            .offsets
-            .entry((message.topic.to_string(), position.partition))
-        {
-            std::collections::btree_map::Entry::Occupied(mut highest) => {
-                let highest = highest.get_mut();
-                *highest = (*highest).max(position.offset);
-            }
-            std::collections::btree_map::Entry::Vacant(entry) => {
-                if unsettled(entry.key()) {
-                    self.suspect = true;
-                }
-                entry.insert(position.offset);
-            }
+        let key = (message.topic.to_string(), position.partition);
+        if unsettled(&key, position.offset) {
+            self.suspect = true;
         }
+        let highest = self.offsets.entry(key).or_insert(position.offset);
+        *highest = (*highest).max(position.offset);
         match message.decoded {
             Decoded::Contact(row) => self.contacts.push(row),
             Decoded::Satisfaction(row) => self.satisfaction.push(row),
@@ -170,7 +164,7 @@ mod tests {
         }
     }
 
-    fn settled(_: &TopicPartition) -> bool {
+    fn settled(_: &TopicPartition, _: i64) -> bool {
         false
     }
 
@@ -215,10 +209,16 @@ mod tests {
         let mut batch = Batch::default();
         batch.add(rejected(CONTACTS, 0, 1), settled);
         assert!(!batch.suspect);
-        batch.add(rejected(CONTACTS, 1, 1), |_| true);
+        batch.add(rejected(CONTACTS, 1, 1), |_, offset| offset < 5);
         assert!(
             batch.suspect,
-            "a partition new to this replica, maybe half-written"
+            "below the partition's end at assignment: maybe stored without its index"
+        );
+        let mut later = Batch::default();
+        later.add(rejected(CONTACTS, 1, 5), |_, offset| offset < 5);
+        assert!(
+            !later.suspect,
+            "past the end at assignment: read here first"
         );
 
         let mut written = Batch::default();

@@ -29,9 +29,12 @@ pub struct IngestContext {
     metrics: IngestMetrics,
     revoked: Mutex<Vec<TopicPartition>>,
     assigned: Mutex<BTreeSet<TopicPartition>>,
-    /// Assigned partitions this replica has not yet checkpointed: the previous
-    /// owner may have died with an INSERT cut short past the checkpoint.
-    unsettled: Mutex<BTreeSet<TopicPartition>>,
+    /// Assigned partitions whose previous owner may have stored rows past its
+    /// checkpoint without their id index (it stopped between an INSERT and
+    /// the index, or mid-INSERT): offsets below the bound are suspect. The
+    /// bound is the partition's end when it was assigned (the previous owner
+    /// cannot have read further), `None` until the pipeline has asked.
+    unsettled: Mutex<HashMap<TopicPartition, Option<i64>>>,
 }
 
 impl IngestContext {
@@ -41,26 +44,60 @@ impl IngestContext {
             metrics,
             revoked: Mutex::new(Vec::new()),
             assigned: Mutex::new(BTreeSet::new()),
-            unsettled: Mutex::new(BTreeSet::new()),
+            unsettled: Mutex::new(HashMap::new()),
         }
     }
 
-    /// True until this replica has checkpointed the partition since it was assigned.
-    pub fn is_unsettled(&self, partition: &TopicPartition) -> bool {
+    /// True when the previous owner of `partition` may have stored the
+    /// message at `offset` without its id index: below the partition's end at
+    /// assignment, or the end is not known yet.
+    pub fn is_unsettled(&self, partition: &TopicPartition, offset: i64) -> bool {
+        match self
+            .unsettled
+            .lock()
+            .expect("unsettled set lock is never poisoned")
+            .get(partition)
+        {
+            Some(Some(end)) => offset < *end,
+            Some(None) => true,
+            None => false,
+        }
+    }
+
+    /// Assigned partitions whose end at assignment is not known yet.
+    pub fn unbounded(&self) -> Vec<TopicPartition> {
         self.unsettled
             .lock()
             .expect("unsettled set lock is never poisoned")
-            .contains(partition)
+            .iter()
+            .filter(|(_, end)| end.is_none())
+            .map(|(partition, _)| partition.clone())
+            .collect()
     }
 
-    /// The partitions' checkpoints are written by this replica.
-    pub fn settle<'a>(&self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
+    /// Records a partition's end at assignment (see [`Self::is_unsettled`]).
+    pub fn bound(&self, partition: &TopicPartition, end: i64) {
+        if let Some(bound) = self
+            .unsettled
+            .lock()
+            .expect("unsettled set lock is never poisoned")
+            .get_mut(partition)
+        {
+            *bound = Some(end);
+        }
+    }
+
+    /// A batch reaching `highest` (an offset) of each partition is checkpointed:
+    /// a partition whose end at assignment it passed is settled.
+    pub fn settle<'a>(&self, highest: impl IntoIterator<Item = (&'a TopicPartition, &'a i64)>) {
         let mut unsettled = self
             .unsettled
             .lock()
             .expect("unsettled set lock is never poisoned");
-        for partition in partitions {
-            unsettled.remove(partition);
+        for (partition, offset) in highest {
+            if matches!(unsettled.get(partition), Some(Some(end)) if offset + 1 >= *end) {
+                unsettled.remove(partition);
+            }
         }
     }
 
@@ -227,7 +264,7 @@ impl ConsumerContext for IngestContext {
                 self.unsettled
                     .lock()
                     .expect("unsettled set lock is never poisoned")
-                    .extend(Self::pairs(partitions));
+                    .extend(Self::pairs(partitions).into_iter().map(|pair| (pair, None)));
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.metrics.rebalances.with_label_values(&["revoke"]).inc();
@@ -238,8 +275,13 @@ impl ConsumerContext for IngestContext {
                         .assigned
                         .lock()
                         .expect("assignment lock is never poisoned");
+                    let mut unsettled = self
+                        .unsettled
+                        .lock()
+                        .expect("unsettled set lock is never poisoned");
                     for pair in &revoked {
                         assigned.remove(pair);
+                        unsettled.remove(pair);
                         let _ = self
                             .metrics
                             .consumer_lag

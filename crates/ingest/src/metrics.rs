@@ -98,9 +98,9 @@ impl IngestMetrics {
             )?,
             half_written: counter(
                 HALF_WRITTEN,
-                "Ids found in the raw table without their id index rows: an insert ClickHouse \
-                 stopped part-way. Not written again, re-indexed; the rollups may miss them until \
-                 `rebuild-rollups`",
+                "Ids found in the raw table without their id index rows: an insert that failed \
+                 or was cut short, or a replica stopped before writing the index. Not written \
+                 again, re-indexed; the rollups may miss them until `rebuild-rollups`",
                 &["topic"],
             )?,
             write_errors: counter(

@@ -1,23 +1,27 @@
 //! The consume → validate → de-duplicate → insert → checkpoint → commit loop.
 //!
-//! # Exactly-once effect on ClickHouse 18.16
+//! # Exactly-once effect on ClickHouse
 //!
 //! ClickHouse has no transactions and 18.16 no insert-deduplication token, so
 //! "each unique event counted once" rests on three things, in this order:
 //!
 //! 1. **Ids are the truth.** Before every insert attempt the batch's
-//!    `event_id`s / `response_id`s are looked up in the id index tables (fed by
-//!    materialized views in the same INSERT as the rows) and repeats within the
-//!    batch are dropped. A redelivered message, a producer retry minutes later,
-//!    or an attempt that failed on our side but succeeded on the server's all
-//!    become no-ops. The lookup is retried with the insert, never cached.
-//!    The views are written after the raw table, so a server killed (or a
-//!    view failing) in between leaves raw rows without their index rows:
-//!    after a failed attempt, and for the first batch of a newly assigned
-//!    partition, ids missing from the index are also looked up in the raw
-//!    table; rows found there are not written again but re-indexed, and
-//!    logged (`half_written_total`) for `rebuild-rollups`, as the rollups may
-//!    have missed them.
+//!    `event_id`s / `response_id`s are looked up in the id index tables and
+//!    repeats within the batch are dropped. Ingest writes the index itself,
+//!    after the INSERT of the rows (and so every view) has succeeded: an
+//!    indexed id is a completely stored one, whatever order the server runs
+//!    its views in (current servers run them in no fixed order). A
+//!    redelivered message, a producer retry minutes later, or an attempt that
+//!    failed on our side but succeeded on the server's all become no-ops. The
+//!    lookup is retried with the insert, never cached. Rows can be stored
+//!    without their index: an INSERT that failed part-way (a view refused, the
+//!    server killed) or succeeded unseen, or a replica stopped between an
+//!    INSERT and its index. So after a failed attempt, and for the messages of
+//!    a newly assigned partition below its end at assignment (its previous
+//!    owner cannot have read further), ids missing from the index are also
+//!    looked up in the raw table; rows found there are not written again but
+//!    re-indexed, and logged (`half_written_total`) for `rebuild-rollups`, as
+//!    the rollups may have missed them.
 //! 2. **One writer per partition at a time.** The pipeline writes only between
 //!    calls to `recv`, and librdkafka runs rebalance callbacks only inside
 //!    `recv`. When a partition is revoked, its buffered rows are dropped
@@ -330,7 +334,7 @@ impl Pipeline {
                 payload,
                 decoded,
             },
-            |partition| context.is_unsettled(partition),
+            |partition, offset| context.is_unsettled(partition, offset),
         );
     }
 
@@ -345,6 +349,7 @@ impl Pipeline {
             return Ok(());
         }
         self.metrics.batch_rows.observe(batch.messages as f64);
+        self.bound_unsettled();
         let mut backoff = Backoff::new();
         let mut paused = false;
         loop {
@@ -373,10 +378,29 @@ impl Pipeline {
         if paused {
             self.resume_assignment();
         }
-        self.consumer.context().settle(batch.offsets.keys());
+        self.consumer.context().settle(&batch.offsets);
         self.commit(&batch.offsets);
         self.metrics.buffered.set(0);
         Ok(())
+    }
+
+    /// Asks the broker where each newly assigned partition ends now (at or
+    /// after its assignment): its previous owner cannot have stored more, so
+    /// the messages after it are looked up in the id index alone. A partition the broker does
+    /// not answer for stays suspect (the raw table is asked too) until it does.
+    fn bound_unsettled(&self) {
+        let context = self.consumer.context();
+        for (topic, partition) in context.unbounded() {
+            match self
+                .consumer
+                .fetch_watermarks(&topic, partition, Duration::from_secs(5))
+            {
+                Ok((_, end)) => context.bound(&(topic, partition), end),
+                Err(error) => {
+                    tracing::warn!(topic, partition, %error, "could not read the partition's end")
+                }
+            }
+        }
     }
 
     /// One attempt at every remaining step of the batch; each step records its

@@ -25,9 +25,12 @@ pub struct RowSink {
 }
 
 impl RowSink {
-    /// One attempt at writing the batch's rows. The stored ids are looked up on
-    /// every attempt: an attempt that failed on our side may still have been
-    /// written on the server's.
+    /// One attempt at writing the batch's rows, then their ids to the id
+    /// index. The stored ids are looked up on every attempt: an attempt that
+    /// failed on our side may still have been written on the server's. The
+    /// index is written only once the INSERTs (rows and every view) have
+    /// succeeded, so an indexed id is a completely stored one, whatever order
+    /// the server runs its views in.
     pub async fn write(
         &self,
         contacts: &mut Vec<ContactRow>,
@@ -46,21 +49,46 @@ impl RowSink {
         for row in satisfaction.iter_mut() {
             row.ingested_at = now;
         }
+        let mut contact_inserts = 0;
         if !contacts.is_empty() {
-            self.store.insert_contacts(contacts).await?;
+            contact_inserts = self.store.insert_contacts(contacts).await?;
         }
+        let mut satisfaction_inserts = 0;
         if !satisfaction.is_empty() {
-            self.store.insert_satisfaction(satisfaction).await?;
+            satisfaction_inserts = self.store.insert_satisfaction(satisfaction).await?;
+        }
+        self.index(contacts).await?;
+        self.index(satisfaction).await?;
+        if contact_inserts > 1 || satisfaction_inserts > 1 {
+            tracing::info!(
+                contact_inserts,
+                satisfaction_inserts,
+                partition_limit = self.store.partition_limit(),
+                "the batch spans more months than one INSERT may touch: written in parts"
+            );
+        }
+        Ok(())
+    }
+
+    /// Adds the ids of stored `rows` to the id index, council by council.
+    async fn index<R: Identified>(&self, rows: &[R]) -> Result<()> {
+        let mut by_council: HashMap<&str, Vec<&str>> = HashMap::new();
+        for row in rows {
+            by_council.entry(row.council()).or_default().push(row.id());
+        }
+        for (council, ids) in by_council {
+            self.store.index_ids(R::RECORD, council, &ids).await?;
         }
         Ok(())
     }
 
     /// Removes rows whose id is already stored or repeated within the batch.
     /// When `suspect`, ids missing from the id index are looked for in the raw
-    /// table as well: rows found there were stored by an INSERT the server cut
-    /// short before its views (id index, rollups) were written. They are not
-    /// written again; their index rows are added, and the rollups may miss
-    /// them until `rebuild-rollups` (`reconcile` shows raw rows ≠ rollup).
+    /// table as well: rows found there were stored by an INSERT that failed
+    /// or was cut short (some of its views may not have run), or by a replica
+    /// that stopped before writing their index. They are not written again;
+    /// their index rows are added, and the rollups may miss them until
+    /// `rebuild-rollups` (`reconcile` shows raw rows ≠ rollup if they do).
     async fn drop_stored<R: Identified>(&self, rows: &mut Vec<R>, suspect: bool) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
@@ -110,9 +138,10 @@ impl RowSink {
             tracing::error!(
                 half_written,
                 topic,
-                "rows stored without their id index and rollup rows (an insert ClickHouse \
-                 stopped part-way): not written again, re-indexed; run `channelshift-ingest \
-                 rebuild-rollups` so that the rollups count them"
+                "rows stored without their id index (an insert that failed or was cut short, \
+                 whose views may not all have run, or a replica stopped before the index): \
+                 not written again, re-indexed; run `channelshift-ingest rebuild-rollups` so \
+                 that the rollups are sure to count them"
             );
         }
         let mut seen: HashSet<(String, String)> = HashSet::new();
