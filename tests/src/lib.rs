@@ -11,6 +11,7 @@ pub mod grafana;
 pub mod kafka;
 pub mod monitored;
 pub mod process;
+pub mod rollups;
 pub mod server;
 
 use anyhow::{Context, Result};

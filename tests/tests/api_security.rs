@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use channelshift_api::config::ServerLimits;
 use channelshift_kpi::catalogue::Kpi;
 use channelshift_tests::api_process::{ApiOptions, ApiProcess};
+use channelshift_tests::checks::{contact_totals, satisfaction_totals};
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::{
     contact_events, create_topics, eventually, producer, satisfaction_responses, start_api,
@@ -55,27 +56,18 @@ async fn scope_with_data(test: &str) -> Result<Scope> {
     )
     .await?;
     let store = scope.store().await?;
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct Counts {
-        contacts: u64,
-        responses: u64,
-    }
     // The materialized views fill the rollups the API reads as rows land.
+    // (Each count is its own query: current servers type a scalar subquery
+    // `Nullable`, which a `u64` field would not read.)
     eventually(
         "contacts and responses stored",
         Duration::from_secs(90),
         || {
             let store = store.clone();
             async move {
-                let counts = store
-                    .client()
-                    .query(
-                        "SELECT (SELECT toUInt64(sum(contacts)) FROM contact_daily) AS contacts, \
-                     (SELECT count() FROM satisfaction_responses) AS responses",
-                    )
-                    .fetch_one::<Counts>()
-                    .await?;
-                Ok((counts.contacts == 60 && counts.responses == 30).then_some(()))
+                let contacts = contact_totals(&store).await?.rollup_contacts;
+                let (responses, _) = satisfaction_totals(&store).await?;
+                Ok((contacts == 60 && responses == 30).then_some(()))
             }
         },
     )

@@ -9,155 +9,19 @@
 
 use anyhow::{Context, Result};
 use channelshift_ingest::rebuild::ReportLine;
-use channelshift_store::{ContactRow, RebuildStep, SatisfactionRow, Store, ROLLUPS};
+use channelshift_store::{RebuildStep, Store};
+use channelshift_tests::rollups::{
+    assert_rollups_equal_their_view_over_raw, contact, direct_aggregation, raw_data,
+    rollup_content, tsv, Layout, RawData, COUNCIL, LAYOUTS,
+};
 use channelshift_tests::Scope;
-use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{Datelike, NaiveDate, TimeDelta};
 use clickhouse::Row;
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-
-const COUNCIL: &str = "E07000041";
-const CHANNELS: [&str; 5] = ["web", "phone", "app", "face_to_face", "email"];
-const OUTCOMES: [&str; 4] = ["completed", "completed", "abandoned", "ineligible"];
-const INTERACTIONS: [&str; 3] = ["transaction", "transaction", "information"];
-const WARDS: [&str; 3] = ["E05004321", "E05004322", "E05004323"];
-
-/// A contact at 23:30 UTC on the last day of a summer month: 1 August in London.
-const LATE_IN_JULY: &str = "2025-07-31T23:30:00Z";
-/// The same hour in winter (GMT): still 31 October in London.
-const LATE_IN_OCTOBER: &str = "2025-10-31T23:30:00Z";
-/// A response at 23:30 UTC on 30 June: 1 July in London.
-const LATE_IN_JUNE: &str = "2025-06-30T23:30:00Z";
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().expect("the test's timestamps are RFC 3339")
-}
-
-fn seconds(at: DateTime<Utc>) -> u32 {
-    u32::try_from(at.timestamp()).expect("the test's timestamps are after 1970")
-}
-
-fn contact(i: usize, occurred_at: DateTime<Utc>) -> ContactRow {
-    ContactRow {
-        council: COUNCIL.into(),
-        event_id: format!("ev-{i}"),
-        occurred_at: seconds(occurred_at),
-        channel: CHANNELS[i % CHANNELS.len()],
-        assisted: u8::from(i.is_multiple_of(7)),
-        service: if i.is_multiple_of(3) {
-            "waste"
-        } else {
-            "council_tax"
-        }
-        .into(),
-        interaction: INTERACTIONS[i % INTERACTIONS.len()],
-        outcome: OUTCOMES[i % OUTCOMES.len()],
-        customer_type: if i.is_multiple_of(5) {
-            "business"
-        } else {
-            "resident"
-        },
-        customer_hash: format!("hash-{}", i % 97),
-        journey_id: String::new(),
-        avoidable: (!i.is_multiple_of(4)).then_some(u8::from(i % 8 == 1)),
-        first_contact_resolved: (!i.is_multiple_of(3)).then_some(u8::from(i.is_multiple_of(2))),
-        ward: WARDS[i % WARDS.len()].into(),
-        lsoa: format!("E0100{}", 1000 + i % 11),
-        wait_seconds: i
-            .is_multiple_of(2)
-            .then_some(u32::try_from(i % 300).unwrap_or(0)),
-        handling_seconds: i
-            .is_multiple_of(3)
-            .then_some(u32::try_from(i % 900).unwrap_or(0)),
-        source: "test".into(),
-        kafka_partition: 0,
-        kafka_offset: i64::try_from(i).unwrap_or(0),
-        ingested_at: seconds(Utc::now()),
-    }
-}
-
-fn response(i: usize, responded_at: DateTime<Utc>) -> SatisfactionRow {
-    SatisfactionRow {
-        council: COUNCIL.into(),
-        response_id: format!("r-{i}"),
-        responded_at: seconds(responded_at),
-        contact_event_id: String::new(),
-        channel: CHANNELS[i % CHANNELS.len()],
-        service: "waste".into(),
-        customer_type: "resident",
-        instrument: "csat5",
-        score: u8::try_from(1 + i % 5).unwrap_or(1),
-        survey_mode: "",
-        comment: String::new(),
-        ward: String::new(),
-        lsoa: String::new(),
-        kafka_partition: 0,
-        kafka_offset: i64::try_from(i).unwrap_or(0),
-        ingested_at: seconds(Utc::now()),
-    }
-}
-
-/// Raw rows for March to October 2025 and, worked out here without
-/// ClickHouse, how many fall on each local day.
-struct RawData {
-    contacts: Vec<ContactRow>,
-    responses: Vec<SatisfactionRow>,
-    contacts_per_day: BTreeMap<NaiveDate, u64>,
-    responses_per_day: BTreeMap<NaiveDate, u64>,
-}
-
-fn raw_data(contacts: usize, responses: usize) -> RawData {
-    let first = NaiveDate::from_ymd_opt(2025, 3, 1).expect("a date");
-    // Between 08:00 and 19:59 UTC the London date is the UTC date, in
-    // summer (UTC+1) and winter alike.
-    let on_day = |i: usize| {
-        let day = first + TimeDelta::days(i64::try_from((i * 37) % 245).unwrap_or(0));
-        let time = day
-            .and_hms_opt(8 + u32::try_from(i % 12).unwrap_or(0), 17, 0)
-            .expect("a time of day")
-            .and_utc();
-        (day, time)
-    };
-    let mut data = RawData {
-        contacts: Vec::new(),
-        responses: Vec::new(),
-        contacts_per_day: BTreeMap::new(),
-        responses_per_day: BTreeMap::new(),
-    };
-    for i in 0..contacts {
-        let (day, time) = on_day(i);
-        data.contacts.push(contact(i, time));
-        *data.contacts_per_day.entry(day).or_default() += 1;
-    }
-    for (offset, (when, local_day)) in [
-        (LATE_IN_JULY, (2025, 8, 1)),
-        (LATE_IN_OCTOBER, (2025, 10, 31)),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        data.contacts.push(contact(contacts + offset, at(when)));
-        let (y, m, d) = local_day;
-        *data
-            .contacts_per_day
-            .entry(NaiveDate::from_ymd_opt(y, m, d).expect("a date"))
-            .or_default() += 1;
-    }
-    for i in 0..responses {
-        let (day, time) = on_day(i * 3 + 1);
-        data.responses.push(response(i, time));
-        *data.responses_per_day.entry(day).or_default() += 1;
-    }
-    data.responses.push(response(responses, at(LATE_IN_JUNE)));
-    *data
-        .responses_per_day
-        .entry(NaiveDate::from_ymd_opt(2025, 7, 1).expect("a date"))
-        .or_default() += 1;
-    data
-}
 
 fn yyyymm(day: NaiveDate) -> u32 {
     u32::try_from(day.year()).unwrap_or(0) * 100 + day.month()
@@ -178,78 +42,6 @@ async fn store_with(scope: &Scope, data: &RawData) -> Result<Store> {
     store.insert_contacts(&data.contacts).await?;
     store.insert_satisfaction(&data.responses).await?;
     Ok(store)
-}
-
-/// Each rollup's key columns and the columns it sums.
-struct Layout {
-    table: &'static str,
-    keys: &'static str,
-    sums: &'static str,
-    rows_column: &'static str,
-}
-
-const LAYOUTS: [Layout; 3] = [
-    Layout {
-        table: "contact_daily",
-        keys: "council, day, service, channel, customer_type, interaction, outcome, assisted",
-        sums: "sum(contacts), sum(avoidable_contacts), sum(avoidable_flagged), \
-               sum(resolved_first), sum(resolution_flagged), sum(wait_seconds_total), \
-               sum(handling_seconds_total), sum(timed)",
-        rows_column: "contacts",
-    },
-    Layout {
-        table: "contact_area_daily",
-        keys: "council, day, ward, lsoa, channel, assisted, interaction, outcome",
-        sums: "sum(contacts)",
-        rows_column: "contacts",
-    },
-    Layout {
-        table: "satisfaction_daily",
-        keys: "council, day, service, channel, customer_type, instrument, score",
-        sums: "sum(responses)",
-        rows_column: "responses",
-    },
-];
-
-async fn tsv(store: &Store, sql: &str) -> Result<String> {
-    let bytes = store
-        .client()
-        .query(sql)
-        .fetch_bytes("TSV")?
-        .collect()
-        .await
-        .with_context(|| sql.to_string())?;
-    Ok(String::from_utf8(bytes.to_vec())?)
-}
-
-/// The rollup's content, whatever its parts, as sorted TSV.
-async fn rollup_content(store: &Store, layout: &Layout) -> Result<String> {
-    tsv(
-        store,
-        &format!(
-            "SELECT {keys}, {sums} FROM {table} GROUP BY {keys} ORDER BY {keys}",
-            keys = layout.keys,
-            sums = layout.sums,
-            table = layout.table,
-        ),
-    )
-    .await
-}
-
-/// What the rollup's view gives when it aggregates every raw row at once.
-async fn direct_aggregation(store: &Store, layout: &Layout) -> Result<String> {
-    let rollup = ROLLUPS
-        .iter()
-        .find(|rollup| rollup.table == layout.table)
-        .context("the rollup is in ROLLUPS")?;
-    tsv(
-        store,
-        &format!(
-            "SELECT * FROM ({}{}) ORDER BY {}",
-            rollup.select, rollup.group_by, layout.keys
-        ),
-    )
-    .await
 }
 
 #[derive(Row, Deserialize)]
@@ -376,41 +168,6 @@ async fn all_rollups(store: &Store) -> Result<Vec<String>> {
         contents.push(rollup_content(store, layout).await?);
     }
     Ok(contents)
-}
-
-/// Panics naming a few of the rows that differ.
-fn assert_same_rows(what: &str, actual: &str, expected: &str) {
-    if actual == expected {
-        return;
-    }
-    let actual: BTreeSet<&str> = actual.lines().collect();
-    let expected: BTreeSet<&str> = expected.lines().collect();
-    let missing: Vec<_> = expected.difference(&actual).take(5).collect();
-    let unexpected: Vec<_> = actual.difference(&expected).take(5).collect();
-    panic!(
-        "{what}: {} rows where {} were expected; missing (first 5): {missing:#?}; \
-         unexpected (first 5): {unexpected:#?}",
-        actual.len(),
-        expected.len()
-    );
-}
-
-/// Each rollup equals the aggregation of its raw rows by its view's SELECT.
-async fn assert_rollups_equal_their_view_over_raw(store: &Store, layouts: &[Layout]) -> Result<()> {
-    for layout in layouts {
-        let direct = direct_aggregation(store, layout).await?;
-        assert!(
-            direct.lines().count() > 100,
-            "{}: the data has variety",
-            layout.table
-        );
-        assert_same_rows(
-            &format!("{} against the aggregation of its raw rows", layout.table),
-            &rollup_content(store, layout).await?,
-            &direct,
-        );
-    }
-    Ok(())
 }
 
 async fn assert_rollups_equal_raw(store: &Store, data: &RawData) -> Result<()> {

@@ -32,6 +32,15 @@ pub enum Bucket {
 }
 
 impl Bucket {
+    pub const ALL: [Bucket; 6] = [
+        Bucket::Day,
+        Bucket::IsoWeek,
+        Bucket::Month,
+        Bucket::FinancialQuarter,
+        Bucket::FinancialYear,
+        Bucket::Total,
+    ];
+
     /// The first day of the period containing `day`, as text.
     fn sql(self) -> &'static str {
         match self {
@@ -148,6 +157,10 @@ pub struct SatisfactionCell {
 pub enum Area {
     Ward,
     Lsoa,
+}
+
+impl Area {
+    pub const ALL: [Area; 2] = [Area::Ward, Area::Lsoa];
 }
 
 /// Contacts of one period × area × channel × assisted flag.

@@ -4,7 +4,6 @@
 //! Tansu with memory storage) on its own ports, runs
 //! `tests/benches/pipeline.rs`, and stops only what it started.
 
-use crate::install::tools_dir;
 use crate::stack::{workspace_root, Profile, Stack};
 use anyhow::{bail, Context, Result};
 use std::env;
@@ -14,35 +13,7 @@ use std::time::Instant;
 
 /// The reference consumer's interpreter, with confluent-kafka installed.
 fn python_venv() -> Result<PathBuf> {
-    let venv = tools_dir().join("bench-venv");
-    let python = venv.join("bin").join("python3");
-    let ready = Command::new(&python)
-        .args(["-c", "import confluent_kafka"])
-        .status()
-        .is_ok_and(|status| status.success());
-    if ready {
-        return Ok(python);
-    }
-    println!(
-        "preparing the Python reference consumer in {}",
-        venv.display()
-    );
-    let created = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .context("python3 -m venv")?;
-    if !created.success() {
-        bail!("creating {} failed", venv.display());
-    }
-    let installed = Command::new(venv.join("bin").join("pip"))
-        .args(["install", "--quiet", "confluent-kafka==2.*"])
-        .status()
-        .context("pip install confluent-kafka")?;
-    if !installed.success() {
-        bail!("pip install confluent-kafka failed");
-    }
-    Ok(python)
+    crate::install::python_venv("bench-venv", &["confluent-kafka==2.*"])
 }
 
 fn target_dir() -> PathBuf {

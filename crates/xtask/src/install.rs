@@ -43,7 +43,44 @@ pub fn ensure_all() -> Result<()> {
     ensure_tansu()?;
     ensure_browser_checks()?;
     ensure_cargo_fuzz()?;
+    crate::current_engine::python()?;
     Ok(())
+}
+
+/// A virtual environment in the tools folder holding `requirements` (pip's
+/// lines), made once per machine and again when the requirements change.
+/// Returns its interpreter.
+pub fn python_venv(name: &str, requirements: &[&str]) -> Result<PathBuf> {
+    let venv = tools_dir().join(name);
+    let python = venv.join("bin").join("python3");
+    let marker = venv.join("channelshift-requirements.txt");
+    let wanted = requirements.join("\n");
+    if python.exists() && std::fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
+        return Ok(python);
+    }
+    println!(
+        "preparing the Python environment {} (once per machine): {}",
+        venv.display(),
+        requirements.join(" ")
+    );
+    let created = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("python3 -m venv")?;
+    if !created.success() {
+        bail!("creating {} failed", venv.display());
+    }
+    let installed = Command::new(venv.join("bin").join("pip"))
+        .args(["install", "--quiet"])
+        .args(requirements)
+        .status()
+        .context("pip install")?;
+    if !installed.success() {
+        bail!("pip install {} failed", requirements.join(" "));
+    }
+    std::fs::write(&marker, wanted)?;
+    Ok(python)
 }
 
 /// `cargo fuzz`, for the bounded fuzzing step of `cargo xtask test`.

@@ -2,6 +2,7 @@
 //! needs, starts and stops it by PID, runs the test suite and the demo.
 
 mod bench;
+mod current_engine;
 mod demo;
 mod fuzz;
 mod install;
@@ -41,7 +42,8 @@ enum Task {
     /// The main job: start the stack, ingest and the API, feed synthetic
     /// council data through Kafka and print the KPIs.
     Demo,
-    /// Start the test stack, run the whole suite, stop what it started.
+    /// Start the test stack, run the whole suite (and the store's statements
+    /// on current ClickHouse through chdb), stop what it started.
     Test {
         /// Passed to `cargo test` (after `--`); a filtered run does not fuzz.
         #[arg(last = true)]
@@ -160,16 +162,24 @@ fn test(extra: &[String]) -> Result<ExitCode> {
         cargo_test.arg("--no-fail-fast");
     }
     cargo_test.args(extra);
-    let (status, failures) = suite::run(cargo_test)?;
+    let (status, mut failures) = suite::run(cargo_test)?;
+    // A filtered run (extra arguments) is someone's quick check: it runs
+    // neither the current-engine step nor the fuzzing.
+    let current = if extra.is_empty() {
+        let (current, found) = current_engine::run(&cargo, stack.env_vars())?;
+        failures.extend(found);
+        current.success()
+    } else {
+        true
+    };
     if let Err(error) = stack.down(Some(&started)) {
         eprintln!("xtask: stopping the test stack: {error:#}");
     }
-    // A filtered run (extra arguments) is someone's quick check: no fuzzing.
     let fuzzed = match fuzz::seconds()? {
         seconds if seconds > 0 && extra.is_empty() => fuzz::run(&cargo, seconds)?,
         _ => true,
     };
-    let passed = status.success() && fuzzed;
+    let passed = status.success() && current && fuzzed;
     if !failures.is_empty() {
         print!("{}", failures.summary());
     }

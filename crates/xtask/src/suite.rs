@@ -30,6 +30,13 @@ impl Failures {
         self.tests.is_empty() && self.panics.is_empty() && self.reruns.is_empty()
     }
 
+    /// Adds what another run failed on.
+    pub fn extend(&mut self, other: Failures) {
+        self.tests.extend(other.tests);
+        self.panics.extend(other.panics);
+        self.reruns.extend(other.reruns);
+    }
+
     /// The summary printed at the end of a failed run.
     pub fn summary(&self) -> String {
         let mut text = String::from("== failures\n");

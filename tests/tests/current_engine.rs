@@ -1,0 +1,551 @@
+//! Current ClickHouse (26.x) against the test stack's 18.16, statement by
+//! statement, through the store's own code: the same raw rows go into both,
+//! and every query the store can build must run on both and answer the same.
+//!
+//! The current engine is chdb (ClickHouse as a library, from PyPI) behind
+//! `tests/chdb/server.py`, which speaks ClickHouse's HTTP interface, so the
+//! store's client talks to it as to a server, with row validation on: a
+//! result column whose name or type differs from the Rust row struct that
+//! reads it fails the fetch. `cargo xtask test` starts it and runs these
+//! tests (they are ignored in the plain suite, which has no such server):
+//!
+//! ```sh
+//! CHANNELSHIFT_CURRENT_CLICKHOUSE_URL=http://127.0.0.1:PORT \
+//!   cargo test -p channelshift-tests --test current_engine -- --ignored
+//! ```
+
+use anyhow::{bail, Context, Result};
+use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
+use channelshift_store::{
+    months_per_insert, Area, Bucket, CellFilter, Checkpoint, ClickHouseConfig, ContactRow, CutOff,
+    Keys, Record, Source, Store, MIGRATIONS,
+};
+use channelshift_tests::grafana::{expand_sql, load_dashboards, TimeRange, CLICKHOUSE};
+use channelshift_tests::rollups::{
+    assert_rollups_equal_their_view_over_raw, contact, raw_data, rollup_content, COUNCIL, LAYOUTS,
+};
+use channelshift_tests::Scope;
+use chrono::{NaiveDate, TimeDelta};
+use std::collections::BTreeMap;
+
+/// The current engine's store for `scope`'s database name.
+async fn current_store(scope: &Scope) -> Result<Store> {
+    let url = std::env::var("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL").context(
+        "CHANNELSHIFT_CURRENT_CLICKHOUSE_URL is not set: `cargo xtask test` starts ClickHouse \
+         26 (chdb) and sets it",
+    )?;
+    let store = Store::connect(&ClickHouseConfig {
+        url,
+        user: "default".into(),
+        password: String::new().into(),
+        database: scope.database.clone(),
+    })
+    .await?;
+    let (major, _) = store.server_version();
+    anyhow::ensure!(major >= 24, "{major}.x is not a current ClickHouse");
+    Ok(store)
+}
+
+/// Both engines, migrated, each holding the same rows: 2,000 contacts and
+/// 600 responses over 2025 (the rollup tests' data) and a back-load of two
+/// contacts a month from January 2015 to October 2025 (130 months).
+struct Engines {
+    scope: Scope,
+    old: Store,
+    current: Store,
+}
+
+impl Engines {
+    async fn loaded(test: &str) -> Result<Self> {
+        let scope = Scope::new(test);
+        let old = scope.store().await?;
+        let current = current_store(&scope).await?;
+        let data = raw_data(2_000, 600);
+        let history = back_load(130);
+        for store in [&old, &current] {
+            store.migrate().await?;
+            store.insert_contacts(&data.contacts).await?;
+            store.insert_contacts(&history).await?;
+            store.insert_satisfaction(&data.responses).await?;
+            // What ingest does once an INSERT has succeeded.
+            let ids: Vec<&str> = data
+                .contacts
+                .iter()
+                .chain(&history)
+                .map(|row| row.event_id.as_str())
+                .collect();
+            store.index_ids(Record::Contact, COUNCIL, &ids).await?;
+            let ids: Vec<&str> = data
+                .responses
+                .iter()
+                .map(|row| row.response_id.as_str())
+                .collect();
+            store.index_ids(Record::Satisfaction, COUNCIL, &ids).await?;
+        }
+        Ok(Self {
+            scope,
+            old,
+            current,
+        })
+    }
+
+    async fn drop_databases(self) -> Result<()> {
+        let drop = format!("DROP DATABASE IF EXISTS `{}`", self.scope.database);
+        self.current.client().query(&drop).execute().await?;
+        self.scope.drop_database().await
+    }
+}
+
+/// Two contacts a month, at noon on the 3rd and 23:30 UTC on the last day
+/// (the next day in London in summer), for `months` months from January 2015.
+fn back_load(months: u32) -> Vec<ContactRow> {
+    let first = NaiveDate::from_ymd_opt(2015, 1, 1).expect("a date");
+    let mut rows = Vec::new();
+    for month in 0..months {
+        let start = first + chrono::Months::new(month);
+        let end = start + chrono::Months::new(1) - TimeDelta::days(1);
+        for (n, when) in [start.and_hms_opt(12, 0, 0), end.and_hms_opt(23, 30, 0)]
+            .into_iter()
+            .enumerate()
+        {
+            let i = 500_000 + 2 * month as usize + n;
+            rows.push(contact(i, when.expect("a time").and_utc()));
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn every_migration_runs_and_runs_again_on_the_current_engine() -> Result<()> {
+    let scope = Scope::new("current-migrations");
+    let store = current_store(&scope).await?;
+    let applied = store.migrate().await?;
+    let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(applied, versions);
+    assert!(store.migrate().await?.is_empty(), "nothing left to apply");
+    // Every statement again, as a half-applied migration would be re-run.
+    for migration in MIGRATIONS {
+        for statement in migration.statements {
+            store
+                .client()
+                .query(statement)
+                .execute()
+                .await
+                .with_context(|| format!("migration {} again: {statement}", migration.version))?;
+        }
+    }
+    let drop = format!("DROP DATABASE IF EXISTS `{}`", scope.database);
+    store.client().query(&drop).execute().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn a_back_load_of_130_months_is_split_and_stored_once_on_both_engines() -> Result<()> {
+    let scope = Scope::new("current-backload");
+    let old = scope.store().await?;
+    let current = current_store(&scope).await?;
+    let history = back_load(130);
+    // The limit is real on the current engine: one INSERT of it all is refused.
+    current.migrate().await?;
+    let mut whole = current
+        .client()
+        .insert::<ContactRow>("contact_events")
+        .await?;
+    for row in &history {
+        whole.write(row).await?;
+    }
+    let refused = whole.end().await;
+    let message = format!("{:?}", refused.err().context("one INSERT of 130 months")?);
+    assert!(
+        message.contains("Too many partitions"),
+        "refused for another reason: {message}"
+    );
+    assert_eq!(current.raw_rows(Record::Contact).await?, 0);
+    assert_eq!(current.partition_limit(), 100);
+    assert_eq!(months_per_insert(current.partition_limit()), 50);
+
+    old.migrate().await?;
+    for store in [&old, &current] {
+        let inserts = store.insert_contacts(&history).await?;
+        assert_eq!(inserts, 3, "130 months in INSERTs of at most 50");
+        let ids: Vec<&str> = history.iter().map(|row| row.event_id.as_str()).collect();
+        store.index_ids(Record::Contact, COUNCIL, &ids).await?;
+        assert_eq!(store.raw_rows(Record::Contact).await?, 260);
+        assert_eq!(store.id_index_rows(Record::Contact).await?, 260);
+        assert_eq!(store.rollup_total(Record::Contact).await?, 260);
+        assert_eq!(store.duplicate_totals(Record::Contact).await?.ids, 0);
+    }
+    for layout in &LAYOUTS[..2] {
+        assert_eq!(
+            rollup_content(&old, layout).await?,
+            rollup_content(&current, layout).await?,
+            "{} differs between the engines",
+            layout.table
+        );
+    }
+    let drop = format!("DROP DATABASE IF EXISTS `{}`", scope.database);
+    current.client().query(&drop).execute().await?;
+    scope.drop_database().await
+}
+
+/// No filter, each filter alone, and all four at once.
+fn filters() -> Result<Vec<CellFilter>> {
+    let council = CouncilCode::parse(COUNCIL).context("council")?;
+    let from = NaiveDate::from_ymd_opt(2015, 1, 1).context("date")?;
+    let to = NaiveDate::from_ymd_opt(2025, 12, 31).context("date")?;
+    let all = CellFilter::new(council, from, to);
+    let service = CellFilter {
+        service: ServiceSlug::parse("waste"),
+        ..all.clone()
+    };
+    let channel = CellFilter {
+        channel: Some(Channel::ALL[0]),
+        ..all.clone()
+    };
+    let customer_type = CellFilter {
+        customer_type: Some(CustomerType::ALL[0]),
+        ..all.clone()
+    };
+    let instrument = CellFilter {
+        instrument: Some(Instrument::ALL[0]),
+        ..all.clone()
+    };
+    let every = CellFilter {
+        service: ServiceSlug::parse("council_tax"),
+        channel: Some(Channel::ALL[1]),
+        customer_type: Some(CustomerType::ALL[0]),
+        instrument: Some(Instrument::ALL[0]),
+        ..all.clone()
+    };
+    Ok(vec![
+        all,
+        service,
+        channel,
+        customer_type,
+        instrument,
+        every,
+    ])
+}
+
+fn every_keys() -> Vec<Keys> {
+    (0..8)
+        .map(|bits| Keys {
+            service: bits & 1 != 0,
+            customer_type: bits & 2 != 0,
+            channel: bits & 4 != 0,
+        })
+        .collect()
+}
+
+fn sources() -> [Source; 3] {
+    [
+        Source::Rollup,
+        Source::Raw,
+        Source::RawAsOf(CutOff(chrono::Utc::now().timestamp() + 60)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn every_kpi_query_answers_the_same_on_both_engines() -> Result<()> {
+    let engines = Engines::loaded("current-kpi").await?;
+    let (old, current) = (&engines.old, &engines.current);
+    let mut queries = 0;
+    let mut cells = 0;
+    // Every period × grouping × source with no filter and with all four;
+    // each filter alone over the whole range.
+    for (n, filter) in filters()?.into_iter().enumerate() {
+        let buckets: &[Bucket] = if n == 0 || n == 5 {
+            &Bucket::ALL
+        } else {
+            &[Bucket::Total]
+        };
+        for &bucket in buckets {
+            for source in sources() {
+                for keys in every_keys() {
+                    let a = old.contact_cells(&filter, bucket, keys, source).await?;
+                    let b = current.contact_cells(&filter, bucket, keys, source).await?;
+                    assert_eq!(
+                        a, b,
+                        "contact cells {bucket:?} {keys:?} {source:?} {filter:?}"
+                    );
+                    let a = old
+                        .satisfaction_cells(&filter, bucket, keys, source)
+                        .await?;
+                    let b = current
+                        .satisfaction_cells(&filter, bucket, keys, source)
+                        .await?;
+                    assert_eq!(
+                        a, b,
+                        "satisfaction cells {bucket:?} {keys:?} {source:?} {filter:?}"
+                    );
+                    queries += 2;
+                    cells += a.len();
+                }
+                for area in Area::ALL {
+                    let a = old.area_cells(&filter, bucket, area, source).await?;
+                    let b = current.area_cells(&filter, bucket, area, source).await?;
+                    assert_eq!(a, b, "area cells {bucket:?} {area:?} {source:?} {filter:?}");
+                    queries += 1;
+                    cells += a.len();
+                }
+            }
+        }
+        let (from, to) = (filter.from, filter.to);
+        assert_eq!(
+            old.days_with_contacts(&filter.council, from, to).await?,
+            current
+                .days_with_contacts(&filter.council, from, to)
+                .await?
+        );
+    }
+    assert!(cells > 10_000, "the queries found data: {cells} cells");
+    eprintln!("current engine: {queries} KPI queries, the same {cells}+ cells on both engines");
+    engines.drop_databases().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn ingest_and_reconcile_statements_answer_the_same_on_both_engines() -> Result<()> {
+    let engines = Engines::loaded("current-ingest").await?;
+    let (old, current) = (&engines.old, &engines.current);
+    let ids: Vec<String> = (0..30).map(|i| format!("ev-{}", i * 97)).collect();
+    let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    ids.push("not-stored");
+    let mut found = Vec::new();
+    for store in [old, current] {
+        let checkpoints = [
+            Checkpoint {
+                topic: "contacts".into(),
+                partition: 0,
+                next_offset: 41,
+            },
+            Checkpoint {
+                topic: "contacts".into(),
+                partition: 0,
+                next_offset: 42,
+            },
+            Checkpoint {
+                topic: "contacts".into(),
+                partition: 2,
+                next_offset: 7,
+            },
+        ];
+        store.save_checkpoints(&checkpoints).await?;
+        let mut keys = Vec::new();
+        store
+            .stored_keys(Record::Contact, 0, 0, 3_000, |key| keys.push(key))
+            .await?;
+        keys.sort_by_key(|key| key.offset);
+        found.push(format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{} keys, first {:?}, last {:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            store
+                .checkpoints("contacts")
+                .await?
+                .into_iter()
+                .collect::<BTreeMap<_, _>>(),
+            sorted(store.existing_ids(Record::Contact, COUNCIL, &ids).await?),
+            sorted(
+                store
+                    .existing_raw_ids(Record::Contact, COUNCIL, &ids, 0, u32::MAX)
+                    .await?
+            ),
+            sorted(store.raw_ids(Record::Contact, COUNCIL, &ids).await?),
+            keys.len(),
+            keys.first(),
+            keys.last(),
+            store.duplicate_totals(Record::Contact).await?,
+            store.duplicate_examples(Record::Contact, 5).await?,
+            store.latest_ingest().await?.is_some(),
+            (
+                store.raw_rows(Record::Satisfaction).await?,
+                store.id_index_rows(Record::Satisfaction).await?,
+                store.rollup_total(Record::Satisfaction).await?
+            ),
+        ));
+        // The index of ids found in raw rows only, and a duplicate to find.
+        store
+            .index_ids(Record::Contact, COUNCIL, &["ev-1", "ev-2"])
+            .await?;
+        store
+            .client()
+            .query(
+                "INSERT INTO contact_events SELECT * FROM contact_events WHERE event_id = 'ev-7'",
+            )
+            .execute()
+            .await?;
+        found.push(format!(
+            "{:?} {:?} {:?}",
+            store.id_index_rows(Record::Contact).await?,
+            store.duplicate_totals(Record::Contact).await?,
+            store.duplicate_examples(Record::Contact, 5).await?
+        ));
+    }
+    assert_eq!(found[0], found[2], "before: 18.16 then the current engine");
+    assert_eq!(found[1], found[3], "after: 18.16 then the current engine");
+    assert!(found[0].contains("{0: 42, 2: 7}"), "{}", found[0]);
+    engines.drop_databases().await
+}
+
+fn sorted(set: std::collections::HashSet<String>) -> Vec<String> {
+    let mut items: Vec<String> = set.into_iter().collect();
+    items.sort();
+    items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn rebuild_rollups_gives_the_same_rollups_on_both_engines() -> Result<()> {
+    let engines = Engines::loaded("current-rebuild").await?;
+    let mut contents = Vec::new();
+    for store in [&engines.old, &engines.current] {
+        // A rollup row of no raw row, and a month missing from another.
+        store
+            .client()
+            .query(&format!(
+                "INSERT INTO contact_daily (council, day, service, channel, customer_type, \
+                 interaction, outcome, assisted, contacts) VALUES ('{COUNCIL}', '2024-11-03', \
+                 'waste', 'phone', 'resident', 'transaction', 'completed', 0, 77)"
+            ))
+            .execute()
+            .await?;
+        store
+            .client()
+            .query("ALTER TABLE contact_area_daily DROP PARTITION 202507")
+            .execute()
+            .await?;
+        let report = store.rebuild_rollups(|_| ()).await?;
+        assert_eq!(report.months_recomputed, 0);
+        assert_rollups_equal_their_view_over_raw(store, &LAYOUTS).await?;
+        let mut all = Vec::new();
+        for layout in &LAYOUTS {
+            all.push(rollup_content(store, layout).await?);
+        }
+        contents.push(all);
+    }
+    assert!(
+        contents[0] == contents[1],
+        "the rebuilt rollups differ between the engines"
+    );
+    engines.drop_databases().await
+}
+
+/// The dashboards' panel and variable SQL, run on both engines as Grafana's
+/// data source sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn every_dashboard_query_answers_the_same_on_both_engines() -> Result<()> {
+    let engines = Engines::loaded("current-dashboards").await?;
+    let range = TimeRange {
+        from: "2025-03-31T23:00:00Z".parse()?,
+        to: "2025-06-30T22:59:59Z".parse()?,
+    };
+    let mut ran = 0;
+    for dashboard in load_dashboards()? {
+        let mut chosen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for variable in dashboard.variables() {
+            let name = variable["name"].as_str().unwrap_or_default().to_string();
+            let value = match (variable["type"].as_str(), name.as_str()) {
+                (Some("query"), "council") => COUNCIL.to_string(),
+                (Some("query"), "service") => "waste".into(),
+                (Some("query"), "channel") => "web".into(),
+                (Some("query"), "customer_type") => "resident".into(),
+                (Some("query"), other) => bail!("no value for variable ${other}"),
+                _ => variable["current"]["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            if variable["type"] == "query" {
+                let sql = expand_sql(
+                    variable["query"].as_str().unwrap_or_default(),
+                    range,
+                    &chosen,
+                )?;
+                same_on_both(&engines, &sql).await.context(name.clone())?;
+                ran += 1;
+            }
+            chosen.insert(name, vec![value]);
+        }
+        chosen
+            .entry("take_up_definition".into())
+            .or_insert_with(|| vec!["current".into()]);
+        for (name, target) in dashboard.queries(CLICKHOUSE) {
+            let sql = expand_sql(
+                target["rawSql"].as_str().unwrap_or_default(),
+                range,
+                &chosen,
+            )?;
+            same_on_both(&engines, &sql).await.context(name)?;
+            ran += 1;
+        }
+    }
+    assert!(ran > 5, "only {ran} dashboard queries");
+    eprintln!("current engine: {ran} dashboard queries, the same on both engines");
+    engines.drop_databases().await
+}
+
+/// Runs `sql` on both engines; their TSV answers (with names and types) must
+/// be equal, apart from `now()`-like columns a query is not expected to repeat.
+async fn same_on_both(engines: &Engines, sql: &str) -> Result<()> {
+    let mut answers = Vec::new();
+    for store in [&engines.old, &engines.current] {
+        let bytes = store
+            .client()
+            .query(sql)
+            .fetch_bytes("TSVWithNamesAndTypes")?
+            .collect()
+            .await
+            .with_context(|| sql.to_string())?;
+        answers.push(String::from_utf8(bytes.to_vec())?);
+    }
+    if answers[0] != answers[1] {
+        bail!(
+            "the engines differ\n18.16:\n{}\ncurrent:\n{}\n{sql}",
+            answers[0],
+            answers[1]
+        );
+    }
+    Ok(())
+}
+
+/// The cluster DDL in `deploy/clickhouse/` (generated from the migrations by
+/// `cluster_ddl.rs`) parses on the current engine: `EXPLAIN AST` of each
+/// statement. It cannot run here (no cluster, no Keeper).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn the_cluster_ddl_parses_on_the_current_engine() -> Result<()> {
+    let scope = Scope::new("current-cluster-ddl");
+    let store = current_store(&scope).await?;
+    let mut parsed = 0;
+    for file in ["cluster-replicated.sql", "cluster-sharded.sql"] {
+        let path = channelshift_tests::grafana::repository_root()
+            .join("deploy/clickhouse")
+            .join(file);
+        let text = std::fs::read_to_string(&path)?;
+        let statements = text.split(";\n").map(|statement| {
+            statement
+                .lines()
+                .filter(|line| !line.starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+        for statement in statements.filter(|statement| !statement.trim().is_empty()) {
+            store
+                .client()
+                .clone()
+                .with_database("system")
+                .query(&format!("EXPLAIN AST {statement}"))
+                .fetch_bytes("TSV")?
+                .collect()
+                .await
+                .with_context(|| format!("{file}: {statement}"))?;
+            parsed += 1;
+        }
+    }
+    assert!(parsed > 20, "only {parsed} statements");
+    eprintln!("current engine: {parsed} cluster DDL statements parsed");
+    Ok(())
+}
