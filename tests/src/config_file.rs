@@ -40,6 +40,8 @@ impl From<&ClickHouseConfig> for ClickHouseSection {
 pub struct IngestFile {
     pub listen: String,
     pub max_message_bytes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_age_days: Option<u32>,
     pub shutdown_timeout_ms: u64,
     pub kafka: KafkaSection,
     pub clickhouse: ClickHouseSection,
@@ -112,6 +114,7 @@ impl From<&IngestConfig> for IngestFile {
         Self {
             listen: config.listen.to_string(),
             max_message_bytes: config.max_message_bytes,
+            max_event_age_days: config.max_event_age_days,
             shutdown_timeout_ms: config.shutdown_timeout_ms,
             kafka: (&config.kafka).into(),
             clickhouse: (&config.clickhouse).into(),

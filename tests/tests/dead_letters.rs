@@ -51,6 +51,8 @@ fn bad_contacts(max_message_bytes: usize) -> Vec<(Vec<u8>, &'static str, &'stati
         (with("council", json!("X1234")), "invalid_value", "council"),
         (with("wait_seconds", json!(90_000)), "out_of_range", "wait_seconds"),
         (with("occurred_at", json!(in_future)), "in_future", "occurred_at"),
+        // Older than the test's max_event_age_days (ten years).
+        (with("occurred_at", json!("2001-06-01T10:00:00Z")), "too_old", "occurred_at"),
         (with("schema_version", json!(2)), "unsupported_schema_version", "schema_version"),
         (
             br#"{"schema_version":1,"event_id":"dup","council":"E07000041","occurred_at":"2025-01-01T10:00:00Z","channel":"web","channel":"phone","service":"waste","outcome":"completed","customer_type":"resident"}"#.to_vec(),
@@ -65,7 +67,8 @@ fn bad_contacts(max_message_bytes: usize) -> Vec<(Vec<u8>, &'static str, &'stati
 async fn bad_messages_go_to_the_dead_letter_topic_and_good_ones_still_flow() -> Result<()> {
     let scope = Scope::new("dlq");
     create_topics(&scope).await?;
-    let config = scope.ingest_config();
+    let mut config = scope.ingest_config();
+    config.max_event_age_days = Some(3_650);
     let max_message_bytes = config.max_message_bytes;
     let ingest = IngestProcess::ingest("dlq", config).await?;
     let producer = producer(&scope)?;

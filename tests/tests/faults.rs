@@ -15,7 +15,9 @@ use channelshift_tests::broker::PrivateBroker;
 use channelshift_tests::checks::{contact_totals, satisfaction_totals, ContactTotals};
 use channelshift_tests::clickhouse::{migrated_store, PrivateClickHouse};
 use channelshift_tests::config_file::{toml_text, ReconcileFile};
-use channelshift_tests::kafka::{await_committed, committed_offsets, produce_all, read_topic};
+use channelshift_tests::kafka::{
+    await_committed, committed_offsets, header, produce_all, read_topic,
+};
 use channelshift_tests::process::{ingest_binary, IngestProcess};
 use channelshift_tests::{
     contact_event, contact_events, create_topics, eventually, producer, satisfaction_responses,
@@ -925,6 +927,178 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
     run.scope.drop_database().await
 }
 
+/// Ten years and ten months of history for a council new to the store (130
+/// months, 20 contacts each, the months shuffled), produced in one go before
+/// ingest starts, so each batch spans far more months than one INSERT may
+/// touch on current servers: stored exactly once, each batch in several
+/// INSERTs, every month in the rollup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_load_of_130_months_for_a_new_council_is_stored_once() -> Result<()> {
+    let (_broker, scope) = private_stack("back-load").await?;
+    let mut config = scope.ingest_config();
+    config.batch.max_rows = 10_000;
+    config.batch.max_wait_ms = 2_000;
+    let months = 130;
+    let history: Vec<(String, Vec<u8>)> = (0..months * 20)
+        .map(|i| {
+            let id = format!("history-{i}");
+            let mut event: serde_json::Value =
+                serde_json::from_slice(&contact_event(&id, i)).expect("test event is JSON");
+            let month = (i * 7) % months;
+            event["council"] = "E06000001".into();
+            event["occurred_at"] = format!(
+                "{}-{:02}-{:02}T10:00:00Z",
+                2015 + month / 12,
+                1 + month % 12,
+                1 + i % 28
+            )
+            .into();
+            (id, event.to_string().into_bytes())
+        })
+        .collect();
+    produce_all(&producer(&scope)?, &scope.contact_topic, &history).await?;
+    let ingest = IngestProcess::ingest("back-load", config.clone()).await?;
+    let expected = history.len() as u64;
+    reconciled_exactly(&config, expected, 0, Duration::from_secs(120), &[&ingest]).await?;
+    let inserts = ingest
+        .metric(
+            channelshift_ingest::metrics::INSERTS,
+            &[("table", "contact_events")],
+        )
+        .await?;
+    let batches = ingest
+        .metric(
+            &format!("{}_count", channelshift_ingest::metrics::BATCH_ROWS),
+            &[],
+        )
+        .await?;
+    assert!(
+        inserts > batches,
+        "{batches} batches in {inserts} INSERTs: none was split\n{}",
+        ingest.log_tail()
+    );
+    let store = scope.store().await?;
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Months {
+        n: u64,
+    }
+    let in_rollup = store
+        .client()
+        .query(
+            "SELECT uniqExact(toYYYYMM(day)) AS n FROM contact_daily WHERE council = 'E06000001'",
+        )
+        .fetch_one::<Months>()
+        .await?
+        .n;
+    assert_eq!(in_rollup, months as u64);
+    eprintln!("back-load: {expected} contacts over {months} months, {batches} batches in {inserts} INSERTs, exact");
+    drop(ingest);
+    scope.drop_database().await
+}
+
+/// The current engine (`CHANNELSHIFT_CURRENT_CLICKHOUSE_URL`, which `cargo
+/// xtask test` sets) as `scope`'s ClickHouse.
+fn current_clickhouse(url: String, scope: &Scope) -> ClickHouseConfig {
+    ClickHouseConfig {
+        url,
+        user: "default".into(),
+        password: String::new().into(),
+        database: scope.database.clone(),
+    }
+}
+
+fn current_url() -> Result<String> {
+    std::env::var("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL")
+        .context("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL is not set: `cargo xtask test` sets it")
+}
+
+/// Rows ClickHouse refuses for good (a CHECK constraint, which current
+/// servers have and 18.16 has not) among rows it takes: each refused row goes
+/// to the dead-letter topic as `store_refused`, byte for byte, the rest of
+/// its batch is stored, and ingest goes on with what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn rows_clickhouse_refuses_for_good_are_dead_lettered_and_the_rest_stored() -> Result<()> {
+    let (_broker, scope) = private_stack("refused").await?;
+    let mut config = scope.ingest_config();
+    config.clickhouse = current_clickhouse(current_url()?, &scope);
+    let producer = producer(&scope)?;
+    let ingest = IngestProcess::ingest("refused", config.clone()).await?;
+    produce_all(
+        &producer,
+        &scope.contact_topic,
+        &contact_events("ev", 0..100),
+    )
+    .await?;
+    let store = Store::connect(&config.clickhouse).await?;
+    eventually("the first 100 stored", Duration::from_secs(60), || async {
+        Ok((contact_totals(&store).await?.settled() == 100).then_some(()))
+    })
+    .await
+    .map_err(|error| error.context(ingest.log_tail()))?;
+    store
+        .client()
+        .query("ALTER TABLE contact_events ADD CONSTRAINT no_poison CHECK event_id NOT LIKE 'poison-%'")
+        .execute()
+        .await?;
+    // 300 more on one partition, one in 50 refused by the constraint.
+    let mixed: Vec<(String, Vec<u8>)> = (100..400)
+        .map(|i| {
+            let id = if i % 50 == 0 {
+                format!("poison-{i}")
+            } else {
+                format!("ev-{i}")
+            };
+            ("one-partition".to_string(), contact_event(&id, i))
+        })
+        .collect();
+    produce_all(&producer, &scope.contact_topic, &mixed).await?;
+    let dead = read_topic(
+        &scope.stack.kafka_brokers,
+        &format!("{}.dlq", scope.contact_topic),
+        6,
+        Duration::from_secs(60),
+    )
+    .map_err(|error| error.context(ingest.log_tail()))?;
+    let refused: Vec<&Vec<u8>> = mixed
+        .iter()
+        .filter(|(_, payload)| String::from_utf8_lossy(payload).contains("poison-"))
+        .map(|(_, payload)| payload)
+        .collect();
+    assert_eq!(dead.len(), refused.len());
+    for letter in &dead {
+        assert_eq!(
+            header(letter, "channelshift-reason").as_deref(),
+            Some("store_refused")
+        );
+        let detail = header(letter, "channelshift-detail").unwrap_or_default();
+        assert!(detail.contains("no_poison"), "{detail}");
+        let payload = rdkafka::Message::payload(letter)
+            .unwrap_or_default()
+            .to_vec();
+        assert!(refused.contains(&&payload), "byte for byte");
+    }
+    // Ingest goes on.
+    produce_all(
+        &producer,
+        &scope.contact_topic,
+        &contact_events("ev", 400..500),
+    )
+    .await?;
+    reconciled_exactly(&config, 494, 6, Duration::from_secs(60), &[&ingest]).await?;
+    let rejected = ingest
+        .metric(
+            "channelshift_ingest_messages_rejected_total",
+            &[("reason", "store_refused")],
+        )
+        .await?;
+    assert_eq!(rejected, 6.0);
+    drop(ingest);
+    let drop = format!("DROP DATABASE IF EXISTS `{}`", scope.database);
+    store.client().query(&drop).execute().await?;
+    Ok(())
+}
+
 /// An INSERT whose views fail, `runs` times in a row against one replica
 /// storing on the current engine at `current_url` (the test stack's 18.16
 /// when `None`): each time a view
@@ -942,12 +1116,7 @@ async fn views_failing_runs(
     let (_broker, scope) = private_stack(test).await?;
     let mut config = scope.ingest_config();
     if let Some(url) = current_url {
-        config.clickhouse = ClickHouseConfig {
-            url,
-            user: "default".into(),
-            password: String::new().into(),
-            database: scope.database.clone(),
-        };
+        config.clickhouse = current_clickhouse(url, &scope);
     }
     let producer = producer(&scope)?;
     let ingest = IngestProcess::ingest(test, config.clone()).await?;
@@ -1050,9 +1219,7 @@ async fn rows_an_insert_stored_before_its_views_failed_are_not_stored_twice() ->
 #[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
 async fn rows_an_insert_stored_before_its_views_failed_are_not_stored_twice_on_current_clickhouse(
 ) -> Result<()> {
-    let url = std::env::var("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL")
-        .context("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL is not set: `cargo xtask test` sets it")?;
-    let found = views_failing_runs("half-written-current", Some(url), 10).await?;
+    let found = views_failing_runs("half-written-current", Some(current_url()?), 10).await?;
     eprintln!("half-written (current ClickHouse): ids found stored without their index in each run: {found:?}");
     Ok(())
 }

@@ -26,6 +26,12 @@ pub enum RejectionReason {
     OutOfRange,
     /// A timestamp more than five minutes ahead of the receiver's clock.
     InFuture,
+    /// A timestamp older than the receiver accepts (ingest's
+    /// `max_event_age_days`; by default any age is accepted).
+    TooOld,
+    /// Valid by the contract, but ClickHouse refuses the row for good (a
+    /// constraint, a value a view cannot take): retrying cannot store it.
+    StoreRefused,
 }
 
 impl RejectionReason {
@@ -40,6 +46,8 @@ impl RejectionReason {
         Self::InvalidValue,
         Self::OutOfRange,
         Self::InFuture,
+        Self::TooOld,
+        Self::StoreRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +62,8 @@ impl RejectionReason {
             Self::InvalidValue => "invalid_value",
             Self::OutOfRange => "out_of_range",
             Self::InFuture => "in_future",
+            Self::TooOld => "too_old",
+            Self::StoreRefused => "store_refused",
         }
     }
 }

@@ -21,6 +21,12 @@ pub struct IngestConfig {
     /// Messages larger than this go to the dead-letter topic as `too_large`.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// Events (`occurred_at`) and responses (`responded_at`) older than this
+    /// many days go to the dead-letter topic as `too_old`. Unset (the
+    /// default), any age is accepted: back-loading years of history is a
+    /// real use.
+    #[serde(default)]
+    pub max_event_age_days: Option<u32>,
     /// How long SIGTERM waits for the open batch to be written and committed.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,

@@ -15,16 +15,26 @@ pub enum Decoded {
     Rejected(Rejection),
 }
 
-/// Decodes a message of `record`'s topic, received `now`; a message over
-/// `max_message_bytes` is rejected unread.
+/// What ingest accepts beyond the contract.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// A message over this is rejected unread (`too_large`).
+    pub max_message_bytes: usize,
+    /// Events and responses older than this many days are rejected
+    /// (`too_old`); `None` accepts any age.
+    pub max_age_days: Option<u32>,
+}
+
+/// Decodes a message of `record`'s topic, received `now`, within `limits`.
 pub fn decode(
     record: Record,
     payload: &[u8],
     position: KafkaPosition,
     now: DateTime<Utc>,
-    max_message_bytes: usize,
+    limits: Limits,
     pseudonymiser: &Pseudonymiser,
 ) -> Decoded {
+    let max_message_bytes = limits.max_message_bytes;
     if payload.len() > max_message_bytes {
         return Decoded::Rejected(Rejection::new(
             RejectionReason::TooLarge,
@@ -53,7 +63,22 @@ pub fn decode(
             Decoded::Satisfaction(SatisfactionRow::new(&response, comment, position, now))
         }),
     };
-    decoded.unwrap_or_else(Decoded::Rejected)
+    let decoded = decoded.unwrap_or_else(Decoded::Rejected);
+    let (at, field) = match &decoded {
+        Decoded::Contact(row) => (row.occurred_at, "occurred_at"),
+        Decoded::Satisfaction(row) => (row.responded_at, "responded_at"),
+        Decoded::Rejected(_) => return decoded,
+    };
+    match limits.max_age_days {
+        Some(days) if i64::from(at) < now.timestamp() - i64::from(days) * 86_400 => {
+            Decoded::Rejected(Rejection::new(
+                RejectionReason::TooOld,
+                Some(field),
+                format!("more than {days} days old (ingest's max_event_age_days)"),
+            ))
+        }
+        _ => decoded,
+    }
 }
 
 #[cfg(test)]
@@ -64,6 +89,11 @@ mod tests {
     fn pseudonymiser() -> Pseudonymiser {
         Pseudonymiser::new(SecretString::from("a test key that is long enough to use"))
     }
+
+    const LIMITS: Limits = Limits {
+        max_message_bytes: 65_536,
+        max_age_days: None,
+    };
 
     const AT: KafkaPosition = KafkaPosition {
         partition: 2,
@@ -85,7 +115,7 @@ mod tests {
             &contact("CRM-123"),
             AT,
             now,
-            65_536,
+            LIMITS,
             &pseudonymiser(),
         ) else {
             panic!("a valid contact is a row");
@@ -103,13 +133,58 @@ mod tests {
             &contact("CRM-123"),
             AT,
             Utc::now(),
-            10,
+            Limits {
+                max_message_bytes: 10,
+                ..LIMITS
+            },
             &pseudonymiser(),
         );
         assert!(
             matches!(&decoded, Decoded::Rejected(rejection) if rejection.reason == RejectionReason::TooLarge),
             "{decoded:?}"
         );
+    }
+
+    #[test]
+    fn an_age_bound_rejects_older_events_and_none_accepts_any_age() {
+        // The contact occurred on 1 May 2026.
+        let now: DateTime<Utc> = "2026-12-05T12:00:00Z".parse().expect("an instant");
+        let at_most = |days| Limits {
+            max_age_days: Some(days),
+            ..LIMITS
+        };
+        let decoded = decode(
+            Record::Contact,
+            &contact("x"),
+            AT,
+            now,
+            at_most(30),
+            &pseudonymiser(),
+        );
+        assert!(
+            matches!(&decoded, Decoded::Rejected(rejection)
+                if rejection.reason == RejectionReason::TooOld
+                    && rejection.field.as_deref() == Some("occurred_at")),
+            "{decoded:?}"
+        );
+        let decoded = decode(
+            Record::Contact,
+            &contact("x"),
+            AT,
+            now,
+            at_most(365),
+            &pseudonymiser(),
+        );
+        assert!(matches!(decoded, Decoded::Contact(_)), "{decoded:?}");
+        let decoded = decode(
+            Record::Contact,
+            &contact("x"),
+            AT,
+            now,
+            LIMITS,
+            &pseudonymiser(),
+        );
+        assert!(matches!(decoded, Decoded::Contact(_)), "{decoded:?}");
     }
 
     #[test]
@@ -120,7 +195,7 @@ mod tests {
             &contact("CRM-123"),
             AT,
             Utc::now(),
-            65_536,
+            LIMITS,
             &pseudonymiser(),
         );
         assert!(matches!(decoded, Decoded::Rejected(_)), "{decoded:?}");

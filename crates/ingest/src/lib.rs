@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod privacy;
 pub mod rebuild;
 pub mod reconcile;
+pub mod refetch;
 pub mod sinks;
 
 use anyhow::{Context, Result};

@@ -13,6 +13,7 @@ pub const INSERTED: &str = "channelshift_ingest_rows_inserted_total";
 pub const REJECTED: &str = "channelshift_ingest_messages_rejected_total";
 pub const DUPLICATES: &str = "channelshift_ingest_duplicates_skipped_total";
 pub const HALF_WRITTEN: &str = "channelshift_ingest_half_written_total";
+pub const INSERTS: &str = "channelshift_ingest_inserts_total";
 pub const WRITE_ERRORS: &str = "channelshift_ingest_write_errors_total";
 pub const BATCH_ROWS: &str = "channelshift_ingest_batch_rows";
 pub const INSERT_SECONDS: &str = "channelshift_ingest_insert_duration_seconds";
@@ -32,6 +33,7 @@ pub struct IngestMetrics {
     pub rejected: IntCounterVec,
     pub duplicates: IntCounterVec,
     pub half_written: IntCounterVec,
+    pub inserts: IntCounterVec,
     pub write_errors: IntCounterVec,
     pub batch_rows: Histogram,
     pub insert_seconds: Histogram,
@@ -102,6 +104,12 @@ impl IngestMetrics {
                  or was cut short, or a replica stopped before writing the index. Not written \
                  again, re-indexed; the rollups may miss them until `rebuild-rollups`",
                 &["topic"],
+            )?,
+            inserts: counter(
+                INSERTS,
+                "INSERT statements of raw rows that succeeded; more than one per batch when the \
+                 batch spans more months than one INSERT may touch",
+                &["table"],
             )?,
             write_errors: counter(
                 WRITE_ERRORS,

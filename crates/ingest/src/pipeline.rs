@@ -62,14 +62,16 @@
 //! (`kafka.prefetch_kbytes`). While ClickHouse is down nothing more is read:
 //! the partitions are paused and the open batch waits.
 
-use crate::batch::{Batch, Received};
+use crate::batch::{Batch, DeadLetter, Received};
 use crate::config::{IngestConfig, KafkaConfig};
 use crate::consumer::{IngestContext, TopicPartition};
-use crate::decode::{decode, Decoded};
+use crate::decode::{decode, Decoded, Limits};
 use crate::metrics::IngestMetrics;
 use crate::privacy::Pseudonymiser;
-use crate::sinks::{DeadLetterSink, RowSink};
+use crate::refetch;
+use crate::sinks::{DeadLetterSink, Refused, RowSink};
 use anyhow::{Context, Result};
+use channelshift_contract::{Rejection, RejectionReason};
 use channelshift_runtime::health::Health;
 use channelshift_runtime::shutdown::Shutdown;
 use channelshift_store::{KafkaPosition, Record, Store};
@@ -315,7 +317,10 @@ impl Pipeline {
             payload,
             position,
             Utc::now(),
-            self.config.max_message_bytes,
+            Limits {
+                max_message_bytes: self.config.max_message_bytes,
+                max_age_days: self.config.max_event_age_days,
+            },
             &self.pseudonymiser,
         );
         if let Decoded::Rejected(rejection) = &decoded {
@@ -412,11 +417,19 @@ impl Pipeline {
         };
         if !batch.rows_written {
             let started = Instant::now();
-            self.rows
+            let refused = self
+                .rows
                 .write(&mut batch.contacts, &mut batch.satisfaction, batch.suspect)
                 .await
                 .inspect_err(|_| failed("rows", "clickhouse"))?;
             self.health.set("clickhouse", true);
+            if !refused.is_empty() {
+                let letters = self
+                    .refused_letters(refused)
+                    .await
+                    .inspect_err(|_| failed("rows", "kafka"))?;
+                batch.dead_letters.extend(letters);
+            }
             batch.rows_written = true;
             self.record_insert(batch, started);
         }
@@ -431,6 +444,47 @@ impl Pipeline {
             .inspect_err(|_| failed("checkpoint", "clickhouse"))?;
         self.health.set("clickhouse", true);
         Ok(())
+    }
+
+    /// Dead letters for rows ClickHouse refuses for good: their messages read
+    /// back from Kafka, byte for byte, with the server's error as the detail.
+    async fn refused_letters(&self, refused: Vec<Refused>) -> Result<Vec<DeadLetter>> {
+        let kafka = &self.config.kafka;
+        let mut letters = Vec::with_capacity(refused.len());
+        for record in [Record::Contact, Record::Satisfaction] {
+            let rows: Vec<&Refused> = refused.iter().filter(|row| row.record == record).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let topic = match record {
+                Record::Contact => kafka.contact_topic.clone(),
+                Record::Satisfaction => kafka.satisfaction_topic.clone(),
+            };
+            let positions: Vec<KafkaPosition> = rows.iter().map(|row| row.position).collect();
+            let (brokers, source) = (kafka.brokers.clone(), topic.clone());
+            let fetched = tokio::task::spawn_blocking(move || {
+                refetch::messages(&brokers, &source, &positions)
+            })
+            .await??;
+            for (row, message) in rows.into_iter().zip(fetched) {
+                self.metrics
+                    .rejected
+                    .with_label_values(&[topic.as_str(), RejectionReason::StoreRefused.as_str()])
+                    .inc();
+                letters.push(DeadLetter {
+                    source_topic: topic.clone(),
+                    position: row.position,
+                    key: message.key,
+                    payload: message.payload,
+                    rejection: Rejection::new(
+                        RejectionReason::StoreRefused,
+                        None,
+                        row.error.clone(),
+                    ),
+                });
+            }
+        }
+        Ok(letters)
     }
 
     fn record_insert(&self, batch: &Batch, started: Instant) {

@@ -8,7 +8,7 @@ use crate::batch::DeadLetter;
 use crate::config::KafkaConfig;
 use crate::metrics::IngestMetrics;
 use anyhow::Result;
-use channelshift_store::{ContactRow, Record, SatisfactionRow, Store};
+use channelshift_store::{ContactRow, KafkaPosition, Record, SatisfactionRow, Store, StoreError};
 use chrono::Utc;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -24,6 +24,15 @@ pub struct RowSink {
     pub satisfaction_topic: String,
 }
 
+/// A row ClickHouse refuses for good: dead-lettered instead of stored.
+#[derive(Debug)]
+pub struct Refused {
+    pub record: Record,
+    pub position: KafkaPosition,
+    /// The server's error, for the dead letter's detail header.
+    pub error: String,
+}
+
 impl RowSink {
     /// One attempt at writing the batch's rows, then their ids to the id
     /// index. The stored ids are looked up on every attempt: an attempt that
@@ -31,47 +40,127 @@ impl RowSink {
     /// index is written only once the INSERTs (rows and every view) have
     /// succeeded, so an indexed id is a completely stored one, whatever order
     /// the server runs its views in.
+    ///
+    /// A permanent error (see `StoreError::is_permanent`) does not hold the
+    /// batch: the rows are written in halves, and halves of those, until the
+    /// rows at fault stand alone; they are left out of `contacts` and
+    /// `satisfaction` and returned, for the dead-letter topic. A temporary
+    /// error fails the attempt, to be retried.
     pub async fn write(
         &self,
         contacts: &mut Vec<ContactRow>,
         satisfaction: &mut Vec<SatisfactionRow>,
         suspect: bool,
-    ) -> Result<()> {
-        self.drop_stored(contacts, suspect).await?;
-        self.drop_stored(satisfaction, suspect).await?;
+    ) -> Result<Vec<Refused>> {
         // Stamped at each attempt, not at receipt: a row stamped at t is
         // stored by t + ATTEMPT_TIMEOUT or restamped later, which is what lets
         // a report "as of" an instant settled that long ago be reproduced.
         let now = u32::try_from(Utc::now().timestamp()).unwrap_or(u32::MAX);
-        for row in contacts.iter_mut() {
-            row.ingested_at = now;
+        let mut refused = self.store_rows(contacts, suspect, now).await?;
+        refused.extend(self.store_rows(satisfaction, suspect, now).await?);
+        Ok(refused)
+    }
+
+    /// Stores `rows` not yet stored; leaves in `rows` those it stored.
+    async fn store_rows<R: Identified>(
+        &self,
+        rows: &mut Vec<R>,
+        suspect: bool,
+        now: u32,
+    ) -> Result<Vec<Refused>> {
+        self.drop_stored(rows, suspect).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
         }
-        for row in satisfaction.iter_mut() {
-            row.ingested_at = now;
+        for row in rows.iter_mut() {
+            row.stamp(now);
         }
-        let mut contact_inserts = 0;
-        if !contacts.is_empty() {
-            contact_inserts = self.store.insert_contacts(contacts).await?;
+        match self.insert_and_index(rows).await {
+            Ok(()) => Ok(Vec::new()),
+            Err(error) if error.is_permanent() => {
+                tracing::warn!(
+                    error = %error,
+                    rows = rows.len(),
+                    "ClickHouse refuses rows of the batch for good: finding which"
+                );
+                self.store_around_refused(rows).await
+            }
+            Err(error) => Err(error.into()),
         }
-        let mut satisfaction_inserts = 0;
-        if !satisfaction.is_empty() {
-            satisfaction_inserts = self.store.insert_satisfaction(satisfaction).await?;
+    }
+
+    /// After a permanent error: the rows in halves, each half stored or halved
+    /// again, until the refused rows stand alone. Before each try the stored
+    /// ids are looked up in the raw table too, as a refused INSERT may have
+    /// stored rows before a view refused them.
+    async fn store_around_refused<R: Identified>(&self, rows: &mut Vec<R>) -> Result<Vec<Refused>> {
+        let mut pending = vec![std::mem::take(rows)];
+        let mut refused: Vec<(R, String)> = Vec::new();
+        while let Some(mut part) = pending.pop() {
+            self.drop_stored(&mut part, true).await?;
+            if part.is_empty() {
+                continue;
+            }
+            match self.insert_and_index(&part).await {
+                Ok(()) => rows.append(&mut part),
+                Err(error) if error.is_permanent() && part.len() == 1 => {
+                    refused.extend(part.into_iter().map(|row| (row, error.to_string())));
+                }
+                Err(error) if error.is_permanent() => {
+                    let half = part.split_off(part.len() / 2);
+                    pending.push(half);
+                    pending.push(part);
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
-        self.index(contacts).await?;
-        self.index(satisfaction).await?;
-        if contact_inserts > 1 || satisfaction_inserts > 1 {
+        // A view may have refused a row the table had taken: it is stored
+        // (and re-indexed here), not dead-lettered.
+        let mut at_fault: Vec<R> = refused.iter().map(|(row, _)| row.clone()).collect();
+        self.drop_stored(&mut at_fault, true).await?;
+        let at_fault: HashSet<(String, String)> = at_fault
+            .iter()
+            .map(|row| (row.council().to_string(), row.id().to_string()))
+            .collect();
+        let refused: Vec<Refused> = refused
+            .into_iter()
+            .filter(|(row, _)| {
+                at_fault.contains(&(row.council().to_string(), row.id().to_string()))
+            })
+            .map(|(row, error)| Refused {
+                record: R::RECORD,
+                position: row.position(),
+                error,
+            })
+            .collect();
+        tracing::warn!(
+            refused = refused.len(),
+            stored = rows.len(),
+            "rows ClickHouse refuses for good go to the dead-letter topic as store_refused"
+        );
+        Ok(refused)
+    }
+
+    /// One INSERT (or several, see `Store::insert_contacts`), then the ids.
+    async fn insert_and_index<R: Identified>(&self, rows: &[R]) -> Result<(), StoreError> {
+        let inserts = R::insert(&self.store, rows).await?;
+        self.metrics
+            .inserts
+            .with_label_values(&[R::RECORD.table()])
+            .inc_by(inserts as u64);
+        if inserts > 1 {
             tracing::info!(
-                contact_inserts,
-                satisfaction_inserts,
+                inserts,
+                table = R::RECORD.table(),
                 partition_limit = self.store.partition_limit(),
-                "the batch spans more months than one INSERT may touch: written in parts"
+                "the rows span more months than one INSERT may touch: written in parts"
             );
         }
-        Ok(())
+        self.index(rows).await
     }
 
     /// Adds the ids of stored `rows` to the id index, council by council.
-    async fn index<R: Identified>(&self, rows: &[R]) -> Result<()> {
+    async fn index<R: Identified>(&self, rows: &[R]) -> Result<(), StoreError> {
         let mut by_council: HashMap<&str, Vec<&str>> = HashMap::new();
         for row in rows {
             by_council.entry(row.council()).or_default().push(row.id());
@@ -241,13 +330,18 @@ impl DeadLetterSink {
 }
 
 /// A row that carries its council, idempotency key and timestamp.
-trait Identified {
+trait Identified: Clone {
     /// Which kind of record the row is.
     const RECORD: Record;
     fn council(&self) -> &str;
     fn id(&self) -> &str;
     /// The instant the raw table is partitioned and sorted by (Unix seconds).
     fn at(&self) -> u32;
+    fn position(&self) -> KafkaPosition;
+    /// Sets when the row is stored.
+    fn stamp(&mut self, now: u32);
+    /// Inserts rows of this kind; returns the number of INSERTs.
+    async fn insert(store: &Store, rows: &[Self]) -> Result<usize, StoreError>;
 }
 
 impl Identified for ContactRow {
@@ -261,6 +355,18 @@ impl Identified for ContactRow {
     fn at(&self) -> u32 {
         self.occurred_at
     }
+    fn position(&self) -> KafkaPosition {
+        KafkaPosition {
+            partition: self.kafka_partition,
+            offset: self.kafka_offset,
+        }
+    }
+    fn stamp(&mut self, now: u32) {
+        self.ingested_at = now;
+    }
+    async fn insert(store: &Store, rows: &[Self]) -> Result<usize, StoreError> {
+        store.insert_contacts(rows).await
+    }
 }
 
 impl Identified for SatisfactionRow {
@@ -273,5 +379,17 @@ impl Identified for SatisfactionRow {
     }
     fn at(&self) -> u32 {
         self.responded_at
+    }
+    fn position(&self) -> KafkaPosition {
+        KafkaPosition {
+            partition: self.kafka_partition,
+            offset: self.kafka_offset,
+        }
+    }
+    fn stamp(&mut self, now: u32) {
+        self.ingested_at = now;
+    }
+    async fn insert(store: &Store, rows: &[Self]) -> Result<usize, StoreError> {
+        store.insert_satisfaction(rows).await
     }
 }

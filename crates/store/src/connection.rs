@@ -41,6 +41,53 @@ pub enum StoreError {
     Unexpected { column: String, value: String },
 }
 
+/// ClickHouse error codes that the same rows would meet again on any retry:
+/// the data, not the moment, is at fault. Everything else (a refused or lost
+/// connection, a timeout, memory, too many parts, a read-only server, a view
+/// failing for its own reasons) is taken as temporary and retried. So are an
+/// unknown column or table and a type mismatch: the table does not match the
+/// code (a migration missing, a hand edit), which every row would meet, and
+/// dead-lettering the whole stream is not the remedy.
+const PERMANENT_CODES: &[(u32, &str)] = &[
+    (6, "CANNOT_PARSE_TEXT"),
+    (27, "CANNOT_PARSE_INPUT_ASSERTION_FAILED"),
+    (38, "CANNOT_PARSE_DATE"),
+    (41, "CANNOT_PARSE_DATETIME"),
+    (69, "ARGUMENT_OUT_OF_BOUND"),
+    (70, "CANNOT_CONVERT_TYPE"),
+    (117, "INCORRECT_DATA"),
+    (469, "VIOLATED_CONSTRAINT"),
+];
+
+impl StoreError {
+    /// The server's error code (`Code: N.`), when the server answered.
+    pub fn code(&self) -> Option<u32> {
+        let Self::ClickHouse(clickhouse::error::Error::BadResponse(text)) = self else {
+            return None;
+        };
+        let rest = &text[text.find("Code: ")? + "Code: ".len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// True when retrying the same rows cannot succeed: a value the server
+    /// refuses, or more partitions than one INSERT may touch (code 252 is
+    /// also "too many parts", which passes). See [`PERMANENT_CODES`].
+    pub fn is_permanent(&self) -> bool {
+        let too_many_partitions = matches!(
+            self,
+            Self::ClickHouse(clickhouse::error::Error::BadResponse(text))
+                if text.contains("Too many partitions for single INSERT block")
+        );
+        too_many_partitions
+            || self
+                .code()
+                .is_some_and(|code| PERMANENT_CODES.iter().any(|(known, _)| *known == code))
+    }
+}
+
 /// A handle on the store; cheap to clone (it shares one connection pool).
 #[derive(Clone)]
 pub struct Store {
@@ -136,6 +183,33 @@ fn parse_version(version: &str) -> Result<(u32, u32), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server_error(text: &str) -> StoreError {
+        StoreError::ClickHouse(clickhouse::error::Error::BadResponse(text.into()))
+    }
+
+    #[test]
+    fn errors_the_same_rows_would_meet_again_are_permanent() {
+        let constraint = server_error(
+            "Code: 469. DB::Exception: Constraint `no_poison` for table x is violated at row 1. \
+             (VIOLATED_CONSTRAINT) (version 26.9.2.1)",
+        );
+        assert_eq!(constraint.code(), Some(469));
+        assert!(constraint.is_permanent());
+        let partitions = server_error(
+            "Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100).",
+        );
+        assert!(partitions.is_permanent());
+        let parts = server_error("Code: 252. DB::Exception: Too many parts (300). Merges are processing significantly slower than inserts.");
+        assert!(!parts.is_permanent(), "too many parts passes with time");
+        let read_only = server_error(
+            "Code: 164, e.displayText() = DB::Exception: Cannot insert: readonly mode",
+        );
+        assert_eq!(read_only.code(), Some(164));
+        assert!(!read_only.is_permanent());
+        assert!(!server_error("no code at all").is_permanent());
+        assert!(!StoreError::Version("x".into()).is_permanent());
+    }
 
     #[test]
     fn versions_of_old_and_new_servers_parse() {

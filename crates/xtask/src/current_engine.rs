@@ -72,10 +72,11 @@ pub fn run(cargo: &str, stack_env: Vec<(String, String)>) -> Result<(ExitStatus,
     println!("current ClickHouse (chdb) at {url}: running tests/tests/current_engine.rs");
     let mut command = Command::new(cargo);
     command
+        // `--workspace`, as the main run: the same features, so nothing is
+        // built again.
         .args([
             "test",
-            "-p",
-            "channelshift-tests",
+            "--workspace",
             "--test",
             "current_engine",
             // Its test of views failing mid-INSERT, against the current engine.
