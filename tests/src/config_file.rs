@@ -42,6 +42,7 @@ pub struct IngestFile {
     pub max_message_bytes: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_event_age_days: Option<u32>,
+    pub stall_after_seconds: u64,
     pub shutdown_timeout_ms: u64,
     pub kafka: KafkaSection,
     pub clickhouse: ClickHouseSection,
@@ -115,6 +116,7 @@ impl From<&IngestConfig> for IngestFile {
             listen: config.listen.to_string(),
             max_message_bytes: config.max_message_bytes,
             max_event_age_days: config.max_event_age_days,
+            stall_after_seconds: config.stall_after_seconds,
             shutdown_timeout_ms: config.shutdown_timeout_ms,
             kafka: (&config.kafka).into(),
             clickhouse: (&config.clickhouse).into(),

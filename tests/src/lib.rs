@@ -129,6 +129,7 @@ impl Scope {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_message_bytes: 64 * 1024,
             max_event_age_days: None,
+            stall_after_seconds: 60,
             shutdown_timeout_ms: 20_000,
         }
     }

@@ -335,6 +335,7 @@ async fn ingest_and_reconcile_statements_answer_the_same_on_both_engines() -> Re
                 next_offset: 7,
             },
         ];
+        assert!(store.ping().await);
         store.save_checkpoints(&checkpoints).await?;
         let mut keys = Vec::new();
         store
@@ -552,5 +553,37 @@ async fn the_cluster_ddl_parses_on_the_current_engine() -> Result<()> {
     }
     assert!(parsed > 20, "only {parsed} statements");
     eprintln!("current engine: {parsed} cluster DDL statements parsed");
+    Ok(())
+}
+
+/// Every public async function of the store (each sends SQL) is called by a
+/// test in this file, so a statement added to the store is run on the current
+/// engine the day it is written.
+#[test]
+fn every_store_function_that_sends_sql_is_exercised_here() -> Result<()> {
+    let root = channelshift_tests::grafana::repository_root();
+    let this = std::fs::read_to_string(root.join("tests/tests/current_engine.rs"))?;
+    let mut functions = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates/store/src"))? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        for line in text.lines() {
+            if let Some(rest) = line.trim_start().strip_prefix("pub async fn ") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                functions.push(name);
+            }
+        }
+    }
+    assert!(functions.len() > 15, "found only {functions:?}");
+    let missing: Vec<&String> = functions
+        .iter()
+        .filter(|name| !this.contains(&format!("{name}(")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "store functions not run on the current engine: {missing:?}"
+    );
     Ok(())
 }

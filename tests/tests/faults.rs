@@ -12,7 +12,9 @@ use channelshift_ingest::config::IngestConfig;
 use channelshift_ingest::reconcile::{reconcile, ReconcileConfig, Report, Span};
 use channelshift_store::{Checkpoint, ClickHouseConfig, Store};
 use channelshift_tests::broker::PrivateBroker;
-use channelshift_tests::checks::{contact_totals, satisfaction_totals, ContactTotals};
+use channelshift_tests::checks::{
+    await_stored, contact_totals, satisfaction_totals, ContactTotals,
+};
 use channelshift_tests::clickhouse::{migrated_store, PrivateClickHouse};
 use channelshift_tests::config_file::{toml_text, ReconcileFile};
 use channelshift_tests::kafka::{
@@ -994,6 +996,102 @@ async fn a_back_load_of_130_months_for_a_new_council_is_stored_once() -> Result<
     eprintln!("back-load: {expected} contacts over {months} months, {batches} batches in {inserts} INSERTs, exact");
     drop(ingest);
     scope.drop_database().await
+}
+
+/// Partitions paused while a write failed, then moved to another replica and
+/// given back, are read again: the stall seen on the demo stack (a replica
+/// holding a partition and reading nothing from it for minutes, until it was
+/// restarted), reproduced without freezes. librdkafka keeps a partition's
+/// pause through a revoke and a new assignment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_paused_during_a_failed_write_and_given_back_are_read_again() -> Result<()> {
+    let clickhouse = PrivateClickHouse::start().await?;
+    let (_broker, scope) = private_stack("paused-moved").await?;
+    let mut config = scope.ingest_config();
+    config.clickhouse = clickhouse.config(&scope.database);
+    // Eager: a replica joining or leaving revokes and reassigns everything.
+    config.kafka.assignment_strategy = "range".into();
+    config.stall_after_seconds = 15;
+    let producer = producer(&scope)?;
+    let first = IngestProcess::ingest("paused-a", config.clone()).await?;
+    produce_all(&producer, &scope.contact_topic, &contact_events("ev", 0..300)).await?;
+    let store = migrated_store(&config.clickhouse).await?;
+    await_stored(&store, 300, Duration::from_secs(60), &[&first]).await?;
+
+    // Every write refused (a read-only server; a replica still starts, as
+    // the tables exist): the first replica pauses every partition it holds.
+    clickhouse.set_read_only(true).await?;
+    produce_all(&producer, &scope.contact_topic, &contact_events("ev", 300..600)).await?;
+    let write_errors = "channelshift_ingest_write_errors_total";
+    eventually("the first replica's writes fail", Duration::from_secs(30), || async {
+        Ok((first.metric(write_errors, &[]).await? >= 1.0).then_some(()))
+    })
+    .await?;
+    // Messages produced now wait on the broker (the partitions are paused):
+    // partitions with messages waiting and no progress are reported.
+    produce_all(&producer, &scope.contact_topic, &contact_events("ev", 600..700)).await?;
+    eventually(
+        "stalled partitions reported, readiness red",
+        Duration::from_secs(45),
+        || async {
+            let stalled = first
+                .metric(channelshift_ingest::metrics::STALLED, &[])
+                .await?;
+            Ok((stalled >= 1.0 && first.readiness().await? == 503).then_some(()))
+        },
+    )
+    .await
+    .map_err(|error| {
+        let metrics = futures::executor::block_on(first.metrics()).unwrap_or_default();
+        let lines: Vec<&str> = metrics
+            .lines()
+            .filter(|line| line.contains("lag") || line.contains("stalled") || line.contains("health"))
+            .collect();
+        error.context(format!("{}\n{}", lines.join("\n"), first.log_tail()))
+    })?;
+    // A second replica takes some partitions, and fails too.
+    let mut second = IngestProcess::ingest("paused-b", config.clone()).await?;
+    eventually("the second replica's writes fail", Duration::from_secs(60), || async {
+        Ok((second.metric(write_errors, &[]).await? >= 1.0).then_some(()))
+    })
+    .await
+    .map_err(|error| error.context(second.log_tail()))?;
+    clickhouse.set_read_only(false).await?;
+    eventually("the 700 indexed", Duration::from_secs(60), || async {
+        Ok((contact_totals(&store).await?.id_index_rows >= 700).then_some(()))
+    })
+    .await
+    .map_err(|error| error.context(first.log_tail()))?;
+    // The second leaves: its partitions go back to the first.
+    second.signal("TERM")?;
+    anyhow::ensure!(
+        second.wait(Duration::from_secs(30)).await?.is_some(),
+        "the second replica did not stop\n{}",
+        second.log_tail()
+    );
+    produce_all(&producer, &scope.contact_topic, &contact_events("ev", 700..1_000)).await?;
+    eventually("all 1,000 indexed", Duration::from_secs(60), || async {
+        Ok((contact_totals(&store).await?.id_index_rows >= 1_000).then_some(()))
+    })
+    .await
+    .map_err(|error| error.context(first.log_tail()))?;
+    reconciled_exactly(&config, 1_000, 0, Duration::from_secs(60), &[&first]).await?;
+    eventually("readiness green again", Duration::from_secs(30), || async {
+        Ok((first.readiness().await? == 200).then_some(()))
+    })
+    .await?;
+    // Idle past the stall time with everything read: nothing is stalled.
+    tokio::time::sleep(Duration::from_secs(config.stall_after_seconds + 10)).await;
+    assert_eq!(
+        first
+            .metric(channelshift_ingest::metrics::STALLED, &[])
+            .await?,
+        0.0,
+        "{}",
+        first.log_tail()
+    );
+    assert_eq!(first.readiness().await?, 200);
+    Ok(())
 }
 
 /// The current engine (`CHANNELSHIFT_CURRENT_CLICKHOUSE_URL`, which `cargo

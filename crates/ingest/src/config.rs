@@ -27,6 +27,10 @@ pub struct IngestConfig {
     /// real use.
     #[serde(default)]
     pub max_event_age_days: Option<u32>,
+    /// A partition this replica holds with messages waiting and no progress
+    /// for this long turns readiness red (`stalled_partitions`).
+    #[serde(default = "default_stall_after_seconds")]
+    pub stall_after_seconds: u64,
     /// How long SIGTERM waits for the open batch to be written and committed.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
@@ -104,6 +108,10 @@ pub struct PrivacyConfig {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
 }
+fn default_stall_after_seconds() -> u64 {
+    60
+}
+
 pub(crate) fn default_max_message_bytes() -> usize {
     64 * 1024
 }

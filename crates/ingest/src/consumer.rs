@@ -15,7 +15,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long an assignment may wait for its checkpoints before falling back to
 /// the group's committed offsets (the id lookup still prevents double counting).
@@ -35,16 +35,29 @@ pub struct IngestContext {
     /// bound is the partition's end when it was assigned (the previous owner
     /// cannot have read further), `None` until the pipeline has asked.
     unsettled: Mutex<HashMap<TopicPartition, Option<i64>>>,
+    /// When each assigned partition was assigned or last committed.
+    progress: Mutex<HashMap<TopicPartition, Instant>>,
+    /// Assigned partitions with messages waiting that have not advanced for
+    /// `stall_after` (from the last statistics).
+    stalled: Mutex<Vec<TopicPartition>>,
+    stall_after: Duration,
 }
 
 impl IngestContext {
-    pub fn new(clickhouse: ClickHouseConfig, metrics: IngestMetrics) -> Self {
+    pub fn new(
+        clickhouse: ClickHouseConfig,
+        metrics: IngestMetrics,
+        stall_after: Duration,
+    ) -> Self {
         Self {
             clickhouse,
             metrics,
             revoked: Mutex::new(Vec::new()),
             assigned: Mutex::new(BTreeSet::new()),
             unsettled: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
+            stalled: Mutex::new(Vec::new()),
+            stall_after,
         }
     }
 
@@ -99,6 +112,29 @@ impl IngestContext {
                 unsettled.remove(partition);
             }
         }
+    }
+
+    /// The batch committed these partitions: they advanced.
+    pub fn progressed<'a>(&self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
+        let now = Instant::now();
+        let mut progress = self
+            .progress
+            .lock()
+            .expect("progress lock is never poisoned");
+        for partition in partitions {
+            if let Some(at) = progress.get_mut(partition) {
+                *at = now;
+            }
+        }
+    }
+
+    /// Assigned partitions with messages waiting that have not advanced for
+    /// `stall_after`, as of the last statistics (every 5 s).
+    pub fn stalled(&self) -> Vec<TopicPartition> {
+        self.stalled
+            .lock()
+            .expect("stalled list lock is never poisoned")
+            .clone()
     }
 
     /// Partitions revoked since the last call.
@@ -215,6 +251,7 @@ impl ClientContext for IngestContext {
             .lock()
             .expect("assignment lock is never poisoned")
             .clone();
+        let mut lags = HashMap::new();
         for (topic, details) in &statistics.topics {
             for (partition, stats) in &details.partitions {
                 let key = (topic.clone(), *partition);
@@ -224,9 +261,30 @@ impl ClientContext for IngestContext {
                         .consumer_lag
                         .with_label_values(&[topic.as_str(), &partition.to_string()])
                         .set(stats.consumer_lag);
+                    // Waiting = on the broker, not yet handed to ingest; a
+                    // partition read since assignment counts from what was
+                    // handed over, so a checkpoint ahead of the group's
+                    // committed offset does not look like a backlog.
+                    let waiting = if stats.app_offset >= 0 && stats.hi_offset >= 0 {
+                        stats.hi_offset - stats.app_offset
+                    } else {
+                        stats.consumer_lag
+                    };
+                    lags.insert(key, waiting);
                 }
             }
         }
+        let progress = self
+            .progress
+            .lock()
+            .expect("progress lock is never poisoned")
+            .clone();
+        let now = stalled(&progress, &lags, Instant::now(), self.stall_after);
+        self.metrics.stalled.set(now.len() as i64);
+        *self
+            .stalled
+            .lock()
+            .expect("stalled list lock is never poisoned") = now;
     }
 }
 
@@ -261,6 +319,19 @@ impl ConsumerContext for IngestContext {
                     assigned.clear();
                 }
                 assigned.extend(Self::pairs(partitions));
+                // A partition keeps librdkafka's pause flag through a revoke
+                // and a new assignment: one paused during a failed write and
+                // given back later would never be read again. Every assigned
+                // partition starts consuming; a write failure in progress
+                // pauses them again after this poll.
+                if let Err(error) = consumer.resume(partitions) {
+                    tracing::warn!(%error, "resuming assigned partitions failed");
+                }
+                let now = Instant::now();
+                self.progress
+                    .lock()
+                    .expect("progress lock is never poisoned")
+                    .extend(Self::pairs(partitions).into_iter().map(|pair| (pair, now)));
                 self.unsettled
                     .lock()
                     .expect("unsettled set lock is never poisoned")
@@ -279,9 +350,14 @@ impl ConsumerContext for IngestContext {
                         .unsettled
                         .lock()
                         .expect("unsettled set lock is never poisoned");
+                    let mut progress = self
+                        .progress
+                        .lock()
+                        .expect("progress lock is never poisoned");
                     for pair in &revoked {
                         assigned.remove(pair);
                         unsettled.remove(pair);
+                        progress.remove(pair);
                         let _ = self
                             .metrics
                             .consumer_lag
@@ -313,5 +389,47 @@ impl ConsumerContext for IngestContext {
                 }
             }
         }
+    }
+}
+
+/// The partitions of `progress` (assigned, with when each last advanced) that
+/// have messages waiting (`lags`) and have not advanced for `after`.
+fn stalled(
+    progress: &HashMap<TopicPartition, Instant>,
+    lags: &HashMap<TopicPartition, i64>,
+    now: Instant,
+    after: Duration,
+) -> Vec<TopicPartition> {
+    let mut stalled: Vec<TopicPartition> = progress
+        .iter()
+        .filter(|(partition, since)| {
+            lags.get(*partition).is_some_and(|lag| *lag > 0) && now.duration_since(**since) > after
+        })
+        .map(|(partition, _)| partition.clone())
+        .collect();
+    stalled.sort();
+    stalled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_is_stalled_with_messages_waiting_and_no_progress_for_long() {
+        let start = Instant::now();
+        let after = Duration::from_secs(60);
+        let key = |p: i32| ("contacts".to_string(), p);
+        let progress: HashMap<TopicPartition, Instant> =
+            [(key(0), start), (key(1), start), (key(2), start)].into();
+        let lags: HashMap<TopicPartition, i64> = [(key(0), 500), (key(1), 0)].into();
+        // Within the minute nothing is stalled.
+        assert!(stalled(&progress, &lags, start + Duration::from_secs(30), after).is_empty());
+        // After it: partition 0 waits with 500 messages; 1 has none; 2 has no
+        // statistics yet.
+        assert_eq!(
+            stalled(&progress, &lags, start + Duration::from_secs(61), after),
+            [key(0)]
+        );
     }
 }

@@ -23,6 +23,7 @@ pub const CONSUMER_LAG: &str = "channelshift_ingest_consumer_lag_messages";
 pub const REBALANCES: &str = "channelshift_ingest_rebalances_total";
 pub const RELEASED: &str = "channelshift_ingest_messages_released_total";
 pub const BUFFERED: &str = "channelshift_ingest_buffered_messages";
+pub const STALLED: &str = "channelshift_ingest_stalled_partitions";
 pub const READY: &str = "channelshift_ingest_ready";
 pub const HEALTH_CHECK: &str = "channelshift_ingest_health_check";
 
@@ -43,6 +44,7 @@ pub struct IngestMetrics {
     pub rebalances: IntCounterVec,
     pub released: IntCounterVec,
     pub buffered: IntGauge,
+    pub stalled: IntGauge,
 }
 
 impl IngestMetrics {
@@ -85,6 +87,12 @@ impl IngestMetrics {
             "Messages read but not yet written and committed (the open batch)",
         )?;
         registry.register(Box::new(buffered.clone()))?;
+        let stalled = IntGauge::new(
+            STALLED,
+            "Partitions this replica holds that have messages waiting and have not advanced \
+             for `stall_after_seconds`",
+        )?;
+        registry.register(Box::new(stalled.clone()))?;
         Ok(Self {
             consumed: counter(CONSUMED, "Messages read from Kafka", &["topic"])?,
             inserted: counter(INSERTED, "Rows written to ClickHouse", &["table"])?,
@@ -141,6 +149,7 @@ impl IngestMetrics {
                 &["topic"],
             )?,
             buffered,
+            stalled,
         })
     }
 }

@@ -355,8 +355,13 @@ struct Applied {
 
 impl Store {
     /// Creates the database if needed and applies the migrations not yet
-    /// recorded. Returns the versions this call applied.
+    /// recorded. Returns the versions this call applied. A database with
+    /// every migration applied is only read, so a replica can start while
+    /// the server refuses writes (read-only for maintenance, say).
     pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        if self.applied_migrations().await?.len() == MIGRATIONS.len() {
+            return Ok(Vec::new());
+        }
         let server = self.client.clone().with_database("system");
         // The name was checked to be [A-Za-z0-9_] when the store was opened.
         server
@@ -376,14 +381,7 @@ impl Store {
             )
             .execute()
             .await?;
-        let applied: Vec<u32> = self
-            .client
-            .query("SELECT DISTINCT version FROM schema_migrations")
-            .fetch_all::<Applied>()
-            .await?
-            .into_iter()
-            .map(|row| row.version)
-            .collect();
+        let applied = self.applied_migrations().await?;
         let mut now_applied = Vec::new();
         for migration in MIGRATIONS {
             if applied.contains(&migration.version) {
@@ -406,6 +404,38 @@ impl Store {
             now_applied.push(migration.version);
         }
         Ok(now_applied)
+    }
+}
+
+impl Store {
+    /// The versions recorded in `schema_migrations`; none when the database or
+    /// the table does not exist yet.
+    async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
+        #[derive(Row, Deserialize)]
+        struct Exists {
+            n: u64,
+        }
+        let exists = self
+            .client
+            .clone()
+            .with_database("system")
+            .query("SELECT count() AS n FROM system.tables WHERE database = ? AND name = 'schema_migrations'")
+            .bind(self.database())
+            .fetch_one::<Exists>()
+            .await?;
+        if exists.n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut applied: Vec<u32> = self
+            .client
+            .query("SELECT DISTINCT version FROM schema_migrations")
+            .fetch_all::<Applied>()
+            .await?
+            .into_iter()
+            .map(|row| row.version)
+            .collect();
+        applied.retain(|version| MIGRATIONS.iter().any(|migration| migration.version == *version));
+        Ok(applied)
     }
 }
 
