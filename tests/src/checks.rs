@@ -127,6 +127,16 @@ pub struct Stored {
     pub responses: u64,
 }
 
+impl From<&channelshift_simulator::CouncilTruth> for Stored {
+    /// What the simulator says it produced for a council, counted once.
+    fn from(truth: &channelshift_simulator::CouncilTruth) -> Self {
+        Self {
+            contacts: truth.contact_events,
+            responses: truth.satisfaction_responses,
+        }
+    }
+}
+
 /// Produces `contacts` and `responses` on the scope's topics and waits until
 /// every table the API reads holds exactly `stored`: the raw rows, the id
 /// index, and the rollups the materialized views fill just after the raw rows

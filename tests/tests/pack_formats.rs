@@ -455,10 +455,7 @@ async fn every_format_holds_the_apis_figures_flags_restatements_and_is_accessibl
     let mut generator = Generator::new(scenario);
     let (contacts, responses) = simulated(&mut generator, None);
     let truth = generator.truth.councils[COUNCIL].clone();
-    let stored = Stored {
-        contacts: truth.contact_events,
-        responses: truth.satisfaction_responses,
-    };
+    let stored = Stored::from(&truth);
     let store = load_and_wait(
         &scope,
         &contacts,

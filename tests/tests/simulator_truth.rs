@@ -79,10 +79,7 @@ async fn the_kpi_api_reports_exactly_what_the_simulator_produced() -> Result<()>
     let injected = generator.truth.injected.clone();
     assert!(injected.bad_messages > 0, "the run injects bad messages");
 
-    let stored = Stored {
-        contacts: truth.contact_events,
-        responses: truth.satisfaction_responses,
-    };
+    let stored = Stored::from(&truth);
     let store = load_and_wait(
         &scope,
         &contacts,

@@ -344,52 +344,48 @@ trait Identified: Clone {
     async fn insert(store: &Store, rows: &[Self]) -> Result<usize, StoreError>;
 }
 
-impl Identified for ContactRow {
-    const RECORD: Record = Record::Contact;
-    fn council(&self) -> &str {
-        &self.council
-    }
-    fn id(&self) -> &str {
-        &self.event_id
-    }
-    fn at(&self) -> u32 {
-        self.occurred_at
-    }
-    fn position(&self) -> KafkaPosition {
-        KafkaPosition {
-            partition: self.kafka_partition,
-            offset: self.kafka_offset,
+/// `Identified` for a raw row type: its record, id and instant fields, and
+/// the store's insert for it.
+macro_rules! identified {
+    ($row:ty, $record:expr, $id:ident, $at:ident, $insert:ident) => {
+        impl Identified for $row {
+            const RECORD: Record = $record;
+            fn council(&self) -> &str {
+                &self.council
+            }
+            fn id(&self) -> &str {
+                &self.$id
+            }
+            fn at(&self) -> u32 {
+                self.$at
+            }
+            fn position(&self) -> KafkaPosition {
+                KafkaPosition {
+                    partition: self.kafka_partition,
+                    offset: self.kafka_offset,
+                }
+            }
+            fn stamp(&mut self, now: u32) {
+                self.ingested_at = now;
+            }
+            async fn insert(store: &Store, rows: &[Self]) -> Result<usize, StoreError> {
+                store.$insert(rows).await
+            }
         }
-    }
-    fn stamp(&mut self, now: u32) {
-        self.ingested_at = now;
-    }
-    async fn insert(store: &Store, rows: &[Self]) -> Result<usize, StoreError> {
-        store.insert_contacts(rows).await
-    }
+    };
 }
 
-impl Identified for SatisfactionRow {
-    const RECORD: Record = Record::Satisfaction;
-    fn council(&self) -> &str {
-        &self.council
-    }
-    fn id(&self) -> &str {
-        &self.response_id
-    }
-    fn at(&self) -> u32 {
-        self.responded_at
-    }
-    fn position(&self) -> KafkaPosition {
-        KafkaPosition {
-            partition: self.kafka_partition,
-            offset: self.kafka_offset,
-        }
-    }
-    fn stamp(&mut self, now: u32) {
-        self.ingested_at = now;
-    }
-    async fn insert(store: &Store, rows: &[Self]) -> Result<usize, StoreError> {
-        store.insert_satisfaction(rows).await
-    }
-}
+identified!(
+    ContactRow,
+    Record::Contact,
+    event_id,
+    occurred_at,
+    insert_contacts
+);
+identified!(
+    SatisfactionRow,
+    Record::Satisfaction,
+    response_id,
+    responded_at,
+    insert_satisfaction
+);

@@ -434,7 +434,11 @@ impl Store {
             .into_iter()
             .map(|row| row.version)
             .collect();
-        applied.retain(|version| MIGRATIONS.iter().any(|migration| migration.version == *version));
+        applied.retain(|version| {
+            MIGRATIONS
+                .iter()
+                .any(|migration| migration.version == *version)
+        });
         Ok(applied)
     }
 }
