@@ -170,6 +170,11 @@ impl Pipeline {
             .create()
             .context("creating the dead-letter producer")?;
         health.set("kafka", true);
+        // Exposed at 0 from the start, so that an alert on its increase sees
+        // the first one.
+        for topic in [&kafka.contact_topic, &kafka.satisfaction_topic] {
+            metrics.half_written.with_label_values(&[topic.as_str()]);
+        }
         let rows = RowSink {
             store: store.clone(),
             metrics: metrics.clone(),
