@@ -57,12 +57,8 @@ pub struct KafkaConfig {
     /// `queued.max.messages.kbytes`); part of ingest's memory bound.
     #[serde(default = "default_prefetch_kbytes")]
     pub prefetch_kbytes: u32,
-    /// `range` (the default) revokes every partition when a replica joins or
-    /// leaves, which is safe on every broker. `cooperative-sticky` moves only
-    /// the partitions that must move, and is safe only where the broker makes
-    /// an owner revoke a partition before it is assigned elsewhere (Apache
-    /// Kafka): Tansu 0.6 does not, and two replicas then write one partition
-    /// for a while (RELIABILITY.md, Faults).
+    /// `cooperative-sticky` moves only the partitions that must move when a
+    /// replica joins or leaves; `range` or `roundrobin` revoke everything.
     #[serde(default = "default_assignment_strategy")]
     pub assignment_strategy: String,
 }
@@ -144,7 +140,7 @@ fn default_prefetch_kbytes() -> u32 {
     16 * 1024
 }
 fn default_assignment_strategy() -> String {
-    "range".into()
+    "cooperative-sticky".into()
 }
 fn default_max_rows() -> usize {
     50_000
