@@ -3,7 +3,7 @@
 
 use crate::process::free_port;
 use crate::server::{await_http_ok, OwnedServer};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use channelshift_store::{ClickHouseConfig, Store};
 use secrecy::SecretString;
 use std::fs;
@@ -164,4 +164,19 @@ pub async fn migrated_store(config: &ClickHouseConfig) -> Result<Store> {
         Ok(Store::connect(config).await.ok())
     })
     .await
+}
+
+/// Current ClickHouse (the chdb engine `cargo xtask test` serves at
+/// `CHANNELSHIFT_CURRENT_CLICKHOUSE_URL`) for `database`: one user, no password.
+pub fn current_engine(database: &str) -> Result<ClickHouseConfig> {
+    let url = std::env::var("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL").context(
+        "CHANNELSHIFT_CURRENT_CLICKHOUSE_URL is not set: `cargo xtask test` starts ClickHouse \
+         26 (chdb) and sets it",
+    )?;
+    Ok(ClickHouseConfig {
+        url,
+        user: "default".into(),
+        password: String::new().into(),
+        database: database.to_string(),
+    })
 }

@@ -17,9 +17,10 @@
 use anyhow::{bail, Context, Result};
 use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
 use channelshift_store::{
-    months_per_insert, Area, Bucket, CellFilter, Checkpoint, ClickHouseConfig, ContactRow, CutOff,
-    Keys, Record, Source, Store, MIGRATIONS,
+    months_per_insert, Area, Bucket, CellFilter, Checkpoint, ContactRow, CutOff, Keys, Record,
+    Source, Store, MIGRATIONS,
 };
+use channelshift_tests::clickhouse::current_engine;
 use channelshift_tests::grafana::{expand_sql, load_dashboards, TimeRange, CLICKHOUSE};
 use channelshift_tests::rollups::{
     assert_rollups_equal_their_view_over_raw, contact, raw_data, rollup_content, COUNCIL, LAYOUTS,
@@ -30,17 +31,7 @@ use std::collections::BTreeMap;
 
 /// The current engine's store for `scope`'s database name.
 async fn current_store(scope: &Scope) -> Result<Store> {
-    let url = std::env::var("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL").context(
-        "CHANNELSHIFT_CURRENT_CLICKHOUSE_URL is not set: `cargo xtask test` starts ClickHouse \
-         26 (chdb) and sets it",
-    )?;
-    let store = Store::connect(&ClickHouseConfig {
-        url,
-        user: "default".into(),
-        password: String::new().into(),
-        database: scope.database.clone(),
-    })
-    .await?;
+    let store = Store::connect(&current_engine(&scope.database)?).await?;
     let (major, _) = store.server_version();
     anyhow::ensure!(major >= 24, "{major}.x is not a current ClickHouse");
     Ok(store)

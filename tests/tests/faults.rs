@@ -7,7 +7,7 @@
 //! issue (a million events, ClickHouse away for two minutes). Random moments
 //! come from a seed printed by each test (`CHANNELSHIFT_FAULT_SEED` replays one).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use channelshift_ingest::config::IngestConfig;
 use channelshift_ingest::reconcile::{reconcile, ReconcileConfig, Report, Span};
 use channelshift_store::{Checkpoint, ClickHouseConfig, Store};
@@ -15,7 +15,7 @@ use channelshift_tests::broker::PrivateBroker;
 use channelshift_tests::checks::{
     await_stored, contact_totals, satisfaction_totals, ContactTotals,
 };
-use channelshift_tests::clickhouse::{migrated_store, PrivateClickHouse};
+use channelshift_tests::clickhouse::{current_engine, migrated_store, PrivateClickHouse};
 use channelshift_tests::config_file::{toml_text, ReconcileFile};
 use channelshift_tests::kafka::{
     await_committed, committed_offsets, header, produce_all, read_topic,
@@ -386,21 +386,16 @@ enum On<'a> {
     /// A test's own ClickHouse 18.16, to kill or make read-only.
     Private(&'a PrivateClickHouse),
     /// Current ClickHouse (chdb, at `CHANNELSHIFT_CURRENT_CLICKHOUSE_URL`).
-    Current(String),
+    Current,
 }
 
 impl On<'_> {
-    fn clickhouse(&self, scope: &Scope) -> ClickHouseConfig {
-        match self {
+    fn clickhouse(&self, scope: &Scope) -> Result<ClickHouseConfig> {
+        Ok(match self {
             On::TestStack => scope.writer(),
             On::Private(clickhouse) => clickhouse.config(&scope.database),
-            On::Current(url) => ClickHouseConfig {
-                url: url.clone(),
-                user: "default".into(),
-                password: String::new().into(),
-                database: scope.database.clone(),
-            },
-        }
+            On::Current => current_engine(&scope.database)?,
+        })
     }
 }
 
@@ -408,7 +403,7 @@ impl Loaded {
     async fn start(test: &str, on: On<'_>, events: usize, every: usize) -> Result<Self> {
         let (broker, scope) = private_stack(test).await?;
         let mut config = scope.ingest_config();
-        config.clickhouse = on.clickhouse(&scope);
+        config.clickhouse = on.clickhouse(&scope)?;
         let producer = producer(&scope)?;
         let ingest = IngestProcess::ingest(test, config.clone()).await?;
         produce_all(
@@ -1128,12 +1123,6 @@ async fn partitions_paused_during_a_failed_write_and_given_back_are_read_again()
     Ok(())
 }
 
-/// The current engine's URL, which `cargo xtask test` sets.
-fn current_url() -> Result<String> {
-    std::env::var("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL")
-        .context("CHANNELSHIFT_CURRENT_CLICKHOUSE_URL is not set: `cargo xtask test` sets it")
-}
-
 /// Rows ClickHouse refuses for good (a CHECK constraint, which current
 /// servers have and 18.16 has not) among rows it takes: each refused row goes
 /// to the dead-letter topic as `store_refused`, byte for byte, the rest of
@@ -1147,7 +1136,7 @@ async fn rows_clickhouse_refuses_for_good_are_dead_lettered_and_the_rest_stored(
         producer,
         ingest,
         _broker,
-    } = Loaded::start("refused", On::Current(current_url()?), 100, 1_000).await?;
+    } = Loaded::start("refused", On::Current, 100, 1_000).await?;
     let store = Store::connect(&config.clickhouse).await?;
     store
         .client()
@@ -1317,7 +1306,7 @@ async fn rows_an_insert_stored_before_its_views_failed_are_not_stored_twice() ->
 #[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
 async fn rows_an_insert_stored_before_its_views_failed_are_not_stored_twice_on_current_clickhouse(
 ) -> Result<()> {
-    let found = views_failing_runs("half-written-current", On::Current(current_url()?), 10).await?;
+    let found = views_failing_runs("half-written-current", On::Current, 10).await?;
     eprintln!("half-written (current ClickHouse): ids found stored without their index in each run: {found:?}");
     Ok(())
 }

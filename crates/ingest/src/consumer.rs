@@ -8,6 +8,7 @@
 //! writes between receives.
 
 use crate::metrics::IngestMetrics;
+use channelshift_runtime::health::Health;
 use channelshift_store::{ClickHouseConfig, Store};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::statistics::Statistics;
@@ -37,9 +38,8 @@ pub struct IngestContext {
     unsettled: Mutex<HashMap<TopicPartition, Option<i64>>>,
     /// When each assigned partition was assigned or last committed.
     progress: Mutex<HashMap<TopicPartition, Instant>>,
-    /// Assigned partitions with messages waiting that have not advanced for
-    /// `stall_after` (from the last statistics).
-    stalled: Mutex<Vec<TopicPartition>>,
+    /// Readiness: `partitions` is red while a partition is stalled.
+    health: Health,
     stall_after: Duration,
 }
 
@@ -47,6 +47,7 @@ impl IngestContext {
     pub fn new(
         clickhouse: ClickHouseConfig,
         metrics: IngestMetrics,
+        health: Health,
         stall_after: Duration,
     ) -> Self {
         Self {
@@ -56,7 +57,7 @@ impl IngestContext {
             assigned: Mutex::new(BTreeSet::new()),
             unsettled: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
-            stalled: Mutex::new(Vec::new()),
+            health,
             stall_after,
         }
     }
@@ -126,15 +127,6 @@ impl IngestContext {
                 *at = now;
             }
         }
-    }
-
-    /// Assigned partitions with messages waiting that have not advanced for
-    /// `stall_after`, as of the last statistics (every 5 s).
-    pub fn stalled(&self) -> Vec<TopicPartition> {
-        self.stalled
-            .lock()
-            .expect("stalled list lock is never poisoned")
-            .clone()
     }
 
     /// Partitions revoked since the last call.
@@ -279,12 +271,17 @@ impl ClientContext for IngestContext {
             .lock()
             .expect("progress lock is never poisoned")
             .clone();
-        let now = stalled(&progress, &lags, Instant::now(), self.stall_after);
-        self.metrics.stalled.set(now.len() as i64);
-        *self
-            .stalled
-            .lock()
-            .expect("stalled list lock is never poisoned") = now;
+        let stalled = stalled(&progress, &lags, Instant::now(), self.stall_after);
+        if !stalled.is_empty() && self.metrics.stalled.get() == 0 {
+            tracing::error!(
+                partitions = ?stalled,
+                "assigned partitions with messages waiting have not advanced for {:?}",
+                self.stall_after
+            );
+        }
+        self.metrics.stalled.set(stalled.len() as i64);
+        // Readiness turns red while a partition this replica holds is stalled.
+        self.health.set("partitions", stalled.is_empty());
     }
 }
 

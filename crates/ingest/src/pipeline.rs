@@ -157,6 +157,7 @@ impl Pipeline {
             .create_with_context(IngestContext::new(
                 config.clickhouse.clone(),
                 metrics.clone(),
+                health.clone(),
                 Duration::from_secs(config.stall_after_seconds),
             ))
             .context("creating the Kafka consumer")?;
@@ -223,7 +224,6 @@ impl Pipeline {
         let mut deadline: Option<Instant> = None;
         loop {
             self.health.beat("consumer", STALL_AFTER);
-            self.report_stalled();
             let wait = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
                 // Nothing pending: wake up now and then to report liveness.
@@ -249,25 +249,6 @@ impl Pipeline {
                 }
                 () = shutdown.clone().requested() => return batch,
             }
-        }
-    }
-
-    /// Readiness turns red while a partition this replica holds has messages
-    /// waiting and has not advanced for `stall_after_seconds`.
-    fn report_stalled(&self) {
-        let stalled = self.consumer.context().stalled();
-        let was_ok = !self
-            .health
-            .report()
-            .iter()
-            .any(|(name, ok)| name == "partitions" && !ok);
-        self.health.set("partitions", stalled.is_empty());
-        if !stalled.is_empty() && was_ok {
-            tracing::error!(
-                partitions = ?stalled,
-                "assigned partitions with messages waiting have not advanced for {} s",
-                self.config.stall_after_seconds
-            );
         }
     }
 
