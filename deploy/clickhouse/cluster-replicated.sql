@@ -7,7 +7,10 @@
 -- (after CREATE DATABASE channelshift ON CLUSTER '{cluster}'). Ingest then finds every
 -- migration recorded and every table present.
 -- Same table names as a single server, Replicated engines: ingest, the API
--- and Grafana work unchanged against any replica. rebuild-rollups' staging
+-- and Grafana work unchanged against any replica. Every ingest replica
+-- writes through one server, and the writer's profile sets
+-- insert_quorum and select_sequential_consistency (deploy/SCALING.md).
+-- The *_staging tables stay local to each server. rebuild-rollups' staging
 -- table (CREATE TABLE ... AS the rollup) gets its own {uuid} replication
 -- path, so it should too; not yet tried on a cluster (deploy/SCALING.md).
 
@@ -210,3 +213,66 @@ DROP TABLE IF EXISTS contact_event_ids_mv ON CLUSTER '{cluster}';
 DROP TABLE IF EXISTS satisfaction_response_ids_mv ON CLUSTER '{cluster}';
 
 INSERT INTO schema_migrations (version, name) VALUES (5, 'id indexes written by ingest after each insert, not by views');
+
+-- Migration 6: fences: one writer per Kafka partition, checked by the server in the INSERT
+CREATE TABLE IF NOT EXISTS ingest_fences ON CLUSTER '{cluster}' (
+    stream String,
+    partition Int32,
+    fence UInt64,
+    owner String,
+    claimed_at DateTime
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', fence)
+ORDER BY (stream, partition);
+
+CREATE TABLE IF NOT EXISTS contact_events_staging ON CLUSTER '{cluster}' (
+    council String,
+    event_id String,
+    occurred_at DateTime,
+    channel String,
+    assisted UInt8,
+    service String,
+    interaction String,
+    outcome String,
+    customer_type String,
+    customer_hash String,
+    journey_id String,
+    avoidable Nullable(UInt8),
+    first_contact_resolved Nullable(UInt8),
+    ward String,
+    lsoa String,
+    wait_seconds Nullable(UInt32),
+    handling_seconds Nullable(UInt32),
+    source String,
+    kafka_partition Int32,
+    kafka_offset Int64,
+    ingested_at DateTime,
+    fence UInt64,
+    stage UInt64
+) ENGINE = MergeTree
+PARTITION BY stage
+ORDER BY tuple();
+
+CREATE TABLE IF NOT EXISTS satisfaction_responses_staging ON CLUSTER '{cluster}' (
+    council String,
+    response_id String,
+    responded_at DateTime,
+    contact_event_id String,
+    channel String,
+    service String,
+    customer_type String,
+    instrument String,
+    score UInt8,
+    survey_mode String,
+    comment String,
+    ward String,
+    lsoa String,
+    kafka_partition Int32,
+    kafka_offset Int64,
+    ingested_at DateTime,
+    fence UInt64,
+    stage UInt64
+) ENGINE = MergeTree
+PARTITION BY stage
+ORDER BY tuple();
+
+INSERT INTO schema_migrations (version, name) VALUES (6, 'fences: one writer per Kafka partition, checked by the server in the INSERT');

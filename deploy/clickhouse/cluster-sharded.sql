@@ -9,6 +9,7 @@
 -- Each table is <name>_local on every server behind a Distributed table of
 -- its single-server name, sharded by council. The writer's profile must set
 -- insert_distributed_sync = 1 (ingest writes rows, then its checkpoint).
+-- The *_staging tables stay local to each server.
 -- rebuild-rollups does not work on this layout (see deploy/SCALING.md).
 
 -- Applied migrations, one replication group for the whole cluster.
@@ -234,3 +235,69 @@ DROP TABLE IF EXISTS contact_event_ids_mv ON CLUSTER '{cluster}';
 DROP TABLE IF EXISTS satisfaction_response_ids_mv ON CLUSTER '{cluster}';
 
 INSERT INTO schema_migrations (version, name) VALUES (5, 'id indexes written by ingest after each insert, not by views');
+
+-- Migration 6: fences: one writer per Kafka partition, checked by the server in the INSERT
+CREATE TABLE IF NOT EXISTS ingest_fences_local ON CLUSTER '{cluster}' (
+    stream String,
+    partition Int32,
+    fence UInt64,
+    owner String,
+    claimed_at DateTime
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', fence)
+ORDER BY (stream, partition);
+
+CREATE TABLE IF NOT EXISTS ingest_fences ON CLUSTER '{cluster}' AS ingest_fences_local
+ENGINE = Distributed('{cluster}', currentDatabase(), ingest_fences_local, cityHash64(stream, partition));
+
+CREATE TABLE IF NOT EXISTS contact_events_staging ON CLUSTER '{cluster}' (
+    council String,
+    event_id String,
+    occurred_at DateTime,
+    channel String,
+    assisted UInt8,
+    service String,
+    interaction String,
+    outcome String,
+    customer_type String,
+    customer_hash String,
+    journey_id String,
+    avoidable Nullable(UInt8),
+    first_contact_resolved Nullable(UInt8),
+    ward String,
+    lsoa String,
+    wait_seconds Nullable(UInt32),
+    handling_seconds Nullable(UInt32),
+    source String,
+    kafka_partition Int32,
+    kafka_offset Int64,
+    ingested_at DateTime,
+    fence UInt64,
+    stage UInt64
+) ENGINE = MergeTree
+PARTITION BY stage
+ORDER BY tuple();
+
+CREATE TABLE IF NOT EXISTS satisfaction_responses_staging ON CLUSTER '{cluster}' (
+    council String,
+    response_id String,
+    responded_at DateTime,
+    contact_event_id String,
+    channel String,
+    service String,
+    customer_type String,
+    instrument String,
+    score UInt8,
+    survey_mode String,
+    comment String,
+    ward String,
+    lsoa String,
+    kafka_partition Int32,
+    kafka_offset Int64,
+    ingested_at DateTime,
+    fence UInt64,
+    stage UInt64
+) ENGINE = MergeTree
+PARTITION BY stage
+ORDER BY tuple();
+
+INSERT INTO schema_migrations (version, name) VALUES (6, 'fences: one writer per Kafka partition, checked by the server in the INSERT');

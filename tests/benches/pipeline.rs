@@ -29,7 +29,9 @@ use channelshift_packs::Format;
 use channelshift_reports::compute::compute;
 use channelshift_reports::scorecard;
 use channelshift_simulator::{Generator, Scenario};
-use channelshift_store::{CellFilter, ContactRow, KafkaPosition, SatisfactionRow, Source, Store};
+use channelshift_store::{
+    CellFilter, ContactRow, Fencing, KafkaPosition, SatisfactionRow, Source, Store,
+};
 use channelshift_tests::checks::{contact_totals, satisfaction_totals};
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::process::IngestProcess;
@@ -317,10 +319,14 @@ async fn insert_only(
         .collect();
     let started = Instant::now();
     for chunk in contact_rows.chunks(10_000) {
-        store.insert_contacts(chunk).await?;
+        store
+            .insert_contacts(&mut chunk.to_vec(), Fencing::Off)
+            .await?;
     }
     for chunk in response_rows.chunks(10_000) {
-        store.insert_satisfaction(chunk).await?;
+        store
+            .insert_satisfaction(&mut chunk.to_vec(), Fencing::Off)
+            .await?;
     }
     Ok(started.elapsed())
 }

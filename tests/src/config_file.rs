@@ -43,6 +43,8 @@ pub struct IngestFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_event_age_days: Option<u32>,
     pub stall_after_seconds: u64,
+    pub attempt_timeout_seconds: u64,
+    pub fencing: bool,
     pub shutdown_timeout_ms: u64,
     pub kafka: KafkaSection,
     pub clickhouse: ClickHouseSection,
@@ -117,6 +119,8 @@ impl From<&IngestConfig> for IngestFile {
             max_message_bytes: config.max_message_bytes,
             max_event_age_days: config.max_event_age_days,
             stall_after_seconds: config.stall_after_seconds,
+            attempt_timeout_seconds: config.attempt_timeout_seconds,
+            fencing: config.fencing,
             shutdown_timeout_ms: config.shutdown_timeout_ms,
             kafka: (&config.kafka).into(),
             clickhouse: (&config.clickhouse).into(),

@@ -130,6 +130,8 @@ impl Scope {
             max_message_bytes: 64 * 1024,
             max_event_age_days: None,
             stall_after_seconds: 60,
+            attempt_timeout_seconds: 60,
+            fencing: true,
             shutdown_timeout_ms: 20_000,
         }
     }

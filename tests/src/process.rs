@@ -175,6 +175,11 @@ impl ServiceProcess {
             .context("VmRSS missing from /proc/<pid>/status")
     }
 
+    /// True when the process's log so far contains `text`.
+    pub fn log_contains(&self, text: &str) -> bool {
+        fs::read_to_string(&self.log).is_ok_and(|log| log.contains(text))
+    }
+
     /// The last lines of the process's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();

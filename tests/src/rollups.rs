@@ -64,6 +64,8 @@ pub fn contact(i: usize, occurred_at: DateTime<Utc>) -> ContactRow {
         kafka_partition: 0,
         kafka_offset: i64::try_from(i).unwrap_or(0),
         ingested_at: seconds(Utc::now()),
+        fence: 0,
+        stage: 0,
     }
 }
 
@@ -85,6 +87,8 @@ pub fn response(i: usize, responded_at: DateTime<Utc>) -> SatisfactionRow {
         kafka_partition: 0,
         kafka_offset: i64::try_from(i).unwrap_or(0),
         ingested_at: seconds(Utc::now()),
+        fence: 0,
+        stage: 0,
     }
 }
 

@@ -63,6 +63,8 @@ fn name_after<'a>(statement: &'a str, prefix: &str) -> Result<&'a str> {
 fn sharding_key(table: &str) -> &'static str {
     if table == "ingest_checkpoints" {
         "cityHash64(topic, partition)"
+    } else if table == "ingest_fences" {
+        "cityHash64(stream, partition)"
     } else {
         "cityHash64(council)"
     }
@@ -72,13 +74,23 @@ fn rewrite(statement: &str, layout: Layout) -> Result<Vec<String>> {
     let statement = dedent(statement);
     if statement.starts_with("CREATE TABLE IF NOT EXISTS ") {
         let name = name_after(&statement, "CREATE TABLE IF NOT EXISTS ")?;
+        let head = format!("CREATE TABLE IF NOT EXISTS {name}");
+        if name.ends_with("_staging") {
+            // Rows wait here for the length of one INSERT … SELECT on the
+            // server ingest is connected to: a local table on each server,
+            // neither replicated nor distributed.
+            return Ok(vec![statement.replacen(
+                &head,
+                &format!("{head} {ON_CLUSTER}"),
+                1,
+            )]);
+        }
         let mut table = replicate_engine(&statement)?;
         if ROLLUPS.iter().any(|rollup| rollup.table == name) {
             // A rollup block can equal an earlier one (same counts in the
             // same cells) and must not be dropped as a duplicate insert.
             table.push_str("\nSETTINGS replicated_deduplication_window = 0");
         }
-        let head = format!("CREATE TABLE IF NOT EXISTS {name}");
         Ok(match layout {
             Layout::Replicated => vec![table.replacen(&head, &format!("{head} {ON_CLUSTER}"), 1)],
             Layout::Sharded => vec![
@@ -127,7 +139,10 @@ fn cluster_ddl(layout: Layout) -> Result<String> {
         Layout::Replicated => (
             "one shard, N replicas",
             "-- Same table names as a single server, Replicated engines: ingest, the API\n\
-             -- and Grafana work unchanged against any replica. rebuild-rollups' staging\n\
+             -- and Grafana work unchanged against any replica. Every ingest replica\n\
+             -- writes through one server, and the writer's profile sets\n\
+             -- insert_quorum and select_sequential_consistency (deploy/SCALING.md).\n\
+             -- The *_staging tables stay local to each server. rebuild-rollups' staging\n\
              -- table (CREATE TABLE ... AS the rollup) gets its own {uuid} replication\n\
              -- path, so it should too; not yet tried on a cluster (deploy/SCALING.md).\n",
         ),
@@ -136,6 +151,7 @@ fn cluster_ddl(layout: Layout) -> Result<String> {
             "-- Each table is <name>_local on every server behind a Distributed table of\n\
              -- its single-server name, sharded by council. The writer's profile must set\n\
              -- insert_distributed_sync = 1 (ingest writes rows, then its checkpoint).\n\
+             -- The *_staging tables stay local to each server.\n\
              -- rebuild-rollups does not work on this layout (see deploy/SCALING.md).\n",
         ),
     };
@@ -230,19 +246,26 @@ fn every_table_and_view_of_the_migrations_has_its_cluster_form() -> Result<()> {
                 sharded.contains(&format!("{kind}{name} {ON_CLUSTER}")),
                 "{name}"
             );
-            if kind.starts_with("CREATE TABLE") {
+            if kind.starts_with("CREATE TABLE") && !name.ends_with("_staging") {
                 assert!(sharded.contains(&format!("{kind}{name}_local {ON_CLUSTER}")));
             }
         }
     }
     // Nothing single-server is left: every engine is Replicated or Distributed.
     for ddl in [&replicated, &sharded] {
+        // Except the staging tables: one of its own on each server.
+        let mut local = 0;
         for line in ddl.lines().filter(|line| line.contains("ENGINE = ")) {
+            if line.contains("ENGINE = MergeTree") {
+                local += 1;
+                continue;
+            }
             assert!(
                 line.contains("ENGINE = Replicated") || line.contains("ENGINE = Distributed"),
                 "{line}"
             );
         }
+        assert_eq!(local, 2, "the two staging tables");
     }
     Ok(())
 }

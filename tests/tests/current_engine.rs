@@ -17,13 +17,14 @@
 use anyhow::{bail, Context, Result};
 use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
 use channelshift_store::{
-    months_per_insert, Area, Bucket, CellFilter, Checkpoint, ContactRow, CutOff, Keys, Record,
-    Source, Store, MIGRATIONS,
+    months_per_insert, Area, Bucket, CellFilter, Checkpoint, ContactRow, CutOff, Fencing, Keys,
+    Record, Source, Store, MIGRATIONS,
 };
 use channelshift_tests::clickhouse::current_engine;
 use channelshift_tests::grafana::{expand_sql, load_dashboards, TimeRange, CLICKHOUSE};
 use channelshift_tests::rollups::{
-    assert_rollups_equal_their_view_over_raw, contact, raw_data, rollup_content, COUNCIL, LAYOUTS,
+    assert_rollups_equal_their_view_over_raw, at, contact, raw_data, response, rollup_content, tsv,
+    COUNCIL, LAYOUTS,
 };
 use channelshift_tests::Scope;
 use chrono::{NaiveDate, TimeDelta};
@@ -56,9 +57,15 @@ impl Engines {
         let history = if history { back_load(130) } else { Vec::new() };
         for store in [&old, &current] {
             store.migrate().await?;
-            store.insert_contacts(&data.contacts).await?;
-            store.insert_contacts(&history).await?;
-            store.insert_satisfaction(&data.responses).await?;
+            store
+                .insert_contacts(&mut data.contacts.clone(), Fencing::Off)
+                .await?;
+            store
+                .insert_contacts(&mut history.clone(), Fencing::Off)
+                .await?;
+            store
+                .insert_satisfaction(&mut data.responses.clone(), Fencing::Off)
+                .await?;
             // What ingest does once an INSERT has succeeded.
             let ids: Vec<&str> = data
                 .contacts
@@ -141,14 +148,28 @@ async fn a_back_load_of_130_months_is_split_and_stored_once_on_both_engines() ->
     let history = back_load(130);
     // The limit is real on the current engine: one INSERT of it all is refused.
     current.migrate().await?;
-    let mut whole = current
+    // One INSERT of all 130 months into the raw table, from one stage.
+    let mut staged = current
         .client()
-        .insert::<ContactRow>("contact_events")
+        .insert::<ContactRow>("contact_events_staging")
         .await?;
     for row in &history {
-        whole.write(row).await?;
+        staged
+            .write(&ContactRow {
+                stage: 1,
+                ..row.clone()
+            })
+            .await?;
     }
-    let refused = whole.end().await;
+    staged.end().await?;
+    let refused = current
+        .client()
+        .query(
+            "INSERT INTO contact_events \
+             SELECT * EXCEPT (fence, stage) FROM contact_events_staging WHERE stage = 1",
+        )
+        .execute()
+        .await;
     let message = format!("{:?}", refused.err().context("one INSERT of 130 months")?);
     assert!(
         message.contains("Too many partitions"),
@@ -160,7 +181,9 @@ async fn a_back_load_of_130_months_is_split_and_stored_once_on_both_engines() ->
 
     old.migrate().await?;
     for store in [&old, &current] {
-        let inserts = store.insert_contacts(&history).await?;
+        let inserts = store
+            .insert_contacts(&mut history.clone(), Fencing::Off)
+            .await?;
         assert_eq!(inserts, 3, "130 months in INSERTs of at most 50");
         let ids: Vec<&str> = history.iter().map(|row| row.event_id.as_str()).collect();
         store.index_ids(Record::Contact, COUNCIL, &ids).await?;
@@ -545,6 +568,78 @@ async fn the_cluster_ddl_parses_on_the_current_engine() -> Result<()> {
     assert!(parsed > 20, "only {parsed} statements");
     eprintln!("current engine: {parsed} cluster DDL statements parsed");
     Ok(())
+}
+
+/// Fencing's statements on both engines: claims, the fenced INSERT through
+/// staging (only rows carrying their partition's current fence reach the raw
+/// table, the id index and the rollups), and the process-list queries ingest
+/// uses to stop or await writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn a_stale_writers_rows_are_refused_by_the_server_on_both_engines() -> Result<()> {
+    let scope = Scope::new("current-fencing");
+    let old = scope.store().await?;
+    let current = current_store(&scope).await?;
+    let when = at("2025-06-01T12:00:00Z");
+    for store in [&old, &current] {
+        store.migrate().await?;
+        let stale = store
+            .claim(Record::Contact, &[0, 1], "replica-a", 7)
+            .await?;
+        let fresh = store.claim(Record::Contact, &[0], "replica-b", 9).await?;
+        assert!(fresh[&0] > stale[&0], "a later claim is higher");
+        assert_eq!(
+            store.fences(Record::Contact, &[0, 1]).await?,
+            [(0, fresh[&0]), (1, stale[&1])].into()
+        );
+        // ev-0..4: partition 0 under the stale fence (refused); ev-4..8:
+        // partition 0 under the fresh one; ev-8..12: partition 1, whose
+        // only claim is still current.
+        let mut rows: Vec<ContactRow> = (0..12)
+            .map(|i| {
+                let partition = if i < 8 { 0 } else { 1 };
+                let fence = if (4..8).contains(&i) {
+                    fresh[&0]
+                } else {
+                    stale[&partition]
+                };
+                ContactRow {
+                    kafka_partition: partition,
+                    fence,
+                    ..contact(i, when)
+                }
+            })
+            .collect();
+        assert_eq!(store.insert_contacts(&mut rows, Fencing::On).await?, 1);
+        let ids: Vec<String> = (0..12).map(|i| format!("ev-{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let stored = store.raw_ids(Record::Contact, COUNCIL, &ids).await?;
+        let expected: std::collections::HashSet<String> =
+            (4..12).map(|i| format!("ev-{i}")).collect();
+        assert_eq!(stored, expected);
+        assert_eq!(store.id_index_rows(Record::Contact).await?, 8);
+        assert_eq!(store.rollup_total(Record::Contact).await?, 8);
+        // No claim at all on the satisfaction stream: nothing is stored.
+        let mut unclaimed = vec![response(1, when)];
+        store
+            .insert_satisfaction(&mut unclaimed, Fencing::On)
+            .await?;
+        assert_eq!(store.raw_rows(Record::Satisfaction).await?, 0);
+        assert_eq!(
+            tsv(store, "SELECT count() FROM contact_events_staging").await?,
+            "0\n",
+            "the stage is dropped"
+        );
+        let tagged = store.tagged("channelshift-test:");
+        assert!(tagged.running_queries("no-such-prefix:").await?.is_empty());
+        let unknown = vec!["no-such-query".to_string()];
+        assert_eq!(tagged.still_running(&unknown).await?, 0);
+        tagged.kill_queries(&unknown).await?;
+        assert_eq!(tagged.drop_stale_stages(3_600).await?, 0);
+    }
+    let drop = format!("DROP DATABASE IF EXISTS `{}`", scope.database);
+    current.client().query(&drop).execute().await?;
+    scope.drop_database().await
 }
 
 /// Every public async function of the store (each sends SQL) is called by a

@@ -205,11 +205,11 @@ async fn reconciled_exactly(
 }
 
 /// After ClickHouse was killed: waits until every id is in the raw table and,
-/// if ingest met rows an INSERT had stored without their views (its
-/// `half_written` metric and error log), rebuilds the rollups as that log
-/// tells an operator to. Returns how many ids were half written.
+/// if ingest met rows an INSERT had stored without their views (the
+/// replicas' `half_written` metric and error log), rebuilds the rollups as
+/// that log tells an operator to. Returns how many ids were half written.
 async fn rebuild_if_half_written(
-    ingest: &IngestProcess,
+    replicas: &[&IngestProcess],
     config: &IngestConfig,
     expected: u64,
     timeout: Duration,
@@ -221,10 +221,16 @@ async fn rebuild_if_half_written(
         || async { Ok((contact_totals(&store).await?.distinct_ids >= expected).then_some(())) },
     )
     .await
-    .map_err(|error| error.context(ingest.log_tail()))?;
-    let half_written = ingest
-        .metric(channelshift_ingest::metrics::HALF_WRITTEN, &[])
-        .await?;
+    .map_err(|error| {
+        let logs: Vec<String> = replicas.iter().map(|replica| replica.log_tail()).collect();
+        error.context(logs.join("\n"))
+    })?;
+    let mut half_written = 0.0;
+    for replica in replicas {
+        half_written += replica
+            .metric(channelshift_ingest::metrics::HALF_WRITTEN, &[])
+            .await?;
+    }
     if half_written > 0.0 {
         // Ingest is idle by now: nothing races the rebuild.
         store.rebuild_rollups(|_| ()).await?;
@@ -343,7 +349,7 @@ impl FaultRun {
     }
 
     /// Lets the flow's last chunk go, rebuilds the rollups when `rebuild` and
-    /// the first of `replicas` met half-written rows, and waits until the
+    /// any of `replicas` met half-written rows, and waits until the
     /// reconciliation is exact: every valid contact stored once, every bad one
     /// dead-lettered. Returns the report and how many ids were half written.
     async fn settle(
@@ -355,11 +361,11 @@ impl FaultRun {
     ) -> Result<(Report, f64)> {
         flow.finish().await?;
         let valid = self.valid_in(0..self.events);
-        let half_written = match (rebuild, replicas.first()) {
-            (Rebuild::IfHalfWritten, Some(replica)) => {
-                rebuild_if_half_written(replica, &self.config, valid, timeout).await?
+        let half_written = match rebuild {
+            Rebuild::IfHalfWritten => {
+                rebuild_if_half_written(replicas, &self.config, valid, timeout).await?
             }
-            _ => 0.0,
+            Rebuild::Never => 0.0,
         };
         let dead = self.events as u64 - valid;
         let report = reconciled_exactly(&self.config, valid, dead, timeout, replicas).await?;
@@ -885,13 +891,13 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
     let (contacts, responses) = scaled((30_000, 10_000), (100_000, 30_000));
     let mut run = FaultRun::new("scale", contacts, 1_000).await?;
     let config = &mut run.config;
-    // Eager `range`, not the default `cooperative-sticky`: Tansu 0.6 assigns
-    // a partition moving to a new replica before its owner has revoked it
-    // (the owner is not made to rejoin), so for a few seconds two replicas
-    // write it and ids are stored twice (485 in each of two runs).
-    // CHANNELSHIFT_FAULT_ASSIGNMENT=cooperative-sticky shows it.
-    config.kafka.assignment_strategy =
-        std::env::var("CHANNELSHIFT_FAULT_ASSIGNMENT").unwrap_or_else(|_| "range".into());
+    // The default `cooperative-sticky`: Tansu 0.6 assigns a partition moving
+    // to a new replica before its owner has revoked it, so for a few seconds
+    // two replicas hold it; fencing lets only the later claim write (without
+    // fencing, 485 ids were stored twice in each of two runs).
+    // CHANNELSHIFT_FAULT_ASSIGNMENT=range runs the eager assignor instead.
+    config.kafka.assignment_strategy = std::env::var("CHANNELSHIFT_FAULT_ASSIGNMENT")
+        .unwrap_or_else(|_| "cooperative-sticky".into());
     config.batch.max_rows = 2_000;
     config.kafka.session_timeout_ms = broker_session_timeout_ms(config.kafka.session_timeout_ms);
     let over = Duration::from_secs(scaled(30, 120));
@@ -908,7 +914,9 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
     let mut third = run.start_working("scale-c").await?;
     // Each of the three holds partitions and has written rows of them.
     let scaled_up_flowing = contact_flow.is_running();
+    let mut fenced_batches = 0.0;
     for replica in [&mut second, &mut third] {
+        fenced_batches += fenced(replica).await?;
         replica.signal("TERM")?;
         let status = replica.wait(Duration::from_secs(30)).await?;
         anyhow::ensure!(
@@ -933,9 +941,10 @@ async fn replicas_scaled_one_three_one_while_events_flow_count_each_event_once()
         satisfaction_totals(&run.scope.store().await?).await?,
         (responses as u64, responses as u64)
     );
+    fenced_batches += fenced(&first).await?;
     eprintln!(
         "scale: {contacts} contacts and {responses} responses; still flowing when scaled to 3: \
-         {scaled_up_flowing}, back to 1: {scaled_down_flowing}"
+         {scaled_up_flowing}, back to 1: {scaled_down_flowing}; fenced batches: {fenced_batches}"
     );
     drop(first);
     run.scope.drop_database().await
@@ -1308,5 +1317,412 @@ async fn rows_an_insert_stored_before_its_views_failed_are_not_stored_twice_on_c
 ) -> Result<()> {
     let found = views_failing_runs("half-written-current", On::Current, 10).await?;
     eprintln!("half-written (current ClickHouse): ids found stored without their index in each run: {found:?}");
+    Ok(())
+}
+
+/// Produces valid contacts `{prefix}-0, 1, …` in chunks of `chunk` every
+/// `every` until `stop` is set; returns how many it produced.
+fn endless_flow(
+    producer: FutureProducer,
+    topic: String,
+    prefix: &'static str,
+    chunk: usize,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Result<usize>> {
+    tokio::spawn(async move {
+        let mut produced = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            produce_all(
+                &producer,
+                &topic,
+                &contact_events(prefix, produced..produced + chunk),
+            )
+            .await?;
+            produced += chunk;
+            tokio::time::sleep(every).await;
+        }
+        Ok(produced)
+    })
+}
+
+/// The process id in an ingest write's query id
+/// (`channelshift-ingest:p<pid>.<random>@<host>:…`).
+fn pid_of_query(query_id: &str) -> Option<u32> {
+    query_id
+        .strip_prefix(channelshift_store::WRITE_QUERY_PREFIX)?
+        .strip_prefix('p')?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The contact partitions whose current fence belongs to process `pid`.
+async fn partitions_owned_by(store: &Store, pid: u32) -> Result<Vec<i32>> {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Owner {
+        partition: i32,
+        owner: String,
+    }
+    let owners = store
+        .client()
+        .query(
+            "SELECT partition, argMax(owner, fence) AS owner FROM ingest_fences \
+             WHERE stream = 'contact_events' GROUP BY partition",
+        )
+        .fetch_all::<Owner>()
+        .await?;
+    let prefix = format!("p{pid}.");
+    Ok(owners
+        .into_iter()
+        .filter(|owner| owner.owner.starts_with(&prefix))
+        .map(|owner| owner.partition)
+        .collect())
+}
+
+/// Batches `replica` found fenced.
+async fn fenced(replica: &IngestProcess) -> Result<f64> {
+    replica
+        .metric(channelshift_ingest::metrics::FENCED, &[])
+        .await
+}
+
+/// The replica with a staging INSERT running for over 200 ms, if any.
+async fn staging_in_flight(store: &Store) -> Result<Option<u32>> {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Running {
+        query_id: String,
+    }
+    let running = store
+        .client()
+        .query(
+            "SELECT query_id FROM system.processes WHERE startsWith(query_id, ?) \
+             AND query LIKE '%contact_events_staging%' AND elapsed > 0.2",
+        )
+        .bind(channelshift_store::WRITE_QUERY_PREFIX)
+        .fetch_all::<Running>()
+        .await?;
+    Ok(running
+        .iter()
+        .find_map(|query| pid_of_query(&query.query_id)))
+}
+
+/// Issue 16's zombie replica: two replicas in one group; every staging INSERT
+/// takes 2 s (a view that sleeps), and ten times, at a random moment within
+/// one, the replica writing it is frozen (SIGSTOP) past its session, so that
+/// the other takes its partitions and writes them, then resumed (SIGCONT)
+/// to finish its INSERT. The server refuses the stale replica's rows, which
+/// counts a fenced batch; the reconciliation is exact. With
+/// `CHANNELSHIFT_TEST_FENCING=off` the replicas run without fencing, to show
+/// what it prevents: the same run then stores rows twice, and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_frozen_mid_insert_past_its_session_is_fenced_and_nothing_is_stored_twice(
+) -> Result<()> {
+    let cycles = scaled(10, 30);
+    let mut run = FaultRun::new("zombie", 0, 1_000).await?;
+    run.config.fencing = std::env::var("CHANNELSHIFT_TEST_FENCING").as_deref() != Ok("off");
+    let session = Duration::from_millis(u64::from(run.config.kafka.session_timeout_ms));
+    let store = Store::connect(&run.config.clickhouse).await?;
+    store.migrate().await?;
+    for statement in [
+        "CREATE TABLE slow_staging (x UInt8) ENGINE = Null",
+        "CREATE MATERIALIZED VIEW slow_staging_mv TO slow_staging \
+         AS SELECT toUInt8(sleep(2)) AS x FROM contact_events_staging",
+    ] {
+        store.client().query(statement).execute().await?;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flow = endless_flow(
+        producer(&run.scope)?,
+        run.scope.contact_topic.clone(),
+        "ev",
+        40,
+        Duration::from_millis(200),
+        stop.clone(),
+    );
+    let a = run.start_working("zombie-a").await?;
+    let b = run.start_working("zombie-b").await?;
+
+    let mut fenced_per_cycle = Vec::new();
+    for cycle in 1..=cycles {
+        let frozen = eventually(
+            &format!("cycle {cycle}: a staging INSERT in flight"),
+            Duration::from_secs(60),
+            || async { staging_in_flight(&store).await },
+        )
+        .await
+        .map_err(|error| error.context(format!("{}\n{}", a.log_tail(), b.log_tail())))?;
+        let (zombie, other) = if frozen == a.pid() {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
+        anyhow::ensure!(
+            zombie.pid() == frozen,
+            "query of an unknown process {frozen}"
+        );
+        let before = fenced(zombie).await?;
+        tokio::time::sleep(
+            run.moments
+                .between(Duration::ZERO, Duration::from_millis(1_500)),
+        )
+        .await;
+        let held_by_zombie = partitions_owned_by(&store, zombie.pid()).await?;
+        let frozen_at = Instant::now();
+        zombie.signal("STOP")?;
+        if run.config.fencing {
+            // Until the other replica has claimed every partition the
+            // frozen one held, and a moment more.
+            eventually(
+                &format!("cycle {cycle}: the frozen replica's partitions claimed"),
+                Duration::from_secs(60),
+                || async {
+                    let now = partitions_owned_by(&store, zombie.pid()).await?;
+                    Ok(held_by_zombie
+                        .iter()
+                        .all(|p| !now.contains(p))
+                        .then_some(()))
+                },
+            )
+            .await
+            .map_err(|error| error.context(format!("{}\n{}", a.log_tail(), b.log_tail())))?;
+            tokio::time::sleep(run.moments.between(Duration::ZERO, Duration::from_secs(2))).await;
+        } else {
+            // No claims to watch: long enough for the other replica to
+            // take the partitions and look their ids up.
+            tokio::time::sleep(run.moments.between(
+                session + Duration::from_secs(8),
+                session + Duration::from_secs(12),
+            ))
+            .await;
+        }
+        let held = frozen_at.elapsed();
+        zombie.signal("CONT")?;
+        // The stale replica finds out at its next fence check.
+        eventually(
+            &format!("cycle {cycle}: the resumed replica is fenced"),
+            Duration::from_secs(30),
+            || async { Ok((fenced(zombie).await? > before).then_some(())) },
+        )
+        .await
+        .ok();
+        let counted = fenced(zombie).await? - before;
+        eprintln!(
+            "zombie cycle {cycle}: froze pid {} for {held:?}; fenced batches counted: {counted}; \
+             other replica {} fenced so far: {}",
+            zombie.pid(),
+            other.pid(),
+            fenced(other).await?
+        );
+        fenced_per_cycle.push(counted);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let produced = flow.await??;
+    store
+        .client()
+        .query("DROP TABLE slow_staging_mv")
+        .execute()
+        .await?;
+    let report = reconciled_exactly(
+        &run.config,
+        produced as u64,
+        0,
+        Duration::from_secs(180),
+        &[&a, &b],
+    )
+    .await?;
+    let total: f64 = fenced_per_cycle.iter().sum();
+    eprintln!(
+        "zombie: {cycles} freezes, {produced} events, fenced batches per freeze {fenced_per_cycle:?}; \
+         reconciled exactly:\n{report}"
+    );
+    if run.config.fencing {
+        assert!(
+            fenced_per_cycle.iter().all(|counted| *counted >= 1.0),
+            "a resumed replica was not fenced: {fenced_per_cycle:?} (total {total})"
+        );
+    }
+    Ok(())
+}
+
+/// Issue 16's stall, as a test: two replicas (range assignor), each frozen in
+/// turn past its session and resumed, while a view makes ClickHouse refuse
+/// every insert for a while. Readiness goes red while partitions are stuck;
+/// afterwards every partition drains with no replica restarted, readiness
+/// is green, and the reconciliation is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_frozen_in_turn_while_inserts_fail_drain_every_partition_without_a_restart(
+) -> Result<()> {
+    let freezes = scaled(4, 14);
+    let events = scaled(12_000, 400_000);
+    let mut run = FaultRun::new("freeze-fail", events, 1_000).await?;
+    run.config.kafka.assignment_strategy = "range".into();
+    run.config.stall_after_seconds = 5;
+    let session = Duration::from_millis(u64::from(run.config.kafka.session_timeout_ms));
+    // Chunks of 250: a producer's re-sends (the first 200 of every fifth
+    // chunk) then never include an invalid message (offset 249 of its chunk).
+    let flow = run.flow(250, Duration::from_secs(scaled(70, 200)))?;
+    let a = run.start_working("freeze-fail-a").await?;
+    let b = run.start_working("freeze-fail-b").await?;
+    let store = Store::connect(&run.config.clickhouse).await?;
+    store
+        .client()
+        .query("CREATE TABLE refusing (x UInt8) ENGINE = Null")
+        .execute()
+        .await?;
+    let mut red_seen = false;
+    for freeze in 0..freezes {
+        let (frozen, other) = if freeze % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        // Every insert fails while the view exists (a temporary error:
+        // retried, not dead-lettered).
+        store
+            .client()
+            .query(
+                "CREATE MATERIALIZED VIEW refusing_mv TO refusing \
+                 AS SELECT throwIf(length(event_id) > 0) AS x FROM contact_events",
+            )
+            .execute()
+            .await?;
+        frozen.signal("STOP")?;
+        let held = run.moments.between(
+            session + Duration::from_secs(2),
+            session + Duration::from_secs(6),
+        );
+        let until = Instant::now() + held;
+        while Instant::now() < until {
+            red_seen |= other.readiness().await? == 503;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        frozen.signal("CONT")?;
+        let failing = run
+            .moments
+            .between(Duration::from_secs(2), Duration::from_secs(8));
+        let until = Instant::now() + failing;
+        while Instant::now() < until {
+            for replica in [&a, &b] {
+                red_seen |= replica.readiness().await? == 503;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        store
+            .client()
+            .query("DROP TABLE refusing_mv")
+            .execute()
+            .await?;
+        eprintln!(
+            "freeze-fail: froze pid {} for {held:?}, inserts refused for a further {failing:?}",
+            frozen.pid()
+        );
+        tokio::time::sleep(
+            run.moments
+                .between(Duration::from_secs(1), Duration::from_secs(4)),
+        )
+        .await;
+    }
+    // Rows an insert stored before the view refused them are found by the
+    // next attempt and re-indexed; the rollups then need the rebuild.
+    let (report, half_written) = run
+        .settle(
+            flow,
+            &[&a, &b],
+            Rebuild::IfHalfWritten,
+            Duration::from_secs(180),
+        )
+        .await?;
+    eprintln!("freeze-fail: half written {half_written}\n{report}");
+    assert!(
+        red_seen,
+        "readiness never went red while partitions were stuck"
+    );
+    for replica in [&a, &b] {
+        eventually("readiness green again", Duration::from_secs(30), || async {
+            Ok((replica.readiness().await? == 200).then_some(()))
+        })
+        .await
+        .map_err(|error| error.context(replica.log_tail()))?;
+        assert_eq!(
+            replica
+                .metric(channelshift_ingest::metrics::STALLED, &[])
+                .await?,
+            0.0
+        );
+    }
+    Ok(())
+}
+
+/// Issue 16's slow insert: ClickHouse takes 3 s over one INSERT (a view that
+/// sleeps), past ingest's 2 s attempt timeout. The abandoned attempt's query
+/// is still running when the retry begins: the retry stops it and waits for
+/// it to end before looking ids up, and each row is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_slower_than_the_attempt_timeout_is_stopped_before_the_retry_and_stored_once(
+) -> Result<()> {
+    let (_broker, scope) = private_stack("slow-insert").await?;
+    let mut config = scope.ingest_config();
+    config.attempt_timeout_seconds = 2;
+    let producer = producer(&scope)?;
+    let ingest = IngestProcess::ingest("slow-insert", config.clone()).await?;
+    produce_all(
+        &producer,
+        &scope.contact_topic,
+        &contact_events("ev", 0..100),
+    )
+    .await?;
+    let store = migrated_store(&config.clickhouse).await?;
+    await_stored(&store, 100, Duration::from_secs(60), &[&ingest]).await?;
+    for statement in [
+        "CREATE TABLE slow_raw (x UInt8) ENGINE = Null",
+        "CREATE MATERIALIZED VIEW slow_raw_mv TO slow_raw \
+         AS SELECT toUInt8(sleep(3)) AS x FROM contact_events",
+    ] {
+        store.client().query(statement).execute().await?;
+    }
+    produce_all(
+        &producer,
+        &scope.contact_topic,
+        &contact_events("ev", 100..150),
+    )
+    .await?;
+    eventually(
+        "an attempt abandoned at its timeout",
+        Duration::from_secs(60),
+        || async {
+            let errors = ingest
+                .metric(
+                    "channelshift_ingest_write_errors_total",
+                    &[("step", "timeout")],
+                )
+                .await?;
+            Ok((errors >= 1.0).then_some(()))
+        },
+    )
+    .await
+    .map_err(|error| error.context(ingest.log_tail()))?;
+    eventually(
+        "the abandoned attempt's query stopped before the retry",
+        Duration::from_secs(30),
+        || async {
+            Ok(ingest
+                .log_contains("an abandoned attempt's queries are still running")
+                .then_some(()))
+        },
+    )
+    .await
+    .map_err(|error| error.context(ingest.log_tail()))?;
+    store
+        .client()
+        .query("DROP TABLE slow_raw_mv")
+        .execute()
+        .await?;
+    await_stored(&store, 150, Duration::from_secs(60), &[&ingest]).await?;
+    if ingest
+        .metric(channelshift_ingest::metrics::HALF_WRITTEN, &[])
+        .await?
+        > 0.0
+    {
+        store.rebuild_rollups(|_| ()).await?;
+    }
+    reconciled_exactly(&config, 150, 0, Duration::from_secs(60), &[&ingest]).await?;
     Ok(())
 }

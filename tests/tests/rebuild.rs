@@ -9,7 +9,7 @@
 
 use anyhow::{Context, Result};
 use channelshift_ingest::rebuild::ReportLine;
-use channelshift_store::{RebuildStep, Store};
+use channelshift_store::{Fencing, RebuildStep, Store};
 use channelshift_tests::rollups::{
     assert_rollups_equal_their_view_over_raw, contact, direct_aggregation, raw_data,
     rollup_content, tsv, Layout, RawData, COUNCIL, LAYOUTS,
@@ -39,8 +39,12 @@ fn per_month(per_day: &BTreeMap<NaiveDate, u64>) -> BTreeMap<u32, u64> {
 async fn store_with(scope: &Scope, data: &RawData) -> Result<Store> {
     let store = scope.store().await?;
     store.migrate().await?;
-    store.insert_contacts(&data.contacts).await?;
-    store.insert_satisfaction(&data.responses).await?;
+    store
+        .insert_contacts(&mut data.contacts.clone(), Fencing::Off)
+        .await?;
+    store
+        .insert_satisfaction(&mut data.responses.clone(), Fencing::Off)
+        .await?;
     Ok(store)
 }
 
@@ -421,7 +425,7 @@ async fn contacts_inserted_while_their_month_is_rebuilt_are_counted_once() -> Re
                     .context("a time")?
                     .and_utc();
                     store
-                        .insert_contacts(&[contact(100_000 + written, when)])
+                        .insert_contacts(&mut [contact(100_000 + written, when)], Fencing::Off)
                         .await?;
                     written += 1;
                 }

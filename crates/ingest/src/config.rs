@@ -31,6 +31,15 @@ pub struct IngestConfig {
     /// for this long turns readiness red (`stalled_partitions`).
     #[serde(default = "default_stall_after_seconds")]
     pub stall_after_seconds: u64,
+    /// The longest one write attempt may take before it is abandoned (its
+    /// queries stopped on the server) and retried. At most 240: the consumer
+    /// must poll within `max.poll.interval.ms` (300 s).
+    #[serde(default = "default_attempt_timeout_seconds")]
+    pub attempt_timeout_seconds: u64,
+    /// Fencing (see `pipeline.rs`): a replica's rows are stored only while it
+    /// holds their partition. Leave on; off only to measure what it prevents.
+    #[serde(default = "yes")]
+    pub fencing: bool,
     /// How long SIGTERM waits for the open batch to be written and committed.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
@@ -59,6 +68,12 @@ pub struct KafkaConfig {
     pub prefetch_kbytes: u32,
     /// `cooperative-sticky` moves only the partitions that must move when a
     /// replica joins or leaves; `range` or `roundrobin` revoke everything.
+    /// Each is safe on every broker: fencing, not the assignor, keeps one
+    /// writer per partition (a broker that hands a partition to a new member
+    /// before its owner revokes it, as Tansu 0.6 does under
+    /// `cooperative-sticky`, costs fenced batches, not double counts). Changing
+    /// it needs the whole group stopped first: a broker refuses a member
+    /// whose protocol differs from the running group's.
     #[serde(default = "default_assignment_strategy")]
     pub assignment_strategy: String,
 }
@@ -109,6 +124,9 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
 }
 fn default_stall_after_seconds() -> u64 {
+    60
+}
+fn default_attempt_timeout_seconds() -> u64 {
     60
 }
 

@@ -25,6 +25,19 @@ const CHECKPOINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// A (topic, partition) pair.
 pub type TopicPartition = (String, i32);
 
+/// Where this replica stands on writing an assigned partition (see the
+/// store's `fences.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Assigned; no fence claimed yet, so nothing may be written.
+    Unclaimed,
+    /// Claimed with this fence: the server stores rows that carry it.
+    Held(u64),
+    /// Another replica claimed it since: its messages are dropped here until
+    /// the partition is assigned again.
+    Lost,
+}
+
 pub struct IngestContext {
     clickhouse: ClickHouseConfig,
     metrics: IngestMetrics,
@@ -38,6 +51,8 @@ pub struct IngestContext {
     unsettled: Mutex<HashMap<TopicPartition, Option<i64>>>,
     /// When each assigned partition was assigned or last committed.
     progress: Mutex<HashMap<TopicPartition, Instant>>,
+    /// The claim on each assigned partition.
+    claims: Mutex<HashMap<TopicPartition, Claim>>,
     /// Readiness: `partitions` is red while a partition is stalled.
     health: Health,
     stall_after: Duration,
@@ -57,6 +72,7 @@ impl IngestContext {
             assigned: Mutex::new(BTreeSet::new()),
             unsettled: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
+            claims: Mutex::new(HashMap::new()),
             health,
             stall_after,
         }
@@ -126,6 +142,56 @@ impl IngestContext {
             if let Some(at) = progress.get_mut(partition) {
                 *at = now;
             }
+        }
+    }
+
+    /// Assigned partitions with no fence claimed yet.
+    pub fn unclaimed(&self) -> Vec<TopicPartition> {
+        self.claims
+            .lock()
+            .expect("claims lock is never poisoned")
+            .iter()
+            .filter(|(_, claim)| **claim == Claim::Unclaimed)
+            .map(|(partition, _)| partition.clone())
+            .collect()
+    }
+
+    /// The claim on `partition`; `None` when it is not assigned.
+    pub fn claim(&self, partition: &TopicPartition) -> Option<Claim> {
+        self.claims
+            .lock()
+            .expect("claims lock is never poisoned")
+            .get(partition)
+            .copied()
+    }
+
+    /// The assigned partitions of `topic`.
+    pub fn partitions_of(&self, topic: &str) -> Vec<i32> {
+        self.claims
+            .lock()
+            .expect("claims lock is never poisoned")
+            .keys()
+            .filter(|(of, _)| of == topic)
+            .map(|(_, partition)| *partition)
+            .collect()
+    }
+
+    /// Records a claim made (`Held`) or lost (`Lost`), if the partition is
+    /// still assigned; a lost one no longer counts towards stalls.
+    pub fn set_claim(&self, partition: &TopicPartition, claim: Claim) {
+        if let Some(held) = self
+            .claims
+            .lock()
+            .expect("claims lock is never poisoned")
+            .get_mut(partition)
+        {
+            *held = claim;
+        }
+        if claim == Claim::Lost {
+            self.progress
+                .lock()
+                .expect("progress lock is never poisoned")
+                .remove(partition);
         }
     }
 
@@ -333,6 +399,14 @@ impl ConsumerContext for IngestContext {
                     .lock()
                     .expect("unsettled set lock is never poisoned")
                     .extend(Self::pairs(partitions).into_iter().map(|pair| (pair, None)));
+                self.claims
+                    .lock()
+                    .expect("claims lock is never poisoned")
+                    .extend(
+                        Self::pairs(partitions)
+                            .into_iter()
+                            .map(|pair| (pair, Claim::Unclaimed)),
+                    );
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.metrics.rebalances.with_label_values(&["revoke"]).inc();
@@ -351,10 +425,12 @@ impl ConsumerContext for IngestContext {
                         .progress
                         .lock()
                         .expect("progress lock is never poisoned");
+                    let mut claims = self.claims.lock().expect("claims lock is never poisoned");
                     for pair in &revoked {
                         assigned.remove(pair);
                         unsettled.remove(pair);
                         progress.remove(pair);
+                        claims.remove(pair);
                         let _ = self
                             .metrics
                             .consumer_lag
@@ -377,6 +453,11 @@ impl ConsumerContext for IngestContext {
             other => {
                 tracing::error!(error = ?other, "rebalance failed; dropping the assignment");
                 let revoked = Self::pairs(partitions);
+                let mut claims = self.claims.lock().expect("claims lock is never poisoned");
+                for pair in &revoked {
+                    claims.remove(pair);
+                }
+                drop(claims);
                 self.revoked
                     .lock()
                     .expect("revoked list lock is never poisoned")

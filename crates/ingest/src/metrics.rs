@@ -4,8 +4,8 @@ use channelshift_runtime::health::Health;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    exponential_buckets, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
+    exponential_buckets, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 pub const CONSUMED: &str = "channelshift_ingest_messages_consumed_total";
@@ -24,6 +24,7 @@ pub const REBALANCES: &str = "channelshift_ingest_rebalances_total";
 pub const RELEASED: &str = "channelshift_ingest_messages_released_total";
 pub const BUFFERED: &str = "channelshift_ingest_buffered_messages";
 pub const STALLED: &str = "channelshift_ingest_stalled_partitions";
+pub const FENCED: &str = "channelshift_ingest_fenced_batches_total";
 pub const READY: &str = "channelshift_ingest_ready";
 pub const HEALTH_CHECK: &str = "channelshift_ingest_health_check";
 
@@ -45,6 +46,7 @@ pub struct IngestMetrics {
     pub released: IntCounterVec,
     pub buffered: IntGauge,
     pub stalled: IntGauge,
+    pub fenced: IntCounter,
 }
 
 impl IngestMetrics {
@@ -93,6 +95,12 @@ impl IngestMetrics {
              for `stall_after_seconds`",
         )?;
         registry.register(Box::new(stalled.clone()))?;
+        let fenced = IntCounter::new(
+            FENCED,
+            "Batches in which a partition was claimed by another replica while this one was \
+             writing it: the server refused its rows there, left to the new owner",
+        )?;
+        registry.register(Box::new(fenced.clone()))?;
         Ok(Self {
             consumed: counter(CONSUMED, "Messages read from Kafka", &["topic"])?,
             inserted: counter(INSERTED, "Rows written to ClickHouse", &["table"])?,
@@ -121,7 +129,9 @@ impl IngestMetrics {
             )?,
             write_errors: counter(
                 WRITE_ERRORS,
-                "Failed attempts to write a batch, by step (rows, dead_letters, checkpoint); each is retried",
+                "Failed attempts to write a batch, by step (stop_abandoned, claim, fence_check, rows, \
+                 dead_letters, checkpoint, or timeout: no answer within attempt_timeout_seconds); \
+                 each is retried",
                 &["step"],
             )?,
             batch_rows: histogram(
@@ -150,6 +160,7 @@ impl IngestMetrics {
             )?,
             buffered,
             stalled,
+            fenced,
         })
     }
 }

@@ -22,14 +22,37 @@
 //!    looked up in the raw table; rows found there are not written again but
 //!    re-indexed, and logged (`half_written_total`) for `rebuild-rollups`, as
 //!    the rollups may have missed them.
-//! 2. **One writer per partition at a time.** The pipeline writes only between
-//!    calls to `recv`, and librdkafka runs rebalance callbacks only inside
-//!    `recv`. When a partition is revoked, its buffered rows are dropped
-//!    unwritten (the new owner re-reads them); so a replica never writes a
-//!    partition's rows after giving it up. During a ClickHouse outage the
-//!    pipeline pauses its partitions and keeps polling, so it stays in the group
-//!    instead of being thrown out mid-write; each write attempt is bounded by
-//!    [`ATTEMPT_TIMEOUT`], well inside `max.poll.interval.ms`.
+//! 2. **One writer per partition, enforced by the server (fencing).** When a
+//!    partition is assigned, the replica claims it before writing anything:
+//!    it stores a fence above every earlier one in `ingest_fences`. Rows go
+//!    to a staging table, each with its partition's fence, and reach the raw
+//!    table and the id index by `INSERT … SELECT … WHERE` the fence is still
+//!    the partition's highest, evaluated by the server as it runs the INSERT.
+//!    So a replica that lost a partition (its session expired while it was
+//!    frozen, or the broker assigned the partition elsewhere before revoking
+//!    it here) has its later writes dropped by the server, however late
+//!    they arrive. A write that passed the check before the claim can still
+//!    be running: after claiming, the new owner waits until every query the
+//!    other replicas had running has ended (stopping those that outlast half
+//!    an attempt), and only then looks ids up; the raw-table lookup of step 1
+//!    then sees what they stored. The stale replica learns of the claim at
+//!    its next fence check (before and after its rows), drops the partition's
+//!    messages, and counts `fenced_batches_total`; it writes no dead letter,
+//!    checkpoint or commit for it. Each write attempt tags its queries
+//!    (`channelshift-ingest:<replica>:<attempt>:<n>`); before a retry, those
+//!    of the abandoned attempt still running are stopped and awaited, so a
+//!    retry never races the attempt it replaces. During a ClickHouse outage
+//!    the pipeline pauses its partitions and keeps polling, to stay in the
+//!    group; each attempt is bounded by `attempt_timeout_seconds`.
+//!
+//!    *Assumes*: fences only grow (nobody deletes `ingest_fences` rows); every
+//!    writer is a fencing ingest (an older binary writing the raw tables
+//!    directly is not fenced); one server answers ingest's claims, inserts and
+//!    `system.processes` (with replicated ClickHouse: see deploy/SCALING.md);
+//!    of Kafka only that a partition is eventually assigned to one member.
+//!    *Does not cover*: a dead letter sent between a fence check and a
+//!    claim (sent twice, once by each owner; its headers name the source
+//!    offset).
 //! 3. **The position lives with the data.** After a batch's rows and dead
 //!    letters are written, the next offset of each partition is stored in
 //!    `ingest_checkpoints` in the same database, and only then committed to
@@ -38,22 +61,18 @@
 //!    re-read, re-count or re-dead-letter what the database already holds.
 //!    If ClickHouse cannot answer within 5 s at assignment, the group's
 //!    committed offset is used instead: step 1 still prevents double counts,
-//!    but dead letters from the re-read span are sent again.
+//!    but dead letters from the re-read span are sent again. A checkpoint
+//!    written late by a replica that lost the partition is still true: it
+//!    names only what that replica stored, and readers take the highest.
 //!
 //! A crash anywhere in the sequence re-delivers from the last checkpoint (or
 //! commit) and step 1 absorbs the repeats; a message is never committed before
 //! it is stored or dead-lettered. What remains unprotected: two copies of one
 //! id produced to *different* partitions and processed by two replicas in the
-//! same instant (producers should key by id, as the simulator does); a
-//! broker whose group coordinator assigns a partition to a new member before
-//! its owner has revoked it (Tansu 0.6 does under `cooperative-sticky`: two
-//! replicas then write the partition for a while, and ids whose lookups race
-//! are stored twice; `range` avoids it there); and a
-//! crash between a dead letter's send and the checkpoint re-sends that dead
-//! letter (its headers carry the source partition and offset to recognise it);
-//! an insert abandoned at [`ATTEMPT_TIMEOUT`] that the server still completes
-//! after the retry's id lookup; and a topic recreated under the same name
-//! (checkpoints only move forward: clear its `ingest_checkpoints` rows).
+//! same instant (producers should key by id, as the simulator does); a crash
+//! between a dead letter's send and the checkpoint re-sends that dead letter;
+//! and a topic recreated under the same name (checkpoints only move forward:
+//! clear its `ingest_checkpoints` rows).
 //!
 //! # Memory bound
 //!
@@ -64,17 +83,17 @@
 
 use crate::batch::{Batch, DeadLetter, Received};
 use crate::config::{IngestConfig, KafkaConfig};
-use crate::consumer::{IngestContext, TopicPartition};
+use crate::consumer::{Claim, IngestContext, TopicPartition};
 use crate::decode::{decode, Decoded, Limits};
 use crate::metrics::IngestMetrics;
 use crate::privacy::Pseudonymiser;
 use crate::refetch;
-use crate::sinks::{DeadLetterSink, Refused, RowSink};
+use crate::sinks::{DeadLetterSink, Fences, Refused, RowSink};
 use anyhow::{Context, Result};
 use channelshift_contract::{Rejection, RejectionReason};
 use channelshift_runtime::health::Health;
 use channelshift_runtime::shutdown::Shutdown;
-use channelshift_store::{KafkaPosition, Record, Store};
+use channelshift_store::{Fencing, KafkaPosition, Record, Store, WRITE_QUERY_PREFIX};
 use chrono::Utc;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -84,16 +103,21 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a loop may go without a heartbeat before readiness turns red.
 const STALL_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// The longest one write attempt may take before it is abandoned and retried.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// librdkafka leaves the group if `recv` is not called for this long; the
-/// pipeline never goes longer than one [`ATTEMPT_TIMEOUT`] without polling.
+/// pipeline never goes longer than one write attempt
+/// (`attempt_timeout_seconds`, at most [`MAX_ATTEMPT_TIMEOUT`]) without polling.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
+pub const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(240);
+/// Staged INSERTs older than this were abandoned (an attempt lasts at most
+/// [`MAX_ATTEMPT_TIMEOUT`]) and are dropped.
+const STALE_STAGE_SECONDS: u32 = 3600;
 
 type IngestConsumer = StreamConsumer<IngestContext>;
 
@@ -101,11 +125,22 @@ pub struct Pipeline {
     config: IngestConfig,
     store: Store,
     consumer: IngestConsumer,
-    rows: RowSink,
     dead_letters: DeadLetterSink,
     pseudonymiser: Pseudonymiser,
     metrics: IngestMetrics,
     health: Health,
+    /// This process among the group's replicas, in its fences and query ids.
+    replica: String,
+    attempt_timeout: Duration,
+    fencing: Fencing,
+    /// Write attempts so far: each tags its queries `<replica>:<attempt>:<n>`.
+    attempts: AtomicU64,
+    /// Query id prefixes of attempts given up while their queries may still
+    /// run on the server: stopped before the next attempt writes.
+    abandoned: Mutex<Vec<String>>,
+    /// Partitions were claimed and the writes other replicas had running at
+    /// the time are not yet known to have ended.
+    claimed_unsettled: AtomicBool,
 }
 
 impl Pipeline {
@@ -125,6 +160,27 @@ impl Pipeline {
         })
         .await?;
         health.set("clickhouse", true);
+        let attempt_timeout = Duration::from_secs(config.attempt_timeout_seconds);
+        if attempt_timeout.is_zero() || attempt_timeout > MAX_ATTEMPT_TIMEOUT {
+            anyhow::bail!(
+                "attempt_timeout_seconds is {}; it must be 1 to {}",
+                config.attempt_timeout_seconds,
+                MAX_ATTEMPT_TIMEOUT.as_secs()
+            );
+        }
+        let fencing = if config.fencing {
+            Fencing::On
+        } else {
+            tracing::warn!("fencing is off: a replica that lost a partition can still write it");
+            Fencing::Off
+        };
+        match store.drop_stale_stages(STALE_STAGE_SECONDS).await {
+            Ok(0) => {}
+            Ok(dropped) => {
+                tracing::info!(dropped, "dropped staged inserts left by stopped replicas")
+            }
+            Err(error) => tracing::warn!(%error, "could not look for stale staged inserts"),
+        }
 
         let kafka = &config.kafka;
         if kafka.create_topics {
@@ -176,21 +232,22 @@ impl Pipeline {
         for topic in [&kafka.contact_topic, &kafka.satisfaction_topic] {
             metrics.half_written.with_label_values(&[topic.as_str()]);
         }
-        let rows = RowSink {
-            store: store.clone(),
-            metrics: metrics.clone(),
-            contact_topic: kafka.contact_topic.clone(),
-            satisfaction_topic: kafka.satisfaction_topic.clone(),
-        };
+        let replica = replica_name();
+        tracing::info!(replica, "ingest replica started");
         Ok(Self {
             config,
             store,
             consumer,
-            rows,
             dead_letters: DeadLetterSink { producer },
             pseudonymiser,
             metrics,
             health,
+            replica,
+            attempt_timeout,
+            fencing,
+            attempts: AtomicU64::new(0),
+            abandoned: Mutex::new(Vec::new()),
+            claimed_unsettled: AtomicBool::new(false),
         })
     }
 
@@ -338,6 +395,12 @@ impl Pipeline {
             tracing::debug!(topic, partition = position.partition, offset = position.offset, %rejection, "rejected");
         }
         let context = self.consumer.context();
+        let key = (topic.to_string(), position.partition);
+        if context.claim(&key) == Some(Claim::Lost) {
+            // Another replica claimed it; this one has not been told yet.
+            self.metrics.released.with_label_values(&[topic]).inc();
+            return;
+        }
         batch.add(
             Received {
                 topic,
@@ -365,12 +428,29 @@ impl Pipeline {
         let mut backoff = Backoff::new();
         let mut paused = false;
         loop {
-            let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, self.write(batch)).await;
-            let error = match attempt {
+            let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
+            let queries = format!("{WRITE_QUERY_PREFIX}{}:{attempt}:", self.replica);
+            let store = self.store.tagged(queries.clone());
+            let outcome =
+                tokio::time::timeout(self.attempt_timeout, self.write(batch, &store)).await;
+            let error = match outcome {
                 Ok(Ok(())) => break,
                 Ok(Err(error)) => error,
-                Err(_elapsed) => anyhow::anyhow!("no answer within {ATTEMPT_TIMEOUT:?}"),
+                Err(_elapsed) => {
+                    self.metrics
+                        .write_errors
+                        .with_label_values(&["timeout"])
+                        .inc();
+                    self.health.set("clickhouse", false);
+                    anyhow::anyhow!("no answer within {:?}", self.attempt_timeout)
+                }
             };
+            // Its queries may still be running on the server, and could
+            // store rows after the next attempt's lookup: stopped first.
+            self.abandoned
+                .lock()
+                .expect("abandoned list lock is never poisoned")
+                .push(queries);
             // The server may have stored the rows and stopped before their
             // views: the next attempt asks the raw table too.
             batch.attempt_failed();
@@ -417,17 +497,41 @@ impl Pipeline {
     }
 
     /// One attempt at every remaining step of the batch; each step records its
-    /// progress in `batch`, so a retry resumes where the failure was.
-    async fn write(&self, batch: &mut Batch) -> Result<()> {
+    /// progress in `batch`, so a retry resumes where the failure was. `store`
+    /// tags the attempt's queries.
+    async fn write(&self, batch: &mut Batch, store: &Store) -> Result<()> {
         let failed = |step: &str, dependency: &str| {
             self.metrics.write_errors.with_label_values(&[step]).inc();
             self.health.set(dependency, false);
         };
+        self.stop_abandoned(store)
+            .await
+            .inspect_err(|_| failed("stop_abandoned", "clickhouse"))?;
+        if self.fencing == Fencing::On {
+            self.claim_assigned(store)
+                .await
+                .inspect_err(|_| failed("claim", "clickhouse"))?;
+            self.drop_lost(batch, store)
+                .await
+                .inspect_err(|_| failed("fence_check", "clickhouse"))?;
+        }
         if !batch.rows_written {
             let started = Instant::now();
-            let refused = self
-                .rows
-                .write(&mut batch.contacts, &mut batch.satisfaction, batch.suspect)
+            let sink = RowSink {
+                store: store.clone(),
+                metrics: self.metrics.clone(),
+                contact_topic: self.config.kafka.contact_topic.clone(),
+                satisfaction_topic: self.config.kafka.satisfaction_topic.clone(),
+                fencing: self.fencing,
+            };
+            let fences = self.held_fences();
+            let refused = sink
+                .write(
+                    &mut batch.contacts,
+                    &mut batch.satisfaction,
+                    batch.suspect,
+                    &fences,
+                )
                 .await
                 .inspect_err(|_| failed("rows", "clickhouse"))?;
             self.health.set("clickhouse", true);
@@ -441,17 +545,217 @@ impl Pipeline {
             batch.rows_written = true;
             self.record_insert(batch, started);
         }
+        if self.fencing == Fencing::On {
+            // Rows of a partition claimed by another replica meanwhile may
+            // or may not be stored: neither their dead letters nor their
+            // checkpoint are this replica's to write.
+            self.drop_lost(batch, store)
+                .await
+                .inspect_err(|_| failed("fence_check", "clickhouse"))?;
+        }
         self.dead_letters
             .send_all(&mut batch.dead_letters)
             .await
             .inspect_err(|_| failed("dead_letters", "kafka"))?;
-        self.store
+        store
             .save_checkpoints(&batch.checkpoints())
             .await
             .context("saving checkpoints")
             .inspect_err(|_| failed("checkpoint", "clickhouse"))?;
         self.health.set("clickhouse", true);
         Ok(())
+    }
+
+    /// Stops the queries of abandoned attempts still running on the server
+    /// and waits until they have ended.
+    async fn stop_abandoned(&self, store: &Store) -> Result<()> {
+        let prefixes = self
+            .abandoned
+            .lock()
+            .expect("abandoned list lock is never poisoned")
+            .clone();
+        if prefixes.is_empty() {
+            return Ok(());
+        }
+        let mut running = Vec::new();
+        for prefix in &prefixes {
+            running.extend(store.running_queries(prefix).await?);
+        }
+        if !running.is_empty() {
+            tracing::warn!(
+                queries = ?running,
+                "an abandoned attempt's queries are still running: stopping them before retrying"
+            );
+            self.await_queries(store, &running, Duration::ZERO).await?;
+        }
+        self.abandoned
+            .lock()
+            .expect("abandoned list lock is never poisoned")
+            .retain(|prefix| !prefixes.contains(prefix));
+        Ok(())
+    }
+
+    /// Claims every assigned partition not yet claimed, then waits for the
+    /// writes other replicas had running: one that began before the claim
+    /// may have passed its fence check, and must end before this replica's
+    /// id lookup (see the module's comment).
+    async fn claim_assigned(&self, store: &Store) -> Result<()> {
+        let context = self.consumer.context();
+        let unclaimed = context.unclaimed();
+        for (topic, record) in self.topics() {
+            let partitions: Vec<i32> = unclaimed
+                .iter()
+                .filter(|(of, _)| of == topic)
+                .map(|(_, partition)| *partition)
+                .collect();
+            if partitions.is_empty() {
+                continue;
+            }
+            let claimed = store
+                .claim(record, &partitions, &self.replica, rand::random())
+                .await
+                .context("claiming partitions")?;
+            // Set as soon as a claim is stored: an attempt cut short from
+            // here on leaves the wait to the next one.
+            self.claimed_unsettled.store(true, Ordering::SeqCst);
+            for (partition, fence) in claimed {
+                context.set_claim(&(topic.to_string(), partition), Claim::Held(fence));
+            }
+            tracing::info!(topic, ?partitions, "claimed partitions");
+        }
+        if self.claimed_unsettled.load(Ordering::SeqCst) {
+            let own = format!("{WRITE_QUERY_PREFIX}{}:", self.replica);
+            let others: Vec<String> = store
+                .running_queries(WRITE_QUERY_PREFIX)
+                .await?
+                .into_iter()
+                .filter(|id| !id.starts_with(&own))
+                .collect();
+            if !others.is_empty() {
+                tracing::info!(
+                    queries = others.len(),
+                    "waiting for other replicas' writes that began before the claim"
+                );
+                self.await_queries(store, &others, self.attempt_timeout / 2)
+                    .await?;
+            }
+            self.claimed_unsettled.store(false, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Waits until none of `query_ids` runs, asking the server to stop them
+    /// once `kill_after` has passed. Bounded by the attempt's timeout.
+    async fn await_queries(
+        &self,
+        store: &Store,
+        query_ids: &[String],
+        kill_after: Duration,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let mut killed = false;
+        while store.still_running(query_ids).await? > 0 {
+            if !killed && started.elapsed() >= kill_after {
+                tracing::warn!(queries = ?query_ids, "stopping queries on the server");
+                store.kill_queries(query_ids).await?;
+                killed = true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// Drops from the batch the partitions whose fence is no longer this
+    /// replica's: another replica claimed them (this one's session expired,
+    /// or the broker assigned them elsewhere before revoking them here).
+    /// Their messages are left to the new owner, read again from its start.
+    async fn drop_lost(&self, batch: &mut Batch, store: &Store) -> Result<()> {
+        let context = self.consumer.context();
+        let mut lost = Vec::new();
+        for (topic, record) in self.topics() {
+            let partitions: Vec<i32> = batch
+                .offsets
+                .keys()
+                .filter(|(of, _)| of == topic)
+                .map(|(_, partition)| *partition)
+                .collect();
+            if partitions.is_empty() {
+                continue;
+            }
+            let current = store
+                .fences(record, &partitions)
+                .await
+                .context("reading fences")?;
+            for partition in partitions {
+                let key = (topic.to_string(), partition);
+                let held = match context.claim(&key) {
+                    Some(Claim::Held(fence)) => Some(fence),
+                    _ => None,
+                };
+                if held.is_none() || current.get(&partition).copied() != held {
+                    lost.push(key);
+                }
+            }
+        }
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let kafka = &self.config.kafka;
+        let mut pause = TopicPartitionList::new();
+        let mut released = 0;
+        for (topic, partition) in &lost {
+            context.set_claim(&(topic.clone(), *partition), Claim::Lost);
+            released += batch
+                .release(
+                    topic,
+                    *partition,
+                    &kafka.contact_topic,
+                    &kafka.satisfaction_topic,
+                )
+                .unwrap_or(0);
+            pause.add_partition(topic, *partition);
+        }
+        // Until the broker revokes them here, nothing more is fetched.
+        if let Err(error) = self.consumer.pause(&pause) {
+            tracing::warn!(%error, "pausing lost partitions failed");
+        }
+        self.metrics.fenced.inc();
+        self.metrics.buffered.set(batch.messages as i64);
+        tracing::error!(
+            partitions = ?lost,
+            released,
+            "another replica claimed partitions while this one was writing them: the server \
+             stores none of this replica's rows there after the claim; their messages are left \
+             to the new owner"
+        );
+        Ok(())
+    }
+
+    /// The fence held on each claimed partition, per topic.
+    fn held_fences(&self) -> Fences {
+        let context = self.consumer.context();
+        let mut fences = Fences::default();
+        for (topic, record) in self.topics() {
+            let held = match record {
+                Record::Contact => &mut fences.contacts,
+                Record::Satisfaction => &mut fences.satisfaction,
+            };
+            for partition in context.partitions_of(topic) {
+                if let Some(Claim::Held(fence)) = context.claim(&(topic.to_string(), partition)) {
+                    held.insert(partition, fence);
+                }
+            }
+        }
+        fences
+    }
+
+    /// Each topic with the record it carries.
+    fn topics(&self) -> [(&str, Record); 2] {
+        let kafka = &self.config.kafka;
+        [
+            (kafka.contact_topic.as_str(), Record::Contact),
+            (kafka.satisfaction_topic.as_str(), Record::Satisfaction),
+        ]
     }
 
     /// Dead letters for rows ClickHouse refuses for good: their messages read
@@ -587,6 +891,27 @@ impl Pipeline {
             tracing::warn!(%error, "offset commit failed; the checkpoint in ClickHouse still holds the position");
         }
     }
+}
+
+/// `p<pid>.<random>@<host>`: unique among the replicas of a group, and
+/// telling an operator which process a query id or a fence belongs to.
+fn replica_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        .take(64)
+        .collect();
+    format!(
+        "p{}.{:08x}@{}",
+        std::process::id(),
+        rand::random::<u32>(),
+        if host.is_empty() { "host" } else { &host }
+    )
 }
 
 /// Creates the topics and their dead-letter topics; existing ones are left as they are.

@@ -8,7 +8,9 @@ use crate::batch::DeadLetter;
 use crate::config::KafkaConfig;
 use crate::metrics::IngestMetrics;
 use anyhow::Result;
-use channelshift_store::{ContactRow, KafkaPosition, Record, SatisfactionRow, Store, StoreError};
+use channelshift_store::{
+    ContactRow, Fencing, KafkaPosition, Record, SatisfactionRow, Store, StoreError,
+};
 use chrono::Utc;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -16,12 +18,22 @@ use rdkafka::util::Timeout;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// Rows into the raw tables, each unique id once.
+/// Rows into the raw tables, each unique id once, each only while this
+/// replica holds its partition.
 pub struct RowSink {
+    /// Tagged for the attempt (see `Store::tagged`).
     pub store: Store,
     pub metrics: IngestMetrics,
     pub contact_topic: String,
     pub satisfaction_topic: String,
+    pub fencing: Fencing,
+}
+
+/// The fence this replica holds on each partition, per topic.
+#[derive(Debug, Default)]
+pub struct Fences {
+    pub contacts: HashMap<i32, u64>,
+    pub satisfaction: HashMap<i32, u64>,
 }
 
 /// A row ClickHouse refuses for good: dead-lettered instead of stored.
@@ -51,13 +63,19 @@ impl RowSink {
         contacts: &mut Vec<ContactRow>,
         satisfaction: &mut Vec<SatisfactionRow>,
         suspect: bool,
+        fences: &Fences,
     ) -> Result<Vec<Refused>> {
         // Stamped at each attempt, not at receipt: a row stamped at t is
-        // stored by t + ATTEMPT_TIMEOUT or restamped later, which is what lets
+        // stored by t + the attempt timeout or restamped later, which is what lets
         // a report "as of" an instant settled that long ago be reproduced.
         let now = u32::try_from(Utc::now().timestamp()).unwrap_or(u32::MAX);
-        let mut refused = self.store_rows(contacts, suspect, now).await?;
-        refused.extend(self.store_rows(satisfaction, suspect, now).await?);
+        let mut refused = self
+            .store_rows(contacts, suspect, now, &fences.contacts)
+            .await?;
+        refused.extend(
+            self.store_rows(satisfaction, suspect, now, &fences.satisfaction)
+                .await?,
+        );
         Ok(refused)
     }
 
@@ -67,13 +85,17 @@ impl RowSink {
         rows: &mut Vec<R>,
         suspect: bool,
         now: u32,
+        fences: &HashMap<i32, u64>,
     ) -> Result<Vec<Refused>> {
         self.drop_stored(rows, suspect).await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         for row in rows.iter_mut() {
-            row.stamp(now);
+            // No fence (fencing off, or a partition not claimed): 0, which
+            // the server's check never takes as current.
+            let fence = fences.get(&row.position().partition).copied().unwrap_or(0);
+            row.stamp(now, fence);
         }
         match self.insert_and_index(rows).await {
             Ok(()) => Ok(Vec::new()),
@@ -101,7 +123,7 @@ impl RowSink {
             if part.is_empty() {
                 continue;
             }
-            match self.insert_and_index(&part).await {
+            match self.insert_and_index(&mut part).await {
                 Ok(()) => rows.append(&mut part),
                 Err(error) if error.is_permanent() && part.len() == 1 => {
                     refused.extend(part.into_iter().map(|row| (row, error.to_string())));
@@ -141,9 +163,9 @@ impl RowSink {
         Ok(refused)
     }
 
-    /// One INSERT (or several, see `Store::insert_contacts`), then the ids.
-    async fn insert_and_index<R: Identified>(&self, rows: &[R]) -> Result<(), StoreError> {
-        let inserts = R::insert(&self.store, rows).await?;
+    /// One staged INSERT of the rows, then the ids (see `Store::insert_contacts`).
+    async fn insert_and_index<R: Identified>(&self, rows: &mut [R]) -> Result<(), StoreError> {
+        let inserts = R::insert(&self.store, rows, self.fencing).await?;
         self.metrics
             .inserts
             .with_label_values(&[R::RECORD.table()])
@@ -155,18 +177,6 @@ impl RowSink {
                 partition_limit = self.store.partition_limit(),
                 "the rows span more months than one INSERT may touch: written in parts"
             );
-        }
-        self.index(rows).await
-    }
-
-    /// Adds the ids of stored `rows` to the id index, council by council.
-    async fn index<R: Identified>(&self, rows: &[R]) -> Result<(), StoreError> {
-        let mut by_council: HashMap<&str, Vec<&str>> = HashMap::new();
-        for row in rows {
-            by_council.entry(row.council()).or_default().push(row.id());
-        }
-        for (council, ids) in by_council {
-            self.store.index_ids(R::RECORD, council, &ids).await?;
         }
         Ok(())
     }
@@ -338,10 +348,15 @@ trait Identified: Clone {
     /// The instant the raw table is partitioned and sorted by (Unix seconds).
     fn at(&self) -> u32;
     fn position(&self) -> KafkaPosition;
-    /// Sets when the row is stored.
-    fn stamp(&mut self, now: u32);
-    /// Inserts rows of this kind; returns the number of INSERTs.
-    async fn insert(store: &Store, rows: &[Self]) -> Result<usize, StoreError>;
+    /// Sets when the row is stored, and the fence it is stored under.
+    fn stamp(&mut self, now: u32, fence: u64);
+    /// Inserts rows of this kind and their ids; returns the number of INSERTs
+    /// into the raw table.
+    async fn insert(
+        store: &Store,
+        rows: &mut [Self],
+        fencing: Fencing,
+    ) -> Result<usize, StoreError>;
 }
 
 /// `Identified` for a raw row type: its record, id and instant fields, and
@@ -365,11 +380,16 @@ macro_rules! identified {
                     offset: self.kafka_offset,
                 }
             }
-            fn stamp(&mut self, now: u32) {
+            fn stamp(&mut self, now: u32, fence: u64) {
                 self.ingested_at = now;
+                self.fence = fence;
             }
-            async fn insert(store: &Store, rows: &[Self]) -> Result<usize, StoreError> {
-                store.$insert(rows).await
+            async fn insert(
+                store: &Store,
+                rows: &mut [Self],
+                fencing: Fencing,
+            ) -> Result<usize, StoreError> {
+                store.$insert(rows, fencing).await
             }
         }
     };

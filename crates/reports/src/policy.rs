@@ -65,8 +65,9 @@ pub struct KpiSettings {
     #[serde(default)]
     pub channel_classes: BTreeMap<String, String>,
     /// A pack may be "as of" an instant at least this many seconds ago: by
-    /// then every row ingest stamped earlier is stored (ingest's write
-    /// attempts last at most 60 s), so the pack can be reproduced exactly.
+    /// then every row ingest stamped earlier is stored (an ingest write
+    /// attempt lasts at most its `attempt_timeout_seconds`, 60 by default:
+    /// keep this above it), so the pack can be reproduced exactly.
     #[serde(default = "default_pack_settle_seconds")]
     pub pack_settle_seconds: i64,
 }

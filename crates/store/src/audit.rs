@@ -157,10 +157,16 @@ impl Store {
             .await
     }
 
-    /// Rows in the id index.
+    /// Distinct ids in the id index. The index is a set: an id indexed twice
+    /// (a replica re-indexing rows found without their index while the
+    /// replica that stored them was still indexing them) is harmless.
     pub async fn id_index_rows(&self, record: Record) -> Result<u64, StoreError> {
-        self.count(&format!("SELECT count() AS n FROM {}", record.id_index()))
-            .await
+        self.count(&format!(
+            "SELECT count() AS n FROM (SELECT council, {id} FROM {index} GROUP BY council, {id})",
+            id = record.id_column(),
+            index = record.id_index()
+        ))
+        .await
     }
 
     /// The daily rollup's total count: equal to the raw rows when every

@@ -36,7 +36,6 @@ impl Store {
     /// The stored next offset of each partition of `topic` that has one.
     pub async fn checkpoints(&self, topic: &str) -> Result<HashMap<i32, i64>, StoreError> {
         let rows = self
-            .client
             .query(
                 "SELECT partition, max(next_offset) AS next_offset
                 FROM ingest_checkpoints WHERE topic = ? GROUP BY partition",
@@ -56,10 +55,7 @@ impl Store {
             return Ok(());
         }
         let written_at = u32::try_from(Utc::now().timestamp()).unwrap_or(u32::MAX);
-        let mut insert = self
-            .client
-            .insert::<CheckpointRow>("ingest_checkpoints")
-            .await?;
+        let mut insert = self.insert::<CheckpointRow>("ingest_checkpoints").await?;
         for checkpoint in checkpoints {
             insert
                 .write(&CheckpointRow {

@@ -2,8 +2,11 @@
 //! client may validate rows (the 18.16 server refuses the settings validation needs).
 
 use crate::partitions::DEFAULT_PARTITION_LIMIT;
+use clickhouse::Row;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Where and as whom to connect. The password is a secret: it never reaches a log.
 #[derive(Clone, Debug, Deserialize)]
@@ -97,6 +100,15 @@ pub struct Store {
     /// The server's `max_partitions_per_insert_block` (0: no limit), or
     /// [`DEFAULT_PARTITION_LIMIT`] where it has no such setting.
     pub(crate) partition_limit: u64,
+    /// Set by [`Store::tagged`]: the ids this handle gives its queries.
+    query_ids: Option<Arc<QueryIds>>,
+}
+
+/// `<prefix><n>`, n counting from 1: one id per query, so that the queries of
+/// one write attempt can be found in `system.processes` and stopped.
+struct QueryIds {
+    prefix: String,
+    next: AtomicU64,
 }
 
 impl Store {
@@ -139,6 +151,41 @@ impl Store {
             database,
             server_version,
             partition_limit,
+            query_ids: None,
+        })
+    }
+
+    /// This store, giving each query it runs the id `<prefix><n>`. Ingest
+    /// tags each write attempt, so that an abandoned attempt can be stopped
+    /// before the next begins, and another replica's writes can be awaited.
+    pub fn tagged(&self, prefix: impl Into<String>) -> Store {
+        Store {
+            query_ids: Some(Arc::new(QueryIds {
+                prefix: prefix.into(),
+                next: AtomicU64::new(1),
+            })),
+            ..self.clone()
+        }
+    }
+
+    /// A query, with its id when this store is tagged.
+    pub(crate) fn query(&self, sql: &str) -> clickhouse::query::Query {
+        let query = self.client.query(sql);
+        match &self.query_ids {
+            Some(ids) => query.with_setting("query_id", ids.next()),
+            None => query,
+        }
+    }
+
+    /// An INSERT, with its id when this store is tagged.
+    pub(crate) async fn insert<T: Row>(
+        &self,
+        table: &str,
+    ) -> Result<clickhouse::insert::Insert<T>, StoreError> {
+        let insert = self.client.insert::<T>(table).await?;
+        Ok(match &self.query_ids {
+            Some(ids) => insert.with_setting("query_id", ids.next()),
+            None => insert,
         })
     }
 
@@ -169,6 +216,16 @@ impl Store {
             .fetch_one::<u8>()
             .await
             .is_ok()
+    }
+}
+
+impl QueryIds {
+    fn next(&self) -> String {
+        format!(
+            "{}{}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 

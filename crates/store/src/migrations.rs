@@ -346,6 +346,74 @@ pub const MIGRATIONS: &[Migration] = &[
             "DROP TABLE IF EXISTS satisfaction_response_ids_mv",
         ],
     },
+    Migration {
+        version: 6,
+        // See `fences.rs`. A fence is `epoch << 32 | random`: the highest is
+        // the partition's current owner; ReplacingMergeTree keeps only it
+        // after merges, and readers take max(fence) meanwhile.
+        name: "fences: one writer per Kafka partition, checked by the server in the INSERT",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS ingest_fences (
+                stream String,
+                partition Int32,
+                fence UInt64,
+                owner String,
+                claimed_at DateTime
+            ) ENGINE = ReplacingMergeTree(fence)
+            ORDER BY (stream, partition)",
+            // A batch's rows wait here, one partition per staged INSERT,
+            // until `INSERT … SELECT` moves those whose fence is current.
+            "CREATE TABLE IF NOT EXISTS contact_events_staging (
+                council String,
+                event_id String,
+                occurred_at DateTime,
+                channel String,
+                assisted UInt8,
+                service String,
+                interaction String,
+                outcome String,
+                customer_type String,
+                customer_hash String,
+                journey_id String,
+                avoidable Nullable(UInt8),
+                first_contact_resolved Nullable(UInt8),
+                ward String,
+                lsoa String,
+                wait_seconds Nullable(UInt32),
+                handling_seconds Nullable(UInt32),
+                source String,
+                kafka_partition Int32,
+                kafka_offset Int64,
+                ingested_at DateTime,
+                fence UInt64,
+                stage UInt64
+            ) ENGINE = MergeTree
+            PARTITION BY stage
+            ORDER BY tuple()",
+            "CREATE TABLE IF NOT EXISTS satisfaction_responses_staging (
+                council String,
+                response_id String,
+                responded_at DateTime,
+                contact_event_id String,
+                channel String,
+                service String,
+                customer_type String,
+                instrument String,
+                score UInt8,
+                survey_mode String,
+                comment String,
+                ward String,
+                lsoa String,
+                kafka_partition Int32,
+                kafka_offset Int64,
+                ingested_at DateTime,
+                fence UInt64,
+                stage UInt64
+            ) ENGINE = MergeTree
+            PARTITION BY stage
+            ORDER BY tuple()",
+        ],
+    },
 ];
 
 #[derive(Row, Deserialize)]

@@ -1,7 +1,9 @@
-//! The duplicate lookup used by ingest, and the raw-row inserts.
+//! The duplicate lookup used by ingest, and the raw-row inserts (staged, and
+//! fenced: see `fences.rs`).
 
 use crate::audit::Record;
 use crate::connection::{Store, StoreError};
+use crate::fences::Fencing;
 use crate::partitions::{months_per_insert, split_by_month};
 use crate::rows::{ContactRow, SatisfactionRow};
 use clickhouse::{Row, RowOwned, RowWrite};
@@ -21,6 +23,12 @@ impl Serialize for SqlTuple<'_> {
         }
         tuple.end()
     }
+}
+
+/// A stage of its own for each staged INSERT: a retry, or a half of a
+/// batch, never meets rows staged by another.
+fn new_stage() -> u64 {
+    rand::random::<u64>().max(1)
 }
 
 /// Ids per duplicate-lookup query.
@@ -58,41 +66,124 @@ impl Store {
             id = record.id_column(),
             index = record.id_index()
         );
-        self.ids_found(ids, || self.client.query(&sql).bind(council))
-            .await
+        self.ids_found(ids, || self.query(&sql).bind(council)).await
     }
 
-    /// Inserts contact rows: one INSERT, or several when the rows span more
-    /// months than one may touch (see [`crate::split_by_month`]). Returns
-    /// the number of INSERTs.
-    pub async fn insert_contacts(&self, rows: &[ContactRow]) -> Result<usize, StoreError> {
-        self.insert_by_month("contact_events", rows, |row| row.occurred_at)
+    /// Stores contact rows, each carrying its partition's fence (see
+    /// [`Store::insert_staged`]); sets their `stage`.
+    pub async fn insert_contacts(
+        &self,
+        rows: &mut [ContactRow],
+        fencing: Fencing,
+    ) -> Result<usize, StoreError> {
+        let stage = new_stage();
+        for row in rows.iter_mut() {
+            row.stage = stage;
+        }
+        self.insert_staged(Record::Contact, rows, |row| row.occurred_at, stage, fencing)
             .await
     }
 
     /// As [`Store::insert_contacts`], for satisfaction responses.
-    pub async fn insert_satisfaction(&self, rows: &[SatisfactionRow]) -> Result<usize, StoreError> {
-        self.insert_by_month("satisfaction_responses", rows, |row| row.responded_at)
-            .await
+    pub async fn insert_satisfaction(
+        &self,
+        rows: &mut [SatisfactionRow],
+        fencing: Fencing,
+    ) -> Result<usize, StoreError> {
+        let stage = new_stage();
+        for row in rows.iter_mut() {
+            row.stage = stage;
+        }
+        self.insert_staged(
+            Record::Satisfaction,
+            rows,
+            |row| row.responded_at,
+            stage,
+            fencing,
+        )
+        .await
     }
 
-    async fn insert_by_month<R>(
+    /// Writes `rows` (all carrying `stage`) to the staging table, then moves
+    /// them by `INSERT … SELECT` to the raw table (one INSERT per group of
+    /// months, see [`crate::split_by_month`]; the raw table's views run as for
+    /// any INSERT) and their ids to the id index, after the raw rows. With
+    /// [`Fencing::On`] the server moves only rows whose fence is still their
+    /// partition's current one. The stage is dropped afterwards, whatever
+    /// happened; a retry stages again. Returns the INSERTs into the raw table.
+    async fn insert_staged<R>(
         &self,
-        table: &str,
+        record: Record,
         rows: &[R],
         at: impl Fn(&R) -> u32,
+        stage: u64,
+        fencing: Fencing,
     ) -> Result<usize, StoreError>
     where
         R: RowOwned + RowWrite,
     {
-        let groups = split_by_month(rows, at, months_per_insert(self.partition_limit));
-        for group in &groups {
-            let mut insert = self.client.insert::<R>(table).await?;
-            for row in group {
-                insert.write(row).await?;
-            }
-            insert.end().await?;
+        if rows.is_empty() {
+            return Ok(0);
         }
+        let mut insert = self.insert::<R>(record.staging()).await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+        let moved = self.move_stage::<R>(record, rows, at, stage, fencing).await;
+        let sql = format!("ALTER TABLE {} DROP PARTITION ?", record.staging());
+        if let Err(error) = self.query(&sql).bind(stage).execute().await {
+            tracing::warn!(%error, stage, "could not drop a staged insert; it is dropped as stale later");
+        }
+        moved
+    }
+
+    async fn move_stage<R: RowOwned + RowWrite>(
+        &self,
+        record: Record,
+        rows: &[R],
+        at: impl Fn(&R) -> u32,
+        stage: u64,
+        fencing: Fencing,
+    ) -> Result<usize, StoreError> {
+        let fenced = match fencing {
+            Fencing::On => format!(" AND {}", record.fence_condition()),
+            Fencing::Off => String::new(),
+        };
+        // The staging table has the raw table's columns and these two.
+        let columns = R::COLUMN_NAMES
+            .iter()
+            .filter(|column| !matches!(**column, "fence" | "stage"))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let groups = split_by_month(rows, &at, months_per_insert(self.partition_limit));
+        for group in &groups {
+            let (from, to) = group.iter().fold((u32::MAX, 0), |(from, to), row| {
+                (from.min(at(row)), to.max(at(row)))
+            });
+            let sql = format!(
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} \
+                 WHERE stage = ? AND {time} >= toDateTime(?) AND {time} <= toDateTime(?){fenced}",
+                table = record.table(),
+                staging = record.staging(),
+                time = record.timestamp_column(),
+            );
+            self.query(&sql)
+                .bind(stage)
+                .bind(from)
+                .bind(to)
+                .execute()
+                .await?;
+        }
+        let sql = format!(
+            "INSERT INTO {index} (council, {id}) SELECT council, {id} FROM {staging} \
+             WHERE stage = ?{fenced}",
+            index = record.id_index(),
+            id = record.id_column(),
+            staging = record.staging(),
+        );
+        self.query(&sql).bind(stage).execute().await?;
         Ok(groups.len())
     }
 
@@ -117,10 +208,8 @@ impl Store {
             table = record.table(),
             at = record.timestamp_column()
         );
-        self.ids_found(ids, || {
-            self.client.query(&sql).bind(council).bind(from).bind(to)
-        })
-        .await
+        self.ids_found(ids, || self.query(&sql).bind(council).bind(from).bind(to))
+            .await
     }
 
     /// The ids a query ending in `IN ?` finds among `ids`, asked a chunk at a
@@ -153,7 +242,6 @@ impl Store {
         }
         if record == Record::Satisfaction {
             let mut insert = self
-                .client
                 .insert::<ResponseIdRow<'_>>("satisfaction_response_ids")
                 .await?;
             for id in ids {
@@ -166,10 +254,7 @@ impl Store {
             }
             insert.end().await?;
         } else {
-            let mut insert = self
-                .client
-                .insert::<ContactIdRow<'_>>("contact_event_ids")
-                .await?;
+            let mut insert = self.insert::<ContactIdRow<'_>>("contact_event_ids").await?;
             for id in ids {
                 insert
                     .write(&ContactIdRow {

@@ -43,6 +43,12 @@ pub struct ContactRow {
     pub kafka_partition: i32,
     pub kafka_offset: i64,
     pub ingested_at: u32,
+    /// The writer's fence for `kafka_partition` (see `Store::claim`): the row
+    /// is stored only while it is the partition's current one. A column of
+    /// the staging table, not of the raw table.
+    pub fence: u64,
+    /// The staged INSERT the row travels in (set by the store).
+    pub stage: u64,
 }
 
 impl ContactRow {
@@ -84,6 +90,8 @@ impl ContactRow {
             kafka_partition: position.partition,
             kafka_offset: position.offset,
             ingested_at: epoch_seconds(ingested_at),
+            fence: 0,
+            stage: 0,
         }
     }
 }
@@ -107,6 +115,12 @@ pub struct SatisfactionRow {
     pub kafka_partition: i32,
     pub kafka_offset: i64,
     pub ingested_at: u32,
+    /// The writer's fence for `kafka_partition` (see `Store::claim`): the row
+    /// is stored only while it is the partition's current one. A column of
+    /// the staging table, not of the raw table.
+    pub fence: u64,
+    /// The staged INSERT the row travels in (set by the store).
+    pub stage: u64,
 }
 
 impl SatisfactionRow {
@@ -147,6 +161,8 @@ impl SatisfactionRow {
             kafka_partition: position.partition,
             kafka_offset: position.offset,
             ingested_at: epoch_seconds(ingested_at),
+            fence: 0,
+            stage: 0,
         }
     }
 }
