@@ -1,9 +1,11 @@
 //! `channelshift-ingest [--config ingest.toml]` runs the service;
 //! `channelshift-ingest rebuild-rollups [--config ingest.toml]` recomputes the
 //! rollups from the raw tables and exits (see `channelshift_store`'s `rebuild`);
-//! `channelshift-ingest reconcile [--config ingest.toml] [--from-beginning]`
-//! compares the topics with ClickHouse and exits 0 when they agree exactly
-//! (see `channelshift_ingest::reconcile`).
+//! `channelshift-ingest reconcile [--config ingest.toml] [--from-beginning]
+//! [--metrics-file FILE]` compares the topics with ClickHouse and exits 0 when
+//! they agree exactly (see `channelshift_ingest::reconcile`); run on a
+//! schedule, it leaves its findings in FILE for Prometheus (node exporter's
+//! textfile collector), which alerts on duplicates.
 
 use anyhow::{Context, Result};
 use channelshift_ingest::config::IngestConfig;
@@ -21,7 +23,7 @@ enum Command {
     /// Run the service (no subcommand).
     Serve,
     RebuildRollups,
-    Reconcile(Span),
+    Reconcile(Span, Option<PathBuf>),
 }
 
 /// The ingest service: Kafka → validation → ClickHouse, with dead letters.
@@ -61,6 +63,10 @@ enum Subcommand {
         /// messages of each partition.
         #[arg(long)]
         from_beginning: bool,
+        /// Also write the findings as Prometheus metrics to this file
+        /// (replaced whole, so a collector never reads half of it).
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
     },
 }
 
@@ -74,13 +80,14 @@ fn parse_args(args: &[String]) -> Result<(Command, Option<PathBuf>), clap::Error
         Some(Subcommand::Reconcile {
             config,
             from_beginning,
+            metrics_file,
         }) => {
             let span = if from_beginning {
                 Span::FromBeginning
             } else {
                 Span::Recent
             };
-            (Command::Reconcile(span), config.config)
+            (Command::Reconcile(span, metrics_file), config.config)
         }
     })
 }
@@ -98,13 +105,26 @@ async fn main() -> Result<()> {
             channelshift_ingest::run(config, stop).await
         }
         Command::RebuildRollups => rebuild_rollups(config_file.as_deref()).await,
-        Command::Reconcile(span) => {
+        Command::Reconcile(span, metrics_file) => {
             let config: ReconcileConfig = config::load(config_file.as_deref())?;
             let report = reconcile::reconcile(&config, span).await?;
             println!("{report}");
+            if let Some(path) = metrics_file {
+                let text = report.prometheus_text(chrono::Utc::now().timestamp());
+                write_whole(&path, &text)
+                    .with_context(|| format!("writing the metrics to {}", path.display()))?;
+            }
             std::process::exit(report.exit_code());
         }
     }
+}
+
+/// Writes `text` beside `path`, then renames it over `path`.
+fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)
 }
 
 /// The part of ingest's configuration the rebuild needs: the same file and
@@ -168,20 +188,27 @@ mod tests {
     fn reconcile_takes_the_config_and_from_beginning_in_either_order() {
         assert_eq!(
             parse(&["reconcile"]),
-            Some((Command::Reconcile(Span::Recent), None))
+            Some((Command::Reconcile(Span::Recent, None), None))
         );
         assert_eq!(
             parse(&["reconcile", "--from-beginning", "--config", "i.toml"]),
             Some((
-                Command::Reconcile(Span::FromBeginning),
+                Command::Reconcile(Span::FromBeginning, None),
                 Some("i.toml".into())
             ))
         );
         assert_eq!(
             parse(&["reconcile", "--config", "i.toml", "--from-beginning"]),
             Some((
-                Command::Reconcile(Span::FromBeginning),
+                Command::Reconcile(Span::FromBeginning, None),
                 Some("i.toml".into())
+            ))
+        );
+        assert_eq!(
+            parse(&["reconcile", "--metrics-file", "r.prom"]),
+            Some((
+                Command::Reconcile(Span::Recent, Some("r.prom".into())),
+                None
             ))
         );
         assert_eq!(

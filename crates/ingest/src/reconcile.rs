@@ -257,6 +257,56 @@ impl Report {
     }
 }
 
+/// One figure of a topic's report.
+type TopicFigure = fn(&TopicReport) -> u64;
+
+/// Gauges a scheduled `reconcile --metrics-file` leaves for Prometheus.
+pub const RECONCILE_DUPLICATE_ROWS: &str = "channelshift_reconcile_duplicate_rows";
+pub const RECONCILE_DISCREPANCIES: &str = "channelshift_reconcile_discrepancies";
+pub const RECONCILE_PENDING: &str = "channelshift_reconcile_pending_messages";
+pub const RECONCILE_LAST_RUN: &str = "channelshift_reconcile_last_run_timestamp_seconds";
+
+impl Report {
+    /// The findings in Prometheus' text format, per topic, stamped `now`
+    /// (Unix seconds).
+    pub fn prometheus_text(&self, now: i64) -> String {
+        let mut text = String::new();
+        let gauges: [(&str, &str, TopicFigure); 3] = [
+            (
+                RECONCILE_DUPLICATE_ROWS,
+                "Raw rows beyond the first of ids stored more than once",
+                |topic| topic.duplicate_rows,
+            ),
+            (
+                RECONCILE_DISCREPANCIES,
+                "Messages lost, rows doubled or unexplained, and raw rows unlike the id index or the rollup",
+                TopicReport::discrepancies,
+            ),
+            (
+                RECONCILE_PENDING,
+                "Messages not yet stored or dead-lettered (normal while ingest catches up)",
+                |topic| topic.total().pending,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for topic in &self.topics {
+                text.push_str(&format!(
+                    "{name}{{topic=\"{}\",table=\"{}\"}} {}\n",
+                    topic.topic.replace(['\\', '"'], "_"),
+                    topic.table,
+                    value(topic)
+                ));
+            }
+        }
+        text.push_str(&format!(
+            "# HELP {RECONCILE_LAST_RUN} When this reconciliation finished\n\
+             # TYPE {RECONCILE_LAST_RUN} gauge\n{RECONCILE_LAST_RUN} {now}\n"
+        ));
+        text
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let span = match self.span {
@@ -760,5 +810,33 @@ mod tests {
         };
         assert_eq!(unindexed.discrepancies(), 1);
         assert!(unindexed.to_string().contains("DISCREPANCIES"));
+    }
+
+    #[test]
+    fn a_scheduled_run_leaves_duplicates_and_discrepancies_for_prometheus() {
+        let topic = TopicReport {
+            topic: "contact-events".into(),
+            table: "contact_events",
+            partitions: Vec::new(),
+            duplicated_ids: 3,
+            duplicate_rows: 4,
+            duplicate_examples: Vec::new(),
+            raw_rows: 12,
+            id_index_rows: 8,
+            rollup_total: 12,
+            dead_letters_resent: 0,
+            dead_letter_topic_found: true,
+        };
+        let report = Report {
+            span: Span::Recent,
+            topics: vec![topic],
+        };
+        let text = report.prometheus_text(1_800_000_000);
+        let labels = r#"{topic="contact-events",table="contact_events"}"#;
+        assert!(text.contains(&format!("{RECONCILE_DUPLICATE_ROWS}{labels} 4\n")));
+        assert!(text.contains(&format!("{RECONCILE_DISCREPANCIES}{labels} 8\n")));
+        assert!(text.contains(&format!("{RECONCILE_PENDING}{labels} 0\n")));
+        assert!(text.ends_with(&format!("{RECONCILE_LAST_RUN} 1800000000\n")));
+        assert_eq!(text.matches("# TYPE").count(), 4);
     }
 }
