@@ -498,11 +498,14 @@ async fn reconcile_finds_missing_and_duplicated_events_and_exits_non_zero() -> R
 
     // The command says the same, in a table, with exit code 2.
     let file = std::env::temp_dir().join(format!("reconcile-{}.toml", scope.database));
+    let metrics = std::env::temp_dir().join(format!("reconcile-{}.prom", scope.database));
     std::fs::write(&file, toml_text(&ReconcileFile::from(&config)))?;
     let mut command = std::process::Command::new(ingest_binary()?);
     command
         .args(["reconcile", "--from-beginning", "--config"])
-        .arg(&file);
+        .arg(&file)
+        .arg("--metrics-file")
+        .arg(&metrics);
     for (key, _) in std::env::vars() {
         if key.starts_with("CHANNELSHIFT_") {
             command.env_remove(key);
@@ -520,6 +523,15 @@ async fn reconcile_finds_missing_and_duplicated_events_and_exits_non_zero() -> R
     );
     assert!(text.contains("late-0") || text.contains("late-1"), "{text}");
     assert!(text.contains("ev-7 × 2"), "{text}");
+    // A scheduled run leaves the same findings for Prometheus.
+    let exported = std::fs::read_to_string(&metrics)?;
+    let _ = std::fs::remove_file(&metrics);
+    let duplicates = format!(
+        "channelshift_reconcile_duplicate_rows{{topic=\"{}\",table=\"contact_events\"}} 1\n",
+        scope.contact_topic
+    );
+    assert!(exported.contains(&duplicates), "{exported}");
+    assert!(exported.contains("channelshift_reconcile_last_run_timestamp_seconds "));
     scope.drop_database().await
 }
 
@@ -1388,8 +1400,9 @@ async fn fenced(replica: &IngestProcess) -> Result<f64> {
         .await
 }
 
-/// The replica with a staging INSERT running for over 200 ms, if any.
-async fn staging_in_flight(store: &Store) -> Result<Option<u32>> {
+/// Which of `replicas` (process ids) has a staging INSERT running for over
+/// 200 ms, if any. Other tests' replicas may write to the same server.
+async fn staging_in_flight(store: &Store, replicas: &[u32]) -> Result<Option<u32>> {
     #[derive(clickhouse::Row, serde::Deserialize)]
     struct Running {
         query_id: String,
@@ -1405,11 +1418,12 @@ async fn staging_in_flight(store: &Store) -> Result<Option<u32>> {
         .await?;
     Ok(running
         .iter()
-        .find_map(|query| pid_of_query(&query.query_id)))
+        .filter_map(|query| pid_of_query(&query.query_id))
+        .find(|pid| replicas.contains(pid)))
 }
 
 /// Issue 16's zombie replica: two replicas in one group; every staging INSERT
-/// takes 2 s (a view that sleeps), and ten times, at a random moment within
+/// takes 3 s (a view that sleeps), and ten times, at a random moment within
 /// one, the replica writing it is frozen (SIGSTOP) past its session, so that
 /// the other takes its partitions and writes them, then resumed (SIGCONT)
 /// to finish its INSERT. The server refuses the stale replica's rows, which
@@ -1428,7 +1442,7 @@ async fn a_replica_frozen_mid_insert_past_its_session_is_fenced_and_nothing_is_s
     for statement in [
         "CREATE TABLE slow_staging (x UInt8) ENGINE = Null",
         "CREATE MATERIALIZED VIEW slow_staging_mv TO slow_staging \
-         AS SELECT toUInt8(sleep(2)) AS x FROM contact_events_staging",
+         AS SELECT toUInt8(sleep(3)) AS x FROM contact_events_staging",
     ] {
         store.client().query(statement).execute().await?;
     }
@@ -1449,7 +1463,7 @@ async fn a_replica_frozen_mid_insert_past_its_session_is_fenced_and_nothing_is_s
         let frozen = eventually(
             &format!("cycle {cycle}: a staging INSERT in flight"),
             Duration::from_secs(60),
-            || async { staging_in_flight(&store).await },
+            || async { staging_in_flight(&store, &[a.pid(), b.pid()]).await },
         )
         .await
         .map_err(|error| error.context(format!("{}\n{}", a.log_tail(), b.log_tail())))?;
@@ -1465,7 +1479,7 @@ async fn a_replica_frozen_mid_insert_past_its_session_is_fenced_and_nothing_is_s
         let before = fenced(zombie).await?;
         tokio::time::sleep(
             run.moments
-                .between(Duration::ZERO, Duration::from_millis(1_500)),
+                .between(Duration::ZERO, Duration::from_millis(1_000)),
         )
         .await;
         let held_by_zombie = partitions_owned_by(&store, zombie.pid()).await?;

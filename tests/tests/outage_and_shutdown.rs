@@ -83,10 +83,8 @@ async fn a_minute_without_clickhouse_pauses_ingest_and_loses_nothing() -> Result
     assert!(buffered <= read_during_outage);
     assert!(
         ingest
-            .metric(
-                "channelshift_ingest_write_errors_total",
-                &[("step", "rows")]
-            )
+            // Whichever step met the outage first (the fence check, the rows).
+            .metric("channelshift_ingest_write_errors_total", &[])
             .await?
             >= 1.0
     );

@@ -5,12 +5,13 @@
 //! every panel expression of the operations dashboard.
 
 use anyhow::{bail, ensure, Context, Result};
+use channelshift_tests::config_file::{toml_text, ReconcileFile};
 use channelshift_tests::eventually;
 use channelshift_tests::grafana::{
     expand_promql, load_dashboards, metric_names, repository_root, scraped_names, PROMETHEUS,
 };
 use channelshift_tests::monitored::Monitored;
-use channelshift_tests::process::free_port;
+use channelshift_tests::process::{free_port, ingest_binary};
 use channelshift_tests::server::{await_http_ok, OwnedServer};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +24,61 @@ fn prometheus_dir() -> PathBuf {
 }
 
 /// Runs a Prometheus tool and fails with its output unless it succeeds.
+/// Runs `channelshift-ingest reconcile --metrics-file` over the monitored
+/// stack's topics and tables; returns the file, after `promtool check metrics`.
+async fn reconcile_metrics_file(monitored: &Monitored) -> Result<String> {
+    let dir = std::env::temp_dir().join(format!("reconcile-{}", monitored.scope.database));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("ingest.toml");
+    let metrics = dir.join("channelshift_reconcile.prom");
+    std::fs::write(
+        &config,
+        toml_text(&ReconcileFile::from(&monitored.scope.ingest_config())),
+    )?;
+    let mut command = Command::new(ingest_binary()?);
+    command
+        .args(["reconcile", "--config"])
+        .arg(&config)
+        .arg("--metrics-file")
+        .arg(&metrics);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CHANNELSHIFT_") {
+            command.env_remove(key);
+        }
+    }
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    ensure!(
+        matches!(output.status.code(), Some(0 | 3)),
+        "reconcile: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&metrics)?;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        promtool
+            .stdin
+            .take()
+            .context("promtool's stdin")?
+            .write_all(text.as_bytes())?;
+    }
+    let checked = promtool.wait_with_output()?;
+    ensure!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(text)
+}
+
 fn run_tool(tool: &str, args: &[&str]) -> Result<String> {
     let output = Command::new(tool)
         .args(args)
@@ -242,9 +298,13 @@ async fn prometheus_scrapes_the_services_and_evaluates_every_alert_and_panel() -
     // Every alert rule loaded, evaluated without error, and reading only
     // metrics the services expose.
     let (ingest_text, api_text) = monitored.scrapes().await?;
+    // And a scheduled reconcile's metrics file, which node exporter's
+    // textfile collector serves: written by the real command, and valid.
+    let reconcile_text = reconcile_metrics_file(&monitored).await?;
     let exposed: BTreeSet<String> = scraped_names(&ingest_text)
         .into_iter()
         .chain(scraped_names(&api_text))
+        .chain(scraped_names(&reconcile_text))
         .collect();
     let rules = eventually("every rule evaluated", Duration::from_secs(30), || async {
         let groups = prometheus.api("rules", &[("type", "alert")]).await?;
