@@ -45,7 +45,11 @@ def contact_row(event, message, key, now):
         "interaction": event.get("interaction", "transaction"),
         "outcome": event["outcome"],
         "customer_type": event.get("customer_type", "unknown"),
-        "customer_hash": hmac.new(key, ref.encode(), hashlib.sha256).hexdigest() if ref else "",
+        "customer_hash": hmac.new(
+            hmac.new(key, b"channelshift council key\0" + event["council"].encode(), hashlib.sha256).digest(),
+            ref.encode(),
+            hashlib.sha256,
+        ).hexdigest()[:32] if ref else "",
         "journey_id": event.get("journey_id") or "",
         "avoidable": None if event.get("avoidable") is None else int(event["avoidable"]),
         "first_contact_resolved": None

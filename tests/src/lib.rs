@@ -123,7 +123,9 @@ impl Scope {
                 max_wait_ms: 200,
             },
             privacy: PrivacyConfig {
-                pseudonym_key: Some(SecretString::from("test-pseudonym-key")),
+                pseudonym_key: Some(SecretString::from(
+                    "test-pseudonym-key-of-thirty-two-bytes-or-more",
+                )),
                 dev_mode: false,
             },
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -80,8 +80,41 @@ fn classify(error: &serde_json::Error, field: Option<String>, bytes: &[u8]) -> R
     Rejection {
         reason,
         field,
-        detail: message,
+        detail: without_values(&message),
     }
+}
+
+/// serde's message with the values it quotes left out (`invalid type: string
+/// "…", expected u32`, ``unknown variant `…`, expected one of …``): a
+/// misplaced value can be personal data, and details reach logs and
+/// dead-letter headers. The expected names and types stay.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    // The first backquoted word of an unknown variant is the value sent.
+    if let Some(after) = rest.strip_prefix("unknown variant `") {
+        if let Some(end) = after.find('`') {
+            out.push_str("unknown variant `…`");
+            rest = &after[end + 1..];
+        }
+    }
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            out.push(c);
+            continue;
+        }
+        out.push_str("\"…\"");
+        let mut escaped = false;
+        for inner in chars.by_ref() {
+            match (escaped, inner) {
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                _ => escaped = false,
+            }
+        }
+    }
+    out
 }
 
 /// Whether `bytes` are one JSON value serde_json can hold; only asked on the
@@ -125,7 +158,13 @@ pub(crate) fn code<T>(
         Rejection::field(
             RejectionReason::InvalidValue,
             field,
-            format!("{} does not match: {rule}", shorten(value)),
+            // The value itself is not echoed: a field meant for a code can
+            // hold personal data sent by mistake, and details reach logs
+            // and dead-letter headers.
+            format!(
+                "a value of {} characters does not match: {rule}",
+                value.chars().count()
+            ),
         )
     })
 }
@@ -186,8 +225,8 @@ pub(crate) fn timestamp(
             RejectionReason::InvalidValue,
             field,
             format!(
-                "{} is not an RFC 3339 timestamp with offset ({error})",
-                shorten(value)
+                "a value of {} characters is not an RFC 3339 timestamp with offset ({error})",
+                value.chars().count()
             ),
         )
     })?;
@@ -221,17 +260,6 @@ pub(crate) fn seconds(value: Option<u32>, field: &str) -> Result<Option<u32>, Re
             format!("{v} is above {MAX_DURATION_SECONDS}"),
         )),
         other => Ok(other),
-    }
-}
-
-/// Quotes a value for a message without echoing kilobytes of it.
-fn shorten(value: &str) -> String {
-    const MAX: usize = 80;
-    if value.chars().count() <= MAX {
-        format!("{value:?}")
-    } else {
-        let head: String = value.chars().take(MAX).collect();
-        format!("{head:?}…")
     }
 }
 
@@ -272,4 +300,38 @@ pub(crate) fn fields_read_by<T: Deserialize<'static>>() -> &'static [&'static st
     // The error is the point: the deserializer stops as soon as it has the names.
     let _ = T::deserialize(FieldNames(&mut fields));
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejection_details_leave_out_the_values_serde_quotes() {
+        assert_eq!(
+            without_values(
+                r#"invalid type: string "jo@example.com \" x", expected u32 at line 1 column 9"#
+            ),
+            r#"invalid type: string "…", expected u32 at line 1 column 9"#
+        );
+        assert_eq!(
+            without_values("unknown variant `QQ123456C`, expected one of `web`, `app`"),
+            "unknown variant `…`, expected one of `web`, `app`"
+        );
+        assert_eq!(
+            without_values("duplicate field `channel`"),
+            "duplicate field `channel`"
+        );
+    }
+
+    #[test]
+    fn a_code_that_does_not_match_is_not_echoed() {
+        let rejection = council("jo@example.com").expect_err("not a council code");
+        assert!(
+            !rejection.detail.contains("example"),
+            "{}",
+            rejection.detail
+        );
+        assert!(rejection.detail.contains("14 characters"));
+    }
 }

@@ -50,7 +50,7 @@ pub fn decode(
             let customer_hash = event
                 .customer_ref
                 .as_deref()
-                .map(|reference| pseudonymiser.pseudonym(reference))
+                .map(|reference| pseudonymiser.pseudonym(event.council.as_str(), reference))
                 .unwrap_or_default();
             Decoded::Contact(ContactRow::new(&event, customer_hash, position, now))
         }),
@@ -87,7 +87,10 @@ mod tests {
     use secrecy::SecretString;
 
     fn pseudonymiser() -> Pseudonymiser {
-        Pseudonymiser::new(SecretString::from("a test key that is long enough to use"))
+        Pseudonymiser::new(SecretString::from(
+            "a test key of thirty-two bytes or more, for decode",
+        ))
+        .expect("a long key")
     }
 
     const LIMITS: Limits = Limits {

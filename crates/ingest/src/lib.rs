@@ -21,17 +21,14 @@ use channelshift_runtime::shutdown::Shutdown;
 use config::IngestConfig;
 use privacy::Pseudonymiser;
 use prometheus::Registry;
-use secrecy::SecretString;
 
 /// The pseudonymisation key, refused at start-up when missing outside dev mode.
 pub fn pseudonymiser(config: &IngestConfig) -> Result<Pseudonymiser> {
     match (&config.privacy.pseudonym_key, config.privacy.dev_mode) {
-        (Some(key), _) => Ok(Pseudonymiser::new(key.clone())),
+        (Some(key), _) => Ok(Pseudonymiser::new(key.clone())?),
         (None, true) => {
             tracing::warn!("dev mode: customer references are hashed with a built-in key");
-            Ok(Pseudonymiser::new(SecretString::from(
-                "channelshift-dev-mode-key",
-            )))
+            Ok(Pseudonymiser::dev_mode())
         }
         (None, false) => anyhow::bail!(
             "privacy.pseudonym_key is not set (CHANNELSHIFT_PRIVACY__PSEUDONYM_KEY); \
