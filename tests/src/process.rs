@@ -70,12 +70,31 @@ pub fn service_command(
         .stdin(Stdio::null())
         .stdout(output.try_clone()?)
         .stderr(output);
+    without_test_settings(&mut command);
+    Ok(command)
+}
+
+/// `channelshift-ingest reconcile --config <config> [args…]`, without the
+/// test runner's CHANNELSHIFT_* variables; its output is captured.
+pub fn reconcile_command(config: &Path, args: &[&std::ffi::OsStr]) -> Result<Command> {
+    let mut command = Command::new(ingest_binary()?);
+    command
+        .arg("reconcile")
+        .arg("--config")
+        .arg(config)
+        .args(args);
+    without_test_settings(&mut command);
+    Ok(command)
+}
+
+/// Removes the test runner's own CHANNELSHIFT_* variables, which would
+/// override a child's configuration file.
+fn without_test_settings(command: &mut Command) {
     for (key, _) in std::env::vars() {
         if key.starts_with("CHANNELSHIFT_") {
             command.env_remove(key);
         }
     }
-    Ok(command)
 }
 
 /// A free loopback port (free when asked; tests bind it straight away).

@@ -11,7 +11,7 @@ use channelshift_tests::grafana::{
     expand_promql, load_dashboards, metric_names, repository_root, scraped_names, PROMETHEUS,
 };
 use channelshift_tests::monitored::Monitored;
-use channelshift_tests::process::{free_port, ingest_binary};
+use channelshift_tests::process::{free_port, reconcile_command};
 use channelshift_tests::server::{await_http_ok, OwnedServer};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,17 +35,8 @@ async fn reconcile_metrics_file(monitored: &Monitored) -> Result<String> {
         &config,
         toml_text(&ReconcileFile::from(&monitored.scope.ingest_config())),
     )?;
-    let mut command = Command::new(ingest_binary()?);
-    command
-        .args(["reconcile", "--config"])
-        .arg(&config)
-        .arg("--metrics-file")
-        .arg(&metrics);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CHANNELSHIFT_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command =
+        reconcile_command(&config, &["--metrics-file".as_ref(), metrics.as_os_str()])?;
     let output = tokio::task::spawn_blocking(move || command.output()).await??;
     ensure!(
         matches!(output.status.code(), Some(0 | 3)),
