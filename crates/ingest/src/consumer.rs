@@ -53,6 +53,8 @@ pub struct IngestContext {
     progress: Mutex<HashMap<TopicPartition, Instant>>,
     /// The claim on each assigned partition.
     claims: Mutex<HashMap<TopicPartition, Claim>>,
+    /// Each paused partition's end, as last asked of the broker.
+    ends: Mutex<HashMap<TopicPartition, i64>>,
     /// Readiness: `partitions` is red while a partition is stalled.
     health: Health,
     stall_after: Duration,
@@ -73,6 +75,7 @@ impl IngestContext {
             unsettled: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
             claims: Mutex::new(HashMap::new()),
+            ends: Mutex::new(HashMap::new()),
             health,
             stall_after,
         }
@@ -143,6 +146,15 @@ impl IngestContext {
                 *at = now;
             }
         }
+    }
+
+    /// Records where a partition ends on the broker (asked while it is
+    /// paused, when librdkafka's statistics stop following it).
+    pub fn ended_at(&self, partition: TopicPartition, end: i64) {
+        self.ends
+            .lock()
+            .expect("ends lock is never poisoned")
+            .insert(partition, end);
     }
 
     /// Assigned partitions with no fence claimed yet.
@@ -323,8 +335,19 @@ impl ClientContext for IngestContext {
                     // partition read since assignment counts from what was
                     // handed over, so a checkpoint ahead of the group's
                     // committed offset does not look like a backlog.
-                    let waiting = if stats.app_offset >= 0 && stats.hi_offset >= 0 {
-                        stats.hi_offset - stats.app_offset
+                    // A paused partition is not fetched, so librdkafka's
+                    // high watermark goes stale: the end the pipeline last
+                    // asked the broker for counts too.
+                    let end = self
+                        .ends
+                        .lock()
+                        .expect("ends lock is never poisoned")
+                        .get(&key)
+                        .copied()
+                        .unwrap_or(-1)
+                        .max(stats.hi_offset);
+                    let waiting = if stats.app_offset >= 0 && end >= 0 {
+                        end - stats.app_offset
                     } else {
                         stats.consumer_lag
                     };

@@ -834,6 +834,7 @@ impl Pipeline {
     /// newly assigned partitions are paused too, and a message already on its
     /// way joins the batch. Returns an error if shutdown comes first.
     async fn idle(&self, batch: &mut Batch, delay: Duration, shutdown: &Shutdown) -> Result<()> {
+        self.note_ends();
         let until = Instant::now() + delay;
         loop {
             self.health.beat("consumer", STALL_AFTER);
@@ -851,6 +852,25 @@ impl Pipeline {
             }
             self.pause_assignment();
             self.release_revoked(batch);
+        }
+    }
+
+    /// Asks the broker where each assigned partition ends: while paused,
+    /// librdkafka's statistics no longer follow it, and the stall check
+    /// must still see messages waiting.
+    fn note_ends(&self) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let context = self.consumer.context();
+        for element in assignment.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            if let Ok((_, end)) =
+                self.consumer
+                    .fetch_watermarks(topic, partition, Duration::from_millis(500))
+            {
+                context.ended_at((topic.to_string(), partition), end);
+            }
         }
     }
 
