@@ -672,6 +672,7 @@ async fn app_state(scope: &Scope) -> Result<AppState> {
         },
         kpi: kpi_settings()?,
         server: ServerLimits::default(),
+        query: Default::default(),
         packs: Default::default(),
     };
     let store = Store::connect(&config.clickhouse).await?;

@@ -22,6 +22,8 @@ pub struct ApiOptions {
     /// Tokens listed as revoked.
     pub revoked: Vec<String>,
     pub limits: ServerLimits,
+    /// `[query]` limits, when not the API's defaults.
+    pub query: Option<channelshift_store::QueryLimits>,
     pub suppression_threshold: u64,
     /// `packs.chromium`, when not Debian's.
     pub chromium: Option<PathBuf>,
@@ -33,6 +35,7 @@ impl Default for ApiOptions {
             tokens: vec![crate::API_TOKEN.to_string()],
             revoked: Vec::new(),
             limits: ServerLimits::default(),
+            query: None,
             suppression_threshold: 0,
             chromium: None,
         }
@@ -49,6 +52,7 @@ fn config_file(scope: &Scope, port: u16, options: &ApiOptions) -> String {
             ..KpiSection::default()
         },
         server: Some((&options.limits).into()),
+        query: options.query.clone(),
         packs: options.chromium.as_ref().map(|path| PacksSection {
             chromium: Some(path.display().to_string()),
             ..PacksSection::default()

@@ -152,6 +152,8 @@ pub struct ApiFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerSection>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<channelshift_store::QueryLimits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub packs: Option<PacksSection>,
 }
 
@@ -248,6 +250,7 @@ mod tests {
             auth: AuthSection::new(&["t".into()], &[]),
             kpi: KpiSection::default(),
             server: None,
+            query: None,
             packs: None,
         };
         let text = toml_text(&file);

@@ -328,6 +328,7 @@ pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, 
         },
         kpi,
         server: ServerLimits::default(),
+        query: channelshift_store::QueryLimits::default(),
         packs: PacksConfig {
             binary: Some(process::packs_binary()?),
             ..PacksConfig::default()

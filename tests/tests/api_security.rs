@@ -7,6 +7,7 @@
 use anyhow::{Context, Result};
 use channelshift_api::config::ServerLimits;
 use channelshift_kpi::catalogue::Kpi;
+use channelshift_store::QueryLimits;
 use channelshift_tests::api_process::{ApiOptions, ApiProcess};
 use channelshift_tests::checks::{contact_totals, satisfaction_totals};
 use channelshift_tests::kafka::produce_all;
@@ -788,5 +789,58 @@ async fn oversized_and_overlong_requests_are_refused_not_served() -> Result<()> 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.text().await?, "");
     drop(api);
+    scope.drop_database().await
+}
+
+/// The largest answer a request may ask for is bounded by the query limits
+/// (`[query]`, here 5 result rows for the test): a request whose query would
+/// answer more gets a 400 `too_large` that says how to narrow it, never an
+/// exhausted process; a request within the limit is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_query_meets_a_limit_gets_a_400_that_says_how_to_narrow_it() -> Result<()> {
+    let scope = scope_with_data("query-limits").await?;
+    let api = ApiProcess::api(
+        "api-query-limits",
+        &scope,
+        &ApiOptions {
+            query: Some(QueryLimits {
+                max_result_rows: 5,
+                ..QueryLimits::default()
+            }),
+            ..ApiOptions::default()
+        },
+    )
+    .await?;
+    let client = reqwest::Client::new();
+    let year = [
+        ("council", COUNCIL),
+        ("from", "2025-01-01"),
+        ("to", "2025-12-31"),
+    ];
+    let by_day = url(
+        &api.base_url,
+        "/api/v1/kpi/digital-take-up",
+        &[&year[..], &[("period", "day"), ("group_by", "service")]].concat(),
+    )?;
+    let (status, body) = get(&client, by_day, Some(API_TOKEN)).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let body: Value = serde_json::from_str(&body)?;
+    assert_eq!(body["error"], "too_large", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("narrower filter"),
+        "{body}"
+    );
+    let whole_year = url(
+        &api.base_url,
+        "/api/v1/kpi/digital-take-up",
+        &[&year[..], &[("period", "total")]].concat(),
+    )?;
+    let (status, body) = get(&client, whole_year, Some(API_TOKEN)).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The API is still up and ready after the refused request.
+    assert_eq!(api.readiness().await?, 200);
     scope.drop_database().await
 }

@@ -661,6 +661,7 @@ async fn cli(
             ..KpiSection::default()
         },
         server: None,
+        query: None,
         packs: Some(PacksSection {
             calendar: vec![
                 meeting(first_meeting, first_cut_off),

@@ -6,7 +6,7 @@
 
 pub use channelshift_reports::calendar::{Meeting, PacksConfig};
 pub use channelshift_reports::policy::{Baseline, KpiSettings, UnitCostEntry};
-use channelshift_store::ClickHouseConfig;
+use channelshift_store::{ClickHouseConfig, QueryLimits};
 use serde::Deserialize;
 use std::net::SocketAddr;
 
@@ -21,6 +21,10 @@ pub struct ApiConfig {
     pub kpi: KpiSettings,
     #[serde(default)]
     pub server: ServerLimits,
+    /// Limits on each ClickHouse query a request makes (time, result rows,
+    /// memory); a request that meets one gets a 400 saying to narrow it.
+    #[serde(default)]
+    pub query: QueryLimits,
     #[serde(default)]
     pub packs: PacksConfig,
 }

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// What kind of failure: `bad_request`, `unauthorized`, `not_found`,
-    /// `unavailable`, `store_unavailable` or `internal`.
+    /// What kind of failure: `bad_request`, `too_large`, `unauthorized`,
+    /// `not_found`, `unavailable`, `store_unavailable` or `internal`.
     pub error: &'static str,
     pub message: String,
     /// The query parameter that was wrong, on a `bad_request`.
@@ -36,6 +36,9 @@ pub enum ApiError {
         parameter: String,
         message: String,
     },
+    /// The request needs more than one request may have (a query stopped
+    /// at its time, row or memory limit): asking again will not help.
+    TooLarge,
     Unauthorized,
     NotFound(String),
     /// A dependency other than the store (e.g. the PDF renderer) cannot serve now.
@@ -60,14 +63,19 @@ impl From<channelshift_reports::ReportError> for ApiError {
             channelshift_reports::ReportError::BadRequest { parameter, message } => {
                 Self::BadRequest { parameter, message }
             }
-            channelshift_reports::ReportError::Store(error) => Self::Store(error.to_string()),
+            channelshift_reports::ReportError::Store(error) => error.into(),
         }
     }
 }
 
 impl From<channelshift_store::StoreError> for ApiError {
     fn from(error: channelshift_store::StoreError) -> Self {
-        Self::Store(error.to_string())
+        if error.is_over_limit() {
+            tracing::warn!(%error, "a query met its limit");
+            Self::TooLarge
+        } else {
+            Self::Store(error.to_string())
+        }
     }
 }
 
@@ -80,6 +88,14 @@ impl IntoResponse for ApiError {
                     parameter: Some(parameter),
                     ..ErrorBody::new("bad_request", message)
                 },
+            ),
+            ApiError::TooLarge => (
+                StatusCode::BAD_REQUEST,
+                ErrorBody::new(
+                    "too_large",
+                    "the request needs more time, rows or memory than one request may have: \
+                     ask for a shorter period, a coarser period or grouping, or a narrower filter",
+                ),
             ),
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,

@@ -55,7 +55,12 @@ impl AppState {
             store,
             token_hashes: Arc::new(token_hashes),
             policy: Arc::new(Policy::new(&config.kpi)?),
-            packs: pack::Renderer::new(&config.clickhouse, &config.kpi, &config.packs),
+            packs: pack::Renderer::new(
+                &config.clickhouse,
+                &config.query,
+                &config.kpi,
+                &config.packs,
+            ),
             calendar: Arc::new(Calendar::new(&config.packs.calendar)?),
         })
     }
@@ -99,9 +104,11 @@ pub fn router(
 /// Serves the API on `config.listen` until `shutdown`.
 pub async fn run(config: ApiConfig, shutdown: Shutdown) -> Result<()> {
     config.server.checked()?;
+    config.query.checked().map_err(anyhow::Error::msg)?;
     let store = Store::connect(&config.clickhouse)
         .await
-        .context("connecting to ClickHouse")?;
+        .context("connecting to ClickHouse")?
+        .limited(&config.query);
     let health = Health::new();
     health.set("clickhouse", true);
     let registry = Registry::new();

@@ -16,7 +16,7 @@ use channelshift_reports::calendar::PacksConfig;
 use channelshift_reports::job::{Connection, Failure, Job};
 use channelshift_reports::pack::{file_stem, settled_as_of, Format};
 use channelshift_reports::policy::KpiSettings;
-use channelshift_store::{ClickHouseConfig, CutOff};
+use channelshift_store::{ClickHouseConfig, CutOff, QueryLimits};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 pub struct Renderer {
     binary: PathBuf,
     clickhouse: Connection,
+    query: QueryLimits,
     kpi: KpiSettings,
     chromium: PathBuf,
     pdf_timeout: Duration,
@@ -56,7 +57,12 @@ impl Drop for ProcessGroup {
 }
 
 impl Renderer {
-    pub fn new(clickhouse: &ClickHouseConfig, kpi: &KpiSettings, packs: &PacksConfig) -> Self {
+    pub fn new(
+        clickhouse: &ClickHouseConfig,
+        query: &QueryLimits,
+        kpi: &KpiSettings,
+        packs: &PacksConfig,
+    ) -> Self {
         let binary = packs.binary.clone().unwrap_or_else(|| {
             std::env::current_exe()
                 .map(|exe| exe.with_file_name("channelshift-packs"))
@@ -65,6 +71,7 @@ impl Renderer {
         Self {
             binary,
             clickhouse: clickhouse.into(),
+            query: query.clone(),
             kpi: kpi.clone(),
             chromium: packs.chromium.clone(),
             pdf_timeout: Duration::from_secs(packs.pdf_timeout_seconds.max(1)),
@@ -95,6 +102,7 @@ impl Renderer {
             .map_err(|error| ApiError::Internal(format!("a temporary folder: {error}")))?;
         let job = Job {
             clickhouse: self.clickhouse.clone(),
+            query: self.query.clone(),
             kpi: self.kpi.clone(),
             chromium: self.chromium.clone(),
             pdf_timeout_seconds: self.pdf_timeout.as_secs(),
@@ -152,6 +160,10 @@ impl Renderer {
                 ApiError::BadRequest { parameter, message }
             }
             Some(Failure::StoreUnavailable { message }) => ApiError::Store(message),
+            Some(Failure::TooLarge { message }) => {
+                tracing::warn!(error = %message, "a pack's query met its limit");
+                ApiError::TooLarge
+            }
             Some(Failure::Unavailable { message }) => ApiError::Unavailable(message),
             Some(Failure::Internal { message }) => ApiError::Internal(message),
             None => {

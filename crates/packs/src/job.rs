@@ -44,7 +44,8 @@ pub async fn run(job: Job) -> Result<Vec<u8>, Failure> {
         .await
         .map_err(|error| Failure::StoreUnavailable {
             message: error.to_string(),
-        })?;
+        })?
+        .limited(&job.query);
     let packs = Packs {
         store,
         policy: Policy::new(&job.kpi).map_err(internal)?,

@@ -11,7 +11,8 @@
 //! input and writes the pack's file to standard output: the API runs it for
 //! each pack it is asked for.
 //!
-//! It reads the API's configuration file: `[clickhouse]`, `[kpi]` and `[packs]`.
+//! It reads the API's configuration file: `[clickhouse]`, `[query]`, `[kpi]`
+//! and `[packs]`.
 
 use anyhow::{bail, Context, Result};
 use channelshift_contract::CouncilCode;
@@ -22,7 +23,7 @@ use channelshift_reports::policy::KpiSettings;
 use channelshift_reports::scorecard::{report_period, REPORT_PERIODS};
 use channelshift_reports::Policy;
 use channelshift_runtime::{config, telemetry};
-use channelshift_store::{ClickHouseConfig, CutOff, Store};
+use channelshift_store::{ClickHouseConfig, CutOff, QueryLimits, Store};
 use chrono::{NaiveDate, Utc};
 use clap::Parser;
 use serde::Deserialize;
@@ -99,6 +100,8 @@ struct ConfigFile {
 struct PacksFileConfig {
     clickhouse: ClickHouseConfig,
     #[serde(default)]
+    query: QueryLimits,
+    #[serde(default)]
     kpi: KpiSettings,
     #[serde(default)]
     packs: PacksConfig,
@@ -120,7 +123,9 @@ fn formats(value: &str) -> Result<Vec<Format>> {
 
 async fn packs(config: &PacksFileConfig) -> Result<Packs> {
     Ok(Packs {
-        store: Store::connect(&config.clickhouse).await?,
+        store: Store::connect(&config.clickhouse)
+            .await?
+            .limited(&config.query),
         policy: Policy::new(&config.kpi)?,
         calendar: Calendar::new(&config.packs.calendar)?,
         pdf: pdf::PdfSettings::new(&config.packs),

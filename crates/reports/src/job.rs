@@ -7,7 +7,7 @@
 use crate::policy::KpiSettings;
 use crate::ReportError;
 use channelshift_kpi::period::PeriodKind;
-use channelshift_store::ClickHouseConfig;
+use channelshift_store::{ClickHouseConfig, QueryLimits};
 use chrono::NaiveDate;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,9 @@ impl From<Connection> for ClickHouseConfig {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Job {
     pub clickhouse: Connection,
+    /// The API's limits on each query (`[query]`).
+    #[serde(default)]
+    pub query: QueryLimits,
     pub kpi: KpiSettings,
     pub chromium: PathBuf,
     pub pdf_timeout_seconds: u64,
@@ -78,6 +81,10 @@ pub enum Failure {
     StoreUnavailable {
         message: String,
     },
+    /// A query met one of the API's limits (time, rows, memory).
+    TooLarge {
+        message: String,
+    },
     /// The PDF printer is missing or busy.
     Unavailable {
         message: String,
@@ -93,6 +100,9 @@ impl From<ReportError> for Failure {
             ReportError::BadRequest { parameter, message } => {
                 Failure::BadRequest { parameter, message }
             }
+            ReportError::Store(error) if error.is_over_limit() => Failure::TooLarge {
+                message: error.to_string(),
+            },
             ReportError::Store(error) => Failure::StoreUnavailable {
                 message: error.to_string(),
             },

@@ -4,7 +4,7 @@
 use crate::partitions::DEFAULT_PARTITION_LIMIT;
 use clickhouse::Row;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -19,6 +19,44 @@ pub struct ClickHouseConfig {
     /// The database holding Channelshift's tables.
     #[serde(default = "default_database")]
     pub database: String,
+}
+
+/// Limits each query of a reader (the KPI API) carries, so that no request
+/// can hold the server: ClickHouse stops the query and answers an error,
+/// which [`StoreError::is_over_limit`] recognises.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryLimits {
+    /// `max_execution_time`: the query is stopped after this long.
+    pub max_execution_seconds: u64,
+    /// `max_result_rows` (with `result_overflow_mode = 'throw'`): a query
+    /// whose answer would be longer fails instead of being cut short.
+    pub max_result_rows: u64,
+    /// `max_memory_usage` of one query, in bytes.
+    pub max_memory_bytes: u64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_execution_seconds: 30,
+            max_result_rows: 1_000_000,
+            max_memory_bytes: 4 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl QueryLimits {
+    /// Refuses a limit of 0, which ClickHouse reads as "no limit".
+    pub fn checked(&self) -> Result<&Self, String> {
+        if self.max_execution_seconds == 0
+            || self.max_result_rows == 0
+            || self.max_memory_bytes == 0
+        {
+            return Err("query limits must be above 0 (0 would mean no limit)".into());
+        }
+        Ok(self)
+    }
 }
 
 fn empty_secret() -> SecretString {
@@ -73,6 +111,15 @@ impl StoreError {
             .next()?
             .parse()
             .ok()
+    }
+
+    /// True when the server stopped a query at one of its [`QueryLimits`]
+    /// (time, result rows, memory): asking the same again fails the same way.
+    pub fn is_over_limit(&self) -> bool {
+        // TOO_MANY_ROWS, TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED,
+        // TOO_MANY_ROWS_OR_BYTES.
+        self.code()
+            .is_some_and(|code| matches!(code, 158 | 159 | 241 | 396))
     }
 
     /// True when retrying the same rows cannot succeed: a value the server
@@ -164,6 +211,29 @@ impl Store {
                 prefix: prefix.into(),
                 next: AtomicU64::new(1),
             })),
+            ..self.clone()
+        }
+    }
+
+    /// This store, every query of which carries `limits`. On servers from
+    /// 21.x a query is also cancelled when its client hangs up (a request
+    /// the API gave up on).
+    pub fn limited(&self, limits: &QueryLimits) -> Store {
+        let mut client = self
+            .client
+            .clone()
+            .with_setting(
+                "max_execution_time",
+                limits.max_execution_seconds.to_string(),
+            )
+            .with_setting("max_result_rows", limits.max_result_rows.to_string())
+            .with_setting("result_overflow_mode", "throw")
+            .with_setting("max_memory_usage", limits.max_memory_bytes.to_string());
+        if self.server_version >= (21, 1) {
+            client = client.with_setting("cancel_http_readonly_queries_on_client_close", "1");
+        }
+        Store {
+            client,
             ..self.clone()
         }
     }
@@ -265,6 +335,13 @@ mod tests {
         assert_eq!(read_only.code(), Some(164));
         assert!(!read_only.is_permanent());
         assert!(!server_error("no code at all").is_permanent());
+        let timeout =
+            server_error("Code: 159. DB::Exception: Timeout exceeded: elapsed 30.1 seconds");
+        assert!(timeout.is_over_limit() && !timeout.is_permanent());
+        assert!(
+            server_error("Code: 396. DB::Exception: Limit for result exceeded").is_over_limit()
+        );
+        assert!(!read_only.is_over_limit());
         assert!(!StoreError::Version("x".into()).is_permanent());
     }
 

@@ -21,7 +21,7 @@ mod rows;
 pub use audit::{Duplicate, DuplicateTotals, Record, StoredKey};
 pub use cells::{Area, AreaCell, Bucket, CellFilter, ContactCell, Keys, SatisfactionCell, Source};
 pub use checkpoints::Checkpoint;
-pub use connection::{ClickHouseConfig, Store, StoreError};
+pub use connection::{ClickHouseConfig, QueryLimits, Store, StoreError};
 pub use fences::{next_fence, Fencing, WRITE_QUERY_PREFIX};
 pub use instants::{CutOff, IngestedUpTo};
 pub use migrations::{Rollup, MIGRATIONS, ROLLUPS};
