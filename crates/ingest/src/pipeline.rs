@@ -36,7 +36,7 @@
 //!    other replicas had running has ended (stopping those that outlast half
 //!    an attempt), and only then looks ids up; the raw-table lookup of step 1
 //!    then sees what they stored. The stale replica learns of the claim at
-//!    its next fence check (before and after its rows), drops the partition's
+//!    its next fence check (after its rows), drops the partition's
 //!    messages, and counts `fenced_batches_total`; it writes no dead letter,
 //!    checkpoint or commit for it. Each write attempt tags its queries
 //!    (`channelshift-ingest:<replica>:<attempt>:<n>`); before a retry, those
@@ -511,9 +511,6 @@ impl Pipeline {
             self.claim_assigned(store)
                 .await
                 .inspect_err(|_| failed("claim", "clickhouse"))?;
-            self.drop_lost(batch, store)
-                .await
-                .inspect_err(|_| failed("fence_check", "clickhouse"))?;
         }
         if !batch.rows_written {
             let started = Instant::now();
@@ -546,9 +543,10 @@ impl Pipeline {
             self.record_insert(batch, started);
         }
         if self.fencing == Fencing::On {
-            // Rows of a partition claimed by another replica meanwhile may
-            // or may not be stored: neither their dead letters nor their
-            // checkpoint are this replica's to write.
+            // One check, after the rows: the server has refused them already
+            // if the partition was claimed before. Rows of a partition claimed
+            // meanwhile may or may not be stored: neither their dead letters
+            // nor their checkpoint are this replica's to write.
             self.drop_lost(batch, store)
                 .await
                 .inspect_err(|_| failed("fence_check", "clickhouse"))?;

@@ -77,9 +77,7 @@ impl Store {
         fencing: Fencing,
     ) -> Result<usize, StoreError> {
         let stage = new_stage();
-        for row in rows.iter_mut() {
-            row.stage = stage;
-        }
+        rows.iter_mut().for_each(|row| row.stage = stage);
         self.insert_staged(Record::Contact, rows, |row| row.occurred_at, stage, fencing)
             .await
     }
@@ -91,17 +89,10 @@ impl Store {
         fencing: Fencing,
     ) -> Result<usize, StoreError> {
         let stage = new_stage();
-        for row in rows.iter_mut() {
-            row.stage = stage;
-        }
-        self.insert_staged(
-            Record::Satisfaction,
-            rows,
-            |row| row.responded_at,
-            stage,
-            fencing,
-        )
-        .await
+        rows.iter_mut().for_each(|row| row.stage = stage);
+        let at = |row: &SatisfactionRow| row.responded_at;
+        self.insert_staged(Record::Satisfaction, rows, at, stage, fencing)
+            .await
     }
 
     /// Writes `rows` (all carrying `stage`) to the staging table, then moves
