@@ -5,6 +5,7 @@
 
 use channelshift_api::config::ServerLimits;
 use channelshift_ingest::config::{IngestConfig, KafkaConfig};
+use channelshift_kafka::KafkaSecurity;
 use channelshift_store::ClickHouseConfig;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -63,6 +64,51 @@ pub struct KafkaSection {
     pub session_timeout_ms: u32,
     pub prefetch_kbytes: u32,
     pub assignment_strategy: String,
+    pub dead_letter_retention_days: u32,
+    pub security: SecuritySection,
+}
+
+/// `[kafka.security]`.
+#[derive(Serialize)]
+pub struct SecuritySection {
+    pub protocol: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_mechanism: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_hostname: Option<bool>,
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl From<&KafkaSecurity> for SecuritySection {
+    fn from(security: &KafkaSecurity) -> Self {
+        let path = |file: &Option<std::path::PathBuf>| {
+            file.as_ref().map(|file| file.display().to_string())
+        };
+        Self {
+            protocol: security.protocol.as_str(),
+            sasl_mechanism: security.sasl_mechanism.map(|mechanism| mechanism.as_str()),
+            username: security.username.clone(),
+            password: security
+                .password
+                .as_ref()
+                .map(|password| password.expose_secret().to_string()),
+            ca_file: path(&security.ca_file),
+            certificate_file: path(&security.certificate_file),
+            key_file: path(&security.key_file),
+            verify_hostname: security.verify_hostname,
+            properties: security.properties.clone(),
+        }
+    }
 }
 
 impl From<&KafkaConfig> for KafkaSection {
@@ -77,6 +123,8 @@ impl From<&KafkaConfig> for KafkaSection {
             session_timeout_ms: kafka.session_timeout_ms,
             prefetch_kbytes: kafka.prefetch_kbytes,
             assignment_strategy: kafka.assignment_strategy.clone(),
+            dead_letter_retention_days: kafka.dead_letter_retention_days,
+            security: (&kafka.security).into(),
         }
     }
 }

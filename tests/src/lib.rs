@@ -115,6 +115,8 @@ impl Scope {
                 session_timeout_ms: 6_000,
                 prefetch_kbytes: 16 * 1024,
                 assignment_strategy: "cooperative-sticky".into(),
+                dead_letter_retention_days: 30,
+                security: Default::default(),
             },
             clickhouse: self.writer(),
             batch: BatchConfig {

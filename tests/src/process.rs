@@ -170,7 +170,8 @@ impl ServiceProcess {
             "ingest.toml",
             &toml_text(&IngestFile::from(&config)),
             port,
-            "info,rdkafka=warn",
+            &std::env::var("CHANNELSHIFT_TEST_INGEST_LOG")
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
         )
         .await
     }

@@ -185,8 +185,30 @@ async fn a_back_load_of_130_months_is_split_and_stored_once_on_both_engines() ->
             .insert_contacts(&mut history.clone(), Fencing::Off)
             .await?;
         assert_eq!(inserts, 3, "130 months in INSERTs of at most 50");
+        let mut settled: Vec<(i32, i64)> = Vec::new();
+        for row in &history {
+            match settled.iter_mut().find(|(p, _)| *p == row.kafka_partition) {
+                Some((_, next)) => *next = (*next).max(row.kafka_offset + 1),
+                None => settled.push((row.kafka_partition, row.kafka_offset + 1)),
+            }
+        }
+        assert_eq!(store.unindexed_rows(Record::Contact, &settled).await?, 0);
+        store
+            .client()
+            .query("TRUNCATE TABLE contact_event_ids")
+            .execute()
+            .await?;
+        assert_eq!(store.unindexed_rows(Record::Contact, &settled).await?, 260);
+        let nothing_settled: Vec<(i32, i64)> = settled.iter().map(|(p, _)| (*p, 0)).collect();
+        assert_eq!(
+            store
+                .unindexed_rows(Record::Contact, &nothing_settled)
+                .await?,
+            0
+        );
         let ids: Vec<&str> = history.iter().map(|row| row.event_id.as_str()).collect();
         store.index_ids(Record::Contact, COUNCIL, &ids).await?;
+        assert_eq!(store.unindexed_rows(Record::Contact, &settled).await?, 0);
         assert_eq!(store.raw_rows(Record::Contact).await?, 260);
         assert_eq!(store.id_index_rows(Record::Contact).await?, 260);
         assert_eq!(store.rollup_total(Record::Contact).await?, 260);

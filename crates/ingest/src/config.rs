@@ -1,7 +1,9 @@
 //! Ingest configuration. Defaults suit the local stack; every field can be set
 //! in a TOML file (`--config`) or by `CHANNELSHIFT_*` variables.
 
+use channelshift_kafka::KafkaSecurity;
 use channelshift_store::ClickHouseConfig;
+use rdkafka::ClientConfig;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -76,12 +78,36 @@ pub struct KafkaConfig {
     /// whose protocol differs from the running group's.
     #[serde(default = "default_assignment_strategy")]
     pub assignment_strategy: String,
+    /// How long the dead-letter topics keep a letter (`retention.ms`, set
+    /// when ingest creates them): a letter holds the refused message as
+    /// sent, personal data included. 1 to 3,650 days; default 30.
+    #[serde(default = "default_dead_letter_retention_days")]
+    pub dead_letter_retention_days: u32,
+    /// TLS, SASL and further librdkafka properties, for every client ingest
+    /// and reconcile create (see `channelshift_kafka::KafkaSecurity`).
+    #[serde(default)]
+    pub security: KafkaSecurity,
 }
 
 impl KafkaConfig {
     pub fn dead_letter_topic(topic: &str) -> String {
         format!("{topic}.dlq")
     }
+
+    /// A librdkafka configuration for these brokers with the security
+    /// settings applied.
+    pub fn client(&self) -> anyhow::Result<ClientConfig> {
+        Ok(self.security.client_config(&self.brokers)?)
+    }
+
+    /// `retention.ms` of the dead-letter topics.
+    pub fn dead_letter_retention_ms(&self) -> u64 {
+        u64::from(self.dead_letter_retention_days) * 24 * 60 * 60 * 1000
+    }
+}
+
+fn default_dead_letter_retention_days() -> u32 {
+    30
 }
 
 /// A batch closes at whichever limit it reaches first.

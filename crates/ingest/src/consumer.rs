@@ -33,9 +33,11 @@ pub enum Claim {
     Unclaimed,
     /// Claimed with this fence: the server stores rows that carry it.
     Held(u64),
-    /// Another replica claimed it since: its messages are dropped here until
-    /// the partition is assigned again.
-    Lost,
+    /// Another replica claimed it (at this instant) since: its messages are
+    /// dropped here until the partition is revoked, or claimed again when
+    /// the group still leaves it here long after (see
+    /// [`IngestContext::lost_before`]).
+    Lost(Instant),
 }
 
 pub struct IngestContext {
@@ -168,6 +170,36 @@ impl IngestContext {
             .collect()
     }
 
+    /// Partitions lost to another replica's claim before `before` that the
+    /// group still assigns here. Kafka revokes a replica's partitions once
+    /// its session has expired, which is how another replica came to claim
+    /// them; one still here long after was handed to two members at once
+    /// (Tansu 0.6's coordinator does that during cooperative rebalances)
+    /// and the other may have left since: left alone it would never be
+    /// read again.
+    pub fn lost_before(&self, before: Instant) -> Vec<TopicPartition> {
+        self.claims
+            .lock()
+            .expect("claims lock is never poisoned")
+            .iter()
+            .filter(|(_, claim)| matches!(claim, Claim::Lost(at) if *at < before))
+            .map(|(partition, _)| partition.clone())
+            .collect()
+    }
+
+    /// Takes a lost partition back: unclaimed (the next write claims it),
+    /// and progressing from now.
+    pub fn unlose(&self, partition: &TopicPartition) {
+        let mut claims = self.claims.lock().expect("claims lock is never poisoned");
+        if let Some(claim @ Claim::Lost(_)) = claims.get_mut(partition) {
+            *claim = Claim::Unclaimed;
+            self.progress
+                .lock()
+                .expect("progress lock is never poisoned")
+                .insert(partition.clone(), Instant::now());
+        }
+    }
+
     /// The claim on `partition`; `None` when it is not assigned.
     pub fn claim(&self, partition: &TopicPartition) -> Option<Claim> {
         self.claims
@@ -199,7 +231,7 @@ impl IngestContext {
         {
             *held = claim;
         }
-        if claim == Claim::Lost {
+        if matches!(claim, Claim::Lost(_)) {
             self.progress
                 .lock()
                 .expect("progress lock is never poisoned")
@@ -413,6 +445,12 @@ impl ConsumerContext for IngestContext {
                 if let Err(error) = consumer.resume(partitions) {
                     tracing::warn!(%error, "resuming assigned partitions failed");
                 }
+                for (topic, partition) in Self::pairs(partitions) {
+                    self.metrics
+                        .assigned
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(1);
+                }
                 let now = Instant::now();
                 self.progress
                     .lock()
@@ -454,10 +492,9 @@ impl ConsumerContext for IngestContext {
                         unsettled.remove(pair);
                         progress.remove(pair);
                         claims.remove(pair);
-                        let _ = self
-                            .metrics
-                            .consumer_lag
-                            .remove_label_values(&[pair.0.as_str(), &pair.1.to_string()]);
+                        let labels = [pair.0.as_str(), &pair.1.to_string()];
+                        let _ = self.metrics.consumer_lag.remove_label_values(&labels);
+                        let _ = self.metrics.assigned.remove_label_values(&labels);
                     }
                 }
                 self.revoked
@@ -479,6 +516,8 @@ impl ConsumerContext for IngestContext {
                 let mut claims = self.claims.lock().expect("claims lock is never poisoned");
                 for pair in &revoked {
                     claims.remove(pair);
+                    let labels = [pair.0.as_str(), &pair.1.to_string()];
+                    let _ = self.metrics.assigned.remove_label_values(&labels);
                 }
                 drop(claims);
                 self.revoked

@@ -24,6 +24,7 @@ pub const REBALANCES: &str = "channelshift_ingest_rebalances_total";
 pub const RELEASED: &str = "channelshift_ingest_messages_released_total";
 pub const BUFFERED: &str = "channelshift_ingest_buffered_messages";
 pub const STALLED: &str = "channelshift_ingest_stalled_partitions";
+pub const ASSIGNED: &str = "channelshift_ingest_assigned_partition";
 pub const FENCED: &str = "channelshift_ingest_fenced_batches_total";
 pub const READY: &str = "channelshift_ingest_ready";
 pub const HEALTH_CHECK: &str = "channelshift_ingest_health_check";
@@ -46,6 +47,7 @@ pub struct IngestMetrics {
     pub released: IntCounterVec,
     pub buffered: IntGauge,
     pub stalled: IntGauge,
+    pub assigned: IntGaugeVec,
     pub fenced: IntCounter,
 }
 
@@ -95,6 +97,14 @@ impl IngestMetrics {
              for `stall_after_seconds`",
         )?;
         registry.register(Box::new(stalled.clone()))?;
+        let assigned = IntGaugeVec::new(
+            Opts::new(
+                ASSIGNED,
+                "1 for each partition the group has assigned to this replica; absent otherwise",
+            ),
+            &["topic", "partition"],
+        )?;
+        registry.register(Box::new(assigned.clone()))?;
         let fenced = IntCounter::new(
             FENCED,
             "Batches in which a partition was claimed by another replica while this one was \
@@ -160,6 +170,7 @@ impl IngestMetrics {
             )?,
             buffered,
             stalled,
+            assigned,
             fenced,
         })
     }

@@ -101,7 +101,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -160,6 +160,15 @@ impl Pipeline {
         })
         .await?;
         health.set("clickhouse", true);
+        // Checked before anything connects: a wrong setting is named, not
+        // retried as if the broker were down.
+        config.kafka.security.check()?;
+        if !(1..=3_650).contains(&config.kafka.dead_letter_retention_days) {
+            anyhow::bail!(
+                "kafka.dead_letter_retention_days is {}; it must be 1 to 3650",
+                config.kafka.dead_letter_retention_days
+            );
+        }
         let attempt_timeout = Duration::from_secs(config.attempt_timeout_seconds);
         if attempt_timeout.is_zero() || attempt_timeout > MAX_ATTEMPT_TIMEOUT {
             anyhow::bail!(
@@ -188,8 +197,8 @@ impl Pipeline {
         }
         // librdkafka wants a fetch to hold at least one maximal message (1 MB).
         let prefetch_bytes = (u64::from(kafka.prefetch_kbytes) * 1024).max(1_000_000);
-        let consumer: IngestConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &kafka.brokers)
+        let consumer: IngestConsumer = kafka
+            .client()?
             .set("group.id", &kafka.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -220,8 +229,8 @@ impl Pipeline {
         consumer
             .subscribe(&[&kafka.contact_topic, &kafka.satisfaction_topic])
             .context("subscribing to the topics")?;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &kafka.brokers)
+        let producer: FutureProducer = kafka
+            .client()?
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", "30000")
             .create()
@@ -289,6 +298,7 @@ impl Pipeline {
             if deadline.is_some() && wait.is_zero() {
                 return batch;
             }
+            self.reclaim_lost().await;
             tokio::select! {
                 received = tokio::time::timeout(wait, self.consumer.recv()) => {
                     if let Ok(received) = received {
@@ -332,6 +342,51 @@ impl Pipeline {
                 self.metrics.buffered.set(batch.messages as i64);
                 true
             }
+        }
+    }
+
+    /// Reads again, from its checkpoint, each partition lost to another
+    /// replica's claim more than two session timeouts ago that the group
+    /// has not revoked here (see [`IngestContext::lost_before`]); the next
+    /// write claims it anew. A partition whose checkpoint cannot be read
+    /// now is left for the next turn.
+    async fn reclaim_lost(&self) {
+        let context = self.consumer.context();
+        let after = Duration::from_millis(2 * u64::from(self.config.kafka.session_timeout_ms));
+        let Some(before) = Instant::now().checked_sub(after) else {
+            return;
+        };
+        for (topic, partition) in context.lost_before(before) {
+            let next = match self.store.checkpoints(&topic).await {
+                Ok(checkpoints) => checkpoints
+                    .get(&partition)
+                    .map_or(Offset::Beginning, |next| Offset::Offset(*next)),
+                Err(error) => {
+                    tracing::warn!(%error, topic, partition, "could not read the checkpoint of a lost partition");
+                    continue;
+                }
+            };
+            if let Err(error) = self
+                .consumer
+                .seek(&topic, partition, next, Duration::from_secs(10))
+            {
+                tracing::warn!(%error, topic, partition, "could not rewind a lost partition");
+                continue;
+            }
+            let mut resume = TopicPartitionList::new();
+            resume.add_partition(&topic, partition);
+            if let Err(error) = self.consumer.resume(&resume) {
+                tracing::warn!(%error, topic, partition, "could not resume a lost partition");
+                continue;
+            }
+            context.unlose(&(topic.clone(), partition));
+            tracing::warn!(
+                topic,
+                partition,
+                offset = ?next,
+                "a partition lost to another replica's claim is still assigned here: \
+                 claiming it again and reading from its checkpoint"
+            );
         }
     }
 
@@ -396,7 +451,7 @@ impl Pipeline {
         }
         let context = self.consumer.context();
         let key = (topic.to_string(), position.partition);
-        if context.claim(&key) == Some(Claim::Lost) {
+        if matches!(context.claim(&key), Some(Claim::Lost(_))) {
             // Another replica claimed it; this one has not been told yet.
             self.metrics.released.with_label_values(&[topic]).inc();
             return;
@@ -702,7 +757,7 @@ impl Pipeline {
         let mut pause = TopicPartitionList::new();
         let mut released = 0;
         for (topic, partition) in &lost {
-            context.set_claim(&(topic.clone(), *partition), Claim::Lost);
+            context.set_claim(&(topic.clone(), *partition), Claim::Lost(Instant::now()));
             released += batch
                 .release(
                     topic,
@@ -771,11 +826,10 @@ impl Pipeline {
                 Record::Satisfaction => kafka.satisfaction_topic.clone(),
             };
             let positions: Vec<KafkaPosition> = rows.iter().map(|row| row.position).collect();
-            let (brokers, source) = (kafka.brokers.clone(), topic.clone());
-            let fetched = tokio::task::spawn_blocking(move || {
-                refetch::messages(&brokers, &source, &positions)
-            })
-            .await??;
+            let (client, source) = (kafka.client()?, topic.clone());
+            let fetched =
+                tokio::task::spawn_blocking(move || refetch::messages(client, &source, &positions))
+                    .await??;
             for (row, message) in rows.into_iter().zip(fetched) {
                 self.metrics
                     .rejected
@@ -934,8 +988,8 @@ fn replica_name() -> String {
 
 /// Creates the topics and their dead-letter topics; existing ones are left as they are.
 pub async fn create_topics(kafka: &KafkaConfig) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.brokers)
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client()?
         .create()
         .context("creating the Kafka admin client")?;
     let names = [
@@ -944,9 +998,17 @@ pub async fn create_topics(kafka: &KafkaConfig) -> Result<()> {
         KafkaConfig::dead_letter_topic(&kafka.contact_topic),
         KafkaConfig::dead_letter_topic(&kafka.satisfaction_topic),
     ];
+    let retention = kafka.dead_letter_retention_ms().to_string();
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|name| NewTopic::new(name, kafka.partitions, TopicReplication::Fixed(1)))
+        .map(|name| {
+            let topic = NewTopic::new(name, kafka.partitions, TopicReplication::Fixed(1));
+            if name.ends_with(".dlq") {
+                topic.set("retention.ms", &retention)
+            } else {
+                topic
+            }
+        })
         .collect();
     let results = admin
         .create_topics(&topics, &AdminOptions::new())

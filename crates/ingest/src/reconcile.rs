@@ -24,7 +24,7 @@ use chrono::Utc;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -188,6 +188,11 @@ pub struct TopicReport {
     pub raw_rows: u64,
     pub id_index_rows: u64,
     pub rollup_total: u64,
+    /// Raw rows behind their partition's checkpoint whose id the index
+    /// lacks: ingest would store such an id again. (Rows ahead of the
+    /// checkpoint may still be being indexed, so whole-table counts of raw
+    /// rows and index differ for a moment while ingest runs.)
+    pub unindexed_rows: u64,
     /// Dead letters whose source offset appears more than once (a crash
     /// between sending and checkpointing re-sends them; counts are unaffected).
     pub dead_letters_resent: u64,
@@ -219,7 +224,7 @@ impl TopicReport {
     pub fn discrepancies(&self) -> u64 {
         self.total().discrepancies()
             + self.duplicate_rows
-            + self.raw_rows.abs_diff(self.id_index_rows)
+            + self.unindexed_rows
             + self.raw_rows.abs_diff(self.rollup_total)
     }
 }
@@ -369,11 +374,13 @@ impl fmt::Display for Report {
             }
             writeln!(
                 f,
-                "  ids stored more than once: {} ({} extra rows); raw rows {}, id index {}, rollup total {}",
+                "  ids stored more than once: {} ({} extra rows); raw rows {}, id index {} \
+                 ({} settled rows unindexed), rollup total {}",
                 grouped(topic.duplicated_ids),
                 grouped(topic.duplicate_rows),
                 grouped(topic.raw_rows),
                 grouped(topic.id_index_rows),
+                grouped(topic.unindexed_rows),
                 grouped(topic.rollup_total),
             )?;
             for duplicate in &topic.duplicate_examples {
@@ -438,9 +445,9 @@ pub async fn reconcile(config: &ReconcileConfig, span: Span) -> Result<Report> {
     Ok(Report { span, topics })
 }
 
-fn reader(brokers: &str) -> Result<StreamConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn reader(kafka: &KafkaConfig) -> Result<StreamConsumer> {
+    kafka
+        .client()?
         // Never joins a group (partitions are assigned) and never commits.
         .set(
             "group.id",
@@ -561,7 +568,7 @@ async fn reconcile_topic(
     store: &Store,
     span: Span,
 ) -> Result<TopicReport> {
-    let consumer = reader(&config.kafka.brokers)?;
+    let consumer = reader(&config.kafka)?;
     let Some(partitions) = partitions(&consumer, topic)? else {
         anyhow::bail!("the broker does not know the topic {topic}");
     };
@@ -574,7 +581,7 @@ async fn reconcile_topic(
     // A reader of its own: an end-of-partition event names only the
     // partition, so one left over from the dead-letter topic's partition 0
     // could end the read of the topic's partition 0.
-    let letters = dead_letters(&reader(&config.kafka.brokers)?, topic).await?;
+    let letters = dead_letters(&reader(&config.kafka)?, topic).await?;
     let dead_letters_resent = letters.as_ref().map_or(0, |letters| {
         letters.values().filter(|n| **n > 1).count() as u64
     });
@@ -659,6 +666,10 @@ async fn reconcile_topic(
     }
 
     let duplicates = store.duplicate_totals(kind).await?;
+    let settled: Vec<(i32, i64)> = checkpoints
+        .iter()
+        .map(|(partition, next)| (*partition, *next))
+        .collect();
     Ok(TopicReport {
         topic: topic.to_string(),
         table: kind.table(),
@@ -668,6 +679,7 @@ async fn reconcile_topic(
         duplicate_examples: store.duplicate_examples(kind, EXAMPLES).await?,
         raw_rows: store.raw_rows(kind).await?,
         id_index_rows: store.id_index_rows(kind).await?,
+        unindexed_rows: store.unindexed_rows(kind, &settled).await?,
         rollup_total: store.rollup_total(kind).await?,
         dead_letters_resent,
         dead_letter_topic_found: letters.is_some(),
@@ -780,6 +792,7 @@ mod tests {
             raw_rows: 8,
             id_index_rows: 8,
             rollup_total: 8,
+            unindexed_rows: 0,
             dead_letters_resent: 0,
             dead_letter_topic_found: true,
         };
@@ -801,15 +814,36 @@ mod tests {
             }],
         };
         assert_eq!(lost.exit_code(), 2);
-        let unindexed = Report {
+        let short_rollup = Report {
             span: Span::FromBeginning,
             topics: vec![TopicReport {
                 rollup_total: 7,
+                ..topic.clone()
+            }],
+        };
+        assert_eq!(short_rollup.discrepancies(), 1);
+        assert!(short_rollup.to_string().contains("DISCREPANCIES"));
+        // An index behind the raw rows is in flight until a settled row lacks it.
+        let indexing = Report {
+            span: Span::FromBeginning,
+            topics: vec![TopicReport {
+                raw_rows: 9,
+                ..topic.clone()
+            }],
+        };
+        assert_eq!(
+            indexing.discrepancies(),
+            1,
+            "the rollup's 8 against 9 raw rows"
+        );
+        let unindexed = Report {
+            span: Span::FromBeginning,
+            topics: vec![TopicReport {
+                unindexed_rows: 2,
                 ..topic
             }],
         };
-        assert_eq!(unindexed.discrepancies(), 1);
-        assert!(unindexed.to_string().contains("DISCREPANCIES"));
+        assert_eq!(unindexed.discrepancies(), 2);
     }
 
     #[test]
@@ -824,6 +858,7 @@ mod tests {
             raw_rows: 12,
             id_index_rows: 8,
             rollup_total: 12,
+            unindexed_rows: 4,
             dead_letters_resent: 0,
             dead_letter_topic_found: true,
         };

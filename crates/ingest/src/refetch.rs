@@ -18,9 +18,12 @@ pub struct Fetched {
 
 /// Reads the message at each of `positions` of `topic`, in order. Blocking:
 /// run it off the async runtime.
-pub fn messages(brokers: &str, topic: &str, positions: &[KafkaPosition]) -> Result<Vec<Fetched>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+pub fn messages(
+    mut client: ClientConfig,
+    topic: &str,
+    positions: &[KafkaPosition],
+) -> Result<Vec<Fetched>> {
+    let consumer: BaseConsumer = client
         // Assigned by hand and never committed: the group is only a name.
         .set("group.id", "channelshift-ingest-refetch")
         .set("enable.auto.commit", "false")

@@ -169,6 +169,38 @@ impl Store {
         .await
     }
 
+    /// Raw rows stored from offsets behind their partition's checkpoint
+    /// (`checkpoints`: partition and next offset) whose id the index lacks.
+    /// Rows ahead of a checkpoint may still be having their index written;
+    /// behind it, ingest has finished with them.
+    pub async fn unindexed_rows(
+        &self,
+        record: Record,
+        checkpoints: &[(i32, i64)],
+    ) -> Result<u64, StoreError> {
+        if checkpoints.is_empty() {
+            return Ok(0);
+        }
+        let (partitions, offsets): (Vec<i32>, Vec<i64>) = checkpoints.iter().copied().unzip();
+        let sql = format!(
+            "SELECT count() AS n FROM {table} \
+             WHERE kafka_offset < transform(kafka_partition, CAST(? AS Array(Int32)), \
+                                            CAST(? AS Array(Int64)), toInt64(-1)) \
+               AND (council, {id}) NOT IN (SELECT council, {id} FROM {index})",
+            table = record.table(),
+            id = record.id_column(),
+            index = record.id_index()
+        );
+        Ok(self
+            .client
+            .query(&sql)
+            .bind(partitions)
+            .bind(offsets)
+            .fetch_one::<Count>()
+            .await?
+            .n)
+    }
+
     /// The daily rollup's total count: equal to the raw rows when every
     /// insert reached the rollup.
     pub async fn rollup_total(&self, record: Record) -> Result<u64, StoreError> {
