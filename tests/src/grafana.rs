@@ -190,6 +190,11 @@ pub fn expand_sql(
                 .join(",")
         };
         let expanded = match format {
+            // Grafana's `encodeURIComponentStrict`, of `{a,b}` for several values.
+            Some("percentencode") if values.len() > 1 => {
+                percent_encode(&format!("{{{}}}", values.join(",")))
+            }
+            Some("percentencode") => percent_encode(values.first().map_or("", String::as_str)),
             Some("singlequote") => quoted(),
             None if values.len() > 1 => quoted(),
             None | Some("raw") => values.join(","),
@@ -200,6 +205,20 @@ pub fn expand_sql(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// JavaScript's `encodeURIComponent` with `!'()*` encoded too, as Grafana's
+/// `:percentencode` format does: only `A-Z a-z 0-9 - _ . ~` stay as they are.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// A PromQL expression with Grafana's interval variables given values a

@@ -97,6 +97,58 @@ fn dashboards_are_well_formed() -> Result<()> {
                 }
             }
         }
+        // No variable reaches SQL as typed (any viewer can set any value,
+        // through the URL too): each is percent-encoded by Grafana and
+        // decoded by ClickHouse, so quotes and backslashes stay data.
+        for variable in dashboard.variables() {
+            let name = variable["name"].as_str().unwrap_or_default();
+            assert!(
+                matches!(
+                    variable["type"].as_str(),
+                    Some("datasource" | "query" | "custom")
+                ),
+                "{file}: ${name} is a {} variable: a viewer could type anything into it",
+                variable["type"]
+            );
+        }
+        let mut sql_texts: Vec<String> = dashboard
+            .queries(CLICKHOUSE)
+            .into_iter()
+            .map(|(_, target)| target["rawSql"].as_str().unwrap_or_default().to_string())
+            .collect();
+        sql_texts.extend(
+            dashboard
+                .variables()
+                .into_iter()
+                .filter(|variable| variable["type"] == "query")
+                .map(|variable| variable["query"].as_str().unwrap_or_default().to_string()),
+        );
+        for sql in &sql_texts {
+            let mut rest = sql.as_str();
+            while let Some(at) = rest.find('$') {
+                let reference = &rest[at..];
+                if !reference.starts_with("$__") {
+                    let before = &rest[..at];
+                    assert!(
+                        reference.starts_with("${")
+                            && reference[..reference.find('}').unwrap_or(0)]
+                                .ends_with(":percentencode")
+                            && before.ends_with("decodeURLComponent('"),
+                        "{file}: a variable reaches SQL unencoded: {}",
+                        &reference[..reference.len().min(40)]
+                    );
+                }
+                rest = &reference[1..];
+            }
+            // The threshold is the API's default, written into the query.
+            if let Some((_, after)) = sql.split_once("HAVING sum(") {
+                let threshold = KpiSettings::default().suppression_threshold;
+                assert!(
+                    after.contains(&format!(">= {threshold}")),
+                    "{file}: a suppression threshold other than {threshold}: {after}"
+                );
+            }
+        }
         for variable in dashboard.variables() {
             if variable["type"] == "query" {
                 check_datasource(
@@ -406,6 +458,44 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
                 .with_context(|| format!("{name}: no expected figures in this test"))?;
             assert_rows(&name, &columns, &rows, expected);
         }
+    }
+
+    // Values a viewer could put in the URL to break out of the quotes: they
+    // stay data, so each panel answers as for a council with no rows.
+    let mut unknown = chosen.clone();
+    unknown.insert("council".into(), vec!["E07999999".into()]);
+    let mut hostile = chosen.clone();
+    hostile.insert(
+        "council".into(),
+        vec![format!("{COUNCIL}' OR council != '")],
+    );
+    hostile.insert(
+        "service".into(),
+        vec![
+            "council_tax\\') OR 1=1 OR (service = '".into(),
+            "waste".into(),
+        ],
+    );
+    hostile.insert(
+        "take_up_definition".into(),
+        vec!["current\\' OR 1 = 1 OR '".into()],
+    );
+    for (name, target) in kpi.queries(CLICKHOUSE) {
+        if panel_title(&name) == "Data as of" {
+            continue;
+        }
+        let sql = target["rawSql"].as_str().unwrap_or_default();
+        let (_, expected) = run(scope, &expand_sql(sql, range, &unknown)?)
+            .await
+            .context(name.clone())?;
+        let attacked = expand_sql(sql, range, &hostile)?;
+        let (_, rows) = run(scope, &attacked)
+            .await
+            .with_context(|| format!("{name}: {attacked}"))?;
+        assert_eq!(
+            rows, expected,
+            "{name} answered a hostile council: {attacked}"
+        );
     }
 
     // The dashboard and the API, the reference implementation, agree.
