@@ -64,6 +64,7 @@ pub async fn get_kpi(
     // Read before the figures: they then include at least everything up to it.
     let latest = state.store.latest_ingest().await?;
     let report = compute(&state.store, &state.policy, kpi, &request, Source::Rollup).await?;
+    request::bounded_answer(report.rows.len(), request.periods.len())?;
     Ok(Json(KpiResponse {
         kpi,
         unit: spec.unit,

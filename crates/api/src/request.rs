@@ -123,6 +123,28 @@ fn member<T: std::str::FromStr<Err = UnknownName>>(
     })
 }
 
+/// The most rows (periods × groups) one KPI answer may hold: every answer a
+/// committee or dashboard uses is far smaller (ten years of days by channel
+/// is 29,280).
+pub const MAX_ANSWER_ROWS: usize = 50_000;
+
+/// Refuses an answer of more than [`MAX_ANSWER_ROWS`] rows over `periods`
+/// periods, saying how to narrow the request.
+pub fn bounded_answer(rows: usize, periods: usize) -> Result<(), ApiError> {
+    if rows <= MAX_ANSWER_ROWS {
+        return Ok(());
+    }
+    let groups = rows.div_ceil(periods.max(1));
+    Err(ApiError::bad(
+        "group_by",
+        format!(
+            "{periods} periods × about {groups} groups is {rows} rows, more than the \
+             {MAX_ANSWER_ROWS} one answer may hold; use a longer period, a shorter range, \
+             fewer group_by keys or a filter"
+        ),
+    ))
+}
+
 /// Checks every parameter of a KPI request against what the KPI `accepts`.
 pub fn kpi_request(params: &KpiQuery, accepts: &KpiSpec) -> Result<KpiRequest, ApiError> {
     let council = council(params.council.as_ref())?;
@@ -180,4 +202,19 @@ pub fn kpi_request(params: &KpiQuery, accepts: &KpiSpec) -> Result<KpiRequest, A
         group_by,
         periods,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_over_the_row_cap_is_refused_saying_how_to_narrow_it() {
+        assert!(bounded_answer(MAX_ANSWER_ROWS, 3_660).is_ok());
+        let refused = bounded_answer(MAX_ANSWER_ROWS + 1, 3_660).expect_err("over the cap");
+        let text = format!("{refused:?}");
+        assert!(text.contains("3660 periods"), "{text}");
+        assert!(text.contains("about 14 groups"), "{text}");
+        assert!(text.contains("fewer group_by keys"), "{text}");
+    }
 }
