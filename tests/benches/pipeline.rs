@@ -42,7 +42,7 @@ use chrono::{NaiveDate, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
-use rdkafka::{ClientConfig, Message};
+use rdkafka::Message;
 use sha2::Digest;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -240,8 +240,10 @@ async fn loaded(
 
 /// Benchmark 1a: the broker's consume-only ceiling.
 fn consume_only(scope: &Scope, expected: u64) -> Result<Duration> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &scope.stack.kafka_brokers)
+    let consumer: BaseConsumer = scope
+        .stack
+        .kafka_security
+        .client_config(&scope.stack.kafka_brokers)?
         .set("group.id", format!("{}-consume-only", scope.group_id))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -674,6 +676,7 @@ async fn app_state(scope: &Scope) -> Result<AppState> {
         server: ServerLimits::default(),
         query: Default::default(),
         packs: Default::default(),
+        tls: None,
     };
     let store = Store::connect(&config.clickhouse).await?;
     AppState::new(&config, store)

@@ -14,6 +14,8 @@ pub struct PrivateClickHouse {
     server: OwnedServer,
     http_port: u16,
     tcp_port: u16,
+    /// Also served over HTTPS, with a certificate the test CA signed.
+    https_port: Option<u16>,
 }
 
 fn server_binary() -> String {
@@ -24,14 +26,28 @@ fn server_binary() -> String {
 impl PrivateClickHouse {
     /// Starts a server on free loopback ports with its data in a temporary folder.
     pub async fn start() -> Result<Self> {
+        Self::start_with(false).await
+    }
+
+    /// Starts a server that also answers HTTPS on [`Self::https_url`], with
+    /// a certificate for 127.0.0.1 signed by [`Self::ca_file`]'s CA.
+    pub async fn start_https() -> Result<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(https: bool) -> Result<Self> {
         let server = OwnedServer::new("clickhouse")?;
         for sub in ["data", "tmp", "log", "user_files", "format_schemas"] {
             fs::create_dir_all(server.dir.join(sub))?;
+        }
+        if https {
+            crate::tls::certificates(&server.dir)?;
         }
         let mut clickhouse = Self {
             server,
             http_port: free_port()?,
             tcp_port: free_port()?,
+            https_port: if https { Some(free_port()?) } else { None },
         };
         clickhouse.write_config()?;
         clickhouse.restart().await?;
@@ -58,10 +74,23 @@ impl PrivateClickHouse {
     <default_database>default</default_database>
     <timezone>UTC</timezone>
     <mark_cache_size>67108864</mark_cache_size>
+    {https}
 </yandex>
 "#,
                 http = self.http_port,
                 tcp = self.tcp_port,
+                https = self.https_port.map_or(String::new(), |port| format!(
+                    "<https_port>{port}</https_port>
+    <openSSL><server>
+        <certificateFile>{home}/server.pem</certificateFile>
+        <privateKeyFile>{home}/server.key</privateKeyFile>
+        <verificationMode>none</verificationMode>
+        <loadDefaultCAFile>false</loadDefaultCAFile>
+        <cacheSessions>true</cacheSessions>
+        <disableProtocols>sslv2,sslv3</disableProtocols>
+        <preferServerCiphers>true</preferServerCiphers>
+    </server></openSSL>"
+                )),
             ),
         )?;
         self.write_users(false)
@@ -125,6 +154,22 @@ impl PrivateClickHouse {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// The HTTPS endpoint of a server started with [`Self::start_https`].
+    pub fn https_url(&self) -> Option<String> {
+        self.https_port
+            .map(|port| format!("https://127.0.0.1:{port}"))
+    }
+
+    /// The CA that signed the HTTPS certificate.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.server.dir.join("ca.pem")
+    }
+
+    /// A CA that signed nothing here.
+    pub fn other_ca_file(&self) -> std::path::PathBuf {
+        self.server.dir.join("other-ca.pem")
+    }
+
     /// Connection settings for `database` on this server.
     pub fn config(&self, database: &str) -> ClickHouseConfig {
         ClickHouseConfig {
@@ -132,6 +177,7 @@ impl PrivateClickHouse {
             user: "default".into(),
             password: SecretString::from(String::new()),
             database: database.into(),
+            ca_file: None,
         }
     }
 
@@ -178,5 +224,6 @@ pub fn current_engine(database: &str) -> Result<ClickHouseConfig> {
         user: "default".into(),
         password: String::new().into(),
         database: database.to_string(),
+        ca_file: None,
     })
 }

@@ -23,6 +23,8 @@ pub struct ClickHouseSection {
     pub user: String,
     pub password: String,
     pub database: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 impl From<&ClickHouseConfig> for ClickHouseSection {
@@ -32,6 +34,10 @@ impl From<&ClickHouseConfig> for ClickHouseSection {
             user: config.user.clone(),
             password: config.password.expose_secret().to_string(),
             database: config.database.clone(),
+            ca_file: config
+                .ca_file
+                .as_ref()
+                .map(|file| file.display().to_string()),
         }
     }
 }
@@ -294,6 +300,7 @@ mod tests {
                 user: "reader".into(),
                 password: "a \"quoted\" \\ secret".into(),
                 database: "db".into(),
+                ca_file: None,
             },
             auth: AuthSection::new(&["t".into()], &[]),
             kpi: KpiSection::default(),

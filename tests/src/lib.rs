@@ -13,6 +13,7 @@ pub mod monitored;
 pub mod process;
 pub mod rollups;
 pub mod server;
+pub mod tls;
 
 use anyhow::{Context, Result};
 use channelshift_api::config::{ApiConfig, AuthConfig, KpiSettings, PacksConfig, ServerLimits};
@@ -22,7 +23,6 @@ use channelshift_runtime::shutdown::{self, Trigger};
 use channelshift_store::{ClickHouseConfig, Store};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use rdkafka::ClientConfig;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -33,6 +33,9 @@ use tokio::task::JoinHandle;
 #[derive(Clone, Debug)]
 pub struct StackEnv {
     pub kafka_brokers: String,
+    /// How clients reach `kafka_brokers`: plaintext for the local stack;
+    /// TLS and SASL for a test's [`broker::SecuredBroker`].
+    pub kafka_security: channelshift_kafka::KafkaSecurity,
     pub clickhouse_url: String,
     pub writer_user: String,
     pub writer_password: String,
@@ -53,6 +56,7 @@ impl StackEnv {
     pub fn from_env() -> Self {
         Self {
             kafka_brokers: var("CHANNELSHIFT_STACK_KAFKA_BROKERS"),
+            kafka_security: Default::default(),
             clickhouse_url: var("CHANNELSHIFT_STACK_CLICKHOUSE_URL"),
             writer_user: var("CHANNELSHIFT_STACK_WRITER_USER"),
             writer_password: var("CHANNELSHIFT_STACK_WRITER_PASSWORD"),
@@ -90,6 +94,7 @@ impl Scope {
             user: self.stack.writer_user.clone(),
             password: SecretString::from(self.stack.writer_password.clone()),
             database: self.database.clone(),
+            ca_file: None,
         }
     }
 
@@ -99,6 +104,7 @@ impl Scope {
             user: self.stack.reader_user.clone(),
             password: SecretString::from(self.stack.reader_password.clone()),
             database: self.database.clone(),
+            ca_file: None,
         }
     }
 
@@ -116,7 +122,7 @@ impl Scope {
                 prefetch_kbytes: 16 * 1024,
                 assignment_strategy: "cooperative-sticky".into(),
                 dead_letter_retention_days: 30,
-                security: Default::default(),
+                security: self.stack.kafka_security.clone(),
             },
             clickhouse: self.writer(),
             batch: BatchConfig {
@@ -206,8 +212,10 @@ pub async fn create_topics(scope: &Scope) -> Result<()> {
 }
 
 pub fn producer(scope: &Scope) -> Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", &scope.stack.kafka_brokers)
+    Ok(scope
+        .stack
+        .kafka_security
+        .client_config(&scope.stack.kafka_brokers)?
         .set("enable.idempotence", "true")
         .create()?)
 }
@@ -335,6 +343,7 @@ pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, 
             binary: Some(process::packs_binary()?),
             ..PacksConfig::default()
         },
+        tls: None,
     };
     let store = Store::connect(&config.clickhouse).await?;
     let state = channelshift_api::AppState::new(&config, store)?;
@@ -346,7 +355,14 @@ pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, 
     let address = listener.local_addr()?;
     let (trigger, stop) = shutdown::channel();
     let task = tokio::spawn(async move {
-        channelshift_api::serve(listener, app, &ServerLimits::default(), stop.requested()).await;
+        channelshift_api::serve(
+            listener,
+            app,
+            &ServerLimits::default(),
+            None,
+            stop.requested(),
+        )
+        .await;
         Ok(())
     });
     Ok((format!("http://{address}"), Running { trigger, task }))

@@ -27,6 +27,49 @@ pub struct ApiConfig {
     pub query: QueryLimits,
     #[serde(default)]
     pub packs: PacksConfig,
+    /// Serve HTTPS on `listen` with this certificate and key. Without it the
+    /// API speaks plain HTTP, for a TLS-terminating reverse proxy in front
+    /// (deploy/README.md) or loopback.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: the API's certificate (with its chain) and private key, PEM.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certificate_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+}
+
+impl TlsConfig {
+    /// The acceptor for these files; an error names the file at fault.
+    pub fn acceptor(&self) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+        use anyhow::Context;
+        use rustls_pki_types::pem::PemObject;
+        let certificates = rustls_pki_types::CertificateDer::pem_file_iter(&self.certificate_file)
+            .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("tls.certificate_file {}", self.certificate_file.display()))?;
+        anyhow::ensure!(
+            !certificates.is_empty(),
+            "tls.certificate_file {} holds no PEM certificate",
+            self.certificate_file.display()
+        );
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&self.key_file)
+            .with_context(|| format!("tls.key_file {}", self.key_file.display()))?;
+        // ring, as the ClickHouse client's own TLS uses (aws-lc needs cmake);
+        // rustls 0.23.48 deprecates it for lacking post-quantum key exchange.
+        #[allow(deprecated)]
+        let mut server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .context("tls.certificate_file and tls.key_file do not make a certificate")?;
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server)))
+    }
 }
 
 /// Limits that keep one slow, idle or oversized client from holding the server.

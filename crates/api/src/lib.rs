@@ -24,7 +24,7 @@ use channelshift_runtime::health::Health;
 use channelshift_runtime::ops;
 use channelshift_runtime::shutdown::Shutdown;
 use channelshift_store::Store;
-use config::{ApiConfig, ServerLimits};
+use config::{ApiConfig, ServerLimits, TlsConfig};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -119,8 +119,13 @@ pub async fn run(config: ApiConfig, shutdown: Shutdown) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "KPI API listening");
-    serve(listener, app, &config.server, shutdown.requested()).await;
+    let tls = config.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        https = tls.is_some(),
+        "KPI API listening"
+    );
+    serve(listener, app, &config.server, tls, shutdown.requested()).await;
     Ok(())
 }
 
@@ -132,10 +137,14 @@ pub async fn run(config: ApiConfig, shutdown: Shutdown) -> Result<()> {
 /// hyper closes a connection whose request head has not arrived within
 /// `header_read_timeout` (idle keep-alive connections included) and answers
 /// 431 to a head larger than `max_header_bytes`.
+///
+/// With `tls`, each connection's TLS handshake must also end within
+/// `header_read_timeout`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: &ServerLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -158,8 +167,32 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let service = TowerToHyperService::new(app.clone());
-        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
+        let Some(acceptor) = tls.clone() else {
+            let connection =
+                connections.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (http, watcher) = (http.clone(), connections.watcher());
+        let handshake_timeout = limits.header_read_timeout();
         tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                };
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }

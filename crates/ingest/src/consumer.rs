@@ -347,6 +347,12 @@ impl IngestContext {
 }
 
 impl ClientContext for IngestContext {
+    /// librdkafka's errors (a refused login, a failed TLS handshake, brokers
+    /// down) in ingest's own log.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::error!(%error, reason, "Kafka client error");
+    }
+
     fn stats(&self, statistics: Statistics) {
         let assigned = self
             .assigned

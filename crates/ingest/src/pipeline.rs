@@ -192,6 +192,8 @@ impl Pipeline {
         }
 
         let kafka = &config.kafka;
+        // Not ready until the brokers have answered.
+        health.set("kafka", false);
         if kafka.create_topics {
             retry("creating Kafka topics", shutdown, || create_topics(kafka)).await?;
         }
@@ -1010,10 +1012,25 @@ pub async fn create_topics(kafka: &KafkaConfig) -> Result<()> {
             }
         })
         .collect();
-    let results = admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .context("creating topics")?;
+    // A broker that answers nothing (a refused login looks so) is reported
+    // after 15 s rather than librdkafka's minute.
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(15)));
+    let results = match admin.create_topics(&topics, &options).await {
+        Ok(results) => results,
+        Err(error) => {
+            // librdkafka's timeout says nothing of a refused login or a
+            // failed handshake: ask the connection why.
+            let (security, brokers) = (kafka.security.clone(), kafka.brokers.clone());
+            let why = tokio::task::spawn_blocking(move || security.diagnose(&brokers))
+                .await
+                .ok()
+                .flatten();
+            return Err(match why {
+                Some(why) => anyhow::anyhow!("creating topics: {error}; the brokers report: {why}"),
+                None => anyhow::anyhow!("creating topics: {error}"),
+            });
+        }
+    };
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -9,6 +9,7 @@
 //! credential or an unreadable file is a configuration error that names the
 //! setting, not a connection that fails later with a librdkafka message.
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -260,6 +261,54 @@ impl KafkaSecurity {
         Ok(config)
     }
 }
+
+impl KafkaSecurity {
+    /// Why `brokers` cannot be used with these settings, in librdkafka's
+    /// words (a refused login, a failed TLS handshake, an unknown host), or
+    /// `None` when a metadata request succeeds. Blocks for up to about 10 s:
+    /// call it off the async runtime, after an operation failed, so that the
+    /// error an operator reads says why.
+    pub fn diagnose(&self, brokers: &str) -> Option<String> {
+        let errors = Errors::default();
+        let consumer: BaseConsumer<Errors> = match self.client_config(brokers) {
+            Ok(mut config) => match config
+                .set("group.id", "channelshift-connection-check")
+                .create_with_context(errors.clone())
+            {
+                Ok(consumer) => consumer,
+                Err(error) => return Some(error.to_string()),
+            },
+            Err(error) => return Some(error.to_string()),
+        };
+        let result = consumer.fetch_metadata(None, std::time::Duration::from_secs(10));
+        // The error callback is served by a poll.
+        let _ = consumer.poll(std::time::Duration::from_millis(200));
+        let reported = errors.0.lock().map(|e| e.clone()).unwrap_or_default();
+        match result {
+            Ok(_) if reported.is_empty() => None,
+            Ok(_) => Some(reported.join("; ")),
+            Err(error) if reported.is_empty() => Some(error.to_string()),
+            Err(_) => Some(reported.join("; ")),
+        }
+    }
+}
+
+/// Collects what librdkafka reports through the error callback.
+#[derive(Clone, Default)]
+struct Errors(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl rdkafka::ClientContext for Errors {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if let Ok(mut errors) = self.0.lock() {
+            let text = format!("{error}: {reason}");
+            if !errors.contains(&text) {
+                errors.push(text);
+            }
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Errors {}
 
 fn readable(setting: &'static str, path: &Path) -> Result<(), SecurityError> {
     std::fs::File::open(path)

@@ -21,6 +21,8 @@ pub struct Connection {
     pub user: String,
     pub password: String,
     pub database: String,
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl From<&ClickHouseConfig> for Connection {
@@ -30,6 +32,7 @@ impl From<&ClickHouseConfig> for Connection {
             user: config.user.clone(),
             password: config.password.expose_secret().to_string(),
             database: config.database.clone(),
+            ca_file: config.ca_file.clone(),
         }
     }
 }
@@ -41,6 +44,7 @@ impl From<Connection> for ClickHouseConfig {
             user: connection.user,
             password: SecretString::from(connection.password),
             database: connection.database,
+            ca_file: connection.ca_file,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: which mode, which scenario with which overrides, where to send.
 
 use anyhow::{bail, Context, Result};
+use channelshift_kafka::KafkaSecurity;
 use channelshift_simulator::Scenario;
 use chrono::NaiveDate;
 use clap::Parser;
@@ -81,6 +82,11 @@ struct Common {
     duplicate_rate: Option<f64>,
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
     brokers: String,
+    /// A TOML file whose `[kafka.security]` section (TLS, SASL) is used as
+    /// ingest uses its own; `CHANNELSHIFT_KAFKA__SECURITY__*` variables
+    /// override it (give the password that way). Plaintext without either.
+    #[arg(long, value_name = "FILE")]
+    kafka_config: Option<PathBuf>,
     #[arg(long, default_value = "contact-events")]
     contact_topic: String,
     #[arg(long, default_value = "satisfaction-responses")]
@@ -104,6 +110,7 @@ pub struct Options {
     pub mode: Mode,
     pub scenario: Scenario,
     pub brokers: String,
+    pub kafka_security: KafkaSecurity,
     pub contact_topic: String,
     pub satisfaction_topic: String,
     pub api: Option<(String, String)>,
@@ -158,6 +165,11 @@ pub fn options(cli: Cli) -> Result<Options> {
         scenario.faults.duplicate_rate = fraction("--duplicate-rate", rate)?;
     }
     scenario.validate()?;
+    let kafka_security =
+        channelshift_runtime::config::load::<KafkaFile>(common.kafka_config.as_deref())?
+            .kafka
+            .security;
+    kafka_security.check()?;
     if !(rate.is_finite() && rate > 0.0) {
         bail!("--rate must be a positive number of events per second");
     }
@@ -173,6 +185,7 @@ pub fn options(cli: Cli) -> Result<Options> {
         mode,
         scenario,
         brokers: common.brokers,
+        kafka_security,
         contact_topic: common.contact_topic,
         satisfaction_topic: common.satisfaction_topic,
         api: api.map(|(api, token)| (api.trim_end_matches('/').to_string(), token)),
@@ -182,6 +195,19 @@ pub fn options(cli: Cli) -> Result<Options> {
         rate,
         duration,
     })
+}
+
+/// What the simulator reads of a service's configuration: how to reach Kafka.
+#[derive(Default, serde::Deserialize)]
+struct KafkaFile {
+    #[serde(default)]
+    kafka: KafkaSection,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct KafkaSection {
+    #[serde(default)]
+    security: KafkaSecurity,
 }
 
 fn fraction(name: &str, value: f64) -> Result<f64> {

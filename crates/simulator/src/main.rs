@@ -49,6 +49,7 @@ fn sink(options: &Options, linger_ms: u32) -> Result<Sink> {
     } else {
         Sink::kafka(
             &options.brokers,
+            &options.kafka_security,
             &options.contact_topic,
             &options.satisfaction_topic,
             linger_ms,

@@ -2,12 +2,12 @@
 //! waiting for deliveries, or nowhere (`--dry-run`).
 
 use anyhow::{bail, Context, Result};
+use channelshift_kafka::KafkaSecurity;
 use channelshift_simulator::Message;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
-use rdkafka::ClientConfig;
 use std::time::Duration;
 
 pub struct Sink {
@@ -21,12 +21,13 @@ pub struct Sink {
 impl Sink {
     pub fn kafka(
         brokers: &str,
+        security: &KafkaSecurity,
         contact_topic: &str,
         satisfaction_topic: &str,
         linger_ms: u32,
     ) -> Result<Self> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let producer: FutureProducer = security
+            .client_config(brokers)?
             .set("enable.idempotence", "true")
             .set("linger.ms", linger_ms.to_string())
             .set("message.timeout.ms", "120000")

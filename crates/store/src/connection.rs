@@ -19,6 +19,11 @@ pub struct ClickHouseConfig {
     /// The database holding Channelshift's tables.
     #[serde(default = "default_database")]
     pub database: String,
+    /// PEM file of the CA(s) that signed the server's certificate, for an
+    /// `https://` url on a council's own CA; without it the public CAs
+    /// (webpki roots) are trusted, as ClickHouse Cloud needs.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Limits each query of a reader (the KPI API) carries, so that no request
@@ -80,6 +85,8 @@ pub enum StoreError {
     /// A stored value outside the contract: the data or a query is wrong.
     #[error("ClickHouse returned {value:?} in {column}, which the contract does not allow")]
     Unexpected { column: String, value: String },
+    #[error("clickhouse.ca_file {path}: {reason}")]
+    Tls { path: String, reason: String },
 }
 
 /// ClickHouse error codes that the same rows would meet again on any retry:
@@ -158,6 +165,61 @@ struct QueryIds {
     next: AtomicU64,
 }
 
+/// The HTTP(S) client for `config`: the crate's own (plain HTTP, or HTTPS
+/// trusting the public CAs), or one trusting only `ca_file`'s CAs.
+fn http_client(config: &ClickHouseConfig) -> Result<clickhouse::Client, StoreError> {
+    let Some(path) = &config.ca_file else {
+        return Ok(clickhouse::Client::default());
+    };
+    let tls_error = |reason: String| StoreError::Tls {
+        path: path.display().to_string(),
+        reason,
+    };
+    if !config.url.starts_with("https://") {
+        return Err(tls_error(format!(
+            "given, but the url {} is not https://",
+            config.url
+        )));
+    }
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|error| tls_error(error.to_string()))?
+    {
+        let certificate = certificate.map_err(|error| tls_error(error.to_string()))?;
+        roots
+            .add(certificate)
+            .map_err(|error| tls_error(error.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(tls_error("holds no PEM certificate".into()));
+    }
+    // ring, as the ClickHouse client's own TLS uses (aws-lc needs cmake);
+    // rustls 0.23.48 deprecates it for lacking post-quantum key exchange.
+    #[allow(deprecated)]
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| tls_error(error.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http);
+    // As the crate's own client: idle connections close before the server's
+    // keep-alive (3 s on older servers) does.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build(https);
+    Ok(clickhouse::Client::with_http_client(client))
+}
+
 impl Store {
     /// Connects and reads the server version. The database need not exist yet
     /// (see [`Store::migrate`]).
@@ -171,7 +233,7 @@ impl Store {
         {
             return Err(StoreError::DatabaseName(database));
         }
-        let base = clickhouse::Client::default()
+        let base = http_client(config)?
             .with_url(&config.url)
             .with_user(&config.user)
             .with_password(config.password.expose_secret())
