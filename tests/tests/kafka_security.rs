@@ -140,3 +140,49 @@ async fn events_travel_end_to_end_over_sasl_ssl_and_bad_credentials_are_refused(
     drop(refused);
     scope.drop_database().await
 }
+
+/// The dead-letter topics ingest creates keep a letter (the refused message,
+/// personal data included) for `kafka.dead_letter_retention_days`; the
+/// event topics keep the broker's default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_topics_are_created_with_their_retention() -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let scope = Scope::new("dlq-retention");
+    let mut kafka = scope.ingest_config().kafka;
+    kafka.dead_letter_retention_days = 7;
+    channelshift_ingest::pipeline::create_topics(&kafka).await?;
+    let admin: AdminClient<DefaultClientContext> = kafka.client()?.create()?;
+    let retention = |topic: String| {
+        let admin = &admin;
+        async move {
+            let described = admin
+                .describe_configs(
+                    &[ResourceSpecifier::Topic(&topic)],
+                    &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+                )
+                .await?;
+            let resource = described
+                .into_iter()
+                .next()
+                .context("no answer")?
+                .map_err(|error| anyhow::anyhow!("describing {topic}: {error:?}"))?;
+            anyhow::Ok(
+                resource
+                    .get("retention.ms")
+                    .and_then(|entry| entry.value.clone()),
+            )
+        }
+    };
+    let dead_letters = channelshift_ingest::config::KafkaConfig::dead_letter_topic(&kafka.contact_topic);
+    assert_eq!(
+        retention(dead_letters).await?.as_deref(),
+        Some("604800000"),
+        "7 days in ms"
+    );
+    assert_ne!(
+        retention(kafka.contact_topic.clone()).await?.as_deref(),
+        Some("604800000")
+    );
+    Ok(())
+}
