@@ -64,17 +64,7 @@ impl PrivateBroker {
                 std::env::var("CHANNELSHIFT_TEST_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
             );
         self.server.spawn(command)?;
-        let address = self.address();
-        crate::eventually("private broker listens", Duration::from_secs(30), || {
-            let address = address.clone();
-            async move {
-                Ok(tokio::net::TcpStream::connect(&address)
-                    .await
-                    .ok()
-                    .map(|_| ()))
-            }
-        })
-        .await
+        listens("private broker", &self.address()).await
     }
 
     /// Stops the broker abruptly (by PID).
@@ -124,17 +114,7 @@ impl SecuredBroker {
             ))
             .arg(format!("TCP:{}", broker.address()));
         proxy.spawn(command)?;
-        let address = format!("127.0.0.1:{tls_port}");
-        crate::eventually("TLS proxy listens", Duration::from_secs(30), || {
-            let address = address.clone();
-            async move {
-                Ok(tokio::net::TcpStream::connect(&address)
-                    .await
-                    .ok()
-                    .map(|_| ()))
-            }
-        })
-        .await?;
+        listens("TLS proxy", &format!("127.0.0.1:{tls_port}")).await?;
         Ok(Self {
             broker,
             proxy,
@@ -161,4 +141,19 @@ impl SecuredBroker {
     pub fn other_ca_file(&self) -> PathBuf {
         self.proxy.dir.join("other-ca.pem")
     }
+}
+
+/// Waits until `address` accepts TCP connections.
+async fn listens(what: &str, address: &str) -> Result<()> {
+    crate::eventually(
+        &format!("{what} listens"),
+        Duration::from_secs(30),
+        || async {
+            Ok(tokio::net::TcpStream::connect(address)
+                .await
+                .ok()
+                .map(|_| ()))
+        },
+    )
+    .await
 }

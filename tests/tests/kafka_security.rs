@@ -174,7 +174,8 @@ async fn dead_letter_topics_are_created_with_their_retention() -> Result<()> {
             )
         }
     };
-    let dead_letters = channelshift_ingest::config::KafkaConfig::dead_letter_topic(&kafka.contact_topic);
+    let dead_letters =
+        channelshift_ingest::config::KafkaConfig::dead_letter_topic(&kafka.contact_topic);
     assert_eq!(
         retention(dead_letters).await?.as_deref(),
         Some("604800000"),
