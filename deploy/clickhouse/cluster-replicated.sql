@@ -276,3 +276,13 @@ PARTITION BY stage
 ORDER BY tuple();
 
 INSERT INTO schema_migrations (version, name) VALUES (6, 'fences: one writer per Kafka partition, checked by the server in the INSERT');
+
+-- Migration 7: raw retention: the UTC months of raw rows dropped, per raw table
+CREATE TABLE IF NOT EXISTS raw_retention ON CLUSTER '{cluster}' (
+    raw_table String,
+    through UInt32,
+    purged_at DateTime
+) ENGINE = ReplicatedMergeTree
+ORDER BY raw_table;
+
+INSERT INTO schema_migrations (version, name) VALUES (7, 'raw retention: the UTC months of raw rows dropped, per raw table');

@@ -130,6 +130,7 @@ impl Scope {
                 max_bytes: 8 * 1024 * 1024,
                 max_wait_ms: 200,
             },
+            retention: Default::default(),
             privacy: PrivacyConfig {
                 pseudonym_key: Some(SecretString::from(
                     "test-pseudonym-key-of-thirty-two-bytes-or-more",

@@ -65,6 +65,8 @@ fn sharding_key(table: &str) -> &'static str {
         "cityHash64(topic, partition)"
     } else if table == "ingest_fences" {
         "cityHash64(stream, partition)"
+    } else if table == "raw_retention" {
+        "cityHash64(raw_table)"
     } else {
         "cityHash64(council)"
     }

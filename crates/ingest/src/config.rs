@@ -17,6 +17,9 @@ pub struct IngestConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    /// How long raw rows are kept (`channelshift-ingest purge-raw`).
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,

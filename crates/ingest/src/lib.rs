@@ -12,6 +12,7 @@ pub mod privacy;
 pub mod rebuild;
 pub mod reconcile;
 pub mod refetch;
+pub mod retention;
 pub mod sinks;
 
 use anyhow::{Context, Result};

@@ -5,7 +5,9 @@
 //! [--metrics-file FILE]` compares the topics with ClickHouse and exits 0 when
 //! they agree exactly (see `channelshift_ingest::reconcile`); run on a
 //! schedule, it leaves its findings in FILE for Prometheus (node exporter's
-//! textfile collector), which alerts on duplicates.
+//! textfile collector), which alerts on duplicates;
+//! `channelshift-ingest purge-raw [--config ingest.toml]` drops raw months
+//! older than `retention.raw_months` (see `channelshift_ingest::retention`).
 
 use anyhow::{Context, Result};
 use channelshift_ingest::config::IngestConfig;
@@ -24,6 +26,7 @@ enum Command {
     Serve,
     RebuildRollups,
     Reconcile(Span, Option<PathBuf>),
+    PurgeRaw,
 }
 
 /// The ingest service: Kafka → validation → ClickHouse, with dead letters.
@@ -53,6 +56,8 @@ struct ConfigFile {
 enum Subcommand {
     /// Recompute every rollup from the raw tables, one month at a time, and exit.
     RebuildRollups(ConfigFile),
+    /// Drop the raw rows older than `retention.raw_months` whole months, and exit.
+    PurgeRaw(ConfigFile),
     /// Check that every message on the topics is stored or dead-lettered
     /// exactly once; exit 0 when exact, 2 on a discrepancy, 3 when only
     /// messages are pending.
@@ -77,6 +82,7 @@ fn parse_args(args: &[String]) -> Result<(Command, Option<PathBuf>), clap::Error
     Ok(match cli.command {
         None => (Command::Serve, cli.config.config),
         Some(Subcommand::RebuildRollups(file)) => (Command::RebuildRollups, file.config),
+        Some(Subcommand::PurgeRaw(file)) => (Command::PurgeRaw, file.config),
         Some(Subcommand::Reconcile {
             config,
             from_beginning,
@@ -105,6 +111,7 @@ async fn main() -> Result<()> {
             channelshift_ingest::run(config, stop).await
         }
         Command::RebuildRollups => rebuild_rollups(config_file.as_deref()).await,
+        Command::PurgeRaw => purge_raw(config_file.as_deref()).await,
         Command::Reconcile(span, metrics_file) => {
             let config: ReconcileConfig = config::load(config_file.as_deref())?;
             let report = reconcile::reconcile(&config, span).await?;
@@ -154,6 +161,36 @@ async fn rebuild_rollups(config_file: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// The part of ingest's configuration the purge needs.
+#[derive(Deserialize)]
+struct PurgeConfig {
+    clickhouse: ClickHouseConfig,
+    #[serde(default)]
+    retention: channelshift_ingest::retention::RetentionConfig,
+}
+
+async fn purge_raw(config_file: Option<&Path>) -> Result<()> {
+    let config: PurgeConfig = config::load(config_file)?;
+    let raw_months = config.retention.raw_months.context(
+        "retention.raw_months is not set: raw rows are kept for good, and there is nothing to purge",
+    )?;
+    let store = Store::connect(&config.clickhouse)
+        .await
+        .context("connecting to ClickHouse")?;
+    store.migrate().await.context("applying migrations")?;
+    let today = chrono::Utc::now().date_naive();
+    let dropped = channelshift_ingest::retention::purge_raw(&store, raw_months, today).await?;
+    for (record, month) in &dropped {
+        println!("dropped {month} from {}", record.table());
+    }
+    println!(
+        "raw rows kept from {} ({raw_months} whole months before this one); {} months dropped",
+        channelshift_ingest::retention::first_kept(today, raw_months),
+        dropped.len()
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +218,14 @@ mod tests {
         assert_eq!(
             parse(&["rebuild-rollups", "--config", "ingest.toml"]),
             Some((Command::RebuildRollups, Some("ingest.toml".into())))
+        );
+    }
+
+    #[test]
+    fn purge_raw_takes_the_same_config_flag() {
+        assert_eq!(
+            parse(&["purge-raw", "--config", "i.toml"]),
+            Some((Command::PurgeRaw, Some("i.toml".into())))
         );
     }
 

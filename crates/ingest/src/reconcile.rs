@@ -157,6 +157,9 @@ pub struct PartitionReport {
     pub pending: u64,
     /// Valid messages behind the checkpoint with no row: lost.
     pub missing: u64,
+    /// Valid messages whose row retention has dropped (`purge-raw`): the id
+    /// index still holds their id, the rollups their count.
+    pub purged: u64,
     /// Invalid messages behind the checkpoint not on the dead-letter topic.
     pub dead_letters_missing: u64,
     /// Rows naming an offset in `start..end`.
@@ -184,7 +187,8 @@ pub struct TopicReport {
     pub duplicated_ids: u64,
     pub duplicate_rows: u64,
     pub duplicate_examples: Vec<Duplicate>,
-    /// Whole-table counts: raw rows, id index rows, the rollup's total.
+    /// Raw rows, id index rows, the rollup's total; the raw rows and the
+    /// rollup only over the local months retention has not touched.
     pub raw_rows: u64,
     pub id_index_rows: u64,
     pub rollup_total: u64,
@@ -213,6 +217,7 @@ impl TopicReport {
             total.dead_lettered += p.dead_lettered;
             total.pending += p.pending;
             total.missing += p.missing;
+            total.purged += p.purged;
             total.dead_letters_missing += p.dead_letters_missing;
             total.rows += p.rows;
             total.unexplained_rows += p.unexplained_rows;
@@ -383,6 +388,15 @@ impl fmt::Display for Report {
                 grouped(topic.unindexed_rows),
                 grouped(topic.rollup_total),
             )?;
+            let purged = topic.total().purged;
+            if purged > 0 {
+                writeln!(
+                    f,
+                    "  {} messages whose raw rows retention dropped (ids indexed, counted in the \
+                     rollups); raw rows and rollup compared from the first month it left whole",
+                    grouped(purged)
+                )?;
+            }
             for duplicate in &topic.duplicate_examples {
                 writeln!(
                     f,
@@ -666,6 +680,14 @@ async fn reconcile_topic(
     }
 
     let duplicates = store.duplicate_totals(kind).await?;
+    let first_whole_month = match channelshift_store::ROLLUPS
+        .iter()
+        .find(|rollup| rollup.source == kind.table())
+    {
+        Some(rollup) => store.first_whole_month(rollup).await?,
+        None => None,
+    };
+    let (raw_rows, rollup_total) = store.retained_totals(kind, first_whole_month).await?;
     let settled: Vec<(i32, i64)> = checkpoints
         .iter()
         .map(|(partition, next)| (*partition, *next))
@@ -677,10 +699,10 @@ async fn reconcile_topic(
         duplicated_ids: duplicates.ids,
         duplicate_rows: duplicates.extra,
         duplicate_examples: store.duplicate_examples(kind, EXAMPLES).await?,
-        raw_rows: store.raw_rows(kind).await?,
+        raw_rows,
         id_index_rows: store.id_index_rows(kind).await?,
         unindexed_rows: store.unindexed_rows(kind, &settled).await?,
-        rollup_total: store.rollup_total(kind).await?,
+        rollup_total,
         dead_letters_resent,
         dead_letter_topic_found: letters.is_some(),
     })
@@ -723,9 +745,24 @@ async fn resolve(
         let found = store.raw_ids(kind, council, &ids).await?;
         stored.extend(found.into_iter().map(|id| (council.to_string(), id)));
     }
+    // Not in the raw table but in the id index, once retention has dropped
+    // raw months: stored, then dropped with its month.
+    let mut dropped: std::collections::HashSet<(String, String)> = Default::default();
+    if store.purged_through(kind.table()).await?.is_some() {
+        let mut by_council: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (_, (council, id)) in valid.iter().filter(|(_, key)| !stored.contains(key)) {
+            by_council.entry(council).or_default().push(id);
+        }
+        for (council, ids) in by_council {
+            let found = store.existing_ids(kind, council, &ids).await?;
+            dropped.extend(found.into_iter().map(|id| (council.to_string(), id)));
+        }
+    }
     for (offset, key) in valid {
         if stored.contains(&key) {
             report.repeats += 1;
+        } else if dropped.contains(&key) {
+            report.purged += 1;
         } else {
             report.missing += 1;
             if report.examples.len() < EXAMPLES {

@@ -16,6 +16,7 @@ mod migrations;
 mod partitions;
 mod queries;
 mod rebuild;
+mod retention;
 mod rows;
 
 pub use audit::{Duplicate, DuplicateTotals, Record, StoredKey};
@@ -27,4 +28,5 @@ pub use instants::{CutOff, IngestedUpTo};
 pub use migrations::{Rollup, MIGRATIONS, ROLLUPS};
 pub use partitions::{months_per_insert, split_by_month, DEFAULT_PARTITION_LIMIT};
 pub use rebuild::{Month, RebuildError, RebuildReport, RebuildStep, RollupRebuilt, MONTH_ATTEMPTS};
+pub use retention::next_month;
 pub use rows::{ContactRow, KafkaPosition, SatisfactionRow};

@@ -414,6 +414,18 @@ pub const MIGRATIONS: &[Migration] = &[
             ORDER BY tuple()",
         ],
     },
+    Migration {
+        version: 7,
+        // See `retention.rs`: written before a raw month is dropped, so that
+        // the rollup rebuild and the reconciliation know what is gone.
+        name: "raw retention: the UTC months of raw rows dropped, per raw table",
+        statements: &["CREATE TABLE IF NOT EXISTS raw_retention (
+                raw_table String,
+                through UInt32,
+                purged_at DateTime
+            ) ENGINE = MergeTree
+            ORDER BY raw_table"],
+    },
 ];
 
 #[derive(Row, Deserialize)]

@@ -296,8 +296,11 @@ impl Store {
         }
     }
 
-    /// The local months with raw rows, and those the rollup holds, in order.
+    /// The local months with raw rows, and those the rollup holds, in order;
+    /// not those that may hold rows retention dropped from the raw table
+    /// (see `retention.rs`): their rollup is all that is left of them.
     async fn months_to_rebuild(&self, rollup: &Rollup) -> Result<Vec<Month>, RebuildError> {
+        let first = self.first_whole_month(rollup).await?;
         let in_raw = format!(
             "SELECT DISTINCT toYYYYMM({}) AS month FROM {}",
             rollup.local_day, rollup.source
@@ -319,6 +322,9 @@ impl Store {
         }
         months.sort_unstable();
         months.dedup();
+        if let Some(first) = first {
+            months.retain(|month| month.yyyymm() >= first);
+        }
         Ok(months)
     }
 
