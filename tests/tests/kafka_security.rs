@@ -12,7 +12,7 @@ use channelshift_tests::broker::SecuredBroker;
 use channelshift_tests::checks::contact_totals;
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::process::IngestProcess;
-use channelshift_tests::{contact_event, create_topics, eventually, producer, Scope};
+use channelshift_tests::{contact_events, create_topics, eventually, producer, Scope};
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -89,13 +89,7 @@ async fn events_travel_end_to_end_over_sasl_ssl_and_bad_credentials_are_refused(
     scope.stack.kafka_brokers = broker.address();
     scope.stack.kafka_security = right;
     create_topics(&scope).await?;
-    let events: Vec<(String, Vec<u8>)> = (0..500)
-        .map(|i| {
-            let id = format!("secure-{i}");
-            let event = contact_event(&id, i);
-            (id, event)
-        })
-        .collect();
+    let events = contact_events("secure", 0..500);
     produce_all(&producer(&scope)?, &scope.contact_topic, &events).await?;
     let config = scope.ingest_config();
     let ingest = IngestProcess::ingest("sasl-ssl", config.clone()).await?;

@@ -12,7 +12,7 @@ use channelshift_tests::checks::contact_totals;
 use channelshift_tests::clickhouse::migrated_store;
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::process::IngestProcess;
-use channelshift_tests::{contact_event, create_topics, eventually, producer, Scope};
+use channelshift_tests::{contact_events, create_topics, eventually, producer, Scope};
 use chrono::NaiveDate;
 use std::time::Duration;
 
@@ -21,13 +21,7 @@ async fn purged_raw_months_keep_the_figures_and_the_reconciliation_exact() -> Re
     let scope = Scope::new("retention");
     create_topics(&scope).await?;
     // 50 contacts in each month of 2025.
-    let events: Vec<(String, Vec<u8>)> = (0..600)
-        .map(|i| {
-            let id = format!("kept-{i}");
-            let event = contact_event(&id, i);
-            (id, event)
-        })
-        .collect();
+    let events = contact_events("kept", 0..600);
     produce_all(&producer(&scope)?, &scope.contact_topic, &events).await?;
     let config = scope.ingest_config();
     let settings = ReconcileConfig::from(&config);

@@ -22,6 +22,11 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("poppler-utils", "/usr/bin/pdftotext"),
     // API load tests.
     ("wrk", "/usr/bin/wrk"),
+    // Secured connections: the TLS proxy in front of the broker, test
+    // certificates, and the client of the API's HTTPS listener.
+    ("socat", "/usr/bin/socat"),
+    ("openssl", "/usr/bin/openssl"),
+    ("curl", "/usr/bin/curl"),
 ];
 
 /// Where machine-wide tools and caches live: `$CHANNELSHIFT_TOOLS`, else
