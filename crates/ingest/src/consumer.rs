@@ -188,7 +188,10 @@ impl IngestContext {
     }
 
     /// Takes a lost partition back: unclaimed (the next write claims it),
-    /// and progressing from now.
+    /// progressing from now, and unsettled as on assignment: the replica
+    /// whose claim took it may have stored rows past the checkpoint without
+    /// their id index (this replica's claim fences its index out), so they
+    /// are looked up in the raw table up to the partition's end.
     pub fn unlose(&self, partition: &TopicPartition) {
         let mut claims = self.claims.lock().expect("claims lock is never poisoned");
         if let Some(claim @ Claim::Lost(_)) = claims.get_mut(partition) {
@@ -197,6 +200,10 @@ impl IngestContext {
                 .lock()
                 .expect("progress lock is never poisoned")
                 .insert(partition.clone(), Instant::now());
+            self.unsettled
+                .lock()
+                .expect("unsettled set lock is never poisoned")
+                .insert(partition.clone(), None);
         }
     }
 
@@ -560,6 +567,38 @@ fn stalled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partition_taken_back_after_its_claim_was_lost_is_checked_in_the_raw_table_again() {
+        let registry = prometheus::Registry::new();
+        let context = IngestContext::new(
+            ClickHouseConfig {
+                url: "http://127.0.0.1:1".into(),
+                user: "writer".into(),
+                password: secrecy::SecretString::from("password"),
+                database: "channelshift".into(),
+                ca_file: None,
+            },
+            IngestMetrics::register(&registry).expect("metrics register"),
+            Health::new(),
+            Duration::from_secs(60),
+        );
+        let partition = ("contacts".to_string(), 2);
+        context
+            .claims
+            .lock()
+            .expect("claims lock")
+            .insert(partition.clone(), Claim::Lost(Instant::now()));
+        assert!(!context.is_unsettled(&partition, 4043));
+        context.unlose(&partition);
+        assert_eq!(context.claim(&partition), Some(Claim::Unclaimed));
+        // Suspect until its end is known, then below it.
+        assert!(context.is_unsettled(&partition, 4043));
+        assert_eq!(context.unbounded(), std::slice::from_ref(&partition));
+        context.bound(&partition, 5_000);
+        assert!(context.is_unsettled(&partition, 4043));
+        assert!(!context.is_unsettled(&partition, 5_000));
+    }
 
     #[test]
     fn a_partition_is_stalled_with_messages_waiting_and_no_progress_for_long() {
