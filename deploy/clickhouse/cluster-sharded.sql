@@ -5,7 +5,9 @@
 -- each server's config. Run once, on any server, before ingest first starts:
 --   clickhouse-client --multiquery --database channelshift < this-file.sql
 -- (after CREATE DATABASE channelshift ON CLUSTER '{cluster}'). Ingest then finds every
--- migration recorded and every table present.
+-- migration recorded and every table present. The rollups live in
+-- channelshift_rollups (migration 8), the database the dashboards' user
+-- may read; a store database of another name has `<name>_rollups`.
 -- Each table is <name>_local on every server behind a Distributed table of
 -- its single-server name, sharded by council. The writer's profile must set
 -- insert_distributed_sync = 1 (ingest writes rows, then its checkpoint).
@@ -314,3 +316,109 @@ CREATE TABLE IF NOT EXISTS raw_retention ON CLUSTER '{cluster}' AS raw_retention
 ENGINE = Distributed('{cluster}', currentDatabase(), raw_retention_local, cityHash64(raw_table));
 
 INSERT INTO schema_migrations (version, name) VALUES (7, 'raw retention: the UTC months of raw rows dropped, per raw table');
+
+-- Migration 8: rollups in a database of their own, the only one the dashboards' user may read
+CREATE DATABASE IF NOT EXISTS channelshift_rollups ON CLUSTER '{cluster}';
+
+RENAME TABLE contact_daily_local TO channelshift_rollups.contact_daily_local ON CLUSTER '{cluster}';
+
+DROP TABLE IF EXISTS contact_daily ON CLUSTER '{cluster}';
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.contact_daily ON CLUSTER '{cluster}' AS channelshift_rollups.contact_daily_local
+ENGINE = Distributed('{cluster}', 'channelshift_rollups', contact_daily_local, cityHash64(council));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS contact_daily_rollup_mv ON CLUSTER '{cluster}' TO channelshift_rollups.contact_daily_local AS
+SELECT
+    council,
+    toDate(occurred_at, 'Europe/London') AS day,
+    service,
+    channel,
+    customer_type,
+    interaction,
+    outcome,
+    assisted,
+    count() AS contacts,
+    countIf(ifNull(avoidable, 0) = 1) AS avoidable_contacts,
+    countIf(isNotNull(avoidable)) AS avoidable_flagged,
+    countIf(ifNull(first_contact_resolved, 0) = 1) AS resolved_first,
+    countIf(isNotNull(first_contact_resolved)) AS resolution_flagged,
+    sum(toUInt64(ifNull(wait_seconds, 0))) AS wait_seconds_total,
+    sum(toUInt64(ifNull(handling_seconds, 0))) AS handling_seconds_total,
+    countIf(isNotNull(handling_seconds)) AS timed
+FROM contact_events_local
+GROUP BY council, day, service, channel, customer_type, interaction, outcome, assisted;
+
+DROP TABLE IF EXISTS contact_daily_mv ON CLUSTER '{cluster}';
+
+RENAME TABLE satisfaction_daily_local TO channelshift_rollups.satisfaction_daily_local ON CLUSTER '{cluster}';
+
+DROP TABLE IF EXISTS satisfaction_daily ON CLUSTER '{cluster}';
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.satisfaction_daily ON CLUSTER '{cluster}' AS channelshift_rollups.satisfaction_daily_local
+ENGINE = Distributed('{cluster}', 'channelshift_rollups', satisfaction_daily_local, cityHash64(council));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_daily_rollup_mv ON CLUSTER '{cluster}' TO channelshift_rollups.satisfaction_daily_local AS
+SELECT
+    council,
+    toDate(responded_at, 'Europe/London') AS day,
+    service,
+    channel,
+    customer_type,
+    instrument,
+    score,
+    count() AS responses
+FROM satisfaction_responses_local
+GROUP BY council, day, service, channel, customer_type, instrument, score;
+
+DROP TABLE IF EXISTS satisfaction_daily_mv ON CLUSTER '{cluster}';
+
+RENAME TABLE contact_area_daily_local TO channelshift_rollups.contact_area_daily_local ON CLUSTER '{cluster}';
+
+DROP TABLE IF EXISTS contact_area_daily ON CLUSTER '{cluster}';
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.contact_area_daily ON CLUSTER '{cluster}' AS channelshift_rollups.contact_area_daily_local
+ENGINE = Distributed('{cluster}', 'channelshift_rollups', contact_area_daily_local, cityHash64(council));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS contact_area_daily_rollup_mv ON CLUSTER '{cluster}' TO channelshift_rollups.contact_area_daily_local AS
+SELECT
+    council,
+    toDate(occurred_at, 'Europe/London') AS day,
+    ward,
+    lsoa,
+    channel,
+    assisted,
+    interaction,
+    outcome,
+    count() AS contacts
+FROM contact_events_local
+GROUP BY council, day, ward, lsoa, channel, assisted, interaction, outcome;
+
+DROP TABLE IF EXISTS contact_area_daily_mv ON CLUSTER '{cluster}';
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.ingest_freshness_local ON CLUSTER '{cluster}' (
+    raw_table String,
+    council String,
+    newest_ingested_at DateTime
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', newest_ingested_at)
+ORDER BY (raw_table, council);
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.ingest_freshness ON CLUSTER '{cluster}' AS channelshift_rollups.ingest_freshness_local
+ENGINE = Distributed('{cluster}', 'channelshift_rollups', ingest_freshness_local, cityHash64(raw_table, council));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS contact_events_freshness_mv ON CLUSTER '{cluster}' TO channelshift_rollups.ingest_freshness_local AS
+SELECT 'contact_events' AS raw_table, council, max(ingested_at) AS newest_ingested_at
+FROM contact_events_local GROUP BY council;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_responses_freshness_mv ON CLUSTER '{cluster}' TO channelshift_rollups.ingest_freshness_local AS
+SELECT 'satisfaction_responses' AS raw_table, council, max(ingested_at) AS newest_ingested_at
+FROM satisfaction_responses_local GROUP BY council;
+
+INSERT INTO channelshift_rollups.ingest_freshness
+SELECT 'contact_events' AS raw_table, council, max(ingested_at) AS newest_ingested_at
+FROM contact_events GROUP BY council;
+
+INSERT INTO channelshift_rollups.ingest_freshness
+SELECT 'satisfaction_responses' AS raw_table, council, max(ingested_at) AS newest_ingested_at
+FROM satisfaction_responses GROUP BY council;
+
+INSERT INTO schema_migrations (version, name) VALUES (8, 'rollups in a database of their own, the only one the dashboards\' user may read');

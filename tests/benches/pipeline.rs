@@ -731,7 +731,7 @@ where
     Ok(percentile(&mut samples, 0.95))
 }
 
-/// Compressed bytes per table of the scope's database.
+/// Compressed bytes per table of the scope's databases (raw and rollups).
 async fn storage(store: &Store) -> Result<Vec<(String, u64, u64)>> {
     #[derive(clickhouse::Row, serde::Deserialize)]
     struct Part {
@@ -743,9 +743,10 @@ async fn storage(store: &Store) -> Result<Vec<(String, u64, u64)>> {
         .client()
         .query(
             "SELECT table, toUInt64(sum(data_compressed_bytes)) AS bytes, toUInt64(sum(rows)) AS rows
-             FROM system.parts WHERE database = ? AND active GROUP BY table ORDER BY table",
+             FROM system.parts WHERE database IN (?, ?) AND active GROUP BY table ORDER BY table",
         )
         .bind(store.database())
+        .bind(store.rollups_database())
         .fetch_all::<Part>()
         .await?;
     Ok(parts
@@ -758,7 +759,7 @@ async fn optimise(store: &Store) -> Result<()> {
     for table in ["contact_daily", "satisfaction_daily", "contact_area_daily"] {
         store
             .client()
-            .query(&format!("OPTIMIZE TABLE {table} FINAL"))
+            .query(&format!("OPTIMIZE TABLE {} FINAL", store.rollup(table)))
             .execute()
             .await?;
     }

@@ -39,7 +39,10 @@ pub async fn contact_totals(store: &Store) -> Result<ContactTotals> {
         id_index_rows: count(store, "SELECT count() AS n FROM contact_event_ids").await?,
         rollup_contacts: count(
             store,
-            "SELECT toUInt64(sum(contacts)) AS n FROM contact_daily",
+            &format!(
+                "SELECT toUInt64(sum(contacts)) AS n FROM {}",
+                store.rollup("contact_daily")
+            ),
         )
         .await?,
     })
@@ -72,7 +75,10 @@ pub async fn satisfaction_totals(store: &Store) -> Result<(u64, u64)> {
         count(store, "SELECT count() AS n FROM satisfaction_responses").await?,
         count(
             store,
-            "SELECT toUInt64(sum(responses)) AS n FROM satisfaction_daily",
+            &format!(
+                "SELECT toUInt64(sum(responses)) AS n FROM {}",
+                store.rollup("satisfaction_daily")
+            ),
         )
         .await?,
     ))
@@ -178,7 +184,10 @@ async fn holds(store: &Store, stored: Stored) -> Result<Option<()>> {
     );
     let by_area = count(
         store,
-        "SELECT toUInt64(sum(contacts)) AS n FROM contact_area_daily",
+        &format!(
+            "SELECT toUInt64(sum(contacts)) AS n FROM {}",
+            store.rollup("contact_area_daily")
+        ),
     )
     .await?;
     anyhow::ensure!(

@@ -41,6 +41,8 @@ pub struct StackEnv {
     pub writer_password: String,
     pub reader_user: String,
     pub reader_password: String,
+    /// Where the stack's ClickHouse reads more users from while it runs.
+    pub clickhouse_users_d: String,
 }
 
 fn var(name: &str) -> String {
@@ -62,6 +64,7 @@ impl StackEnv {
             writer_password: var("CHANNELSHIFT_STACK_WRITER_PASSWORD"),
             reader_user: var("CHANNELSHIFT_STACK_READER_USER"),
             reader_password: var("CHANNELSHIFT_STACK_READER_PASSWORD"),
+            clickhouse_users_d: var("CHANNELSHIFT_STACK_CLICKHOUSE_USERS_D"),
         }
     }
 }
@@ -108,6 +111,59 @@ impl Scope {
         }
     }
 
+    fn dashboards_user_name(&self) -> String {
+        format!(
+            "dashboards_{}",
+            self.database.trim_start_matches("cs_test_")
+        )
+    }
+
+    /// A user like the dashboards' (Grafana's): one that may read this
+    /// test's rollups' database and no other, added to the running server
+    /// through its `users.d` and ready when this returns. Its default
+    /// database is the rollups'.
+    pub async fn dashboards_user(&self) -> Result<ClickHouseConfig> {
+        let rollups = channelshift_store::rollups_database(&self.database);
+        let user = self.dashboards_user_name();
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let hash = hex::encode(Sha256::digest(password.as_bytes()));
+        let dir = std::path::Path::new(&self.stack.clickhouse_users_d);
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join(format!("{user}.xml")),
+            format!(
+                "<?xml version=\"1.0\"?>\n<yandex><users><{user}>\
+                 <password_sha256_hex>{hash}</password_sha256_hex>\
+                 <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>\
+                 <profile>dashboards</profile><quota>default</quota>\
+                 <allow_databases><database>{rollups}</database></allow_databases>\
+                 </{user}></users></yandex>\n"
+            ),
+        )?;
+        let config = ClickHouseConfig {
+            url: self.stack.clickhouse_url.clone(),
+            user,
+            password: SecretString::from(password),
+            database: rollups,
+            ca_file: None,
+        };
+        // The server reads users.d every few seconds.
+        let client = ::clickhouse::Client::default()
+            .with_url(&config.url)
+            .with_user(&config.user)
+            .with_password(secrecy::ExposeSecret::expose_secret(&config.password));
+        eventually(
+            "the server takes the dashboards' user from users.d",
+            Duration::from_secs(30),
+            || {
+                let client = client.clone();
+                async move { Ok(client.query("SELECT 1").execute().await.ok()) }
+            },
+        )
+        .await?;
+        Ok(config)
+    }
+
     /// Ingest settings for tests: short batches and a short group session.
     pub fn ingest_config(&self) -> IngestConfig {
         IngestConfig {
@@ -152,16 +208,33 @@ impl Scope {
         Ok(Store::connect(&self.writer()).await?)
     }
 
-    /// Drops the test's database.
+    /// What drops the test's databases: its rollups', then its own (a client
+    /// that names the test's database can send both).
+    pub fn drop_statements(&self) -> [String; 2] {
+        [
+            channelshift_store::rollups_database(&self.database),
+            self.database.clone(),
+        ]
+        .map(|database| format!("DROP DATABASE IF EXISTS `{database}`"))
+    }
+
+    /// Drops the test's databases, and its dashboards' user if it has one.
     pub async fn drop_database(&self) -> Result<()> {
+        let users_file = std::path::Path::new(&self.stack.clickhouse_users_d)
+            .join(format!("{}.xml", self.dashboards_user_name()));
+        if users_file.exists() {
+            std::fs::remove_file(users_file)?;
+        }
         let store = self.store().await?;
-        store
-            .client()
-            .clone()
-            .with_database("system")
-            .query(&format!("DROP DATABASE IF EXISTS `{}`", self.database))
-            .execute()
-            .await?;
+        for drop in self.drop_statements() {
+            store
+                .client()
+                .clone()
+                .with_database("system")
+                .query(&drop)
+                .execute()
+                .await?;
+        }
         Ok(())
     }
 }

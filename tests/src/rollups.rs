@@ -201,7 +201,7 @@ pub async fn rollup_content(store: &Store, layout: &Layout) -> Result<String> {
             "SELECT {keys}, {sums} FROM {table} GROUP BY {keys} ORDER BY {keys}",
             keys = layout.keys,
             sums = layout.sums,
-            table = layout.table,
+            table = store.rollup(layout.table),
         ),
     )
     .await

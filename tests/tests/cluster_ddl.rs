@@ -12,7 +12,7 @@
 //!   council. See deploy/SCALING.md for what it does not support.
 
 use anyhow::{Context, Result};
-use channelshift_store::{MIGRATIONS, ROLLUPS};
+use channelshift_store::{MIGRATIONS, ROLLUPS, ROLLUPS_PLACEHOLDER};
 use channelshift_tests::grafana::repository_root;
 
 const ON_CLUSTER: &str = "ON CLUSTER '{cluster}'";
@@ -67,13 +67,48 @@ fn sharding_key(table: &str) -> &'static str {
         "cityHash64(stream, partition)"
     } else if table == "raw_retention" {
         "cityHash64(raw_table)"
+    } else if table == "ingest_freshness" {
+        "cityHash64(raw_table, council)"
     } else {
         "cityHash64(council)"
     }
 }
 
+/// The rollups' database when the store's is `channelshift`.
+const ROLLUPS_DATABASE: &str = "channelshift_rollups";
+
 fn rewrite(statement: &str, layout: Layout) -> Result<Vec<String>> {
-    let statement = dedent(statement);
+    let statement = dedent(statement).replace(ROLLUPS_PLACEHOLDER, ROLLUPS_DATABASE);
+    if let Some(database) = statement.strip_prefix("CREATE DATABASE IF NOT EXISTS ") {
+        return Ok(vec![format!(
+            "CREATE DATABASE IF NOT EXISTS {database} {ON_CLUSTER}"
+        )]);
+    }
+    if let Some(rest) = statement.strip_prefix("RENAME TABLE ") {
+        let (from, to) = rest.split_once(" TO ").context("RENAME without TO")?;
+        return Ok(match layout {
+            Layout::Replicated => vec![format!("RENAME TABLE {from} TO {to} {ON_CLUSTER}")],
+            // The shards' tables move; the Distributed table in front of
+            // them is made again in the new database, pointing at them there.
+            Layout::Sharded => {
+                let (database, name) = to.split_once('.').context("RENAME to another database")?;
+                vec![
+                    format!("RENAME TABLE {from}_local TO {to}_local {ON_CLUSTER}"),
+                    format!("DROP TABLE IF EXISTS {from} {ON_CLUSTER}"),
+                    format!(
+                        "CREATE TABLE IF NOT EXISTS {to} {ON_CLUSTER} AS {to}_local\n\
+                         ENGINE = Distributed('{{cluster}}', '{database}', {name}_local, {})",
+                        sharding_key(name)
+                    ),
+                ]
+            }
+        });
+    }
+    if statement.starts_with("INSERT INTO ") {
+        // Into a Replicated table (one replica's insert reaches all) or a
+        // Distributed one (which sends each row to its shard).
+        return Ok(vec![statement]);
+    }
     if statement.starts_with("CREATE TABLE IF NOT EXISTS ") {
         let name = name_after(&statement, "CREATE TABLE IF NOT EXISTS ")?;
         let head = format!("CREATE TABLE IF NOT EXISTS {name}");
@@ -101,11 +136,18 @@ fn rewrite(statement: &str, layout: Layout) -> Result<Vec<String>> {
                     &format!("CREATE TABLE IF NOT EXISTS {name}_local {ON_CLUSTER}"),
                     1,
                 ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {name} {ON_CLUSTER} AS {name}_local\n\
-                     ENGINE = Distributed('{{cluster}}', currentDatabase(), {name}_local, {})",
-                    sharding_key(name)
-                ),
+                match name.split_once('.') {
+                    Some((database, table)) => format!(
+                        "CREATE TABLE IF NOT EXISTS {name} {ON_CLUSTER} AS {name}_local\n\
+                         ENGINE = Distributed('{{cluster}}', '{database}', {table}_local, {})",
+                        sharding_key(table)
+                    ),
+                    None => format!(
+                        "CREATE TABLE IF NOT EXISTS {name} {ON_CLUSTER} AS {name}_local\n\
+                         ENGINE = Distributed('{{cluster}}', currentDatabase(), {name}_local, {})",
+                        sharding_key(name)
+                    ),
+                },
             ],
         })
     } else if statement.starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS ") {
@@ -165,7 +207,9 @@ fn cluster_ddl(layout: Layout) -> Result<String> {
          -- each server's config. Run once, on any server, before ingest first starts:\n\
          --   clickhouse-client --multiquery --database channelshift < this-file.sql\n\
          -- (after CREATE DATABASE channelshift {ON_CLUSTER}). Ingest then finds every\n\
-         -- migration recorded and every table present.\n\
+         -- migration recorded and every table present. The rollups live in\n\
+         -- channelshift_rollups (migration 8), the database the dashboards' user\n\
+         -- may read; a store database of another name has `<name>_rollups`.\n\
          {about}\n\
          -- Applied migrations, one replication group for the whole cluster.\n\
          CREATE TABLE IF NOT EXISTS schema_migrations {ON_CLUSTER} (\n\
@@ -227,7 +271,28 @@ fn every_table_and_view_of_the_migrations_has_its_cluster_form() -> Result<()> {
     let sharded = cluster_ddl(Layout::Sharded)?;
     for migration in MIGRATIONS {
         for statement in migration.statements {
-            let statement = dedent(statement);
+            let statement = dedent(statement).replace(ROLLUPS_PLACEHOLDER, ROLLUPS_DATABASE);
+            if let Some(rest) = statement.strip_prefix("RENAME TABLE ") {
+                assert!(replicated.contains(&format!("RENAME TABLE {rest} {ON_CLUSTER}")));
+                let (from, to) = rest.split_once(" TO ").context("TO")?;
+                assert!(sharded.contains(&format!(
+                    "RENAME TABLE {from}_local TO {to}_local {ON_CLUSTER}"
+                )));
+                assert!(sharded.contains(&format!("CREATE TABLE IF NOT EXISTS {to} {ON_CLUSTER}")));
+                continue;
+            }
+            if statement.starts_with("INSERT INTO ") {
+                for ddl in [&replicated, &sharded] {
+                    assert!(ddl.contains(&statement));
+                }
+                continue;
+            }
+            if statement.starts_with("CREATE DATABASE IF NOT EXISTS ") {
+                for ddl in [&replicated, &sharded] {
+                    assert!(ddl.contains(&format!("{statement} {ON_CLUSTER}")));
+                }
+                continue;
+            }
             if let Some(name) = statement.strip_prefix("DROP TABLE IF EXISTS ") {
                 for ddl in [&replicated, &sharded] {
                     assert!(ddl.contains(&format!("DROP TABLE IF EXISTS {name} {ON_CLUSTER}")));

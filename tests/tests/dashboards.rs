@@ -8,6 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use channelshift_api::config::{Baseline, KpiSettings};
+use channelshift_store::ClickHouseConfig;
 use channelshift_tests::grafana::{
     expand_sql, load_dashboards, metric_names, scraped_names, Dashboard, TimeRange, CLICKHOUSE,
     PROMETHEUS,
@@ -161,10 +162,9 @@ fn dashboards_are_well_formed() -> Result<()> {
     Ok(())
 }
 
-/// Runs `sql` as the read-only user (as Grafana's data source would) and
-/// returns the column names and rows.
-async fn run(scope: &Scope, sql: &str) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
-    let reader = scope.reader();
+/// Runs `sql` as `reader` (the dashboards' user, as Grafana's data source
+/// would) and returns the column names and rows.
+async fn run(reader: &ClickHouseConfig, sql: &str) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
     let response = reqwest::Client::new()
         .post(&reader.url)
         .query(&[
@@ -389,6 +389,7 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
     let dashboards = load_dashboards()?;
     let monitored = Monitored::start("dashboards").await?;
     let scope = &monitored.scope;
+    let grafana_user = scope.dashboards_user().await?;
     // Local 1 April to 30 June 2025, as a Europe/London dashboard sends it.
     let range = TimeRange {
         from: "2025-03-31T23:00:00Z".parse()?,
@@ -412,7 +413,7 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
                     range,
                     &chosen,
                 )?;
-                let (_, rows) = run(scope, &sql).await.context(name.clone())?;
+                let (_, rows) = run(&grafana_user, &sql).await.context(name.clone())?;
                 let values: Vec<String> = rows
                     .iter()
                     .map(|row| row[0].as_str().unwrap_or_default().to_string())
@@ -445,7 +446,7 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
                 range,
                 &chosen,
             )?;
-            let (columns, rows) = run(scope, &sql).await.context(name.clone())?;
+            let (columns, rows) = run(&grafana_user, &sql).await.context(name.clone())?;
             let title = panel_title(&name);
             if title == "Data as of" {
                 assert_eq!(columns, ["newest_ingested_at"]);
@@ -485,11 +486,11 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
             continue;
         }
         let sql = target["rawSql"].as_str().unwrap_or_default();
-        let (_, expected) = run(scope, &expand_sql(sql, range, &unknown)?)
+        let (_, expected) = run(&grafana_user, &expand_sql(sql, range, &unknown)?)
             .await
             .context(name.clone())?;
         let attacked = expand_sql(sql, range, &hostile)?;
-        let (_, rows) = run(scope, &attacked)
+        let (_, rows) = run(&grafana_user, &attacked)
             .await
             .with_context(|| format!("{name}: {attacked}"))?;
         assert_eq!(
@@ -512,8 +513,8 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
         .map(|(_, target)| target["rawSql"].as_str().unwrap_or_default().to_string())
         .context("savings panel")?;
     chosen.insert("take_up_definition".into(), vec!["current".into()]);
-    let (_, take_up_rows) = run(scope, &expand_sql(&take_up_sql, range, &chosen)?).await?;
-    let (_, savings_rows) = run(scope, &expand_sql(&savings_sql, range, &chosen)?).await?;
+    let (_, take_up_rows) = run(&grafana_user, &expand_sql(&take_up_sql, range, &chosen)?).await?;
+    let (_, savings_rows) = run(&grafana_user, &expand_sql(&savings_sql, range, &chosen)?).await?;
     let settings = KpiSettings {
         suppression_threshold: 10,
         baseline: Some(Baseline {
@@ -589,7 +590,7 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
             range,
             &chosen,
         )?;
-        let (columns, rows) = run(scope, &sql).await.context(name.clone())?;
+        let (columns, rows) = run(&grafana_user, &sql).await.context(name.clone())?;
         assert_eq!(columns, ["table_name", "age_seconds"], "{name}");
         assert_eq!(rows.len(), 2, "{name}");
         for row in rows {
@@ -622,4 +623,82 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
     }
     assert!(checked > 15, "only {checked} metric names checked");
     monitored.stop().await
+}
+
+/// The dashboards' ClickHouse user (Grafana's) reads the rollups and nothing
+/// else: each attempt a viewer, or anyone holding Grafana's credentials,
+/// could make on the raw data is refused by the server, and the dashboards'
+/// own tables answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboards_user_reads_the_rollups_and_nothing_else() -> Result<()> {
+    let scope = Scope::new("dashboards-user");
+    let store = scope.store().await?;
+    store.migrate().await?;
+    let data = channelshift_tests::rollups::raw_data(40, 10);
+    store
+        .insert_contacts(&mut data.contacts.clone(), channelshift_store::Fencing::Off)
+        .await?;
+    store
+        .insert_satisfaction(
+            &mut data.responses.clone(),
+            channelshift_store::Fencing::Off,
+        )
+        .await?;
+    let user = scope.dashboards_user().await?;
+
+    let (_, rows) = run(&user, "SELECT toUInt64(sum(contacts)) FROM contact_daily").await?;
+    assert_eq!(rows, [[json!(data.contacts.len())]]);
+    let (_, rows) = run(
+        &user,
+        "SELECT raw_table, toUInt32(max(newest_ingested_at)) > 0 FROM ingest_freshness \
+         GROUP BY raw_table ORDER BY raw_table",
+    )
+    .await?;
+    assert_eq!(
+        rows,
+        [
+            [json!("contact_events"), json!(1)],
+            [json!("satisfaction_responses"), json!(1)]
+        ]
+    );
+
+    let db = &scope.database;
+    let rollups = &user.database;
+    let attacks = [
+        format!("SELECT count() FROM `{db}`.contact_events"),
+        format!("SELECT customer_hash FROM `{db}`.contact_events LIMIT 1"),
+        format!("SELECT comment FROM `{db}`.satisfaction_responses LIMIT 1"),
+        format!("SELECT count() FROM `{db}`.contact_event_ids"),
+        format!("SELECT count() FROM `{db}`.contact_events_staging"),
+        format!("SELECT count() FROM `{db}`.ingest_checkpoints"),
+        format!("SELECT count() FROM merge('{db}', '^contact_events$')"),
+        format!("SELECT count() FROM remote('127.0.0.1', `{db}`.contact_events)"),
+        format!(
+            "INSERT INTO `{rollups}`.contact_daily (council, contacts) VALUES ('E07000041', 1)"
+        ),
+        format!("DROP TABLE `{rollups}`.contact_daily"),
+        format!("CREATE TABLE `{rollups}`.grafana_table (x UInt8) ENGINE = Memory"),
+        "SELECT 1 SETTINGS readonly = 0".to_string(),
+    ];
+    // The API's reader may read the raw table: what refuses the dashboards'
+    // user is its rights, not the query.
+    let (_, rows) = run(&scope.reader(), &attacks[0]).await?;
+    assert_eq!(rows, [[json!(data.contacts.len())]]);
+    for attack in &attacks {
+        let refused = run(&user, attack).await;
+        let Err(error) = refused else {
+            bail!("the dashboards' user was allowed: {attack}");
+        };
+        let error = error.to_string();
+        eprintln!(
+            "refused: {attack}\n  {}",
+            error.lines().next().unwrap_or("")
+        );
+        // 291: access denied to the database; 164: readonly.
+        assert!(
+            error.contains("Code: 291") || error.contains("Code: 164"),
+            "{attack} failed for another reason: {error}"
+        );
+    }
+    scope.drop_database().await
 }

@@ -393,13 +393,18 @@ fn prometheus_grafana_and_clickhouse_agree_with_the_services() -> Result<()> {
         );
     }
     assert!(users.contains("<readonly>2</readonly>"));
-    for variable in ["CLICKHOUSE_WRITER_PASSWORD", "CLICKHOUSE_READER_PASSWORD"] {
+    for variable in [
+        "CLICKHOUSE_WRITER_PASSWORD",
+        "CLICKHOUSE_READER_PASSWORD",
+        "CLICKHOUSE_DASHBOARDS_PASSWORD",
+    ] {
         assert!(users.contains(&format!("from_env=\"{variable}\"")));
         assert!(environment(&services["clickhouse"]).contains_key(variable));
     }
 
     // Grafana: one data source of each type the dashboards use, the
-    // ClickHouse one as the read-only user, and the dashboards folder mounted
+    // ClickHouse one as the user that reads only the rollups (its grant and
+    // its constraints in users.xml), and the dashboards folder mounted
     // where the provider reads it.
     let datasources = yaml("grafana/provisioning/datasources/channelshift.yml")?;
     let datasources = datasources["datasources"]
@@ -429,13 +434,24 @@ fn prometheus_grafana_and_clickhouse_agree_with_the_services() -> Result<()> {
         .find(|source| source["type"] == CLICKHOUSE)
         .context("ClickHouse data source")?;
     assert_eq!(clickhouse["jsonData"]["host"], "clickhouse");
-    assert_eq!(clickhouse["jsonData"]["username"], "channelshift_reader");
-    assert_eq!(clickhouse["jsonData"]["defaultDatabase"], "channelshift");
+    assert_eq!(
+        clickhouse["jsonData"]["username"],
+        "channelshift_dashboards"
+    );
+    assert_eq!(
+        clickhouse["jsonData"]["defaultDatabase"],
+        "channelshift_rollups"
+    );
     assert_eq!(
         clickhouse["secureJsonData"]["password"],
-        "$CLICKHOUSE_READER_PASSWORD"
+        "$CLICKHOUSE_DASHBOARDS_PASSWORD"
     );
-    assert!(environment(&services["grafana"]).contains_key("CLICKHOUSE_READER_PASSWORD"));
+    assert!(users.contains("<query>GRANT SELECT ON channelshift_rollups.*</query>"));
+    assert!(users.contains("<readonly><const/></readonly>"));
+    let grafana_environment = environment(&services["grafana"]);
+    assert!(grafana_environment.contains_key("CLICKHOUSE_DASHBOARDS_PASSWORD"));
+    assert!(!grafana_environment.contains_key("CLICKHOUSE_READER_PASSWORD"));
+    assert!(!grafana_environment.contains_key("CLICKHOUSE_WRITER_PASSWORD"));
     let prometheus_source = datasources
         .iter()
         .find(|source| source["type"] == PROMETHEUS)

@@ -1016,9 +1016,10 @@ async fn a_back_load_of_130_months_for_a_new_council_is_stored_once() -> Result<
     }
     let in_rollup = store
         .client()
-        .query(
-            "SELECT uniqExact(toYYYYMM(day)) AS n FROM contact_daily WHERE council = 'E06000001'",
-        )
+        .query(&format!(
+            "SELECT uniqExact(toYYYYMM(day)) AS n FROM {} WHERE council = 'E06000001'",
+            store.rollup("contact_daily")
+        ))
         .fetch_one::<Months>()
         .await?
         .n;
@@ -1214,8 +1215,9 @@ async fn rows_clickhouse_refuses_for_good_are_dead_lettered_and_the_rest_stored(
         .await?;
     assert_eq!(rejected, 6.0);
     drop(ingest);
-    let drop = format!("DROP DATABASE IF EXISTS `{}`", scope.database);
-    store.client().query(&drop).execute().await?;
+    for drop in scope.drop_statements() {
+        store.client().query(&drop).execute().await?;
+    }
     Ok(())
 }
 
@@ -1306,8 +1308,9 @@ async fn views_failing_runs(test: &str, on: On<'_>, runs: usize) -> Result<Vec<f
     let total = ((runs + 1) * per_run) as u64;
     reconciled_exactly(&config, total, 0, Duration::from_secs(60), &[&ingest]).await?;
     drop(ingest);
-    let drop = format!("DROP DATABASE IF EXISTS `{}`", scope.database);
-    store.client().query(&drop).execute().await?;
+    for drop in scope.drop_statements() {
+        store.client().query(&drop).execute().await?;
+    }
     Ok(found)
 }
 

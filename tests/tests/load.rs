@@ -102,7 +102,10 @@ async fn a_steady_load_gets_only_2xx_and_memory_does_not_grow() -> Result<()> {
             }
             let count = store
                 .client()
-                .query("SELECT toUInt64(sum(contacts)) AS n FROM contact_daily")
+                .query(&format!(
+                    "SELECT toUInt64(sum(contacts)) AS n FROM {}",
+                    store.rollup("contact_daily")
+                ))
                 .fetch_one::<Count>()
                 .await?;
             Ok((count.n == 2_000).then_some(()))

@@ -59,7 +59,8 @@ async fn per_day(store: &Store, layout: &Layout) -> Result<BTreeMap<NaiveDate, u
         .client()
         .query(&format!(
             "SELECT toString(day) AS local_day, toUInt64(sum({})) AS n FROM {} GROUP BY day",
-            layout.rows_column, layout.table
+            layout.rows_column,
+            store.rollup(layout.table)
         ))
         .fetch_all::<DayTotal>()
         .await?;
@@ -79,7 +80,8 @@ async fn per_month_in(store: &Store, layout: &Layout) -> Result<BTreeMap<u32, u6
         .client()
         .query(&format!(
             "SELECT toYYYYMM(day) AS month, toUInt64(sum({})) AS n FROM {} GROUP BY month",
-            layout.rows_column, layout.table
+            layout.rows_column,
+            store.rollup(layout.table)
         ))
         .fetch_all::<MonthTotal>()
         .await?;
@@ -103,12 +105,13 @@ async fn execute(store: &Store, sql: &str) -> Result<()> {
 /// month with data and in a month without any (which the rebuild must drop),
 /// and a month deleted from `contact_area_daily`, as if its view had missed it.
 async fn corrupt_rollups(store: &Store) -> Result<()> {
+    let r = store.rollups_database();
     for month in 3..=10 {
         let day = format!("2025-{month:02}-12");
         execute(
             store,
             &format!(
-                "INSERT INTO contact_daily (council, day, service, channel, customer_type, \
+                "INSERT INTO {r}.contact_daily (council, day, service, channel, customer_type, \
                  interaction, outcome, assisted, contacts, timed) \
                  VALUES ('{COUNCIL}', '{day}', 'council_tax', 'web', 'resident', 'transaction', \
                  'completed', 0, {n}, 1)",
@@ -119,7 +122,7 @@ async fn corrupt_rollups(store: &Store) -> Result<()> {
         execute(
             store,
             &format!(
-                "INSERT INTO satisfaction_daily (council, day, service, channel, customer_type, \
+                "INSERT INTO {r}.satisfaction_daily (council, day, service, channel, customer_type, \
                  instrument, score, responses) \
                  VALUES ('{COUNCIL}', '{day}', 'waste', 'web', 'resident', 'csat5', 5, {n})",
                 n = 500 + month
@@ -130,7 +133,7 @@ async fn corrupt_rollups(store: &Store) -> Result<()> {
             execute(
                 store,
                 &format!(
-                    "INSERT INTO contact_area_daily (council, day, ward, lsoa, channel, assisted, \
+                    "INSERT INTO {r}.contact_area_daily (council, day, ward, lsoa, channel, assisted, \
                      interaction, outcome, contacts) \
                      VALUES ('{COUNCIL}', '{day}', 'E05009999', '', 'web', 0, 'transaction', \
                      'completed', {month})"
@@ -142,7 +145,7 @@ async fn corrupt_rollups(store: &Store) -> Result<()> {
     execute(
         store,
         &format!(
-            "INSERT INTO contact_daily (council, day, service, channel, customer_type, \
+            "INSERT INTO {r}.contact_daily (council, day, service, channel, customer_type, \
              interaction, outcome, assisted, contacts) \
              VALUES ('{COUNCIL}', '2024-11-03', 'waste', 'phone', 'resident', 'transaction', \
              'completed', 0, 77)"
@@ -152,7 +155,7 @@ async fn corrupt_rollups(store: &Store) -> Result<()> {
     execute(
         store,
         &format!(
-            "INSERT INTO satisfaction_daily (council, day, service, channel, customer_type, \
+            "INSERT INTO {r}.satisfaction_daily (council, day, service, channel, customer_type, \
              instrument, score, responses) \
              VALUES ('{COUNCIL}', '2024-11-03', 'waste', 'web', 'resident', 'csat5', 1, 3)"
         ),
@@ -160,7 +163,7 @@ async fn corrupt_rollups(store: &Store) -> Result<()> {
     .await?;
     execute(
         store,
-        "ALTER TABLE contact_area_daily DROP PARTITION 202507",
+        &format!("ALTER TABLE {r}.contact_area_daily DROP PARTITION 202507"),
     )
     .await
 }

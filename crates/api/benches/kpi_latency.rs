@@ -72,10 +72,17 @@ async fn main() -> Result<()> {
 
     let contacts = count(&store, "SELECT count() AS n FROM contact_events").await?;
     let responses = count(&store, "SELECT count() AS n FROM satisfaction_responses").await?;
-    let rollup_rows = count(&store, "SELECT count() AS n FROM contact_daily").await?;
+    let rollup_rows = count(
+        &store,
+        &format!("SELECT count() AS n FROM {}", store.rollup("contact_daily")),
+    )
+    .await?;
     let span = store
         .client()
-        .query("SELECT toString(min(day)) AS first, toString(max(day)) AS last FROM contact_daily")
+        .query(&format!(
+            "SELECT toString(min(day)) AS first, toString(max(day)) AS last FROM {}",
+            store.rollup("contact_daily")
+        ))
         .fetch_one::<Span>()
         .await?;
     let first = NaiveDate::parse_from_str(&span.first, "%Y-%m-%d")?;

@@ -47,11 +47,12 @@ impl Record {
         }
     }
 
-    /// The total of the daily rollup: one per raw row.
-    const fn rollup_total(self) -> &'static str {
+    /// The daily rollup (in the rollups' database) and its column that
+    /// counts one per raw row.
+    pub const fn rollup(self) -> (&'static str, &'static str) {
         match self {
-            Record::Contact => "SELECT toUInt64(sum(contacts)) AS n FROM contact_daily",
-            Record::Satisfaction => "SELECT toUInt64(sum(responses)) AS n FROM satisfaction_daily",
+            Record::Contact => ("contact_daily", "contacts"),
+            Record::Satisfaction => ("satisfaction_daily", "responses"),
         }
     }
 }
@@ -204,7 +205,12 @@ impl Store {
     /// The daily rollup's total count: equal to the raw rows when every
     /// insert reached the rollup.
     pub async fn rollup_total(&self, record: Record) -> Result<u64, StoreError> {
-        self.count(record.rollup_total()).await
+        let (rollup, counted) = record.rollup();
+        self.count(&format!(
+            "SELECT toUInt64(sum({counted})) AS n FROM {}",
+            self.rollup(rollup)
+        ))
+        .await
     }
 
     /// Which of `ids` the raw table holds for `council`, whatever the id index

@@ -489,7 +489,13 @@ impl Store {
             key(keys.service, "service", "k_service"),
             key(keys.customer_type, "customer_type", "k_customer_type"),
         ));
-        from(&mut sql, source, "contact_daily", CONTACT_RAW, filter);
+        from(
+            &mut sql,
+            source,
+            &self.rollup("contact_daily"),
+            CONTACT_RAW,
+            filter,
+        );
         filters(
             &mut sql,
             filter,
@@ -529,7 +535,7 @@ impl Store {
         from(
             &mut sql,
             source,
-            "satisfaction_daily",
+            &self.rollup("satisfaction_daily"),
             SATISFACTION_RAW,
             filter,
         );
@@ -573,7 +579,13 @@ impl Store {
                 sumIf(contacts, interaction = 'transaction' AND outcome IN ('completed', 'ineligible')) AS completed",
             bucket.sql(),
         ));
-        from(&mut sql, source, "contact_area_daily", AREA_RAW, filter);
+        from(
+            &mut sql,
+            source,
+            &self.rollup("contact_area_daily"),
+            AREA_RAW,
+            filter,
+        );
         filters(
             &mut sql,
             filter,
@@ -622,10 +634,11 @@ impl Store {
     ) -> Result<u64, StoreError> {
         Ok(self
             .client
-            .query(
-                "SELECT uniqExact(day) AS days FROM contact_daily
+            .query(&format!(
+                "SELECT uniqExact(day) AS days FROM {}
                 WHERE council = ? AND day >= toDate(?) AND day <= toDate(?)",
-            )
+                self.rollup("contact_daily")
+            ))
             .bind(council.as_str())
             .bind(from.to_string())
             .bind(to.to_string())

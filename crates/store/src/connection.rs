@@ -325,6 +325,17 @@ impl Store {
         &self.database
     }
 
+    /// The database the rollups live in, `<database>_rollups`: the only one
+    /// the dashboards' ClickHouse user may read (see `deploy/README.md`).
+    pub fn rollups_database(&self) -> String {
+        rollups_database(&self.database)
+    }
+
+    /// A rollup's name qualified with [`Store::rollups_database`], for SQL.
+    pub fn rollup(&self, table: &str) -> String {
+        format!("{}.{table}", self.rollups_database())
+    }
+
     /// (major, minor) of the server, for gating newer features.
     pub fn server_version(&self) -> (u32, u32) {
         self.server_version
@@ -367,6 +378,11 @@ fn parse_version(version: &str) -> Result<(u32, u32), StoreError> {
         (Some(Ok(major)), Some(Ok(minor))) => Ok((major, minor)),
         _ => Err(StoreError::Version(version.to_string())),
     }
+}
+
+/// The rollups' database for a store database: `<database>_rollups`.
+pub fn rollups_database(database: &str) -> String {
+    format!("{database}_rollups")
 }
 
 #[cfg(test)]

@@ -426,7 +426,68 @@ pub const MIGRATIONS: &[Migration] = &[
             ) ENGINE = MergeTree
             ORDER BY raw_table"],
     },
+    Migration {
+        version: 8,
+        // A database of its own so that a ClickHouse user can be allowed the
+        // rollups and nothing else: 18.16 restricts users by database only
+        // (`allow_databases`), and checks it through views. `{rollups}` is
+        // `<database>_rollups`. A RENAME of a table already moved is skipped,
+        // so the migration can run again after a crash half-way. Between a
+        // RENAME and its old view's DROP, INSERTs into the raw table fail
+        // (the old view's target is gone) and ingest retries them; stop
+        // replicas of the previous version before upgrading.
+        name: "rollups in a database of their own, the only one the dashboards' user may read",
+        statements: &[
+            "CREATE DATABASE IF NOT EXISTS {rollups}",
+            "RENAME TABLE contact_daily TO {rollups}.contact_daily",
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS contact_daily_rollup_mv TO {rollups}.contact_daily AS",
+                contact_daily_select!(),
+                contact_daily_group_by!()
+            ),
+            "DROP TABLE IF EXISTS contact_daily_mv",
+            "RENAME TABLE satisfaction_daily TO {rollups}.satisfaction_daily",
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_daily_rollup_mv TO {rollups}.satisfaction_daily AS",
+                satisfaction_daily_select!(),
+                satisfaction_daily_group_by!()
+            ),
+            "DROP TABLE IF EXISTS satisfaction_daily_mv",
+            "RENAME TABLE contact_area_daily TO {rollups}.contact_area_daily",
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS contact_area_daily_rollup_mv TO {rollups}.contact_area_daily AS",
+                contact_area_daily_select!(),
+                contact_area_daily_group_by!()
+            ),
+            "DROP TABLE IF EXISTS contact_area_daily_mv",
+            // When each council's newest raw row was stored, for the
+            // dashboards' "data as of" without reading the raw tables.
+            // Readers take max(): merges keep the newest row per key.
+            "CREATE TABLE IF NOT EXISTS {rollups}.ingest_freshness (
+                raw_table String,
+                council String,
+                newest_ingested_at DateTime
+            ) ENGINE = ReplacingMergeTree(newest_ingested_at)
+            ORDER BY (raw_table, council)",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS contact_events_freshness_mv TO {rollups}.ingest_freshness AS
+            SELECT 'contact_events' AS raw_table, council, max(ingested_at) AS newest_ingested_at
+            FROM contact_events GROUP BY council",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_responses_freshness_mv TO {rollups}.ingest_freshness AS
+            SELECT 'satisfaction_responses' AS raw_table, council, max(ingested_at) AS newest_ingested_at
+            FROM satisfaction_responses GROUP BY council",
+            // Rows stored before the views: run again, it changes nothing.
+            "INSERT INTO {rollups}.ingest_freshness
+            SELECT 'contact_events' AS raw_table, council, max(ingested_at) AS newest_ingested_at
+            FROM contact_events GROUP BY council",
+            "INSERT INTO {rollups}.ingest_freshness
+            SELECT 'satisfaction_responses' AS raw_table, council, max(ingested_at) AS newest_ingested_at
+            FROM satisfaction_responses GROUP BY council",
+        ],
+    },
 ];
+
+/// Where a migration's statements name the rollups' database.
+pub const ROLLUPS_PLACEHOLDER: &str = "{rollups}";
 
 #[derive(Row, Deserialize)]
 struct Applied {
@@ -439,7 +500,16 @@ impl Store {
     /// every migration applied is only read, so a replica can start while
     /// the server refuses writes (read-only for maintenance, say).
     pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
-        if self.applied_migrations().await?.len() == MIGRATIONS.len() {
+        self.migrate_through(u32::MAX).await
+    }
+
+    /// [`Store::migrate`], stopping after migration `last`.
+    pub async fn migrate_through(&self, last: u32) -> Result<Vec<u32>, StoreError> {
+        let wanted = MIGRATIONS
+            .iter()
+            .filter(|migration| migration.version <= last)
+            .count();
+        if self.applied_migrations().await?.len() >= wanted {
             return Ok(Vec::new());
         }
         let server = self.client.clone().with_database("system");
@@ -464,12 +534,10 @@ impl Store {
         let applied = self.applied_migrations().await?;
         let mut now_applied = Vec::new();
         for migration in MIGRATIONS {
-            if applied.contains(&migration.version) {
+            if applied.contains(&migration.version) || migration.version > last {
                 continue;
             }
-            for statement in migration.statements {
-                self.client.query(statement).execute().await?;
-            }
+            self.run_statements(migration).await?;
             self.client
                 .query("INSERT INTO schema_migrations (version, name) VALUES (?, ?)")
                 .bind(migration.version)
@@ -487,7 +555,49 @@ impl Store {
     }
 }
 
+/// The table a `RENAME TABLE <table> TO …` statement moves.
+fn renamed_table(statement: &str) -> Option<&str> {
+    statement
+        .strip_prefix("RENAME TABLE ")?
+        .split_whitespace()
+        .next()
+}
+
 impl Store {
+    /// Runs `migration`'s statements, without recording it: what `migrate`
+    /// does for each migration, and what it does again after a crash half-way.
+    pub async fn run_statements(&self, migration: &Migration) -> Result<(), StoreError> {
+        for statement in migration.statements {
+            let statement = statement.replace(ROLLUPS_PLACEHOLDER, &self.rollups_database());
+            if let Some(table) = renamed_table(&statement) {
+                if !self.has_table(table).await? {
+                    continue;
+                }
+            }
+            self.client.query(&statement).execute().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the store's database has a table (or view) called `name`.
+    async fn has_table(&self, name: &str) -> Result<bool, StoreError> {
+        #[derive(Row, Deserialize)]
+        struct Exists {
+            n: u64,
+        }
+        Ok(self
+            .client
+            .clone()
+            .with_database("system")
+            .query("SELECT count() AS n FROM system.tables WHERE database = ? AND name = ?")
+            .bind(self.database())
+            .bind(name)
+            .fetch_one::<Exists>()
+            .await?
+            .n
+            > 0)
+    }
+
     /// The versions recorded in `schema_migrations`; none when the database or
     /// the table does not exist yet.
     async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
@@ -535,18 +645,54 @@ mod tests {
             .filter_map(|statement| {
                 let rest = statement.strip_prefix("CREATE MATERIALIZED VIEW IF NOT EXISTS ")?;
                 let target = rest.split_whitespace().nth(2)?;
-                (!target.ends_with("_ids")).then_some((target, statement))
+                (!target.ends_with("_ids") && !target.ends_with(".ingest_freshness"))
+                    .then_some((target, statement))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_rollup_is_fed_by_one_view_into_the_rollups_database() {
+        let into_rollups: Vec<&str> = rollup_views()
+            .into_iter()
+            .filter_map(|(target, _)| target.strip_prefix("{rollups}."))
+            .collect();
+        let mut tables: Vec<&str> = ROLLUPS.iter().map(|rollup| rollup.table).collect();
+        let mut fed = into_rollups.clone();
+        tables.sort_unstable();
+        fed.sort_unstable();
+        assert_eq!(fed, tables);
+    }
+
+    #[test]
+    fn a_rename_names_the_table_it_moves() {
+        assert_eq!(
+            renamed_table("RENAME TABLE contact_daily TO x_rollups.contact_daily"),
+            Some("contact_daily")
+        );
+        assert_eq!(renamed_table("DROP TABLE IF EXISTS contact_daily_mv"), None);
+    }
+
+    /// Rollup views' targets without the rollups' database.
+    fn rollup_view_tables() -> Vec<(&'static str, &'static str)> {
+        rollup_views()
+            .into_iter()
+            .map(|(target, statement)| {
+                (
+                    target.strip_prefix("{rollups}.").unwrap_or(target),
+                    statement,
+                )
             })
             .collect()
     }
 
     #[test]
     fn every_rollup_view_is_rebuilt_with_its_own_select() {
-        let views = rollup_views();
+        let views = rollup_view_tables();
         assert_eq!(
             views.len(),
-            ROLLUPS.len(),
-            "a rollup view is missing from ROLLUPS"
+            2 * ROLLUPS.len(),
+            "a rollup view is missing from ROLLUPS (each has its first view, and its view into the rollups' database)"
         );
         for (target, statement) in views {
             let rollup = ROLLUPS

@@ -252,7 +252,7 @@ impl Store {
                 progress(&step);
             }
             self.client
-                .query(&format!("DROP TABLE IF EXISTS {}", staging(rollup)))
+                .query(&format!("DROP TABLE IF EXISTS {}", self.staging(rollup)))
                 .execute()
                 .await?;
             report.rollups.push(rebuilt);
@@ -279,7 +279,11 @@ impl Store {
                     .replace('\t', ", "),
             )
         };
-        let table = header(format!("SELECT * FROM {} LIMIT 0", rollup.table)).await?;
+        let table = header(format!(
+            "SELECT * FROM {} LIMIT 0",
+            self.rollup(rollup.table)
+        ))
+        .await?;
         let select = header(format!(
             "{} WHERE 0{} LIMIT 0",
             rollup.select, rollup.group_by
@@ -307,7 +311,7 @@ impl Store {
         );
         let in_rollup = format!(
             "SELECT DISTINCT toYYYYMM(day) AS month FROM {}",
-            rollup.table
+            self.rollup(rollup.table)
         );
         let mut months = Vec::new();
         for (table, sql) in [(rollup.source, in_raw), (rollup.table, in_rollup)] {
@@ -336,7 +340,7 @@ impl Store {
         rollup: &'static Rollup,
         month: Month,
     ) -> Result<(u64, u32), RebuildError> {
-        let staging = staging(rollup);
+        let staging = self.staging(rollup);
         let (from, to) = month.raw_window();
         let raw_in_window = format!(
             "SELECT count() AS n FROM {source} WHERE {time} >= toDateTime(?) AND {time} < toDateTime(?)",
@@ -358,7 +362,7 @@ impl Store {
         let published_rows = format!(
             "SELECT toUInt64(sum({rows})) AS n FROM {table} WHERE toYYYYMM(day) = ?",
             rows = rollup.rows_column,
-            table = rollup.table,
+            table = self.rollup(rollup.table),
         );
         let count = |sql: &str, bind: &[u32]| {
             let mut query = self.client.query(sql);
@@ -382,7 +386,10 @@ impl Store {
                 .execute()
                 .await?;
             self.client
-                .query(&format!("CREATE TABLE {staging} AS {}", rollup.table))
+                .query(&format!(
+                    "CREATE TABLE {staging} AS {}",
+                    self.rollup(rollup.table)
+                ))
                 .execute()
                 .await?;
             self.client
@@ -394,11 +401,11 @@ impl Store {
                 .await?;
             let computed = count(&computed_rows, &[]).await?;
             let swap = if computed == 0 {
-                format!("ALTER TABLE {} DROP PARTITION ?", rollup.table)
+                format!("ALTER TABLE {} DROP PARTITION ?", self.rollup(rollup.table))
             } else {
                 format!(
                     "ALTER TABLE {} REPLACE PARTITION ? FROM {staging}",
-                    rollup.table
+                    self.rollup(rollup.table)
                 )
             };
             self.client
@@ -504,8 +511,9 @@ impl Store {
             .client
             .query(
                 "SELECT result_part_name FROM system.merges \
-                 WHERE database = currentDatabase() AND table = ? AND partition_id = ?",
+                 WHERE database = ? AND table = ? AND partition_id = ?",
             )
+            .bind(self.rollups_database())
             .bind(rollup.table)
             .bind(month.yyyymm().to_string())
             .fetch_all::<Merge>()
@@ -520,8 +528,9 @@ impl Store {
                 .client
                 .query(
                     "SELECT count() AS n FROM system.merges \
-                     WHERE database = currentDatabase() AND table = ? AND has(?, result_part_name)",
+                     WHERE database = ? AND table = ? AND has(?, result_part_name)",
                 )
+                .bind(self.rollups_database())
                 .bind(rollup.table)
                 .bind(&parts)
                 .fetch_one::<Count>()
@@ -545,8 +554,11 @@ impl Store {
     }
 }
 
-fn staging(rollup: &Rollup) -> String {
-    format!("{}_rebuild", rollup.table)
+impl Store {
+    /// The table `rebuild-rollups` computes a month of `rollup` into, beside it.
+    fn staging(&self, rollup: &Rollup) -> String {
+        self.rollup(&format!("{}_rebuild", rollup.table))
+    }
 }
 
 #[cfg(test)]

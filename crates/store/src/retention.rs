@@ -122,18 +122,9 @@ impl Store {
                 self.rollup_total(record).await?,
             ));
         };
-        let (raw_day, rollup, counted) = match record {
-            Record::Contact => (
-                "toDate(occurred_at, 'Europe/London')",
-                "contact_daily",
-                "contacts",
-            ),
-            Record::Satisfaction => (
-                "toDate(responded_at, 'Europe/London')",
-                "satisfaction_daily",
-                "responses",
-            ),
-        };
+        let raw_day = format!("toDate({}, 'Europe/London')", record.timestamp_column());
+        let (rollup, counted) = record.rollup();
+        let rollup = self.rollup(rollup);
         let raw = self
             .client
             .query(&format!(
