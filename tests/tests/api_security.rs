@@ -844,3 +844,116 @@ async fn a_request_whose_query_meets_a_limit_gets_a_400_that_says_how_to_narrow_
     assert_eq!(api.readiness().await?, 200);
     scope.drop_database().await
 }
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Running {
+    n: u64,
+}
+
+/// API queries still running on the server, by their id's prefix.
+async fn api_queries_running(store: &channelshift_store::Store) -> Result<u64> {
+    Ok(store
+        .client()
+        .query("SELECT count() AS n FROM system.processes WHERE startsWith(query_id, ?)")
+        .bind(channelshift_api::cancel::QUERY_ID_PREFIX)
+        .fetch_one::<Running>()
+        .await?
+        .n)
+}
+
+/// A request the API gives up on (its `request_timeout_ms`) stops its
+/// ClickHouse query, on 18.16 too, which does not cancel a query when its
+/// client hangs up: here a query that needs about 8 s (16 one-row parts of
+/// `contact_daily`, each slept on for 1 s by a view, two threads) is gone
+/// soon after the 503 at 1.5 s, not 8 s later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_times_out_stops_its_query_on_the_server() -> Result<()> {
+    let scope = Scope::new("query-cancel");
+    let store = scope.store().await?;
+    store.migrate().await?;
+    let r = store.rollups_database();
+    let setup = [
+        format!("RENAME TABLE {r}.contact_daily TO {r}.contact_daily_stored"),
+        format!("SYSTEM STOP MERGES {r}.contact_daily_stored"),
+    ];
+    for statement in setup {
+        store.client().query(&statement).execute().await?;
+    }
+    for day in 1..=16 {
+        store
+            .client()
+            .query(&format!(
+                "INSERT INTO {r}.contact_daily_stored (council, day, service, channel, \
+                 customer_type, interaction, outcome, assisted, contacts) VALUES \
+                 ('{COUNCIL}', '2025-01-{day:02}', 'waste', 'web', 'resident', 'transaction', \
+                 'completed', 0, 20)"
+            ))
+            .execute()
+            .await?;
+    }
+    store
+        .client()
+        .query(&format!(
+            "CREATE VIEW {r}.contact_daily AS \
+             SELECT * FROM {r}.contact_daily_stored WHERE sleepEachRow(1) = 0"
+        ))
+        .execute()
+        .await?;
+
+    // What the view costs when nobody stops it.
+    let started = Instant::now();
+    store
+        .client()
+        .query(&format!("SELECT count() FROM {r}.contact_daily"))
+        .execute()
+        .await?;
+    let uncancelled = started.elapsed();
+    assert!(uncancelled >= Duration::from_secs(6), "{uncancelled:?}");
+
+    let api = ApiProcess::api(
+        "api-query-cancel",
+        &scope,
+        &ApiOptions {
+            limits: ServerLimits {
+                request_timeout_ms: 1_500,
+                ..ServerLimits::default()
+            },
+            ..ApiOptions::default()
+        },
+    )
+    .await?;
+    let take_up = url(
+        &api.base_url,
+        "/api/v1/kpi/digital-take-up",
+        &[
+            ("council", COUNCIL),
+            ("from", "2025-01-01"),
+            ("to", "2025-01-31"),
+            ("period", "total"),
+        ],
+    )?;
+    let client = reqwest::Client::new();
+    let (status, _) = get(&client, take_up, Some(API_TOKEN)).await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let timed_out = Instant::now();
+    eventually(
+        "the timed-out request's query stopped",
+        Duration::from_secs(30),
+        || {
+            let store = store.clone();
+            async move { Ok((api_queries_running(&store).await? == 0).then_some(())) }
+        },
+    )
+    .await?;
+    let stopped_after = timed_out.elapsed();
+    eprintln!(
+        "query cancel: {uncancelled:?} uncancelled; the request's query gone {stopped_after:?} after its 503"
+    );
+    assert!(
+        stopped_after < uncancelled / 2,
+        "the query ran on for {stopped_after:?} after the 503 ({uncancelled:?} uncancelled): {}",
+        api.log_tail()
+    );
+    drop(api);
+    scope.drop_database().await
+}

@@ -761,6 +761,9 @@ async fn a_stale_writers_rows_are_refused_by_the_server_on_both_engines() -> Res
         let unknown = vec!["no-such-query".to_string()];
         assert_eq!(tagged.still_running(&unknown).await?, 0);
         tagged.kill_queries(&unknown).await?;
+        store
+            .kill_queries_starting("channelshift-api:none:")
+            .await?;
         assert_eq!(tagged.drop_stale_stages(3_600).await?, 0);
     }
     for drop in scope.drop_statements() {

@@ -2,6 +2,7 @@
 //! dates, per period and per group. Parameters become domain values first
 //! (`request`); the figures are the reports crate's, from the rollups.
 
+use crate::cancel::RequestQueries;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, KpiQuery};
 use crate::request;
@@ -61,9 +62,17 @@ pub async fn get_kpi(
     let spec = kpi.spec();
     let params: KpiQuery = query::parse(params.as_deref())?;
     let request = request::kpi_request(&params, &spec)?;
-    // Read before the figures: they then include at least everything up to it.
-    let latest = state.store.latest_ingest().await?;
-    let report = compute(&state.store, &state.policy, kpi, &request, Source::Rollup).await?;
+    let queries = RequestQueries::new(&state.store);
+    let answer = async {
+        // Read before the figures: they then include at least everything up to it.
+        let latest = queries.store.latest_ingest().await?;
+        let report = compute(&queries.store, &state.policy, kpi, &request, Source::Rollup).await?;
+        Ok::<_, ApiError>((latest, report))
+    }
+    .await;
+    // An answer or an error: either way no query of it runs on.
+    queries.answered();
+    let (latest, report) = answer?;
     request::bounded_answer(report.rows.len(), request.periods.len())?;
     Ok(Json(KpiResponse {
         kpi,

@@ -4,6 +4,7 @@
 //! both to the configuration.
 
 pub mod auth;
+pub mod cancel;
 pub mod config;
 pub mod error;
 pub mod kpi;

@@ -3,6 +3,7 @@
 //! the same period last year, and how much of the period the data covers
 //! (computed by the reports crate, from the rollups).
 
+use crate::cancel::RequestQueries;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, ScorecardQuery};
 use crate::request;
@@ -44,15 +45,17 @@ pub async fn get_scorecard(
         Some(_) => request::date(params.date.as_ref(), "date")?,
         None => local_date(Utc::now()),
     };
-    Ok(Json(
-        scorecard(
-            &state.store,
-            &state.policy,
-            &council,
-            kind,
-            date,
-            Source::Rollup,
-        )
-        .await?,
-    ))
+    let queries = RequestQueries::new(&state.store);
+    let answer = scorecard(
+        &queries.store,
+        &state.policy,
+        &council,
+        kind,
+        date,
+        Source::Rollup,
+    )
+    .await;
+    // An answer or an error: either way no query of it runs on.
+    queries.answered();
+    Ok(Json(answer?))
 }

@@ -450,7 +450,7 @@ impl Store {
         R: clickhouse::RowOwned + clickhouse::RowRead,
         T: TryFrom<R, Error = StoreError>,
     {
-        let mut query = self.client.query(&sql.text);
+        let mut query = self.query(&sql.text);
         for bind in sql.binds {
             query = query.bind(bind);
         }
@@ -616,7 +616,6 @@ impl Store {
     /// every figure includes everything ingested up to then.
     pub async fn latest_ingest(&self) -> Result<Option<IngestedUpTo>, StoreError> {
         let latest = self
-            .client
             .query(
                 "SELECT toUInt32(max(written_at)) AS at, count() AS rows FROM ingest_checkpoints",
             )
@@ -633,7 +632,6 @@ impl Store {
         to: NaiveDate,
     ) -> Result<u64, StoreError> {
         Ok(self
-            .client
             .query(&format!(
                 "SELECT uniqExact(day) AS days FROM {}
                 WHERE council = ? AND day >= toDate(?) AND day <= toDate(?)",

@@ -278,8 +278,8 @@ impl Store {
     }
 
     /// This store, every query of which carries `limits`. On servers from
-    /// 21.x a query is also cancelled when its client hangs up (a request
-    /// the API gave up on).
+    /// 21.x a query is also cancelled when its client hangs up; the API also
+    /// stops a dropped request's queries itself (its `cancel.rs`).
     pub fn limited(&self, limits: &QueryLimits) -> Store {
         let mut client = self
             .client

@@ -177,6 +177,21 @@ impl Store {
         Ok(())
     }
 
+    /// Asks the server to stop every query whose id starts with `prefix`
+    /// (those of a [`Store::tagged`] store), and returns at once. The API
+    /// sends it for a request it gave up on, whose queries would otherwise
+    /// run to their `max_execution_time` on servers that do not cancel a
+    /// query when its client hangs up (18.16). Send it from an untagged
+    /// store: a tagged one's KILL would carry the prefix too.
+    pub async fn kill_queries_starting(&self, prefix: &str) -> Result<(), StoreError> {
+        self.client
+            .query("KILL QUERY WHERE startsWith(query_id, ?) ASYNC")
+            .bind(prefix)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
     /// Drops staged INSERTs older than `seconds`: left behind when a replica
     /// stopped between staging and dropping its stage. Returns how many.
     pub async fn drop_stale_stages(&self, seconds: u32) -> Result<usize, StoreError> {
