@@ -861,58 +861,42 @@ async fn api_queries_running(store: &channelshift_store::Store) -> Result<u64> {
         .n)
 }
 
-/// A request the API gives up on (its `request_timeout_ms`) stops its
-/// ClickHouse query, on 18.16 too, which does not cancel a query when its
-/// client hangs up: here a query that needs about 8 s (16 one-row parts of
-/// `contact_daily`, each slept on for 1 s by a view, two threads) is gone
-/// soon after the 503 at 1.5 s, not 8 s later.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_that_times_out_stops_its_query_on_the_server() -> Result<()> {
-    let scope = Scope::new("query-cancel");
-    let store = scope.store().await?;
-    store.migrate().await?;
-    let r = store.rollups_database();
-    let setup = [
-        format!("RENAME TABLE {r}.contact_daily TO {r}.contact_daily_stored"),
-        format!("SYSTEM STOP MERGES {r}.contact_daily_stored"),
-    ];
-    for statement in setup {
+/// Makes `table` (qualified) a view that sleeps 1 s on each row of what was
+/// the table, and returns how long a query over all of it takes then.
+/// Its rows must be in one-row parts (merges stopped before they were
+/// written): `sleepEachRow` may sleep at most 3 s a block.
+async fn sleep_on_every_row(store: &channelshift_store::Store, table: &str) -> Result<Duration> {
+    for statement in [
+        format!("RENAME TABLE {table} TO {table}_stored"),
+        format!("CREATE VIEW {table} AS SELECT * FROM {table}_stored WHERE sleepEachRow(1) = 0"),
+    ] {
         store.client().query(&statement).execute().await?;
     }
-    for day in 1..=16 {
-        store
-            .client()
-            .query(&format!(
-                "INSERT INTO {r}.contact_daily_stored (council, day, service, channel, \
-                 customer_type, interaction, outcome, assisted, contacts) VALUES \
-                 ('{COUNCIL}', '2025-01-{day:02}', 'waste', 'web', 'resident', 'transaction', \
-                 'completed', 0, 20)"
-            ))
-            .execute()
-            .await?;
-    }
-    store
-        .client()
-        .query(&format!(
-            "CREATE VIEW {r}.contact_daily AS \
-             SELECT * FROM {r}.contact_daily_stored WHERE sleepEachRow(1) = 0"
-        ))
-        .execute()
-        .await?;
-
-    // What the view costs when nobody stops it.
+    // What a query over it costs when nobody stops it.
     let started = Instant::now();
     store
         .client()
-        .query(&format!("SELECT count() FROM {r}.contact_daily"))
+        .query(&format!("SELECT count() FROM {table}"))
         .execute()
         .await?;
-    let uncancelled = started.elapsed();
-    assert!(uncancelled >= Duration::from_secs(6), "{uncancelled:?}");
+    Ok(started.elapsed())
+}
 
+/// Asks `path` of an API that gives up on requests after 1.5 s, and checks
+/// that the request's queries are gone from the server well before the
+/// `uncancelled` time they would need.
+async fn gives_up_and_stops(
+    scope: &Scope,
+    store: &channelshift_store::Store,
+    name: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    uncancelled: Duration,
+) -> Result<()> {
+    assert!(uncancelled >= Duration::from_secs(6), "{uncancelled:?}");
     let api = ApiProcess::api(
-        "api-query-cancel",
-        &scope,
+        name,
+        scope,
         &ApiOptions {
             limits: ServerLimits {
                 request_timeout_ms: 1_500,
@@ -922,22 +906,12 @@ async fn a_request_that_times_out_stops_its_query_on_the_server() -> Result<()> 
         },
     )
     .await?;
-    let take_up = url(
-        &api.base_url,
-        "/api/v1/kpi/digital-take-up",
-        &[
-            ("council", COUNCIL),
-            ("from", "2025-01-01"),
-            ("to", "2025-01-31"),
-            ("period", "total"),
-        ],
-    )?;
     let client = reqwest::Client::new();
-    let (status, _) = get(&client, take_up, Some(API_TOKEN)).await?;
+    let (status, _) = get(&client, url(&api.base_url, path, query)?, Some(API_TOKEN)).await?;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let timed_out = Instant::now();
     eventually(
-        "the timed-out request's query stopped",
+        "the timed-out request's queries stopped",
         Duration::from_secs(30),
         || {
             let store = store.clone();
@@ -947,13 +921,98 @@ async fn a_request_that_times_out_stops_its_query_on_the_server() -> Result<()> 
     .await?;
     let stopped_after = timed_out.elapsed();
     eprintln!(
-        "query cancel: {uncancelled:?} uncancelled; the request's query gone {stopped_after:?} after its 503"
+        "{name}: {uncancelled:?} uncancelled; the request's queries gone {stopped_after:?} after its 503"
     );
     assert!(
         stopped_after < uncancelled / 2,
-        "the query ran on for {stopped_after:?} after the 503 ({uncancelled:?} uncancelled): {}",
+        "{name}: the queries ran on for {stopped_after:?} after the 503 ({uncancelled:?} uncancelled): {}",
         api.log_tail()
     );
-    drop(api);
+    Ok(())
+}
+
+/// A KPI request the API gives up on (its `request_timeout_ms`) stops its
+/// ClickHouse query, on 18.16 too, which does not cancel a query when its
+/// client hangs up: here `contact_daily` is made to need about 12 s (16
+/// one-row parts, each slept on for 1 s by a view).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_times_out_stops_its_query_on_the_server() -> Result<()> {
+    let scope = Scope::new("query-cancel");
+    let store = scope.store().await?;
+    store.migrate().await?;
+    let daily = store.rollup("contact_daily");
+    store
+        .client()
+        .query(&format!("SYSTEM STOP MERGES {daily}"))
+        .execute()
+        .await?;
+    for day in 1..=16 {
+        store
+            .client()
+            .query(&format!(
+                "INSERT INTO {daily} (council, day, service, channel, \
+                 customer_type, interaction, outcome, assisted, contacts) VALUES \
+                 ('{COUNCIL}', '2025-01-{day:02}', 'waste', 'web', 'resident', 'transaction', \
+                 'completed', 0, 20)"
+            ))
+            .execute()
+            .await?;
+    }
+    let uncancelled = sleep_on_every_row(&store, &daily).await?;
+    gives_up_and_stops(
+        &scope,
+        &store,
+        "api-query-cancel",
+        "/api/v1/kpi/digital-take-up",
+        &[
+            ("council", COUNCIL),
+            ("from", "2025-01-01"),
+            ("to", "2025-01-31"),
+            ("period", "total"),
+        ],
+        uncancelled,
+    )
+    .await?;
+    scope.drop_database().await
+}
+
+/// The same for a committee pack, whose queries run in the pack's own
+/// process (stopped with it) and read the raw table as of an instant: the
+/// API stops them by the id prefix it gives that process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pack_request_that_times_out_stops_its_queries_on_the_server() -> Result<()> {
+    let scope = Scope::new("pack-cancel");
+    let store = scope.store().await?;
+    store.migrate().await?;
+    store
+        .client()
+        .query("SYSTEM STOP MERGES contact_events")
+        .execute()
+        .await?;
+    let an_hour_ago = channelshift_tests::rollups::seconds(chrono::Utc::now()) - 3_600;
+    for day in 1..=16 {
+        let occurred = channelshift_tests::rollups::at(&format!("2025-01-{day:02}T12:00:00Z"));
+        let mut row = channelshift_tests::rollups::contact(day, occurred);
+        row.ingested_at = an_hour_ago;
+        store
+            .insert_contacts(&mut [row], channelshift_store::Fencing::Off)
+            .await?;
+    }
+    let uncancelled =
+        sleep_on_every_row(&store, &format!("{}.contact_events", scope.database)).await?;
+    gives_up_and_stops(
+        &scope,
+        &store,
+        "api-pack-cancel",
+        "/api/v1/exports/pack",
+        &[
+            ("council", COUNCIL),
+            ("period", "quarter"),
+            ("date", "2025-01-15"),
+            ("format", "csv"),
+        ],
+        uncancelled,
+    )
+    .await?;
     scope.drop_database().await
 }

@@ -44,6 +44,11 @@ impl RequestQueries {
         }
     }
 
+    /// What the ids of the request's queries start with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The request has its answer: nothing of it is left running.
     pub fn answered(mut self) {
         self.answered = true;

@@ -52,16 +52,18 @@ impl AppState {
         if config.kpi.suppression_threshold == 0 {
             tracing::warn!("kpi.suppression_threshold is 0: small numbers will not be suppressed");
         }
+        let packs = pack::Renderer::new(
+            &store,
+            &config.clickhouse,
+            &config.query,
+            &config.kpi,
+            &config.packs,
+        );
         Ok(Self {
             store,
             token_hashes: Arc::new(token_hashes),
             policy: Arc::new(Policy::new(&config.kpi)?),
-            packs: pack::Renderer::new(
-                &config.clickhouse,
-                &config.query,
-                &config.kpi,
-                &config.packs,
-            ),
+            packs,
             calendar: Arc::new(Calendar::new(&config.packs.calendar)?),
         })
     }

@@ -4,6 +4,7 @@
 //! and the spreadsheet writers never run inside the API (and a request that
 //! gives up takes its pack's process with it).
 
+use crate::cancel::RequestQueries;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, PackQuery};
 use crate::request;
@@ -16,7 +17,7 @@ use channelshift_reports::calendar::PacksConfig;
 use channelshift_reports::job::{Connection, Failure, Job};
 use channelshift_reports::pack::{file_stem, settled_as_of, Format};
 use channelshift_reports::policy::KpiSettings;
-use channelshift_store::{ClickHouseConfig, CutOff, QueryLimits};
+use channelshift_store::{ClickHouseConfig, CutOff, QueryLimits, Store};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -29,6 +30,8 @@ use tokio::sync::Semaphore;
 #[derive(Clone)]
 pub struct Renderer {
     binary: PathBuf,
+    /// Stops a dropped request's queries (see `cancel.rs`).
+    store: Store,
     clickhouse: Connection,
     query: QueryLimits,
     kpi: KpiSettings,
@@ -58,6 +61,7 @@ impl Drop for ProcessGroup {
 
 impl Renderer {
     pub fn new(
+        store: &Store,
         clickhouse: &ClickHouseConfig,
         query: &QueryLimits,
         kpi: &KpiSettings,
@@ -70,6 +74,7 @@ impl Renderer {
         });
         Self {
             binary,
+            store: store.clone(),
             clickhouse: clickhouse.into(),
             query: query.clone(),
             kpi: kpi.clone(),
@@ -100,6 +105,9 @@ impl Renderer {
             .prefix("channelshift-pack-")
             .tempdir()
             .map_err(|error| ApiError::Internal(format!("a temporary folder: {error}")))?;
+        // The pack's process tags its queries with this request's prefix;
+        // dropping the request before the process ends stops them.
+        let queries = RequestQueries::new(&self.store);
         let job = Job {
             clickhouse: self.clickhouse.clone(),
             query: self.query.clone(),
@@ -113,6 +121,7 @@ impl Renderer {
             as_of: order.as_of.0,
             previous_as_of: order.previous_as_of.map(|at| at.0),
             format: order.format.as_str().to_string(),
+            query_id_prefix: Some(queries.prefix().to_string()),
         };
         let job =
             serde_json::to_vec(&job).map_err(|error| ApiError::Internal(error.to_string()))?;
@@ -141,6 +150,8 @@ impl Renderer {
             }
         };
         let ((), output) = tokio::join!(send, child.wait_with_output());
+        // The process has ended: none of its queries runs on.
+        queries.answered();
         let output =
             output.map_err(|error| ApiError::Internal(format!("the pack's process: {error}")))?;
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -46,6 +46,10 @@ pub async fn run(job: Job) -> Result<Vec<u8>, Failure> {
             message: error.to_string(),
         })?
         .limited(&job.query);
+    let store = match job.query_id_prefix {
+        Some(prefix) => store.tagged(prefix),
+        None => store,
+    };
     let packs = Packs {
         store,
         policy: Policy::new(&job.kpi).map_err(internal)?,

@@ -70,6 +70,10 @@ pub struct Job {
     pub previous_as_of: Option<i64>,
     /// A [`Format`] name.
     pub format: String,
+    /// When given, every query's id starts with it: the API stops them
+    /// (`KILL QUERY`) when it gives up on the request.
+    #[serde(default)]
+    pub query_id_prefix: Option<String>,
 }
 
 /// Why a job failed, as the API needs to tell its client.
