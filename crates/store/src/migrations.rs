@@ -601,19 +601,7 @@ impl Store {
     /// The versions recorded in `schema_migrations`; none when the database or
     /// the table does not exist yet.
     async fn applied_migrations(&self) -> Result<Vec<u32>, StoreError> {
-        #[derive(Row, Deserialize)]
-        struct Exists {
-            n: u64,
-        }
-        let exists = self
-            .client
-            .clone()
-            .with_database("system")
-            .query("SELECT count() AS n FROM system.tables WHERE database = ? AND name = 'schema_migrations'")
-            .bind(self.database())
-            .fetch_one::<Exists>()
-            .await?;
-        if exists.n == 0 {
+        if !self.has_table("schema_migrations").await? {
             return Ok(Vec::new());
         }
         let mut applied: Vec<u32> = self
