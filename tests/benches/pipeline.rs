@@ -666,6 +666,7 @@ fn kpi_settings() -> Result<KpiSettings> {
 
 async fn app_state(scope: &Scope) -> Result<AppState> {
     let config = ApiConfig {
+        councils: Default::default(),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         clickhouse: scope.reader(),
         auth: AuthConfig {
@@ -1033,7 +1034,7 @@ async fn run() -> Result<Report> {
             let card = in_process(10, || async move {
                 scorecard::scorecard(
                     &state.store,
-                    &state.policy,
+                    state.councils.default_policy(),
                     council,
                     PeriodKind::FinancialQuarter,
                     quarter.first_day(),
@@ -1047,7 +1048,7 @@ async fn run() -> Result<Report> {
             let mix = in_process(10, || async move {
                 compute(
                     &state.store,
-                    &state.policy,
+                    state.councils.default_policy(),
                     Kpi::ChannelMix,
                     request,
                     source,
@@ -1074,7 +1075,7 @@ async fn run() -> Result<Report> {
         let as_of = channelshift_store::CutOff(Utc::now().timestamp() - 1);
         let pack = channelshift_packs::build(
             &state.store,
-            &state.policy,
+            state.councils.default_policy(),
             channelshift_packs::Scope {
                 council: &CouncilCode::parse(COUNCIL).context("a GSS code")?,
                 period: quarter,

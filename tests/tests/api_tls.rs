@@ -47,6 +47,7 @@ async fn the_api_serves_https_with_its_certificate_and_nothing_else() -> Result<
     let scope = Scope::new("api-tls");
     let port = free_port()?;
     let config = ApiConfig {
+        councils: Default::default(),
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         clickhouse: scope.reader(),
         auth: AuthConfig {

@@ -123,7 +123,7 @@ async fn main() -> Result<()> {
                 let rows = if query == 0 {
                     let card = scorecard::scorecard(
                         &state.store,
-                        &state.policy,
+                        state.councils.default_policy(),
                         &council_code,
                         PeriodKind::FinancialQuarter,
                         scorecard_date,
@@ -137,7 +137,7 @@ async fn main() -> Result<()> {
                 } else {
                     compute(
                         &state.store,
-                        &state.policy,
+                        state.councils.default_policy(),
                         Kpi::DigitalTakeUp,
                         &request,
                         source,

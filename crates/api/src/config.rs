@@ -5,6 +5,7 @@
 //! is a documented example.
 
 pub use channelshift_reports::calendar::{Meeting, PacksConfig};
+pub use channelshift_reports::councils::CouncilBlocks;
 pub use channelshift_reports::policy::{Baseline, KpiSettings, UnitCostEntry};
 use channelshift_store::{ClickHouseConfig, QueryLimits};
 use serde::Deserialize;
@@ -17,8 +18,14 @@ pub struct ApiConfig {
     /// Must be a read-only user (ClickHouse profile `readonly = 2`).
     pub clickhouse: ClickHouseConfig,
     pub auth: AuthConfig,
+    /// The default block of every council's settings.
     #[serde(default)]
     pub kpi: KpiSettings,
+    /// `[councils.<GSS>]`: the councils on the platform, each with its
+    /// display name and the `[kpi]` settings it overrides. Without any, the
+    /// API answers for every council under `[kpi]`.
+    #[serde(default)]
+    pub councils: CouncilBlocks,
     #[serde(default)]
     pub server: ServerLimits,
     /// Limits on each ClickHouse query a request makes (time, result rows,

@@ -62,11 +62,12 @@ pub async fn get_kpi(
     let spec = kpi.spec();
     let params: KpiQuery = query::parse(params.as_deref())?;
     let request = request::kpi_request(&params, &spec)?;
+    let policy = state.councils.policy(&request.filter.council)?;
     let queries = RequestQueries::new(&state.store);
     let answer = async {
         // Read before the figures: they then include at least everything up to it.
         let latest = queries.store.latest_ingest().await?;
-        let report = compute(&queries.store, &state.policy, kpi, &request, Source::Rollup).await?;
+        let report = compute(&queries.store, &policy, kpi, &request, Source::Rollup).await?;
         Ok::<_, ApiError>((latest, report))
     }
     .await;

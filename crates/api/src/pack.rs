@@ -16,7 +16,6 @@ use channelshift_kpi::period::{local_date, Period, PeriodKind};
 use channelshift_reports::calendar::PacksConfig;
 use channelshift_reports::job::{Connection, Failure, Job};
 use channelshift_reports::pack::{file_stem, settled_as_of, Format};
-use channelshift_reports::policy::KpiSettings;
 use channelshift_store::{ClickHouseConfig, CutOff, QueryLimits, Store};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::path::PathBuf;
@@ -34,7 +33,6 @@ pub struct Renderer {
     store: Store,
     clickhouse: Connection,
     query: QueryLimits,
-    kpi: KpiSettings,
     chromium: PathBuf,
     pdf_timeout: Duration,
     /// PDF packs rendering at once (`packs.pdf_concurrency`).
@@ -64,7 +62,6 @@ impl Renderer {
         store: &Store,
         clickhouse: &ClickHouseConfig,
         query: &QueryLimits,
-        kpi: &KpiSettings,
         packs: &PacksConfig,
     ) -> Self {
         let binary = packs.binary.clone().unwrap_or_else(|| {
@@ -77,7 +74,6 @@ impl Renderer {
             store: store.clone(),
             clickhouse: clickhouse.into(),
             query: query.clone(),
-            kpi: kpi.clone(),
             chromium: packs.chromium.clone(),
             pdf_timeout: Duration::from_secs(packs.pdf_timeout_seconds.max(1)),
             pdf_permits: Arc::new(Semaphore::new(packs.pdf_concurrency.max(1))),
@@ -111,7 +107,7 @@ impl Renderer {
         let job = Job {
             clickhouse: self.clickhouse.clone(),
             query: self.query.clone(),
-            kpi: self.kpi.clone(),
+            kpi: order.settings,
             chromium: self.chromium.clone(),
             pdf_timeout_seconds: self.pdf_timeout.as_secs(),
             work_dir: work.path().to_path_buf(),
@@ -192,6 +188,8 @@ impl Renderer {
 /// One pack, checked.
 struct Order {
     council: String,
+    /// The council's settings, which the pack is computed under.
+    settings: channelshift_reports::policy::KpiSettings,
     kind: PeriodKind,
     date: NaiveDate,
     as_of: CutOff,
@@ -267,7 +265,8 @@ pub async fn get_pack(
     };
     let period =
         Period::containing(kind, date).map_err(|error| ApiError::bad("date", error.to_string()))?;
-    let as_of = as_of(params.as_of.as_deref(), state.policy.pack_settle_seconds)?;
+    let policy = state.councils.policy(&council)?;
+    let as_of = as_of(params.as_of.as_deref(), policy.pack_settle_seconds)?;
     let format_name = params.format.as_deref().unwrap_or("csv");
     let format: Format = format_name.parse().map_err(|_| {
         let names: Vec<&str> = Format::ALL.iter().map(|format| format.as_str()).collect();
@@ -283,6 +282,7 @@ pub async fn get_pack(
         .packs
         .render(Order {
             council: council.to_string(),
+            settings: policy.settings.clone(),
             kind,
             date,
             as_of,

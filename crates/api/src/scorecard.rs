@@ -45,10 +45,11 @@ pub async fn get_scorecard(
         Some(_) => request::date(params.date.as_ref(), "date")?,
         None => local_date(Utc::now()),
     };
+    let policy = state.councils.policy(&council)?;
     let queries = RequestQueries::new(&state.store);
     let answer = scorecard(
         &queries.store,
-        &state.policy,
+        &policy,
         &council,
         kind,
         date,

@@ -142,6 +142,19 @@ impl UnitCosts {
             .map(|(_, &cost)| cost)
     }
 
+    /// Every entry as (channel, effective from, the last day it is in force
+    /// (`None`: still in force), cost), by channel then date.
+    pub fn entries(
+        &self,
+    ) -> impl Iterator<Item = (Channel, NaiveDate, Option<NaiveDate>, Pence)> + '_ {
+        self.by_channel.iter().flat_map(|(&channel, dated)| {
+            let mut next_from = dated.keys().skip(1).map(|from| from.pred_opt());
+            dated
+                .iter()
+                .map(move |(&from, &cost)| (channel, from, next_from.next().flatten(), cost))
+        })
+    }
+
     /// The costs on `on` of every channel in `needed`, or an error naming all the channels
     /// that have none.
     pub(crate) fn costs_on(

@@ -214,12 +214,18 @@ fn breakdowns(pack: &Pack, kpi: Kpi) -> Markup {
     let rows: Vec<&PackRow> = pack
         .rows_of(kpi)
         .filter(|row| row.breakdown != "total" && row.breakdown != "financial_year_to_date")
-        .filter(|row| match spec.trend.headline {
-            Headline::Measure {
-                instrument,
-                measure,
-            } => row.measure() == format!("{instrument}/{measure}"),
-            _ => true,
+        .filter(|row| {
+            match if kpi == Kpi::Satisfaction {
+                pack.satisfaction
+            } else {
+                spec.trend.headline
+            } {
+                Headline::Measure {
+                    instrument,
+                    measure,
+                } => row.measure() == format!("{instrument}/{measure}"),
+                _ => true,
+            }
         })
         .filter(|row| kpi != Kpi::ChannelMix || row.breakdown.starts_with("channel"))
         .collect();

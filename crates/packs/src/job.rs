@@ -7,7 +7,7 @@ use channelshift_kpi::period::Period;
 use channelshift_reports::calendar::{Calendar, PacksConfig};
 pub use channelshift_reports::job::{Connection, Failure, Job};
 use channelshift_reports::pack::{build, Format, Scope};
-use channelshift_reports::Policy;
+use channelshift_reports::{Councils, Policy};
 use channelshift_store::{CutOff, Store};
 
 impl From<RenderError> for Failure {
@@ -52,7 +52,7 @@ pub async fn run(job: Job) -> Result<Vec<u8>, Failure> {
     };
     let packs = Packs {
         store,
-        policy: Policy::new(&job.kpi).map_err(internal)?,
+        councils: Councils::single(Policy::new(&job.kpi).map_err(internal)?),
         calendar: Calendar::default(),
         pdf: crate::pdf::PdfSettings::new(&PacksConfig {
             chromium: job.chromium,
@@ -63,7 +63,7 @@ pub async fn run(job: Job) -> Result<Vec<u8>, Failure> {
     };
     let pack = build(
         &packs.store,
-        &packs.policy,
+        packs.councils.default_policy(),
         Scope {
             council: &council,
             period,

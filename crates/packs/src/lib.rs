@@ -16,14 +16,15 @@ mod workbook;
 
 use channelshift_reports::calendar::Calendar;
 pub use channelshift_reports::pack::*;
-use channelshift_reports::Policy;
+use channelshift_reports::Councils;
 use channelshift_store::Store;
 
-/// What producing packs needs: the store, the council's policy, the
+/// What producing packs needs: the store, each council's policy, the
 /// reporting calendar and the PDF printer.
 pub struct Packs {
     pub store: Store,
-    pub policy: Policy,
+    /// Each council's settings.
+    pub councils: Councils,
     pub calendar: Calendar,
     pub pdf: pdf::PdfSettings,
 }

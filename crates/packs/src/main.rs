@@ -19,9 +19,10 @@ use channelshift_contract::CouncilCode;
 use channelshift_kpi::period::{local_date, Period};
 use channelshift_packs::{job, pdf, produce, settled_as_of, Format, Packs};
 use channelshift_reports::calendar::{Calendar, PacksConfig};
+use channelshift_reports::councils::CouncilBlocks;
 use channelshift_reports::policy::KpiSettings;
 use channelshift_reports::scorecard::{report_period, REPORT_PERIODS};
-use channelshift_reports::Policy;
+use channelshift_reports::Councils;
 use channelshift_runtime::{config, telemetry};
 use channelshift_store::{ClickHouseConfig, CutOff, QueryLimits, Store};
 use chrono::{NaiveDate, Utc};
@@ -104,6 +105,8 @@ struct PacksFileConfig {
     #[serde(default)]
     kpi: KpiSettings,
     #[serde(default)]
+    councils: CouncilBlocks,
+    #[serde(default)]
     packs: PacksConfig,
 }
 
@@ -121,12 +124,25 @@ fn formats(value: &str) -> Result<Vec<Format>> {
     }
 }
 
+/// Every council's settings; each meeting of the calendar must be a configured council's.
+fn councils_of(config: &PacksFileConfig) -> Result<Councils> {
+    let councils = Councils::new(&config.kpi, &config.councils)?;
+    for meeting in &config.packs.calendar {
+        if let Some(council) = CouncilCode::parse(&meeting.council) {
+            councils
+                .policy(&council)
+                .map_err(|error| anyhow::anyhow!("packs.calendar: {error}"))?;
+        }
+    }
+    Ok(councils)
+}
+
 async fn packs(config: &PacksFileConfig) -> Result<Packs> {
     Ok(Packs {
         store: Store::connect(&config.clickhouse)
             .await?
             .limited(&config.query),
-        policy: Policy::new(&config.kpi)?,
+        councils: councils_of(config)?,
         calendar: Calendar::new(&config.packs.calendar)?,
         pdf: pdf::PdfSettings::new(&config.packs),
     })
@@ -170,7 +186,7 @@ async fn one_pack(config: &PacksFileConfig, order: PackOrder) -> Result<()> {
     let period = Period::containing(kind, date)?;
     let as_of = settled_as_of(
         instant(order.as_of.as_ref(), "as-of")?,
-        packs.policy.pack_settle_seconds,
+        packs.councils.default_policy().pack_settle_seconds,
     )
     .map_err(|error| anyhow::anyhow!("--as-of: {error:?}"))?;
     let previous_as_of = match instant(order.previous_as_of.as_ref(), "previous-as-of")? {

@@ -40,9 +40,13 @@ pub async fn produce(
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(order.folder)
         .with_context(|| format!("creating {}", order.folder.display()))?;
+    let policy = packs
+        .councils
+        .policy(order.council)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     let pack = build(
         &packs.store,
-        &packs.policy,
+        &policy,
         Scope {
             council: order.council,
             period: order.period,
@@ -91,9 +95,10 @@ pub async fn produce_due(
     force: bool,
     formats: &[Format],
 ) -> Result<Vec<PathBuf>> {
-    let due = packs
-        .calendar
-        .due(Utc::now().timestamp(), packs.policy.pack_settle_seconds);
+    let due = packs.calendar.due(
+        Utc::now().timestamp(),
+        packs.councils.default_policy().pack_settle_seconds,
+    );
     let todo: Vec<&Entry> = due
         .into_iter()
         .filter(|entry| {

@@ -18,7 +18,7 @@ pub fn pack_title(pack: &Pack) -> String {
     format!(
         "Channel shift performance, {}: {}",
         period_name(&pack.period),
-        pack.council
+        pack.council_name
     )
 }
 

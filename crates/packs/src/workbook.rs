@@ -212,7 +212,7 @@ fn definitions(pack: &Pack) -> Sheet {
 /// Council, period, as-of, coverage and the settings the figures rest on.
 pub fn metadata(pack: &Pack) -> Vec<(String, Cell)> {
     let mut items = vec![
-        ("Council".to_string(), text(&pack.council)),
+        ("Council".to_string(), text(&pack.council_name)),
         ("Title".into(), text(words::pack_title(pack))),
         ("Period".into(), text(words::period_name(&pack.period))),
         (

@@ -7,6 +7,7 @@
 
 pub mod calendar;
 pub mod compute;
+pub mod councils;
 pub mod error;
 pub mod job;
 pub mod pack;
@@ -15,6 +16,7 @@ pub mod request;
 pub mod rows;
 pub mod scorecard;
 
+pub use councils::Councils;
 pub use error::ReportError;
 pub use policy::Policy;
 

@@ -149,6 +149,10 @@ pub type UnitCostsUsed = Vec<(Channel, Option<i64>)>;
 /// A committee pack: its scope, its figures, their trends and what they rest on.
 pub struct Pack {
     pub council: String,
+    /// "Exeter City Council (E07000041)", or the code without a configured name.
+    pub council_name: String,
+    /// The satisfaction measure the council headlines.
+    pub satisfaction: Headline,
     pub period: Period,
     pub as_of: CutOff,
     /// The as-of of the pack this one is compared with for restatements.
@@ -288,7 +292,7 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
                 // is for the financial year to date (its own row below).
                 let headline = breakdown.is_none()
                     && spec.targets == TargetScope::Period
-                    && match spec.scorecard {
+                    && match policy.headline(kpi) {
                         Some(Headline::Measure {
                             instrument,
                             measure,
@@ -329,6 +333,8 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
 
     Ok(Pack {
         council: council.to_string(),
+        council_name: policy.label(council.as_str()),
+        satisfaction: policy.satisfaction,
         period,
         as_of,
         previous_as_of,
@@ -442,7 +448,7 @@ async fn trend_values(
                 .iter()
                 .filter(|row| row.period_start == period.first_day())
                 .collect();
-            pick(spec.headline, &of_period).map(|index| of_period[index].clone())
+            pick(policy.trend_headline(kpi), &of_period).map(|index| of_period[index].clone())
         })
         .collect())
 }
@@ -506,7 +512,7 @@ async fn trend(
         kpi,
         unit: spec.unit,
         breakdown: spec.trend.group_by.map_or("total", |key| key.as_str()),
-        measure: spec.trend.measure,
+        measure: policy.trend_measure(kpi),
         points,
         polarity: target.map_or(spec.polarity, |target| target.polarity()),
         // An annual target (savings) does not hold the period's trend.

@@ -2,7 +2,7 @@
 //! under (`[kpi]` in the configuration), checked once and held as the
 //! values the KPI maths takes.
 
-use channelshift_kpi::catalogue::Kpi;
+use channelshift_kpi::catalogue::{Headline, Kpi};
 use channelshift_kpi::channel::{Channel, ChannelClass, ChannelClasses};
 use channelshift_kpi::cost::{Pence, UnitCosts};
 use channelshift_kpi::rag::Target;
@@ -23,6 +23,12 @@ pub struct Policy {
     pub baseline: Option<Baseline>,
     /// How long ago a pack's as-of must be (see [`KpiSettings::pack_settle_seconds`]).
     pub pack_settle_seconds: i64,
+    /// The council's display name, when the platform configures it.
+    pub name: Option<String>,
+    /// The satisfaction measure the scorecard and packs headline.
+    pub satisfaction: Headline,
+    /// The settings this policy was made from (a pack's process gets them).
+    pub settings: KpiSettings,
 }
 
 impl Policy {
@@ -38,7 +44,54 @@ impl Policy {
             targets: settings.targets.clone(),
             baseline: settings.baseline()?,
             pack_settle_seconds: settings.pack_settle_seconds.max(0),
+            name: settings.name.clone(),
+            satisfaction: settings.satisfaction.headline()?,
+            settings: settings.clone(),
         })
+    }
+
+    /// The row that is `kpi`'s headline on the scorecard: the council's
+    /// satisfaction measure, else the catalogue's.
+    pub fn headline(&self, kpi: Kpi) -> Option<Headline> {
+        match kpi {
+            Kpi::Satisfaction => Some(self.satisfaction),
+            other => other.spec().scorecard,
+        }
+    }
+
+    /// The row a pack's trend of `kpi` plots.
+    pub fn trend_headline(&self, kpi: Kpi) -> Headline {
+        match kpi {
+            Kpi::Satisfaction => self.satisfaction,
+            other => other.spec().trend.headline,
+        }
+    }
+
+    /// What a pack's trend of `kpi` plots, in plain English.
+    pub fn trend_measure(&self, kpi: Kpi) -> &'static str {
+        let Headline::Measure {
+            instrument,
+            measure,
+        } = self.satisfaction
+        else {
+            return kpi.spec().trend.measure;
+        };
+        match kpi {
+            Kpi::Satisfaction => SATISFACTION_MEASURES
+                .iter()
+                .find(|(i, m, _)| *i == instrument && *m == measure)
+                .map_or(kpi.spec().trend.measure, |(_, _, text)| text),
+            other => other.spec().trend.measure,
+        }
+    }
+
+    /// How the council is named in packs and on the scorecard:
+    /// "Exeter City Council (E07000041)", or the code alone without a name.
+    pub fn label(&self, council: &str) -> String {
+        match &self.name {
+            Some(name) => format!("{name} ({council})"),
+            None => council.to_string(),
+        }
     }
 }
 
@@ -70,6 +123,90 @@ pub struct KpiSettings {
     /// keep this above it), so the pack can be reproduced exactly.
     #[serde(default = "default_pack_settle_seconds")]
     pub pack_settle_seconds: i64,
+    /// The council's display name ("Exeter City Council"), set in its
+    /// `[councils.<GSS>]` block.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The satisfaction measure the scorecard headlines and its target is
+    /// held to: `csat5`/`satisfied` (default), `govmetric3`/`good` or `net`,
+    /// `nps11`/`nps`, `ces7`/`easy`.
+    #[serde(default)]
+    pub satisfaction: SatisfactionHeadline,
+}
+
+/// `satisfaction = { instrument = "csat5", measure = "satisfied" }`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SatisfactionHeadline {
+    pub instrument: String,
+    pub measure: String,
+}
+
+impl Default for SatisfactionHeadline {
+    fn default() -> Self {
+        Self {
+            instrument: "csat5".into(),
+            measure: "satisfied".into(),
+        }
+    }
+}
+
+/// Each instrument's measures, as the satisfaction KPI's rows name them,
+/// with what a trend of it plots in plain English.
+pub const SATISFACTION_MEASURES: &[(&str, &str, &str)] = &[
+    (
+        "csat5",
+        "satisfied",
+        "Customers satisfied (4 or 5 out of 5), %",
+    ),
+    (
+        "govmetric3",
+        "good",
+        "Customers rating the service good (3 out of 3), %",
+    ),
+    (
+        "govmetric3",
+        "net",
+        "GovMetric net score (% good minus % poor), points",
+    ),
+    (
+        "nps11",
+        "nps",
+        "Net Promoter Score (% 9-10 minus % 0-6), points",
+    ),
+    (
+        "ces7",
+        "easy",
+        "Customers finding it easy (5 to 7 out of 7), %",
+    ),
+];
+
+impl SatisfactionHeadline {
+    /// The headline row it names; an instrument and measure that do not go
+    /// together are an error listing those that do.
+    pub fn headline(&self) -> anyhow::Result<Headline> {
+        SATISFACTION_MEASURES
+            .iter()
+            .find(|(instrument, measure, _)| {
+                *instrument == self.instrument && *measure == self.measure
+            })
+            .map(|&(instrument, measure, _)| Headline::Measure {
+                instrument,
+                measure,
+            })
+            .ok_or_else(|| {
+                let known: Vec<String> = SATISFACTION_MEASURES
+                    .iter()
+                    .map(|(instrument, measure, _)| format!("{instrument}/{measure}"))
+                    .collect();
+                anyhow::anyhow!(
+                    "kpi.satisfaction: {}/{} is not a measure; one of {}",
+                    self.instrument,
+                    self.measure,
+                    known.join(", ")
+                )
+            })
+    }
 }
 
 /// The cost of one contact on `channel` from `from` until the channel's next entry.
@@ -97,6 +234,8 @@ impl Default for KpiSettings {
             baseline: None,
             channel_classes: BTreeMap::new(),
             pack_settle_seconds: default_pack_settle_seconds(),
+            name: None,
+            satisfaction: SatisfactionHeadline::default(),
         }
     }
 }

@@ -21,6 +21,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Scorecard {
     council: String,
+    /// The council's display name with its code, "Exeter City Council (E07000041)";
+    /// the code alone when the platform configures no name.
+    council_name: String,
     period: PeriodInfo,
     /// When ingest last stored a batch: the figures include everything ingested up to then.
     #[schema(format = DateTime)]
@@ -206,7 +209,7 @@ async fn figures(
                 // Read by area, not from the council's totals: no scorecard figure.
                 Kpi::Hotspots => Report::default(),
             };
-            figure(report, kpi.spec().scorecard.unwrap_or(Pick::First))
+            figure(report, policy.headline(kpi).unwrap_or(Pick::First))
         })
         .collect())
 }
@@ -291,7 +294,7 @@ pub async fn scorecard(
             };
             Headline {
                 kpi,
-                measure: match spec.scorecard {
+                measure: match policy.headline(kpi) {
                     Some(Pick::Measure {
                         instrument,
                         measure,
@@ -333,6 +336,7 @@ pub async fn scorecard(
         .collect();
     Ok(Scorecard {
         council: council.to_string(),
+        council_name: policy.label(council.as_str()),
         period: PeriodInfo {
             kind: match kind {
                 PeriodKind::Month => "month",
