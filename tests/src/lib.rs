@@ -403,7 +403,18 @@ pub fn satisfaction_responses(
 /// Starts the API like [`start_api`], with the given KPI settings (take-up
 /// definition, targets, unit costs, baseline, channel classes).
 pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, Running)> {
+    start_api_for_councils(scope, kpi, Default::default()).await
+}
+
+/// The API in-process under `kpi` as the default block and `councils`'
+/// blocks (`[councils.<GSS>]`) over it.
+pub async fn start_api_for_councils(
+    scope: &Scope,
+    kpi: KpiSettings,
+    councils: channelshift_api::config::CouncilBlocks,
+) -> Result<(String, Running)> {
     let config = ApiConfig {
+        councils,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         clickhouse: scope.reader(),
         auth: AuthConfig {
@@ -440,6 +451,24 @@ pub async fn start_api_with(scope: &Scope, kpi: KpiSettings) -> Result<(String, 
         Ok(())
     });
     Ok((format!("http://{address}"), Running { trigger, task }))
+}
+
+/// Publishes the definitions of `councils` (blocks over `kpi`) as
+/// `channelshift-api publish-definitions` does, as the scope's writer.
+pub async fn publish_definitions(
+    scope: &Scope,
+    kpi: &KpiSettings,
+    councils: &channelshift_api::config::CouncilBlocks,
+) -> Result<()> {
+    let councils = channelshift_reports::Councils::new(kpi, councils)?;
+    let store = Store::connect(&scope.writer()).await?;
+    store
+        .publish_definitions(
+            &councils.definitions(),
+            &channelshift_api::definitions_fingerprint(&councils),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Messages as (key, payload), ready to produce.

@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use channelshift_reports::calendar::Calendar;
-use channelshift_reports::Policy;
+use channelshift_reports::Councils;
 use channelshift_runtime::health::Health;
 use channelshift_runtime::ops;
 use channelshift_runtime::shutdown::Shutdown;
@@ -30,6 +30,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use prometheus::Registry;
+use sha2::Digest;
 use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -38,8 +39,8 @@ use tower_http::timeout::TimeoutLayer;
 pub struct AppState {
     pub store: Store,
     pub token_hashes: Arc<Vec<String>>,
-    /// The settings every figure is computed under.
-    pub policy: Arc<Policy>,
+    /// Each council's settings, which its figures are computed under.
+    pub councils: Arc<Councils>,
     /// Renders the packs asked for, each in a `channelshift-packs` process.
     pub packs: pack::Renderer,
     /// The reporting calendar, for a pack's previous as-of.
@@ -52,19 +53,20 @@ impl AppState {
         if config.kpi.suppression_threshold == 0 {
             tracing::warn!("kpi.suppression_threshold is 0: small numbers will not be suppressed");
         }
-        let packs = pack::Renderer::new(
-            &store,
-            &config.clickhouse,
-            &config.query,
-            &config.kpi,
-            &config.packs,
-        );
+        let packs = pack::Renderer::new(&store, &config.clickhouse, &config.query, &config.packs);
+        let councils = Councils::new(&config.kpi, &config.councils)?;
+        let calendar = Calendar::new(&config.packs.calendar)?;
+        for entry in &calendar.entries {
+            councils
+                .policy(&entry.council)
+                .map_err(|error| anyhow::anyhow!("packs.calendar: {error}"))?;
+        }
         Ok(Self {
             store,
             token_hashes: Arc::new(token_hashes),
-            policy: Arc::new(Policy::new(&config.kpi)?),
+            councils: Arc::new(councils),
             packs,
-            calendar: Arc::new(Calendar::new(&config.packs.calendar)?),
+            calendar: Arc::new(calendar),
         })
     }
 }
@@ -116,8 +118,10 @@ pub async fn run(config: ApiConfig, shutdown: Shutdown) -> Result<()> {
     health.set("clickhouse", true);
     let registry = Registry::new();
     let state = AppState::new(&config, store.clone())?;
+    let published = definitions_gauge(&registry)?;
+    let fingerprint = definitions_fingerprint(&state.councils);
     let app = router(state, &registry, health.clone(), &config.server)?;
-    spawn_store_probe(store, health, shutdown.clone());
+    spawn_store_probe(store, health, published, fingerprint, shutdown.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -210,11 +214,70 @@ pub async fn serve(
     }
 }
 
-/// Keeps the readiness flag for ClickHouse current.
-fn spawn_store_probe(store: Store, health: Health, shutdown: Shutdown) {
+/// The fingerprint of the councils' definitions: SHA-256 (hex) of their
+/// JSON, recorded with each publication so the API can tell whether the
+/// dashboards compute with its own.
+pub fn definitions_fingerprint(councils: &Councils) -> String {
+    let json = serde_json::to_string(&councils.definitions()).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(json.as_bytes()))
+}
+
+/// `channelshift-api publish-definitions`: writes each configured council's
+/// definitions to ClickHouse for the dashboards; returns the generation.
+/// Needs a ClickHouse user that may write the rollups' database.
+pub async fn publish_definitions(config: &ApiConfig) -> Result<u64> {
+    let councils = Councils::new(&config.kpi, &config.councils)?;
+    anyhow::ensure!(
+        councils.configured().next().is_some(),
+        "no [councils.<GSS>] block is configured: the dashboards list only configured councils"
+    );
+    let store = Store::connect(&config.clickhouse)
+        .await
+        .context("connecting to ClickHouse")?;
+    let generation = store
+        .publish_definitions(&councils.definitions(), &definitions_fingerprint(&councils))
+        .await
+        .context("writing the definitions (the ClickHouse user must be able to write the rollups' database)")?;
+    Ok(generation)
+}
+
+fn definitions_gauge(registry: &Registry) -> Result<prometheus::IntGauge> {
+    let gauge = prometheus::IntGauge::new(
+        "channelshift_api_definitions_published",
+        "1 when ClickHouse holds this API's KPI definitions (channelshift-api publish-definitions), so the dashboards compute as the API does; 0 when they differ or cannot be read",
+    )?;
+    registry.register(Box::new(gauge.clone()))?;
+    Ok(gauge)
+}
+
+/// Keeps the readiness flag for ClickHouse current, and checks every
+/// minute that the published definitions are this configuration's.
+fn spawn_store_probe(
+    store: Store,
+    health: Health,
+    published: prometheus::IntGauge,
+    fingerprint: String,
+    shutdown: Shutdown,
+) {
     tokio::spawn(async move {
+        let mut checked: Option<std::time::Instant> = None;
+        let mut warned = false;
         while !shutdown.is_requested() {
             health.set("clickhouse", store.ping().await);
+            if checked.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60)) {
+                checked = Some(std::time::Instant::now());
+                let current = matches!(
+                    store.published_definitions().await,
+                    Ok(Some(ref published)) if *published == fingerprint
+                );
+                published.set(i64::from(current));
+                if !current && !warned {
+                    tracing::warn!(
+                        "the KPI definitions in ClickHouse are not this configuration's: the dashboards compute with others until `channelshift-api publish-definitions` runs with this configuration"
+                    );
+                }
+                warned = !current;
+            }
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });

@@ -15,8 +15,19 @@ use std::path::PathBuf;
 #[command(name = "channelshift-api", version)]
 struct Cli {
     /// The configuration file (TOML).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Writes each configured council's KPI definitions (channel classes,
+    /// unit costs, targets, thresholds, names) to ClickHouse, where the
+    /// dashboards read them; run after changing them, as a ClickHouse user
+    /// that may write (e.g. CHANNELSHIFT_CLICKHOUSE__USER and __PASSWORD).
+    PublishDefinitions,
 }
 
 #[tokio::main]
@@ -24,6 +35,11 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     telemetry::init();
     let config: ApiConfig = config::load(cli.config.as_deref())?;
+    if let Some(Command::PublishDefinitions) = cli.command {
+        let generation = channelshift_api::publish_definitions(&config).await?;
+        println!("published the KPI definitions as generation {generation}");
+        return Ok(());
+    }
     let (trigger, stop) = shutdown::channel();
     shutdown::on_signals(trigger);
     channelshift_api::run(config, stop).await

@@ -484,6 +484,77 @@ pub const MIGRATIONS: &[Migration] = &[
             FROM satisfaction_responses GROUP BY council",
         ],
     },
+    Migration {
+        version: 9,
+        // The definitions every figure is computed under, per council,
+        // written by `channelshift-api publish-definitions` (see
+        // definitions.rs): each publication a generation, recorded last in
+        // `definitions_generations`; the views show the newest recorded one.
+        name: "each council's KPI definitions, for the dashboards to compute with",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS {rollups}.definitions_generations (
+                generation UInt64,
+                published_at DateTime,
+                fingerprint String
+            ) ENGINE = MergeTree
+            ORDER BY generation",
+            "CREATE TABLE IF NOT EXISTS {rollups}.definitions_councils (
+                generation UInt64,
+                council String,
+                name String,
+                take_up_definition String,
+                suppression_threshold UInt64,
+                satisfaction_instrument String,
+                satisfaction_measure String,
+                has_baseline UInt8,
+                baseline_from Date,
+                baseline_to Date
+            ) ENGINE = MergeTree
+            ORDER BY (generation, council)",
+            "CREATE TABLE IF NOT EXISTS {rollups}.definitions_channel_classes (
+                generation UInt64,
+                council String,
+                channel String,
+                channel_class String
+            ) ENGINE = MergeTree
+            ORDER BY (generation, council, channel)",
+            "CREATE TABLE IF NOT EXISTS {rollups}.definitions_unit_costs (
+                generation UInt64,
+                council String,
+                channel String,
+                effective_from Date,
+                effective_to Date,
+                pence Int64
+            ) ENGINE = MergeTree
+            ORDER BY (generation, council, channel, effective_from)",
+            "CREATE TABLE IF NOT EXISTS {rollups}.definitions_targets (
+                generation UInt64,
+                council String,
+                kpi String,
+                target Float64,
+                tolerance Float64,
+                polarity String
+            ) ENGINE = MergeTree
+            ORDER BY (generation, council, kpi)",
+            "CREATE VIEW IF NOT EXISTS {rollups}.council_settings AS
+            SELECT council, name, take_up_definition, suppression_threshold,
+                satisfaction_instrument, satisfaction_measure, has_baseline, baseline_from, baseline_to
+            FROM {rollups}.definitions_councils
+            WHERE generation = (SELECT max(generation) FROM {rollups}.definitions_generations)",
+            "CREATE VIEW IF NOT EXISTS {rollups}.council_channel_classes AS
+            SELECT council, channel, channel_class
+            FROM {rollups}.definitions_channel_classes
+            WHERE generation = (SELECT max(generation) FROM {rollups}.definitions_generations)",
+            "CREATE VIEW IF NOT EXISTS {rollups}.council_unit_costs AS
+            SELECT council, channel, effective_from, effective_to, pence
+            FROM {rollups}.definitions_unit_costs
+            WHERE generation = (SELECT max(generation) FROM {rollups}.definitions_generations)",
+            "CREATE VIEW IF NOT EXISTS {rollups}.council_targets AS
+            SELECT council, kpi, target, tolerance, polarity
+            FROM {rollups}.definitions_targets
+            WHERE generation = (SELECT max(generation) FROM {rollups}.definitions_generations)",
+        ],
+    },
 ];
 
 /// Where a migration's statements name the rollups' database.
