@@ -376,3 +376,76 @@ SELECT 'satisfaction_responses' AS raw_table, council, max(ingested_at) AS newes
 FROM satisfaction_responses GROUP BY council;
 
 INSERT INTO schema_migrations (version, name) VALUES (8, 'rollups in a database of their own, the only one the dashboards\' user may read');
+
+-- Migration 9: each council's KPI definitions, for the dashboards to compute with
+CREATE TABLE IF NOT EXISTS channelshift_rollups.definitions_generations ON CLUSTER '{cluster}' (
+    generation UInt64,
+    published_at DateTime,
+    fingerprint String
+) ENGINE = ReplicatedMergeTree
+ORDER BY generation;
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.definitions_councils ON CLUSTER '{cluster}' (
+    generation UInt64,
+    council String,
+    name String,
+    take_up_definition String,
+    suppression_threshold UInt64,
+    satisfaction_instrument String,
+    satisfaction_measure String,
+    has_baseline UInt8,
+    baseline_from Date,
+    baseline_to Date
+) ENGINE = ReplicatedMergeTree
+ORDER BY (generation, council);
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.definitions_channel_classes ON CLUSTER '{cluster}' (
+    generation UInt64,
+    council String,
+    channel String,
+    channel_class String
+) ENGINE = ReplicatedMergeTree
+ORDER BY (generation, council, channel);
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.definitions_unit_costs ON CLUSTER '{cluster}' (
+    generation UInt64,
+    council String,
+    channel String,
+    effective_from Date,
+    effective_to Date,
+    pence Int64
+) ENGINE = ReplicatedMergeTree
+ORDER BY (generation, council, channel, effective_from);
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.definitions_targets ON CLUSTER '{cluster}' (
+    generation UInt64,
+    council String,
+    kpi String,
+    target Float64,
+    tolerance Float64,
+    polarity String
+) ENGINE = ReplicatedMergeTree
+ORDER BY (generation, council, kpi);
+
+CREATE VIEW IF NOT EXISTS channelshift_rollups.council_settings ON CLUSTER '{cluster}' AS
+SELECT council, name, take_up_definition, suppression_threshold,
+    satisfaction_instrument, satisfaction_measure, has_baseline, baseline_from, baseline_to
+FROM channelshift_rollups.definitions_councils
+WHERE generation = (SELECT max(generation) FROM channelshift_rollups.definitions_generations);
+
+CREATE VIEW IF NOT EXISTS channelshift_rollups.council_channel_classes ON CLUSTER '{cluster}' AS
+SELECT council, channel, channel_class
+FROM channelshift_rollups.definitions_channel_classes
+WHERE generation = (SELECT max(generation) FROM channelshift_rollups.definitions_generations);
+
+CREATE VIEW IF NOT EXISTS channelshift_rollups.council_unit_costs ON CLUSTER '{cluster}' AS
+SELECT council, channel, effective_from, effective_to, pence
+FROM channelshift_rollups.definitions_unit_costs
+WHERE generation = (SELECT max(generation) FROM channelshift_rollups.definitions_generations);
+
+CREATE VIEW IF NOT EXISTS channelshift_rollups.council_targets ON CLUSTER '{cluster}' AS
+SELECT council, kpi, target, tolerance, polarity
+FROM channelshift_rollups.definitions_targets
+WHERE generation = (SELECT max(generation) FROM channelshift_rollups.definitions_generations);
+
+INSERT INTO schema_migrations (version, name) VALUES (9, 'each council\'s KPI definitions, for the dashboards to compute with');

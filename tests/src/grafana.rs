@@ -281,6 +281,48 @@ pub fn scraped_names(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Runs `sql` as `reader` (the dashboards' user, as Grafana's data source
+/// would) and returns the column names and rows.
+pub async fn run_sql(
+    reader: &channelshift_store::ClickHouseConfig,
+    sql: &str,
+) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+    let response = reqwest::Client::new()
+        .post(&reader.url)
+        .query(&[
+            ("database", reader.database.as_str()),
+            ("default_format", "JSONCompact"),
+            ("output_format_json_quote_64bit_integers", "0"),
+        ])
+        .header("X-ClickHouse-User", &reader.user)
+        .header(
+            "X-ClickHouse-Key",
+            secrecy::ExposeSecret::expose_secret(&reader.password),
+        )
+        .body(sql.to_string())
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("ClickHouse refused the query ({status}): {text}\n{sql}");
+    }
+    let body: Value = serde_json::from_str(&text)?;
+    let columns = body["meta"]
+        .as_array()
+        .context("meta")?
+        .iter()
+        .map(|column| column["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let rows = body["data"]
+        .as_array()
+        .context("data")?
+        .iter()
+        .map(|row| row.as_array().cloned().unwrap_or_default())
+        .collect();
+    Ok((columns, rows))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,6 +67,8 @@ fn sharding_key(table: &str) -> &'static str {
         "cityHash64(stream, partition)"
     } else if table == "raw_retention" {
         "cityHash64(raw_table)"
+    } else if table == "definitions_generations" {
+        "cityHash64(generation)"
     } else if table == "ingest_freshness" {
         "cityHash64(raw_table, council)"
     } else {
@@ -170,6 +172,15 @@ fn rewrite(statement: &str, layout: Layout) -> Result<Vec<String>> {
             }
         }
         Ok(vec![view])
+    } else if statement.starts_with("CREATE VIEW IF NOT EXISTS ") {
+        // A plain view reads the (Replicated or Distributed) tables by name.
+        let name = name_after(&statement, "CREATE VIEW IF NOT EXISTS ")?;
+        let head = format!("CREATE VIEW IF NOT EXISTS {name}");
+        Ok(vec![statement.replacen(
+            &head,
+            &format!("{head} {ON_CLUSTER}"),
+            1,
+        )])
     } else if let Some(name) = statement.strip_prefix("DROP TABLE IF EXISTS ") {
         // Views and tables alike; in the sharded layout views keep their name.
         Ok(vec![format!("DROP TABLE IF EXISTS {name} {ON_CLUSTER}")])
@@ -301,6 +312,8 @@ fn every_table_and_view_of_the_migrations_has_its_cluster_form() -> Result<()> {
             }
             let kind = if statement.starts_with("CREATE TABLE") {
                 "CREATE TABLE IF NOT EXISTS "
+            } else if statement.starts_with("CREATE VIEW") {
+                "CREATE VIEW IF NOT EXISTS "
             } else {
                 "CREATE MATERIALIZED VIEW IF NOT EXISTS "
             };

@@ -1,0 +1,432 @@
+//! Many councils on one platform: two councils configured differently
+//! (`[kpi]` plus a `[councils.<GSS>]` block each) receive the same events,
+//! and every figure, target, RAG status, saving, name and calendar pack of
+//! each follows its own settings: in the API's scorecard, in the packs the
+//! reporting calendar produces, and in the managers' dashboard, whose
+//! scorecard panel reads the definitions the API publishes and gives the
+//! API's numbers. The expected figures are worked by hand below.
+
+use anyhow::{Context, Result};
+use channelshift_api::config::{CouncilBlocks, KpiSettings};
+use channelshift_packs::pdf::PdfSettings;
+use channelshift_packs::{produce, Format, Packs};
+use channelshift_reports::calendar::{Calendar, Meeting, PacksConfig};
+use channelshift_reports::Councils;
+use channelshift_store::Store;
+use channelshift_tests::checks::{load_and_wait, Stored};
+use channelshift_tests::grafana::{expand_sql, load_dashboards, run_sql, TimeRange, CLICKHOUSE};
+use channelshift_tests::{
+    create_topics, publish_definitions, start_api_for_councils, start_ingest, Scope, API_TOKEN,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const EXETER: &str = "E07000041";
+const TORBAY: &str = "E06000027";
+/// Has data, but is not a council of the platform.
+const UNCONFIGURED: &str = "E07000042";
+
+/// The default block: Exeter keeps most of it.
+fn default_block() -> Value {
+    json!({
+        "suppression_threshold": 5,
+        "pack_settle_seconds": 0,
+        "baseline": {"from": "2024-04-01", "to": "2024-06-30"},
+        "unit_costs": [
+            {"channel": "web", "from": "2012-04-01", "pounds": "0.15"},
+            {"channel": "kiosk", "from": "2012-04-01", "pounds": "0.15"},
+            {"channel": "phone", "from": "2012-04-01", "pounds": "2.83"},
+            {"channel": "face_to_face", "from": "2012-04-01", "pounds": "8.62"}
+        ],
+        "targets": {
+            "digital-take-up": {"target": 45.0, "tolerance": 5.0, "polarity": "higher_is_better"},
+            "completion-rate": {"target": 85.0, "tolerance": 5.0, "polarity": "higher_is_better"},
+            "satisfaction": {"target": 80.0, "tolerance": 5.0, "polarity": "higher_is_better"},
+            "cost-per-transaction": {"target": 2.0, "tolerance": 0.5, "polarity": "lower_is_better"},
+            "efficiency-savings": {"target": 40.0, "tolerance": 10.0, "polarity": "higher_is_better"},
+            "avoidable-contact": {"target": 20.0, "tolerance": 5.0, "polarity": "lower_is_better"},
+            "first-contact-resolution": {"target": 75.0, "tolerance": 5.0, "polarity": "higher_is_better"}
+        }
+    })
+}
+
+/// Torbay differs in every setting a council can set.
+fn council_blocks() -> Value {
+    json!({
+        EXETER: {"name": "Exeter City Council"},
+        TORBAY: {
+            "name": "Torbay Council",
+            "take_up_definition": "gds_2014",
+            "suppression_threshold": 3,
+            "channel_classes": {"kiosk": "digital_assisted"},
+            "baseline": {"from": "2024-07-01", "to": "2024-09-30"},
+            "satisfaction": {"instrument": "nps11", "measure": "nps"},
+            "unit_costs": [
+                {"channel": "web", "from": "2012-04-01", "pounds": "0.50"},
+                {"channel": "kiosk", "from": "2012-04-01", "pounds": "1.00"},
+                {"channel": "phone", "from": "2012-04-01", "pounds": "4.00"},
+                {"channel": "face_to_face", "from": "2012-04-01", "pounds": "10.00"}
+            ],
+            "targets": {
+                "digital-take-up": {"target": 60.0, "tolerance": 2.0, "polarity": "higher_is_better"},
+                "satisfaction": {"target": 10.0, "tolerance": 5.0, "polarity": "higher_is_better"},
+                "cost-per-transaction": {"target": 1.0, "tolerance": 0.5, "polarity": "lower_is_better"}
+            }
+        }
+    })
+}
+
+/// Messages as (key, payload).
+type Messages = Vec<(String, Vec<u8>)>;
+
+/// One council's events: the same for every council. In 2025-26 Q1:
+/// completed transactions web 10 (one assisted), kiosk 4, phone 6, face to
+/// face 2, and 2 abandoned on the web; the phone calls carry the avoidable
+/// (2 of 6) and first-contact (5 of 6) flags. Baselines: April-June 2024
+/// phone 10, web 5, face to face 5; July-September 2024 phone 8, web 8, face
+/// to face 4. Responses: csat5 on the web 5, 5, 4, 3, 2; nps11 10, 9, 9, 8, 5, 3.
+fn events(council: &str) -> (Messages, Messages) {
+    let mut contacts = Vec::new();
+    let mut add = |day: &str, channel: &str, outcome: &str, count: usize, extra: Value| {
+        for _ in 0..count {
+            let id = format!("{council}-c{:03}", contacts.len());
+            let mut event = json!({
+                "schema_version": 1, "event_id": id, "council": council,
+                "occurred_at": format!("{day}T10:00:00Z"), "channel": channel,
+                "service": "council_tax", "interaction": "transaction", "outcome": outcome,
+                "customer_type": "resident", "source": "crm",
+            });
+            if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+                event.extend(extra.clone());
+            }
+            contacts.push((id, event.to_string().into_bytes()));
+        }
+    };
+    add("2025-05-10", "web", "completed", 9, json!({}));
+    add(
+        "2025-05-10",
+        "web",
+        "completed",
+        1,
+        json!({"assisted": true}),
+    );
+    add("2025-05-11", "kiosk", "completed", 4, json!({}));
+    add(
+        "2025-05-12",
+        "phone",
+        "completed",
+        2,
+        json!({"avoidable": true, "first_contact_resolved": true}),
+    );
+    add(
+        "2025-05-12",
+        "phone",
+        "completed",
+        3,
+        json!({"avoidable": false, "first_contact_resolved": true}),
+    );
+    add(
+        "2025-05-12",
+        "phone",
+        "completed",
+        1,
+        json!({"avoidable": false, "first_contact_resolved": false}),
+    );
+    add("2025-06-02", "face_to_face", "completed", 2, json!({}));
+    add("2025-06-03", "web", "abandoned", 2, json!({}));
+    add("2024-05-15", "phone", "completed", 10, json!({}));
+    add("2024-05-15", "web", "completed", 5, json!({}));
+    add("2024-05-15", "face_to_face", "completed", 5, json!({}));
+    add("2024-08-15", "phone", "completed", 8, json!({}));
+    add("2024-08-15", "web", "completed", 8, json!({}));
+    add("2024-08-15", "face_to_face", "completed", 4, json!({}));
+    let mut responses = Vec::new();
+    for (instrument, scores) in [
+        ("csat5", &[5, 5, 4, 3, 2][..]),
+        ("nps11", &[10, 9, 9, 8, 5, 3][..]),
+    ] {
+        for score in scores {
+            let id = format!("{council}-r{:03}", responses.len());
+            let response = json!({
+                "schema_version": 1, "response_id": id, "council": council,
+                "responded_at": "2025-05-20T12:00:00Z", "channel": "web",
+                "service": "council_tax", "customer_type": "resident",
+                "instrument": instrument, "score": score, "survey_mode": "web",
+            });
+            responses.push((id, response.to_string().into_bytes()));
+        }
+    }
+    (contacts, responses)
+}
+
+/// (value, n, target, RAG) of each scorecard KPI for 2025-26 Q1, by hand.
+fn expected(council: &str) -> BTreeMap<&'static str, (Option<f64>, u64, f64, &'static str)> {
+    if council == EXETER {
+        BTreeMap::from([
+            // web 10 + kiosk 4 (assisted counts) of 22: Green against 45.
+            (
+                "digital-take-up",
+                (Some(100.0 * 14.0 / 22.0), 22, 45.0, "green"),
+            ),
+            // web and kiosk: 14 completed of 16 started.
+            ("completion-rate", (Some(87.5), 16, 85.0, "green")),
+            // csat5: 3 of 5 scored 4-5.
+            ("satisfaction", (Some(60.0), 5, 80.0, "red")),
+            // (12 × 15 + 4 × 15 + 6 × 283 + 2 × 862) p = 3,662 p ÷ 22 = 166.45 p.
+            ("cost-per-transaction", (Some(1.66), 22, 2.0, "green")),
+            // (24 × 7,215 − 20 × 3,662) ÷ 20 = 4,996 p.
+            ("efficiency-savings", (Some(49.96), 24, 40.0, "green")),
+            (
+                "avoidable-contact",
+                (Some(100.0 * 2.0 / 6.0), 6, 20.0, "red"),
+            ),
+            (
+                "first-contact-resolution",
+                (Some(100.0 * 5.0 / 6.0), 6, 75.0, "green"),
+            ),
+        ])
+    } else {
+        BTreeMap::from([
+            // Kiosk is assisted here and gds_2014 leaves assisted web out: 9 of 22.
+            (
+                "digital-take-up",
+                (Some(100.0 * 9.0 / 22.0), 22, 60.0, "red"),
+            ),
+            // The web only: 10 completed of 12 started.
+            (
+                "completion-rate",
+                (Some(100.0 * 10.0 / 12.0), 12, 85.0, "amber"),
+            ),
+            // nps11: (3 promoters − 2 detractors) ÷ 6.
+            ("satisfaction", (Some(100.0 / 6.0), 6, 10.0, "green")),
+            // (12 × 50 + 4 × 100 + 6 × 400 + 2 × 1,000) p = 5,400 p ÷ 22 = 245.45 p.
+            ("cost-per-transaction", (Some(2.45), 22, 1.0, "red")),
+            // Baseline July-September 2024: (24 × 7,600 − 20 × 5,400) ÷ 20 = 3,720 p.
+            ("efficiency-savings", (Some(37.2), 24, 40.0, "amber")),
+            (
+                "avoidable-contact",
+                (Some(100.0 * 2.0 / 6.0), 6, 20.0, "red"),
+            ),
+            (
+                "first-contact-resolution",
+                (Some(100.0 * 5.0 / 6.0), 6, 75.0, "green"),
+            ),
+        ])
+    }
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-6,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_councils_are_each_computed_under_their_own_settings_everywhere() -> Result<()> {
+    let scope = Scope::new("councils");
+    create_topics(&scope).await?;
+    let ingest = start_ingest(scope.ingest_config());
+    let (mut contacts, mut responses) = events(EXETER);
+    for council in [TORBAY, UNCONFIGURED] {
+        let (more_contacts, more_responses) = events(council);
+        contacts.extend(more_contacts);
+        responses.extend(more_responses);
+    }
+    let store: Store = load_and_wait(
+        &scope,
+        &contacts,
+        &responses,
+        Stored {
+            contacts: contacts.len() as u64,
+            responses: responses.len() as u64,
+        },
+        Duration::from_secs(90),
+    )
+    .await?;
+    let kpi: KpiSettings = serde_json::from_value(default_block())?;
+    let blocks: CouncilBlocks = serde_json::from_value(council_blocks())?;
+
+    // The API: each council's scorecard under its own settings and name.
+    let (api, server) = start_api_for_councils(&scope, kpi.clone(), blocks.clone()).await?;
+    let client = reqwest::Client::new();
+    let mut scorecards = BTreeMap::new();
+    for (council, name) in [(EXETER, "Exeter City Council"), (TORBAY, "Torbay Council")] {
+        let response = client
+            .get(format!(
+                "{api}/api/v1/scorecard?council={council}&period=quarter&date=2025-05-15"
+            ))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await?;
+        let body: Value = response.error_for_status()?.json().await?;
+        assert_eq!(body["council_name"], format!("{name} ({council})"));
+        for (kpi, (value, n, target, rag)) in expected(council) {
+            let headline = body["kpis"]
+                .as_array()
+                .and_then(|kpis| kpis.iter().find(|headline| headline["kpi"] == kpi))
+                .with_context(|| format!("{council} {kpi} in {body}"))?;
+            assert!(
+                close(headline["value"].as_f64(), value),
+                "{council} {kpi}: {headline}, expected {value:?}"
+            );
+            assert_eq!(headline["n"], n, "{council} {kpi}: {headline}");
+            assert_eq!(headline["target"], target, "{council} {kpi}: {headline}");
+            assert_eq!(headline["rag"], rag, "{council} {kpi}: {headline}");
+        }
+        let satisfaction = if council == EXETER {
+            "csat5/satisfied"
+        } else {
+            "nps11/nps"
+        };
+        assert!(body.to_string().contains(satisfaction), "{body}");
+        scorecards.insert(council, body);
+    }
+    // A council with data that the platform does not configure is refused.
+    let refused = client
+        .get(format!(
+            "{api}/api/v1/scorecard?council={UNCONFIGURED}&period=quarter&date=2025-05-15"
+        ))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 400);
+    let text = refused.text().await?;
+    assert!(text.contains("not a council on this platform"), "{text}");
+    // A pack is titled with the council's name.
+    let html = client
+        .get(format!(
+            "{api}/api/v1/exports/pack?council={TORBAY}&period=quarter&date=2025-05-15&format=html"
+        ))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    assert!(
+        html.contains("Torbay Council (E06000027)"),
+        "no name in the pack"
+    );
+    server.stop().await?;
+
+    // The reporting calendar: each council's meeting produces its pack under
+    // its own settings.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now = chrono::Utc::now();
+    let as_of = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let meets = (now + chrono::Duration::days(30)).date_naive().to_string();
+    let meetings: Vec<Meeting> = serde_json::from_value(json!([
+        {"council": EXETER, "committee": "Scrutiny Committee", "meets": meets,
+         "data_as_of": as_of, "reports": "2025-05-15"},
+        {"council": TORBAY, "committee": "Overview and Scrutiny Board", "meets": meets,
+         "data_as_of": as_of, "reports": "2025-05-15"},
+    ]))?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = tempfile_dir(&scope)?;
+    let packs = Packs {
+        store: Store::connect(&scope.reader()).await?,
+        councils: Councils::new(&kpi, &blocks)?,
+        calendar: Calendar::new(&meetings)?,
+        pdf: PdfSettings::new(&PacksConfig::default()),
+    };
+    let files = produce::produce_due(&packs, &out, true, &[Format::Csv]).await?;
+    assert_eq!(files.len(), 2, "{files:?}");
+    for file in &files {
+        let csv = std::fs::read_to_string(file)?;
+        let council = if csv.contains(TORBAY) { TORBAY } else { EXETER };
+        let (take_up, _, target, rag) = expected(council)["digital-take-up"];
+        let line = csv
+            .lines()
+            .find(|line| line.starts_with(&format!("{council},digital-take-up,,total,")))
+            .with_context(|| format!("no take-up total in {}", file.display()))?;
+        let fields: Vec<&str> = line.split(',').collect();
+        let value: f64 = fields[8].parse()?;
+        assert!(close(Some(value), take_up), "{council}: {line}");
+        assert_eq!(fields[14].parse::<f64>()?, target, "{council}: {line}");
+        assert_eq!(fields[15], rag, "{council}: {line}");
+    }
+
+    // The dashboards: the definitions published, the council picker lists
+    // the configured councils by name, and the scorecard panel gives the
+    // API's figures, targets and RAG for each.
+    publish_definitions(&scope, &kpi, &blocks).await?;
+    let grafana = scope.dashboards_user().await?;
+    let dashboards = load_dashboards()?;
+    let overview = dashboards
+        .iter()
+        .find(|dashboard| dashboard.file == "kpi-overview.json")
+        .context("kpi-overview.json")?;
+    let range = TimeRange {
+        from: "2025-03-31T23:00:00Z".parse()?,
+        to: "2025-06-30T22:59:59Z".parse()?,
+    };
+    let picker = overview
+        .variables()
+        .into_iter()
+        .find(|variable| variable["name"] == "council")
+        .and_then(|variable| variable["query"].as_str())
+        .context("council variable")?;
+    let (_, councils) = run_sql(&grafana, &expand_sql(picker, range, &BTreeMap::new())?).await?;
+    assert_eq!(
+        councils,
+        vec![
+            vec![json!(EXETER), json!("Exeter City Council (E07000041)")],
+            vec![json!(TORBAY), json!("Torbay Council (E06000027)")],
+        ]
+    );
+    let panel = overview
+        .queries(CLICKHOUSE)
+        .into_iter()
+        .find(|(name, _)| name.contains("Scorecard"))
+        .and_then(|(_, target)| target["rawSql"].as_str())
+        .context("scorecard panel")?;
+    for council in [EXETER, TORBAY] {
+        let variables = BTreeMap::from([("council".to_string(), vec![council.to_string()])]);
+        let (columns, rows) = run_sql(&grafana, &expand_sql(panel, range, &variables)?).await?;
+        assert_eq!(
+            columns,
+            [
+                "kpi",
+                "value",
+                "n",
+                "target",
+                "tolerance",
+                "polarity",
+                "rag"
+            ]
+        );
+        let api_kpis = scorecards[council]["kpis"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(rows.len(), api_kpis.len(), "{council}: {rows:?}");
+        for (row, headline) in rows.iter().zip(&api_kpis) {
+            assert_eq!(row[0], headline["kpi"], "{council}");
+            assert!(
+                close(row[1].as_f64(), headline["value"].as_f64()),
+                "{council}: dashboard {row:?}, API {headline}"
+            );
+            assert_eq!(row[2], headline["n"], "{council}: {row:?} {headline}");
+            assert_eq!(row[3].as_f64(), headline["target"].as_f64(), "{council}");
+            assert_eq!(
+                row[6].as_str().map(str::to_lowercase),
+                headline["rag"].as_str().map(str::to_string),
+                "{council}: dashboard {row:?}, API {headline}"
+            );
+        }
+    }
+    drop(store);
+    ingest.stop().await?;
+    scope.drop_database().await
+}
+
+/// A folder for the packs, inside the scope's own temporary space.
+fn tempfile_dir(scope: &Scope) -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("channelshift-{}-packs", scope.database));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
