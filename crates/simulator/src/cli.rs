@@ -98,6 +98,11 @@ struct Common {
     /// Print only errors (for running in the background).
     #[arg(long)]
     quiet: bool,
+    /// Print the truth's summary (per council: channels, services, totals)
+    /// as JSON at the end; by default one line of totals (the whole truth
+    /// goes to a file with --truth).
+    #[arg(long)]
+    print_truth: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +121,8 @@ pub struct Options {
     pub api: Option<(String, String)>,
     pub truth_file: Option<PathBuf>,
     pub quiet: bool,
+    /// Print the truth's JSON summary at the end.
+    pub print_truth: bool,
     pub dry_run: bool,
     /// Live: contact events per second.
     pub rate: f64,
@@ -191,6 +198,7 @@ pub fn options(cli: Cli) -> Result<Options> {
         api: api.map(|(api, token)| (api.trim_end_matches('/').to_string(), token)),
         truth_file: common.truth,
         quiet: common.quiet,
+        print_truth: common.print_truth,
         dry_run,
         rate,
         duration,

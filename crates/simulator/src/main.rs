@@ -26,8 +26,20 @@ async fn main() -> Result<()> {
         std::fs::write(path, json + "\n")
             .with_context(|| format!("writing the truth to {}", path.display()))?;
     }
-    if !options.quiet {
+    if options.print_truth {
         println!("{}", serde_json::to_string_pretty(&truth.summary())?);
+    } else if !options.quiet {
+        println!(
+            "sent {} contact events ({} completed transactions, {} digital) and {} satisfaction responses{}",
+            truth.contact_events,
+            truth.completed_transactions,
+            truth.digital_completed_transactions,
+            truth.satisfaction_responses,
+            match &options.truth_file {
+                Some(path) => format!("; the whole truth is in {}", path.display()),
+                None => "; --truth FILE writes the whole truth, --print-truth prints its summary".into(),
+            }
+        );
     }
     if let Some((api, token)) = &options.api {
         let scenario = &options.scenario;
