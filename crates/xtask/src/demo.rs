@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The councils the demo simulates, both configured in deploy/api.example.toml.
+const DISTRICT: &str = "E07000041";
+const NEIGHBOUR: &str = "E07000040";
+
 const SERVICES: &[&str] = &[
     "channelshift-ingest",
     "channelshift-api",
@@ -70,28 +74,49 @@ pub fn run() -> Result<()> {
         ports.api,
     )?;
 
-    let contacts = env::var("CHANNELSHIFT_DEMO_CONTACTS").unwrap_or_else(|_| "100000".into());
+    publish_definitions(&stack, &bin.join("channelshift-api"), &api_config)?;
+
+    let contacts: u64 = env::var("CHANNELSHIFT_DEMO_CONTACTS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(100_000);
     let api_url = format!("http://127.0.0.1:{}", ports.api);
-    let status = Command::new(bin.join("channelshift-sim"))
-        .args(["backfill", "--brokers", &brokers, "--contacts", &contacts])
-        .args(["--api", &api_url, "--token", &token])
-        .status()
-        .context("running the simulator")?;
-    if !status.success() {
-        bail!(
-            "the simulator failed ({status}); service logs are in {}",
-            stack.dir.display()
-        );
+    let region = stack::workspace_root().join("crates/simulator/scenarios/region.toml");
+    // Two councils with their own targets and unit costs (deploy/api.example.toml):
+    // the district of the seed minutes, and a neighbour from the region scenario.
+    for (council, scenario, contacts) in [
+        (DISTRICT, None, contacts),
+        (NEIGHBOUR, Some(region.as_path()), contacts / 2),
+    ] {
+        println!("\nsimulating {council}: {contacts} contacts through Kafka");
+        let truth = stack.dir.join(format!("backfill-truth-{council}.json"));
+        let mut command = Command::new(bin.join("channelshift-sim"));
+        command
+            .args(["backfill", "--brokers", &brokers])
+            .args(["--contacts", &contacts.to_string()])
+            .args(["--api", &api_url, "--token", &token])
+            .arg("--truth")
+            .arg(&truth);
+        if let Some(scenario) = scenario {
+            command
+                .arg("--scenario")
+                .arg(scenario)
+                .args(["--council", council]);
+        }
+        let status = command.status().context("running the simulator")?;
+        if !status.success() {
+            bail!(
+                "the simulator failed ({status}); service logs are in {}",
+                stack.dir.display()
+            );
+        }
     }
-    crate::report::print(
-        &api_url,
-        &token,
-        "E07000041",
-        chrono::Utc::now().date_naive(),
-    )?;
+    for council in [DISTRICT, NEIGHBOUR] {
+        crate::report::print(&api_url, &token, council, chrono::Utc::now().date_naive())?;
+    }
     start_live_feed(&mut stack, &bin.join("channelshift-sim"), &brokers)?;
     println!(
-        "\nThe demo is running ({:.0}s to here):\n  KPI API       {api_url}/api/v1/scorecard?council=E07000041&period=quarter\n  OpenAPI       {api_url}/api/v1/openapi.json (no token needed)\n  API token     in {} (send as: Authorization: Bearer <token>)\n  metrics       {api_url}/metrics (API) and http://127.0.0.1:{}/metrics (ingest)\n  ClickHouse    http://127.0.0.1:{} (users in {})\n  logs          {}\n  stop it with  cargo xtask stack down",
+        "\nThe demo is running ({:.0}s to here):\n  KPI API       {api_url}/api/v1/scorecard?council=E07000041&period=quarter (or council=E07000040)\n  OpenAPI       {api_url}/api/v1/openapi.json (no token needed)\n  API token     in {} (send as: Authorization: Bearer <token>)\n  metrics       {api_url}/metrics (API) and http://127.0.0.1:{}/metrics (ingest)\n  ClickHouse    http://127.0.0.1:{} (users in {})\n  logs          {}\n  stop it with  cargo xtask stack down",
         clock.elapsed().as_secs_f64(),
         stack.dir.join("api-token").display(),
         ports.ingest,
@@ -99,6 +124,30 @@ pub fn run() -> Result<()> {
         stack.dir.join("state.json").display(),
         stack.dir.display(),
     );
+    Ok(())
+}
+
+/// Writes the councils' definitions to ClickHouse for the dashboards, as
+/// the writer (the API's own user may only read).
+fn publish_definitions(stack: &Stack, api: &Path, config: &Path) -> Result<()> {
+    let output = Command::new(api)
+        .arg("--config")
+        .arg(config)
+        .arg("publish-definitions")
+        .env("CHANNELSHIFT_CLICKHOUSE__USER", WRITER_USER)
+        .env(
+            "CHANNELSHIFT_CLICKHOUSE__PASSWORD",
+            &stack.state.writer_password,
+        )
+        .output()
+        .context("running channelshift-api publish-definitions")?;
+    if !output.status.success() {
+        bail!(
+            "publishing the KPI definitions failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    print!("{}", String::from_utf8_lossy(&output.stdout));
     Ok(())
 }
 

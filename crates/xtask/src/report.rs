@@ -88,10 +88,11 @@ pub fn print(api: &str, token: &str, council: &str, today: NaiveDate) -> Result<
         )
         .await?;
         println!(
-            "\nScorecard, {} ({} to {}), council {council}; data as of {}, coverage {}",
+            "\nScorecard, {} ({} to {}), {}; data as of {}, coverage {}",
             text(&card["period"]["label"]),
             text(&card["period"]["start"]),
             text(&card["period"]["end"]),
+            card["council_name"].as_str().unwrap_or(council),
             text(&card["as_of"]),
             card["coverage"]["percent"]
                 .as_f64()
