@@ -434,11 +434,12 @@ pub async fn start_api_for_councils(
     let state = channelshift_api::AppState::new(&config, store)?;
     let health = Health::new();
     health.set("clickhouse", true);
-    let app =
-        channelshift_api::router(state, &prometheus::Registry::new(), health, &config.server)?;
+    let registry = prometheus::Registry::new();
+    let (trigger, stop) = shutdown::channel();
+    channelshift_api::watch_definitions(&state, &registry, stop.clone())?;
+    let app = channelshift_api::router(state, &registry, health, &config.server)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
-    let (trigger, stop) = shutdown::channel();
     let task = tokio::spawn(async move {
         channelshift_api::serve(
             listener,

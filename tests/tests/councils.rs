@@ -16,7 +16,8 @@ use channelshift_store::Store;
 use channelshift_tests::checks::{load_and_wait, Stored};
 use channelshift_tests::grafana::{expand_sql, load_dashboards, run_sql, TimeRange, CLICKHOUSE};
 use channelshift_tests::{
-    create_topics, publish_definitions, start_api_for_councils, start_ingest, Scope, API_TOKEN,
+    create_topics, eventually, publish_definitions, start_api_for_councils, start_ingest, Scope,
+    API_TOKEN,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -310,7 +311,8 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
         html.contains("Torbay Council (E06000027)"),
         "no name in the pack"
     );
-    server.stop().await?;
+    // Nothing published yet: the API says the dashboards' definitions are not its own.
+    assert_eq!(definitions_gauge(&client, &api).await?, 0.0);
 
     // The reporting calendar: each council's meeting produces its pack under
     // its own settings.
@@ -353,6 +355,16 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
     // the configured councils by name, and the scorecard panel gives the
     // API's figures, targets and RAG for each.
     publish_definitions(&scope, &kpi, &blocks).await?;
+    eventually(
+        "the API sees its definitions published",
+        Duration::from_secs(15),
+        || {
+            let (client, api) = (&client, &api);
+            async move { Ok((definitions_gauge(client, api).await? == 1.0).then_some(())) }
+        },
+    )
+    .await?;
+    server.stop().await?;
     let grafana = scope.dashboards_user().await?;
     let dashboards = load_dashboards()?;
     let overview = dashboards
@@ -421,6 +433,22 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
     drop(store);
     ingest.stop().await?;
     scope.drop_database().await
+}
+
+/// `channelshift_api_definitions_published` as the API's `/metrics` shows it.
+async fn definitions_gauge(client: &reqwest::Client, api: &str) -> Result<f64> {
+    let text = client
+        .get(format!("{api}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("channelshift_api_definitions_published "))
+        .context("no channelshift_api_definitions_published in /metrics")?
+        .trim()
+        .parse()
+        .context("the gauge's value")
 }
 
 /// A folder for the packs, inside the scope's own temporary space.

@@ -118,10 +118,9 @@ pub async fn run(config: ApiConfig, shutdown: Shutdown) -> Result<()> {
     health.set("clickhouse", true);
     let registry = Registry::new();
     let state = AppState::new(&config, store.clone())?;
-    let published = definitions_gauge(&registry)?;
-    let fingerprint = definitions_fingerprint(&state.councils);
+    watch_definitions(&state, &registry, shutdown.clone())?;
     let app = router(state, &registry, health.clone(), &config.server)?;
-    spawn_store_probe(store, health, published, fingerprint, shutdown.clone());
+    spawn_store_probe(store, health, shutdown.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -241,43 +240,44 @@ pub async fn publish_definitions(config: &ApiConfig) -> Result<u64> {
     Ok(generation)
 }
 
-fn definitions_gauge(registry: &Registry) -> Result<prometheus::IntGauge> {
-    let gauge = prometheus::IntGauge::new(
+/// Checks every five seconds, until `shutdown`, that ClickHouse holds the
+/// definitions of `state`'s councils (`publish-definitions`), so the
+/// dashboards compute as the API does: the gauge
+/// `channelshift_api_definitions_published` (registered in `registry`) is 1
+/// while they are, and a warning is logged when they stop being.
+pub fn watch_definitions(state: &AppState, registry: &Registry, shutdown: Shutdown) -> Result<()> {
+    let published = prometheus::IntGauge::new(
         "channelshift_api_definitions_published",
         "1 when ClickHouse holds this API's KPI definitions (channelshift-api publish-definitions), so the dashboards compute as the API does; 0 when they differ or cannot be read",
     )?;
-    registry.register(Box::new(gauge.clone()))?;
-    Ok(gauge)
-}
-
-/// Keeps the readiness flag for ClickHouse current, and checks every
-/// minute that the published definitions are this configuration's.
-fn spawn_store_probe(
-    store: Store,
-    health: Health,
-    published: prometheus::IntGauge,
-    fingerprint: String,
-    shutdown: Shutdown,
-) {
+    registry.register(Box::new(published.clone()))?;
+    let fingerprint = definitions_fingerprint(&state.councils);
+    let store = state.store.clone();
     tokio::spawn(async move {
-        let mut checked: Option<std::time::Instant> = None;
         let mut warned = false;
         while !shutdown.is_requested() {
-            health.set("clickhouse", store.ping().await);
-            if checked.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60)) {
-                checked = Some(std::time::Instant::now());
-                let current = matches!(
-                    store.published_definitions().await,
-                    Ok(Some(ref published)) if *published == fingerprint
+            let current = matches!(
+                store.published_definitions().await,
+                Ok(Some(ref published)) if *published == fingerprint
+            );
+            published.set(i64::from(current));
+            if !current && !warned {
+                tracing::warn!(
+                    "the KPI definitions in ClickHouse are not this configuration's: the dashboards compute with others until `channelshift-api publish-definitions` runs with this configuration"
                 );
-                published.set(i64::from(current));
-                if !current && !warned {
-                    tracing::warn!(
-                        "the KPI definitions in ClickHouse are not this configuration's: the dashboards compute with others until `channelshift-api publish-definitions` runs with this configuration"
-                    );
-                }
-                warned = !current;
             }
+            warned = !current;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    });
+    Ok(())
+}
+
+/// Keeps the readiness flag for ClickHouse current.
+fn spawn_store_probe(store: Store, health: Health, shutdown: Shutdown) {
+    tokio::spawn(async move {
+        while !shutdown.is_requested() {
+            health.set("clickhouse", store.ping().await);
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
@@ -313,6 +313,24 @@ mod tests {
             "the example shows the defaults"
         );
         assert!(config.auth.revoked_sha256.is_empty());
+        let councils = Councils::new(&config.kpi, &config.councils).expect("councils are valid");
+        let code = |text: &str| channelshift_contract::CouncilCode::parse(text).expect("a code");
+        let exeter = councils.policy(&code("E07000041")).expect("configured");
+        let east_devon = councils.policy(&code("E07000040")).expect("configured");
+        assert_eq!(exeter.label("E07000041"), "Exeter City Council (E07000041)");
+        use channelshift_kpi::catalogue::Kpi;
+        assert_eq!(exeter.targets[&Kpi::DigitalTakeUp].target(), 45.0);
+        assert_eq!(east_devon.targets[&Kpi::DigitalTakeUp].target(), 50.0);
+        assert_eq!(east_devon.targets[&Kpi::CompletionRate].target(), 85.0);
+        let april_2026 = NaiveDate::from_ymd_opt(2026, 4, 1).expect("valid date");
+        assert_eq!(
+            east_devon
+                .unit_costs
+                .cost_on(Channel::Phone, april_2026)
+                .map(|pence| pence.0),
+            Some(345)
+        );
+        assert_eq!(east_devon.suppression.threshold, 5);
         let calendar =
             Calendar::new(&config.packs.calendar).expect("the example calendar is valid");
         assert_eq!(calendar.entries.len(), 2);
