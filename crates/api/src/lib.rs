@@ -50,11 +50,17 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: &ApiConfig, store: Store) -> Result<Self> {
         let token_hashes = auth::accepted_hashes(&config.auth)?;
-        if config.kpi.suppression_threshold == 0 {
-            tracing::warn!("kpi.suppression_threshold is 0: small numbers will not be suppressed");
-        }
+
         let packs = pack::Renderer::new(&store, &config.clickhouse, &config.query, &config.packs);
         let councils = Councils::new(&config.kpi, &config.councils)?;
+        if councils.default_policy().suppression.threshold == 0 {
+            tracing::warn!("kpi.suppression_threshold is 0: small numbers will not be suppressed");
+        }
+        for (council, policy) in councils.configured() {
+            if policy.suppression.threshold == 0 {
+                tracing::warn!(%council, "the council's suppression_threshold is 0: its small numbers will not be suppressed");
+            }
+        }
         let calendar = Calendar::new(&config.packs.calendar)?;
         for entry in &calendar.entries {
             councils

@@ -35,6 +35,10 @@ impl Councils {
             // Environment variables reach here lower-cased.
             let council = CouncilCode::parse(&code.to_ascii_uppercase())
                 .with_context(|| format!("councils.{code}: {}", CouncilCode::RULE))?;
+            anyhow::ensure!(
+                block.get("pack_settle_seconds").is_none(),
+                "councils.{council}: pack_settle_seconds is the platform's (set it in [kpi]): every council's packs settle alike"
+            );
             let settings = merged(default, block).with_context(|| format!("councils.{council}"))?;
             anyhow::ensure!(
                 settings.name.as_deref().is_some_and(|name| !name.trim().is_empty()),
@@ -146,8 +150,9 @@ impl Councils {
 }
 
 /// `default` with `block`'s settings laid over it: tables merge key by key
-/// (a target or a channel class replaces only its own), anything else
-/// (a list of unit costs, a number) replaces the default's.
+/// at every depth (a channel class, a target, even a target's `tolerance`
+/// alone), anything else (a list of unit costs, a number) replaces the
+/// default's.
 pub fn merged(default: &KpiSettings, block: &Value) -> anyhow::Result<KpiSettings> {
     anyhow::ensure!(
         block.is_object(),
@@ -255,6 +260,10 @@ mod tests {
             (
                 json!({"E07000041": {"name": "X", "unit_costs": [{"channel": "pigeon", "from": "2024-04-01", "pounds": "1"}]}}),
                 "pigeon",
+            ),
+            (
+                json!({"E07000041": {"name": "X", "pack_settle_seconds": 5}}),
+                "platform's",
             ),
         ] {
             let blocks: CouncilBlocks = serde_json::from_value(block).expect("blocks");

@@ -6,7 +6,9 @@
 //! A publication is a generation: its rows are written to every
 //! `definitions_*` table, then its number to `definitions_generations`.
 //! The `council_*` views show the rows of the newest recorded generation
-//! only, so a reader never sees half a publication.
+//! only, so on one server (or a replicated one) a reader never sees half a
+//! publication; on a sharded cluster the inserts must be synchronous for
+//! that to hold (deploy/SCALING.md).
 
 use crate::connection::{Store, StoreError};
 use chrono::NaiveDate;
@@ -102,6 +104,11 @@ struct TargetRow<'a> {
 }
 
 #[derive(Row, Deserialize)]
+struct Generation {
+    generation: u64,
+}
+
+#[derive(Row, Deserialize)]
 struct Fingerprint {
     fingerprint: String,
 }
@@ -122,7 +129,18 @@ impl Store {
         fingerprint: &str,
     ) -> Result<u64, StoreError> {
         let now = chrono::Utc::now();
-        let generation = u64::try_from(now.timestamp_millis()).unwrap_or_default();
+        // Later than every earlier publication, whatever this clock says.
+        let newest = self
+            .query(&format!(
+                "SELECT max(generation) AS generation FROM {}",
+                self.rollup("definitions_generations")
+            ))
+            .fetch_one::<Generation>()
+            .await?
+            .generation;
+        let generation = u64::try_from(now.timestamp_millis())
+            .unwrap_or_default()
+            .max(newest + 1);
         // The crate's insert quotes a qualified name as one identifier: a
         // client whose database is the rollups' names the tables bare.
         let rollups = self.client.clone().with_database(self.rollups_database());
