@@ -68,7 +68,7 @@ declare -A groups=(
   [hotspots]="ward lsoa"
 )
 declare -A filters=(
-  [digital-take-up]="service=waste customer_type=business channel=web"
+  [digital-take-up]="service=waste customer_type=business"
   [channel-mix]="service=council_tax customer_type=resident"
   [satisfaction]="instrument=csat5 instrument=govmetric3 channel=phone customer_type=business"
   [completion-rate]="service=waste channel=app"
@@ -76,7 +76,7 @@ declare -A filters=(
   [efficiency-savings]="service=waste customer_type=resident"
   [avoidable-contact]="channel=phone"
   [first-contact-resolution]="service=benefits"
-  [hotspots]="channel=web"
+  [hotspots]=""
 )
 
 for kpi in "${!groups[@]}"; do

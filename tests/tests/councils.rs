@@ -47,7 +47,8 @@ fn default_block() -> Value {
             "cost-per-transaction": {"target": 2.0, "tolerance": 0.5, "polarity": "lower_is_better"},
             "efficiency-savings": {"target": 40.0, "tolerance": 10.0, "polarity": "higher_is_better"},
             "avoidable-contact": {"target": 20.0, "tolerance": 5.0, "polarity": "lower_is_better"},
-            "first-contact-resolution": {"target": 75.0, "tolerance": 5.0, "polarity": "higher_is_better"}
+            "first-contact-resolution": {"target": 75.0, "tolerance": 5.0, "polarity": "higher_is_better"},
+            "response-rate": {"target": 30.0, "tolerance": 5.0, "polarity": "higher_is_better"}
         }
     })
 }
@@ -176,8 +177,12 @@ fn expected(council: &str) -> BTreeMap<&'static str, (Option<f64>, u64, f64, &'s
             ("satisfaction", (Some(60.0), 5, 80.0, "red")),
             // (12 × 15 + 4 × 15 + 6 × 283 + 2 × 862) p = 3,662 p ÷ 22 = 166.45 p.
             ("cost-per-transaction", (Some(1.66), 22, 2.0, "green")),
-            // (24 × 7,215 − 20 × 3,662) ÷ 20 = 4,996 p.
-            ("efficiency-savings", (Some(49.96), 24, 40.0, "green")),
+            // (24 × 7,215 − 20 × 3,662) ÷ 20 = 4,996 p, against £40 a year
+            // profiled to 30 June: 91 of 365 days.
+            (
+                "efficiency-savings",
+                (Some(49.96), 24, 40.0 * (91.0 / 365.0), "green"),
+            ),
             (
                 "avoidable-contact",
                 (Some(100.0 * 2.0 / 6.0), 6, 20.0, "red"),
@@ -185,6 +190,11 @@ fn expected(council: &str) -> BTreeMap<&'static str, (Option<f64>, u64, f64, &'s
             (
                 "first-contact-resolution",
                 (Some(100.0 * 5.0 / 6.0), 6, 75.0, "green"),
+            ),
+            // 11 answers of 24 contacts.
+            (
+                "response-rate",
+                (Some(100.0 * 11.0 / 24.0), 24, 30.0, "green"),
             ),
         ])
     } else {
@@ -203,8 +213,13 @@ fn expected(council: &str) -> BTreeMap<&'static str, (Option<f64>, u64, f64, &'s
             ("satisfaction", (Some(100.0 / 6.0), 6, 10.0, "green")),
             // (12 × 50 + 4 × 100 + 6 × 400 + 2 × 1,000) p = 5,400 p ÷ 22 = 245.45 p.
             ("cost-per-transaction", (Some(2.45), 22, 1.0, "red")),
-            // Baseline July-September 2024: (24 × 7,600 − 20 × 5,400) ÷ 20 = 3,720 p.
-            ("efficiency-savings", (Some(37.2), 24, 40.0, "amber")),
+            // Baseline July-September 2024: (24 × 7,600 − 20 × 5,400) ÷ 20 =
+            // 3,720 p: green against the £9.97 due by 30 June (amber against
+            // the whole year's £40 with its £10 tolerance).
+            (
+                "efficiency-savings",
+                (Some(37.2), 24, 40.0 * (91.0 / 365.0), "green"),
+            ),
             (
                 "avoidable-contact",
                 (Some(100.0 * 2.0 / 6.0), 6, 20.0, "red"),
@@ -212,6 +227,11 @@ fn expected(council: &str) -> BTreeMap<&'static str, (Option<f64>, u64, f64, &'s
             (
                 "first-contact-resolution",
                 (Some(100.0 * 5.0 / 6.0), 6, 75.0, "green"),
+            ),
+            // 11 answers of 24 contacts.
+            (
+                "response-rate",
+                (Some(100.0 * 11.0 / 24.0), 24, 30.0, "green"),
             ),
         ])
     }
@@ -274,7 +294,13 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
                 "{council} {kpi}: {headline}, expected {value:?}"
             );
             assert_eq!(headline["n"], n, "{council} {kpi}: {headline}");
-            assert_eq!(headline["target"], target, "{council} {kpi}: {headline}");
+            assert!(
+                close(headline["target"].as_f64(), Some(target)),
+                "{council} {kpi}: {headline}"
+            );
+            if kpi == "efficiency-savings" {
+                assert_eq!(headline["annual_target"], 40.0, "{headline}");
+            }
             assert_eq!(headline["rag"], rag, "{council} {kpi}: {headline}");
         }
         let satisfaction = if council == EXETER {
@@ -285,6 +311,45 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
         assert!(body.to_string().contains(satisfaction), "{body}");
         scorecards.insert(council, body);
     }
+    // The response rate by channel: the 11 web answers over each channel's
+    // contacts, under Exeter's threshold of 5.
+    let body: Value = client
+        .get(format!(
+            "{api}/api/v1/kpi/response-rate?council={EXETER}&from=2025-04-01&to=2025-06-30&group_by=channel"
+        ))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let by_channel: BTreeMap<&str, &Value> = body["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| Some((row["channel"].as_str()?, row)))
+        .collect();
+    assert!(
+        close(
+            by_channel["web"]["value"].as_f64(),
+            Some(100.0 * 11.0 / 12.0)
+        ),
+        "{body}"
+    );
+    assert_eq!(by_channel["web"]["n"], 12, "{body}");
+    assert!(
+        close(by_channel["phone"]["value"].as_f64(), Some(0.0)),
+        "{body}"
+    );
+    assert_eq!(
+        by_channel["kiosk"]["suppressed"], true,
+        "4 contacts: {body}"
+    );
+    assert_eq!(
+        by_channel["face_to_face"]["suppressed"], true,
+        "2 contacts: {body}"
+    );
+
     // A council with data that the platform does not configure is refused.
     let refused = client
         .get(format!(
@@ -406,6 +471,7 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
                 "n",
                 "target",
                 "tolerance",
+                "annual_target",
                 "polarity",
                 "rag"
             ]
@@ -422,9 +488,16 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
                 "{council}: dashboard {row:?}, API {headline}"
             );
             assert_eq!(row[2], headline["n"], "{council}: {row:?} {headline}");
-            assert_eq!(row[3].as_f64(), headline["target"].as_f64(), "{council}");
+            assert!(
+                close(row[3].as_f64(), headline["target"].as_f64()),
+                "{council}: dashboard {row:?}, API {headline}"
+            );
+            assert!(
+                close(row[5].as_f64(), headline["annual_target"].as_f64()),
+                "{council}: dashboard {row:?}, API {headline}"
+            );
             assert_eq!(
-                row[6].as_str().map(str::to_lowercase),
+                row[7].as_str().map(str::to_lowercase),
                 headline["rag"].as_str().map(str::to_string),
                 "{council}: dashboard {row:?}, API {headline}"
             );

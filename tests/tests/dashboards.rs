@@ -323,7 +323,11 @@ fn kpi_expectations(take_up_definition: &str) -> BTreeMap<&'static str, Expected
         (
             // Council tax only (waste has no baseline): 24 × 29.80 / 20 − 19.68.
             "Efficiency savings, financial year to date, against target",
-            expected(&["savings", "target", "n"], json!([[16.08, 465000, 36]])),
+            // Against £465,000 a year profiled to 30 June (91 of 365 days).
+            expected(
+                &["savings", "target_to_date", "annual_target", "n"],
+                json!([[16.08, 465000.0 * (91.0 / 365.0), 465000, 36]]),
+            ),
         ),
         (
             "Hot spots by ward: digital take-up",
@@ -452,11 +456,12 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
                         "n",
                         "target",
                         "tolerance",
+                        "annual_target",
                         "polarity",
                         "rag"
                     ]
                 );
-                assert_eq!(rows.len(), 7, "{name}");
+                assert_eq!(rows.len(), 8, "{name}");
                 continue;
             }
             if title == "Coverage of the period" {

@@ -575,6 +575,20 @@ fn assert_suppressed(row: &Value) {
     }
 }
 
+/// A rate over no cases: "no data", not withheld: `n` 0, no value.
+fn assert_no_data(row: &Value) {
+    assert_eq!(row["suppressed"], false, "no data is not withheld: {row}");
+    assert_eq!(row["n"], 0, "{row}");
+    assert_eq!(row["denominator"], 0, "{row}");
+    for field in ["value", "ci95_low", "ci95_high"] {
+        assert_eq!(
+            row.get(field),
+            Some(&Value::Null),
+            "`{field}` null in {row}"
+        );
+    }
+}
+
 fn notes(body: &Value) -> Vec<String> {
     body["notes"]
         .as_array()
@@ -832,7 +846,7 @@ async fn assert_periods(api: &Api, query: &str, expected: &[(&str, &str)]) -> Re
             )
         });
         if all == 0 {
-            assert_suppressed(row);
+            assert_no_data(row);
         } else {
             assert_rate(row, (web, all));
         }
@@ -1672,19 +1686,21 @@ async fn hotspots_rank_areas_by_take_up_and_suppress_small_ones() -> Result<()> 
         );
     }
 
-    // Filtered to the phone: A 0 of 12 with 17 contacts; B (5) and C (3) suppressed.
-    let body = api
-        .kpi("hotspots", &format!("{range}&channel=phone"))
+    // Filtered to the phone, every ward's take-up would be 0% by
+    // construction: a share of channels takes no channel filter.
+    let (status, body) = api
+        .get(&format!(
+            "/api/v1/kpi/hotspots?council={COUNCIL}&{range}&channel=phone"
+        ))
         .await?;
-    let phone_a = in_ward(WARD_A, Some("phone"));
-    assert_hotspot(
-        row(&body, &[("ward", WARD_A)]),
-        take_up(&phone_a, true),
-        phone_a.len() as u64,
-        1,
+    assert_eq!(status, 400, "{body:#}");
+    assert_eq!(body["parameter"], "channel", "{body:#}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("share of channels")),
+        "{body:#}"
     );
-    assert_hotspot_suppressed(row(&body, &[("ward", WARD_B)]));
-    assert_hotspot_suppressed(row(&body, &[("ward", WARD_C)]));
 
     api.stop().await?;
     ingest.stop().await?;
@@ -1714,14 +1730,14 @@ async fn assert_bad_request(api: &Api, path: &str, parameters: &[&str]) -> Resul
 async fn bad_requests_name_the_offending_parameter() -> Result<()> {
     let scope = Scope::new("kpi-errors");
     // Nothing ingested yet: no as_of, and the whole-council rate still has its
-    // row, suppressed.
+    // row: no data (not "withheld": nothing rests on too few cases).
     let ingest = ingest(&scope, &[], &[]).await?;
     let api = Api::start(&scope, 10).await?;
     let body = api
         .kpi("digital-take-up", "from=2025-05-01&to=2025-05-31")
         .await?;
     assert_eq!(body["as_of"], Value::Null, "nothing ingested yet: {body:#}");
-    assert_suppressed(only_row(&body));
+    assert_no_data(only_row(&body));
     produce_and_wait(
         &scope,
         "late-",
@@ -1880,7 +1896,7 @@ async fn bad_requests_name_the_offending_parameter() -> Result<()> {
         .await?;
     assert_eq!(status, 200, "{quiet:#}");
     assert_eq!(quiet["as_of"], body["as_of"], "{quiet:#}");
-    assert_suppressed(only_row(&quiet));
+    assert_no_data(only_row(&quiet));
 
     api.stop().await?;
     ingest.stop().await?;
@@ -1977,6 +1993,7 @@ fn headline(kpi: &str, q: &Quarter) -> (f64, u64, Option<(u64, u64)>) {
         }
         "avoidable-contact" => rate(avoidable(&q.contacts)),
         "first-contact-resolution" => rate(first_contact_resolution(&q.contacts)),
+        "response-rate" => rate((q.responses.len() as u64, q.contacts.len() as u64)),
         other => panic!("no headline model for {other}"),
     }
 }
@@ -2100,6 +2117,7 @@ async fn scorecard_reports_rag_against_targets_and_direction_of_travel() -> Resu
             "efficiency-savings",
             "avoidable-contact",
             "first-contact-resolution",
+            "response-rate",
         ],
         "{card:#}"
     );
@@ -2111,6 +2129,7 @@ async fn scorecard_reports_rag_against_targets_and_direction_of_travel() -> Resu
         "cost-per-transaction",
         "avoidable-contact",
         "first-contact-resolution",
+        "response-rate",
     ] {
         let entry = card_kpi(&card, kpi);
         let (value, n, rate) = headline(kpi, &current);
@@ -2278,7 +2297,7 @@ async fn every_path_in_the_openapi_document_is_served() -> Result<()> {
     let kpis = document["paths"]["/api/v1/kpi/{kpi}"]["get"]["parameters"][0]["schema"]["enum"]
         .as_array()
         .context("the kpi parameter lists the KPIs")?;
-    assert_eq!(kpis.len(), 9);
+    assert_eq!(kpis.len(), 10);
     for kpi in kpis {
         let kpi = kpi.as_str().context("KPI names are strings")?;
         let status = client

@@ -161,10 +161,12 @@ pub fn kpi_request(params: &KpiQuery, accepts: &KpiSpec) -> Result<KpiRequest, A
             continue;
         };
         if !accepts.filters.contains(&key) {
-            return Err(ApiError::bad(
-                key.as_str(),
-                "this filter is not available for this KPI",
-            ));
+            let why = if key == FilterKey::Channel {
+                "this KPI is a share of channels (of completed transactions, of contacts, or of the baseline mix): filtered to one channel it would say nothing; use group_by=channel or channel_class where the KPI has it"
+            } else {
+                "this filter is not available for this KPI"
+            };
+            return Err(ApiError::bad(key.as_str(), why));
         }
         match key {
             FilterKey::Service => {

@@ -18,6 +18,7 @@ channelshift_contract::vocabulary! {
         EfficiencySavings = "efficiency-savings",
         AvoidableContact = "avoidable-contact",
         FirstContactResolution = "first-contact-resolution",
+        ResponseRate = "response-rate",
         Hotspots = "hotspots",
     }
 }
@@ -50,6 +51,20 @@ channelshift_contract::vocabulary! {
         Percent = "percent",
         /// Pounds sterling.
         Gbp = "gbp",
+    }
+}
+
+impl Unit {
+    /// `value` as it is published and printed: a percentage to one decimal
+    /// place, pounds to the penny (the nearest, ties to even, as Rust prints
+    /// it). RAG status and direction of travel compare these, so a committee
+    /// never reads "red" beside a printed figure that meets its target.
+    pub fn published(self, value: f64) -> f64 {
+        let printed = match self {
+            Unit::Percent => format!("{value:.1}"),
+            Unit::Gbp => format!("{value:.2}"),
+        };
+        printed.parse().unwrap_or(value)
     }
 }
 
@@ -121,10 +136,13 @@ use FilterKey as F;
 use GroupKey as G;
 
 const CONTACT_FILTERS: &[FilterKey] = &[F::Service, F::Channel, F::CustomerType];
+/// A KPI whose value is a share of channels (take-up, channel mix, savings)
+/// has no `channel` filter: one channel's share of itself means nothing.
+const SHARE_FILTERS: &[FilterKey] = &[F::Service, F::CustomerType];
 const CONTACT_GROUPS: &[GroupKey] = &[G::Channel, G::ChannelClass, G::Service, G::CustomerType];
 
 /// The headlines of the scorecard, in its order.
-pub const SCORECARD: [Kpi; 7] = [
+pub const SCORECARD: [Kpi; 8] = [
     Kpi::DigitalTakeUp,
     Kpi::CompletionRate,
     Kpi::Satisfaction,
@@ -132,6 +150,7 @@ pub const SCORECARD: [Kpi; 7] = [
     Kpi::EfficiencySavings,
     Kpi::AvoidableContact,
     Kpi::FirstContactResolution,
+    Kpi::ResponseRate,
 ];
 
 /// `group_by` keys that cannot be asked for together.
@@ -160,7 +179,7 @@ impl Kpi {
                 unit: Unit::Percent,
                 definition: "Completed transactions (interaction transaction, outcome completed or ineligible) through digital self-service channels as a percentage of all completed transactions (GDS). Assisted digital counts as digital unless kpi.take_up_definition is gds_2014.",
                 group_by: &[G::Service, G::CustomerType],
-                filters: CONTACT_FILTERS,
+                filters: SHARE_FILTERS,
                 polarity: Polarity::HigherIsBetter,
                 scorecard: Some(Headline::First),
                 trend: TrendSpec {
@@ -178,7 +197,7 @@ impl Kpi {
                 unit: Unit::Percent,
                 definition: "Contacts (all interactions and outcomes) per channel, or per channel class, as a percentage of all contacts in the same period and group.",
                 group_by: CONTACT_GROUPS,
-                filters: CONTACT_FILTERS,
+                filters: SHARE_FILTERS,
                 polarity: Polarity::HigherIsBetter,
                 scorecard: None,
                 trend: TrendSpec {
@@ -302,11 +321,29 @@ impl Kpi {
                 shows_interval: false,
                 has_total: true,
             },
+            Kpi::ResponseRate => KpiSpec {
+                unit: Unit::Percent,
+                definition: "Satisfaction survey responses (all instruments) as a percentage of contacts (all interactions and outcomes) of the same period and group. Wilson CI; above 100% (responses in a period rating contacts of an earlier one) it has no interval.",
+                group_by: CONTACT_GROUPS,
+                filters: CONTACT_FILTERS,
+                polarity: Polarity::HigherIsBetter,
+                scorecard: Some(Headline::First),
+                trend: TrendSpec {
+                    measure: "Survey responses, % of contacts",
+                    ..TOTAL
+                },
+                targets: TargetScope::Period,
+                title: "Survey response rate",
+                plain_english: "Of all the contacts customers made with us, how many led to an answer to the satisfaction survey. A low rate means the satisfaction figures rest on the few customers who chose to answer.",
+                needs_baseline: false,
+                shows_interval: true,
+                has_total: true,
+            },
             Kpi::Hotspots => KpiSpec {
                 unit: Unit::Percent,
                 definition: "Per ward (or LSOA): digital take-up with n = completed transactions, all contacts, and rank (1 = lowest take-up, the hot spot of digital exclusion). Contacts without the area are left out.",
                 group_by: &[G::Ward, G::Lsoa],
-                filters: &[F::Channel],
+                filters: &[],
                 polarity: Polarity::HigherIsBetter,
                 scorecard: None,
                 trend: TrendSpec {
@@ -327,6 +364,16 @@ impl Kpi {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn published_values_are_the_printed_ones() {
+        assert_eq!(Unit::Percent.published(44.96), 45.0);
+        assert_eq!(Unit::Percent.published(44.94), 44.9);
+        // 87.25 is exact in binary: printed, and compared, as 87.2.
+        assert_eq!(Unit::Percent.published(87.25), 87.2);
+        assert_eq!(Unit::Gbp.published(2.504), 2.5);
+        assert_eq!(Unit::Gbp.published(-151.456), -151.46);
+    }
+
     use super::*;
 
     #[test]

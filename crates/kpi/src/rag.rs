@@ -92,6 +92,22 @@ impl Target {
         self.target
     }
 
+    /// The share `fraction` (0 to 1) of an annual target and its tolerance:
+    /// the target profiled pro rata to a day of the year, which a year-to-date
+    /// total is held to (the annual target stays the year's end's).
+    pub fn pro_rata(&self, fraction: f64) -> Target {
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        Target {
+            target: self.target * fraction,
+            tolerance: self.tolerance * fraction,
+            polarity: self.polarity,
+        }
+    }
+
     /// How far short of the target still counts as Amber, in the KPI's unit.
     pub fn tolerance(&self) -> f64 {
         self.tolerance
@@ -139,6 +155,19 @@ pub fn direction_of_travel(current: f64, previous: f64, polarity: Polarity) -> D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_profiled_pro_rata_scales_target_and_tolerance() {
+        let annual = target(465_000.0, 50_000.0, Polarity::HigherIsBetter);
+        let quarter = annual.pro_rata(91.0 / 365.0);
+        assert!((quarter.target() - 115_931.506_849).abs() < 1e-3);
+        assert!((quarter.tolerance() - 12_465.753_424).abs() < 1e-3);
+        assert_eq!(quarter.polarity(), Polarity::HigherIsBetter);
+        // Q1's £100k is amber against the profile, red against the year.
+        assert_eq!(quarter.rag(110_000.0), Rag::Amber);
+        assert_eq!(annual.rag(110_000.0), Rag::Red);
+        assert_eq!(annual.pro_rata(2.0).target(), 465_000.0);
+    }
 
     fn target(value: f64, tolerance: f64, polarity: Polarity) -> Target {
         Target::new(value, tolerance, polarity).expect("test targets are valid")

@@ -1,12 +1,13 @@
-//! Small-number suppression for anything published: a count below the threshold, and any rate
-//! whose denominator is below it, is withheld and marked — never shown as zero.
+//! Small-number suppression for anything published: a count above zero and below the threshold,
+//! and any rate whose denominator is, is withheld and marked — never shown as zero. No cases at
+//! all is not withheld: it is published as a count of 0, or a rate with no value ("no data").
 
 use serde::Serialize;
 
 use crate::interval::Rate;
 use crate::satisfaction::NetScore;
 
-/// The default threshold: counts of 0–9 are suppressed.
+/// The default threshold: counts of 1–9 are suppressed.
 pub const DEFAULT_THRESHOLD: u64 = 10;
 
 /// A figure as published: shown, or withheld because it rests on too few cases.
@@ -66,7 +67,8 @@ impl Suppression {
     }
 
     fn publish<T>(&self, figure: T, cases: u64) -> Published<T> {
-        if cases < self.threshold {
+        // Nothing to protect in no cases: "no data", not "withheld".
+        if cases > 0 && cases < self.threshold {
             Published::Suppressed
         } else {
             Published::Shown(figure)
@@ -88,8 +90,12 @@ mod tests {
     }
 
     #[test]
-    fn zero_count_is_suppressed_not_shown_as_zero() {
-        assert!(Suppression::default().count(0).is_suppressed());
+    fn no_cases_are_no_data_not_withheld() {
+        let rule = Suppression::default();
+        assert_eq!(rule.count(0), Published::Shown(0));
+        assert!(rule.count(1).is_suppressed());
+        let none = rule.rate(Rate::new(0, 0)).shown().expect("shown");
+        assert_eq!(none.percent(), None, "a rate over nothing has no value");
     }
 
     #[test]

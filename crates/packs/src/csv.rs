@@ -23,7 +23,7 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
     ("n", "integer", "Cases the figure rests on"),
     ("ci95_low", "decimal", "Lower bound of the 95% interval"),
     ("ci95_high", "decimal", "Upper bound of the 95% interval"),
-    ("target", "decimal", "The council's target (headline rows only)"),
+    ("target", "decimal", "The council's target (headline rows only); for savings in the financial year to date, the year's target profiled pro rata to the period's end"),
     ("rag", "string", "green, amber or red against the target (headline rows only)"),
     ("suppressed", "boolean", "true when withheld because it rests on fewer cases than the threshold"),
     ("restated", "boolean", "true when the figure differs from the one the previous pack published for the same period"),

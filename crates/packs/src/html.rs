@@ -279,7 +279,7 @@ fn kpi_page(pack: &Pack, kpi: Kpi) -> Markup {
     let trend = pack.trend(kpi);
     let status = trend.and_then(|trend| {
         let value = trend.current()?.value?;
-        Some(trend.target?.rag(value))
+        Some(trend.target?.rag(trend.unit.published(value)))
     });
     // Savings are held to the year-to-date target.
     let status = if kpi.spec().targets == TargetScope::FinancialYearToDate {

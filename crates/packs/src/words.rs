@@ -44,7 +44,10 @@ pub fn caveats(pack: &Pack, kpi: Kpi) -> Vec<String> {
             }
         )),
         Kpi::Satisfaction => caveats.push(
-            "Survey response rates are not yet measured: the figure describes the customers who chose to answer, who may differ from those who did not. The range shown is a 95% confidence interval.".into(),
+            "The figure describes the customers who chose to answer, who may differ from those who did not (see the survey response rate). The range shown is a 95% confidence interval.".into(),
+        ),
+        Kpi::ResponseRate => caveats.push(
+            "Answers are counted against all contacts of the same period, whatever the instrument; a customer may answer more than once, and an answer may rate a contact of an earlier period.".into(),
         ),
         Kpi::CostPerTransaction => caveats.push(socitm.into()),
         Kpi::EfficiencySavings => {
@@ -236,7 +239,7 @@ pub fn headline(pack: &Pack, kpi: Kpi) -> String {
                 format!(
                     "; target {}: {}",
                     figure(trend.unit, target.target()),
-                    rag_word(target.rag(value))
+                    rag_word(target.rag(trend.unit.published(value)))
                 )
             })
             .unwrap_or_default()
@@ -245,14 +248,37 @@ pub fn headline(pack: &Pack, kpi: Kpi) -> String {
         Kpi::ChannelMix => {
             format!("Online self-service carried {shown} of all contacts {this}{change}.")
         }
-        Kpi::Satisfaction => format!(
-            "{shown} of customers who answered the survey were satisfied {this}{}{change}{}.",
-            point
+        Kpi::Satisfaction => {
+            let answers = point
                 .n
                 .map(|n| format!(" ({} answers)", grouped(n)))
-                .unwrap_or_default(),
-            target(trend.target, value)
-        ),
+                .unwrap_or_default();
+            let target = target(trend.target, value);
+            // The council's headline measure (`kpi.satisfaction`), in its own words.
+            let measure = match pack.satisfaction {
+                channelshift_kpi::catalogue::Headline::Measure { measure, .. } => measure,
+                _ => "satisfied",
+            };
+            match measure {
+                "good" => format!(
+                    "{shown} of customers who answered the survey rated the service good {this}{answers}{change}{target}."
+                ),
+                "easy" => format!(
+                    "{shown} of customers who answered the survey found it easy {this}{answers}{change}{target}."
+                ),
+                "net" | "nps" => format!(
+                    "The {} was {value:+.1} points {this}{answers}{change}{target}.",
+                    if measure == "nps" {
+                        "Net Promoter Score (% scoring 9-10 minus % scoring 0-6)"
+                    } else {
+                        "GovMetric net score (% good minus % poor)"
+                    }
+                ),
+                _ => format!(
+                    "{shown} of customers who answered the survey were satisfied {this}{answers}{change}{target}."
+                ),
+            }
+        }
         Kpi::CompletionRate => format!(
             "Customers finished {shown} of the transactions they started online {this}{change}{}.",
             target(trend.target, value)
@@ -267,9 +293,9 @@ pub fn headline(pack: &Pack, kpi: Kpi) -> String {
                     figure(Unit::Gbp, total),
                     year.and_then(|row| row.target)
                         .map(|target| format!(
-                            " against a target of {}: {}",
+                            " against {} due by now on a straight-line profile of the year's target: {}",
                             figure(Unit::Gbp, target.target()),
-                            rag_word(target.rag(total))
+                            rag_word(target.rag(Unit::Gbp.published(total)))
                         ))
                         .unwrap_or_default()
                 ),
@@ -287,14 +313,26 @@ pub fn headline(pack: &Pack, kpi: Kpi) -> String {
                 .rows_of(kpi)
                 .filter(|row| row.breakdown == "ward" && row.row.value.is_some())
                 .count();
+            let withheld = pack
+                .rows_of(kpi)
+                .filter(|row| row.breakdown == "ward" && row.row.suppressed)
+                .count();
+            let withheld = match withheld {
+                0 => String::new(),
+                1 => "; 1 more ward is withheld, with too few transactions to publish".into(),
+                more => format!(
+                    "; {more} more wards are withheld, with too few transactions to publish"
+                ),
+            };
             format!(
-                "Digital take-up was lowest in ward {ward}, at {shown} {this} (the lowest of {wards} wards with enough data to publish)."
+                "Digital take-up was lowest in ward {ward}, at {shown} {this} (the lowest of {wards} wards with enough data to publish{withheld})."
             )
         }
         Kpi::DigitalTakeUp
         | Kpi::CostPerTransaction
         | Kpi::AvoidableContact
-        | Kpi::FirstContactResolution => format!(
+        | Kpi::FirstContactResolution
+        | Kpi::ResponseRate => format!(
             "{} was {shown} {this}{change}{}.",
             title(kpi),
             target(trend.target, value)

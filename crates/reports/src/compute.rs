@@ -36,6 +36,12 @@ pub async fn compute(
         Kpi::FirstContactResolution => {
             rows::first_contact_resolution_rows(request, policy, &contacts().await?)
         }
+        Kpi::ResponseRate => {
+            let responses = store
+                .satisfaction_cells(&request.filter, bucket, keys, source)
+                .await?;
+            rows::response_rate_rows(request, policy, &contacts().await?, &responses)
+        }
         Kpi::Satisfaction => {
             let cells = store
                 .satisfaction_cells(&request.filter, bucket, keys, source)

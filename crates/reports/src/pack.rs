@@ -106,7 +106,11 @@ impl Trend {
     pub fn direction(&self) -> Option<Direction> {
         let now = self.current()?.value?;
         let then = self.previous()?.value?;
-        Some(direction_of_travel(now, then, self.polarity))
+        Some(direction_of_travel(
+            self.unit.published(now),
+            self.unit.published(then),
+            self.polarity,
+        ))
     }
 }
 
@@ -307,7 +311,7 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
                     .flatten();
                 let rag = target
                     .zip(row.value)
-                    .map(|(target, value)| target.rag(value));
+                    .map(|(target, value)| target.rag(spec.unit.published(value)));
                 rows.push(PackRow {
                     kpi,
                     unit: spec.unit,
@@ -360,7 +364,7 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
 }
 
 /// A KPI over the financial year to the period's end (savings), against the
-/// council's annual target.
+/// council's annual target profiled pro rata to the period's end.
 async fn year_to_date(
     store: &Store,
     policy: &Policy,
@@ -384,14 +388,14 @@ async fn year_to_date(
     let report = compute(store, policy, kpi, &request, source).await?;
     Ok(report.rows.into_iter().next().map(|row| {
         let row = published(row, policy);
-        let target = policy.targets.get(&kpi).copied();
+        let target = policy.target_on(kpi, to);
         PackRow {
             kpi,
             unit: kpi.spec().unit,
             breakdown: "financial_year_to_date",
             rag: target
                 .zip(row.value)
-                .map(|(target, value)| target.rag(value)),
+                .map(|(target, value)| target.rag(kpi.spec().unit.published(value))),
             row,
             target,
         }

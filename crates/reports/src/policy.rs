@@ -2,9 +2,10 @@
 //! under (`[kpi]` in the configuration), checked once and held as the
 //! values the KPI maths takes.
 
-use channelshift_kpi::catalogue::{Headline, Kpi};
+use channelshift_kpi::catalogue::{Headline, Kpi, TargetScope};
 use channelshift_kpi::channel::{Channel, ChannelClass, ChannelClasses};
 use channelshift_kpi::cost::{Pence, UnitCosts};
+use channelshift_kpi::period::{Period, PeriodKind};
 use channelshift_kpi::rag::Target;
 use channelshift_kpi::suppression::Suppression;
 use channelshift_kpi::take_up::TakeUpDefinition;
@@ -56,6 +57,23 @@ impl Policy {
         match kpi {
             Kpi::Satisfaction => Some(self.satisfaction),
             other => other.spec().scorecard,
+        }
+    }
+
+    /// The target `kpi`'s figure up to `to` is held to: the configured one,
+    /// or for a financial-year-to-date KPI (savings) the annual target and
+    /// tolerance profiled pro rata to `to` (the days of the financial year up
+    /// to and including it), so the first quarter is not red by construction.
+    pub fn target_on(&self, kpi: Kpi, to: NaiveDate) -> Option<Target> {
+        let target = *self.targets.get(&kpi)?;
+        match kpi.spec().targets {
+            TargetScope::FinancialYearToDate => {
+                let year = Period::containing(PeriodKind::FinancialYear, to).ok()?;
+                let elapsed = (to - year.first_day()).num_days() + 1;
+                let days = (year.last_day() - year.first_day()).num_days() + 1;
+                Some(target.pro_rata(elapsed as f64 / days as f64))
+            }
+            TargetScope::Period | TargetScope::None => Some(target),
         }
     }
 

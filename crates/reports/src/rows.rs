@@ -13,7 +13,9 @@ use channelshift_kpi::completion::{completion_rate, OutcomeCounts};
 use channelshift_kpi::cost::{cost_per_transaction, CostError, Pence};
 use channelshift_kpi::demand::{avoidable_contact, first_contact_resolution};
 use channelshift_kpi::interval::Rate;
-use channelshift_kpi::satisfaction::{satisfaction, NetScore, Satisfaction, ScoreCount};
+use channelshift_kpi::satisfaction::{
+    response_rate, satisfaction, NetScore, Satisfaction, ScoreCount,
+};
 use channelshift_kpi::savings::{channel_shift_savings, ServiceContacts};
 use channelshift_kpi::suppression::Published;
 use channelshift_kpi::take_up::{digital_take_up, CompletedTransactions};
@@ -596,6 +598,51 @@ pub fn satisfaction_rows(
         }
     }
     report
+}
+
+/// Survey responses ÷ contacts of the same period and group keys.
+pub fn response_rate_rows(
+    request: &KpiRequest,
+    policy: &Policy,
+    contacts: &[ContactCell],
+    responses: &[SatisfactionCell],
+) -> Report {
+    // (responses, contacts) per period and keys.
+    let mut groups: BTreeMap<(Period, Keys), (u64, u64)> = BTreeMap::new();
+    if request.group_by.is_empty() {
+        for period in &request.periods {
+            groups.insert((*period, Vec::new()), (0, 0));
+        }
+    }
+    for cell in contacts {
+        let Some(period) = request.period_of(cell.period) else {
+            continue;
+        };
+        let keys = contact_keys(request, policy, cell);
+        groups.entry((period, keys)).or_default().1 += cell.all_contacts;
+    }
+    for cell in responses {
+        let Some(period) = request.period_of(cell.period) else {
+            continue;
+        };
+        let keys = group_keys(
+            request,
+            policy,
+            cell.channel,
+            cell.service.as_ref(),
+            cell.customer_type,
+        );
+        groups.entry((period, keys)).or_default().0 += cell.responses;
+    }
+    Report {
+        rows: groups
+            .into_iter()
+            .map(|((period, keys), (responses, contacts))| {
+                KpiRow::rate(period, &keys, response_rate(responses, contacts), policy)
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
 }
 
 #[derive(Default)]

@@ -58,8 +58,12 @@ struct Headline {
     ci95_low: Option<f64>,
     ci95_high: Option<f64>,
     suppressed: bool,
+    /// For savings (year to date), the annual target profiled pro rata to the
+    /// period's end; otherwise the configured target.
     target: Option<f64>,
     tolerance: Option<f64>,
+    /// For savings, the year's whole target.
+    annual_target: Option<f64>,
     polarity: Polarity,
     rag: Option<Rag>,
     previous: Comparison,
@@ -206,6 +210,9 @@ async fn figures(
                     rows::first_contact_resolution_rows(&request, policy, &contacts)
                 }
                 Kpi::ChannelMix => rows::channel_mix_rows(&request, policy, &contacts),
+                Kpi::ResponseRate => {
+                    rows::response_rate_rows(&request, policy, &contacts, &responses)
+                }
                 // Read by area, not from the council's totals: no scorecard figure.
                 Kpi::Hotspots => Report::default(),
             };
@@ -286,10 +293,16 @@ pub async fn scorecard(
         .zip(before.into_iter().zip(year_ago))
         .map(|((kpi, figure), (before, year_ago))| {
             let spec = kpi.spec();
-            let target: Option<&Target> = policy.targets.get(&kpi);
-            let polarity = target.map_or(spec.polarity, Target::polarity);
+            let target = policy.target_on(kpi, period.last_day());
+            let polarity = target.map_or(spec.polarity, |target| target.polarity());
+            // Compared as published (printed), never beyond it.
+            let published = |value: f64| spec.unit.published(value);
             let travel = |earlier: Option<f64>| match (figure.value, earlier) {
-                (Some(now), Some(then)) => Some(direction_of_travel(now, then, polarity)),
+                (Some(now), Some(then)) => Some(direction_of_travel(
+                    published(now),
+                    published(then),
+                    polarity,
+                )),
                 _ => None,
             };
             Headline {
@@ -307,12 +320,15 @@ pub async fn scorecard(
                 ci95_low: figure.ci.0,
                 ci95_high: figure.ci.1,
                 suppressed: figure.suppressed,
-                target: target.map(Target::target),
-                tolerance: target.map(Target::tolerance),
+                target: target.map(|target| target.target()),
+                tolerance: target.map(|target| target.tolerance()),
+                annual_target: (spec.targets == TargetScope::FinancialYearToDate)
+                    .then(|| policy.targets.get(&kpi).map(Target::target))
+                    .flatten(),
                 polarity,
                 rag: target
                     .zip(figure.value)
-                    .map(|(target, value)| target.rag(value)),
+                    .map(|(target, value)| target.rag(published(value))),
                 previous: Comparison {
                     period_start: previous.first_day(),
                     period_end: previous.last_day(),
