@@ -66,6 +66,7 @@ fn council_blocks() -> Value {
             "satisfaction": {"instrument": "nps11", "measure": "nps"},
             "unit_costs": [
                 {"channel": "web", "from": "2012-04-01", "pounds": "0.50"},
+                {"channel": "web", "from": "2025-06-01", "pounds": "0.80"},
                 {"channel": "kiosk", "from": "2012-04-01", "pounds": "1.00"},
                 {"channel": "phone", "from": "2012-04-01", "pounds": "4.00"},
                 {"channel": "face_to_face", "from": "2012-04-01", "pounds": "10.00"}
@@ -211,14 +212,20 @@ fn expected(council: &str) -> BTreeMap<&'static str, (Option<f64>, u64, f64, &'s
             ),
             // nps11: (3 promoters − 2 detractors) ÷ 6.
             ("satisfaction", (Some(100.0 / 6.0), 6, 10.0, "green")),
-            // (12 × 50 + 4 × 100 + 6 × 400 + 2 × 1,000) p = 5,400 p ÷ 22 = 245.45 p.
-            ("cost-per-transaction", (Some(2.45), 22, 1.0, "red")),
-            // Baseline July-September 2024: (24 × 7,600 − 20 × 5,400) ÷ 20 =
-            // 3,720 p: green against the £9.97 due by 30 June (amber against
-            // the whole year's £40 with its £10 tolerance).
+            // The web costs 50 p until 31 May and 80 p from 1 June: each day
+            // at its own cost, (10 × 50 + 2 × 80 + 4 × 100 + 6 × 400 + 2 × 1,000)
+            // p = 5,460 p ÷ 22 = 248.18 p (at June's cost throughout it would
+            // be £2.62).
+            ("cost-per-transaction", (Some(2.48), 22, 1.0, "red")),
+            // Baseline July-September 2024 (phone 8, web 8, face to face 4):
+            // its mix costs 7,600 p a contact-set before 1 June and 7,840 p
+            // from it, so Σ C_d × that = 20 × 7,600 + 4 × 7,840 = 183,360;
+            // minus 20 × 5,460 = 74,160, ÷ 20 = 3,708 p (£36.48 at June's
+            // costs throughout). Green against the £9.97 due by 30 June
+            // (amber against the whole year's £40 with its £10 tolerance).
             (
                 "efficiency-savings",
-                (Some(37.2), 24, 40.0 * (91.0 / 365.0), "green"),
+                (Some(37.08), 24, 40.0 * (91.0 / 365.0), "green"),
             ),
             (
                 "avoidable-contact",

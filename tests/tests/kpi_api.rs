@@ -1342,7 +1342,7 @@ async fn cost_per_transaction_uses_socitm_costs_and_names_a_channel_without_one(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cost_per_transaction_uses_the_unit_costs_in_force_on_the_period_end() -> Result<()> {
+async fn cost_per_transaction_prices_each_day_at_the_unit_costs_in_force_that_day() -> Result<()> {
     let scope = Scope::new("kpi-cost-dated");
     let june_14 = "2025-06-14T12:00:00+01:00";
     let mut contacts = Vec::new();
@@ -1396,12 +1396,15 @@ async fn cost_per_transaction_uses_the_unit_costs_in_force_on_the_period_end() -
         ),
         cost(&june, priced_on("2025-06-30")),
     );
-    // One period ending 30 June prices May's phone calls at £3.50 too.
+    // One period spanning the change prices May's calls at £2.83 and June's
+    // at £3.50, not all at the period end's £3.50 (7,600p).
     let body = api
         .kpi("cost-per-transaction", "from=2025-05-01&to=2025-06-30")
         .await?;
-    assert_eq!(cost(&contacts, priced_on("2025-06-30")), (7_600, 60));
-    assert_cost(only_row(&body), cost(&contacts, priced_on("2025-06-30")));
+    let (may_pence, may_n) = cost(&may, priced_on("2025-05-31"));
+    let (june_pence, june_n) = cost(&june, priced_on("2025-06-30"));
+    assert_eq!((may_pence + june_pence, may_n + june_n), (6_930, 60));
+    assert_cost(only_row(&body), (may_pence + june_pence, may_n + june_n));
 
     api.stop().await?;
     ingest.stop().await?;

@@ -251,7 +251,7 @@ impl Kpi {
             },
             Kpi::CostPerTransaction => KpiSpec {
                 unit: Unit::Gbp,
-                definition: "Sum of contacts times the unit cost of their channel (in force at the period's end), divided by completed transactions. Default unit costs are Socitm 2012's, which describe simple contacts, not whole transactions; numerator is the total cost in pence.",
+                definition: "Sum of contacts times the unit cost of their channel in force on the contact's own day (effective-dated: a period spanning a cost change prices each day at its own cost), divided by completed transactions. Default unit costs are Socitm 2012's, which describe simple contacts, not whole transactions; numerator is the total cost in pence.",
                 group_by: &[G::ChannelClass, G::Service, G::CustomerType],
                 filters: CONTACT_FILTERS,
                 polarity: Polarity::LowerIsBetter,
@@ -269,7 +269,7 @@ impl Kpi {
             },
             Kpi::EfficiencySavings => KpiSpec {
                 unit: Unit::Gbp,
-                definition: "Cost avoided by channel shift: for each service, current contacts times the sum over channels of (baseline share - current share) times unit cost, summed over services. Services without baseline contacts contribute nothing and are listed in notes.",
+                definition: "Cost avoided by channel shift: for each service, current contacts times the sum over channels of (baseline share - current share) times unit cost, each day's contacts at the unit costs in force that day, summed over days and services (each service's saving rounded to the penny). Services without baseline contacts contribute nothing and are listed in notes.",
                 group_by: &[G::Service],
                 filters: &[F::Service, F::CustomerType],
                 polarity: Polarity::HigherIsBetter,

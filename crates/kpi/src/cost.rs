@@ -142,6 +142,16 @@ impl UnitCosts {
             .map(|(_, &cost)| cost)
     }
 
+    /// Whether any channel's cost changes on a day after `from` up to `to`:
+    /// a figure over `from..=to` must then price each day at its own cost.
+    pub fn changes_within(&self, from: NaiveDate, to: NaiveDate) -> bool {
+        self.by_channel.values().any(|dated| {
+            dated
+                .keys()
+                .any(|&effective_from| effective_from > from && effective_from <= to)
+        })
+    }
+
     /// Every entry as (channel, effective from, the last day it is in force
     /// (`None`: still in force), cost), by channel then date.
     pub fn entries(
@@ -211,18 +221,32 @@ pub fn cost_per_transaction(
     unit_costs: &UnitCosts,
     priced_on: NaiveDate,
 ) -> Result<CostPerTransaction, CostError> {
-    let used = contacts
-        .iter()
-        .filter(|(_, &count)| count > 0)
-        .map(|(&channel, _)| channel);
-    let costs = unit_costs.costs_on(used, priced_on)?;
+    let dated = BTreeMap::from([(priced_on, contacts.clone())]);
+    cost_per_transaction_dated(&dated, completed_transactions, unit_costs)
+}
+
+/// Cost per transaction of contacts counted per day (or per any day they are priced on): each
+/// day's contacts at the unit costs in force that day, summed, then divided once. Every channel
+/// with contacts needs a cost on each day it has them.
+pub fn cost_per_transaction_dated(
+    contacts: &BTreeMap<NaiveDate, ContactsByChannel>,
+    completed_transactions: u64,
+    unit_costs: &UnitCosts,
+) -> Result<CostPerTransaction, CostError> {
     let mut total: i128 = 0;
-    for (channel, cost) in &costs {
-        let count = i128::from(contacts.get(channel).copied().unwrap_or(0));
-        total = count
-            .checked_mul(i128::from(cost.0))
-            .and_then(|channel_cost| total.checked_add(channel_cost))
-            .ok_or(CostError::Overflow)?;
+    for (&day, by_channel) in contacts {
+        let used = by_channel
+            .iter()
+            .filter(|(_, &count)| count > 0)
+            .map(|(&channel, _)| channel);
+        let costs = unit_costs.costs_on(used, day)?;
+        for (channel, cost) in &costs {
+            let count = i128::from(by_channel.get(channel).copied().unwrap_or(0));
+            total = count
+                .checked_mul(i128::from(cost.0))
+                .and_then(|channel_cost| total.checked_add(channel_cost))
+                .ok_or(CostError::Overflow)?;
+        }
     }
     let per_transaction = match completed_transactions {
         0 => None,
@@ -259,6 +283,34 @@ pub(crate) fn to_pence(amount: i128) -> Result<Pence, CostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_day_is_priced_at_the_cost_in_force_that_day() {
+        let mut costs = UnitCosts::empty();
+        costs.set(Channel::Phone, date("2012-04-01"), Pence(283));
+        costs.set(Channel::Phone, date("2025-10-01"), Pence(300));
+        assert!(costs.changes_within(date("2025-04-01"), date("2026-03-31")));
+        assert!(!costs.changes_within(date("2025-10-01"), date("2026-03-31")));
+        let contacts = |count| ContactsByChannel::from([(Channel::Phone, count)]);
+        let year = BTreeMap::from([
+            (date("2025-06-10"), contacts(10)),
+            (date("2025-12-10"), contacts(10)),
+        ]);
+        // 10 × 283 + 10 × 300 = 5,830 p over 20 transactions: 291.5 → 292 p.
+        let dated = cost_per_transaction_dated(&year, 20, &costs).expect("costed");
+        assert_eq!(dated.total_cost, Pence(5_830));
+        assert_eq!(dated.per_transaction, Some(Pence(292)));
+        // Priced at the year's end instead: 6,000 p, the figure this replaces.
+        let year_end =
+            cost_per_transaction(&contacts(20), 20, &costs, date("2026-03-31")).expect("costed");
+        assert_eq!(year_end.total_cost, Pence(6_000));
+        // Before the phone had a cost at all: named, never free.
+        let early = BTreeMap::from([(date("2011-06-01"), contacts(1))]);
+        assert!(matches!(
+            cost_per_transaction_dated(&early, 1, &costs),
+            Err(CostError::MissingUnitCost { .. })
+        ));
+    }
 
     fn date(text: &str) -> NaiveDate {
         text.parse().expect("test dates are valid")

@@ -9,6 +9,7 @@
 
 use chrono::NaiveDate;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 use crate::channel::{Channel, ContactsByChannel};
 use crate::cost::{divide_rounding_half_away, to_pence, CostError, Pence, UnitCosts};
@@ -52,35 +53,76 @@ pub fn channel_shift_savings(
     unit_costs: &UnitCosts,
     priced_on: NaiveDate,
 ) -> Result<ChannelShiftSavings, CostError> {
+    let dated: Vec<DatedServiceContacts> = services
+        .iter()
+        .map(|service| DatedServiceContacts {
+            service: service.service.clone(),
+            baseline: service.baseline.clone(),
+            current: BTreeMap::from([(priced_on, service.current.clone())]),
+        })
+        .collect();
+    channel_shift_savings_dated(&dated, unit_costs)
+}
+
+/// One service's contacts per channel in the baseline period, and in the current period per day
+/// they are priced on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatedServiceContacts {
+    pub service: String,
+    pub baseline: ContactsByChannel,
+    pub current: BTreeMap<NaiveDate, ContactsByChannel>,
+}
+
+/// Channel-shift savings with each day's contacts priced at the unit costs in force that day:
+/// for a service, Σ over days d and channels c of (C_d × baseline_c − B × current_c,d) × cost_c,d
+/// ÷ B, where C_d is the day's contacts and B the baseline's. With one day this is
+/// [`channel_shift_savings`]. A channel needs a cost on a day its weighted shift is not zero;
+/// the channels missing one on the first such day are named together.
+pub fn channel_shift_savings_dated(
+    services: &[DatedServiceContacts],
+    unit_costs: &UnitCosts,
+) -> Result<ChannelShiftSavings, CostError> {
     let (with_baseline, without): (Vec<_>, Vec<_>) = services
         .iter()
         .partition(|service| service.baseline.values().sum::<u64>() > 0);
 
-    // Each service's Σ over channels of (C × baseline_c − B × current_c): the numerators whose
-    // costs are needed.
-    let weighted_shifts = with_baseline
-        .iter()
-        .map(|service| weighted_shift(service))
-        .collect::<Result<Vec<_>, _>>()?;
-    let moved = weighted_shifts
-        .iter()
-        .flatten()
-        .filter(|(_, shift)| *shift != 0)
-        .map(|&(channel, _)| channel);
-    let costs = unit_costs.costs_on(moved, priced_on)?;
+    // Each service's and day's Σ over channels of (C_d × baseline_c − B × current_c,d).
+    let mut shifts_by_service = Vec::with_capacity(with_baseline.len());
+    let mut moved: BTreeMap<NaiveDate, Vec<Channel>> = BTreeMap::new();
+    for service in &with_baseline {
+        let mut by_day = Vec::with_capacity(service.current.len());
+        for (&day, current) in &service.current {
+            let shifts = weighted_shift(&service.baseline, current)?;
+            moved.entry(day).or_default().extend(
+                shifts
+                    .iter()
+                    .filter(|(_, shift)| *shift != 0)
+                    .map(|&(channel, _)| channel),
+            );
+            by_day.push((day, shifts));
+        }
+        shifts_by_service.push(by_day);
+    }
+    let mut costs: BTreeMap<NaiveDate, BTreeMap<Channel, Pence>> = BTreeMap::new();
+    for (day, channels) in moved {
+        costs.insert(day, unit_costs.costs_on(channels, day)?);
+    }
 
     let mut saved = Vec::with_capacity(with_baseline.len());
     let mut total: i64 = 0;
-    for (service, shifts) in with_baseline.iter().zip(&weighted_shifts) {
+    for (service, by_day) in with_baseline.iter().zip(&shifts_by_service) {
         let mut numerator: i128 = 0;
-        for &(channel, shift) in shifts.iter().filter(|(_, shift)| *shift != 0) {
-            let cost = costs
-                .get(&channel)
-                .expect("costs_on returned a cost for every channel that moved");
-            numerator = shift
-                .checked_mul(i128::from(cost.0))
-                .and_then(|term| numerator.checked_add(term))
-                .ok_or(CostError::Overflow)?;
+        for (day, shifts) in by_day {
+            for &(channel, shift) in shifts.iter().filter(|(_, shift)| *shift != 0) {
+                let cost = costs
+                    .get(day)
+                    .and_then(|costs| costs.get(&channel))
+                    .expect("costs_on returned a cost for every channel that moved");
+                numerator = shift
+                    .checked_mul(i128::from(cost.0))
+                    .and_then(|term| numerator.checked_add(term))
+                    .ok_or(CostError::Overflow)?;
+            }
         }
         let baseline_contacts: u64 = service.baseline.values().sum();
         let saving = to_pence(divide_rounding_half_away(
@@ -91,7 +133,11 @@ pub fn channel_shift_savings(
         saved.push(ServiceSaving {
             service: service.service.clone(),
             baseline_contacts,
-            current_contacts: service.current.values().sum(),
+            current_contacts: service
+                .current
+                .values()
+                .flat_map(|contacts| contacts.values())
+                .sum(),
             saving,
         });
     }
@@ -106,17 +152,20 @@ pub fn channel_shift_savings(
 }
 
 /// C × baseline_c − B × current_c for every channel.
-fn weighted_shift(service: &ServiceContacts) -> Result<Vec<(Channel, i128)>, CostError> {
-    let baseline_total = i128::from(service.baseline.values().sum::<u64>());
-    let current_total = i128::from(service.current.values().sum::<u64>());
+fn weighted_shift(
+    baseline: &ContactsByChannel,
+    current: &ContactsByChannel,
+) -> Result<Vec<(Channel, i128)>, CostError> {
+    let baseline_total = i128::from(baseline.values().sum::<u64>());
+    let current_total = i128::from(current.values().sum::<u64>());
     let count = |contacts: &ContactsByChannel, channel| {
         i128::from(contacts.get(&channel).copied().unwrap_or(0))
     };
     Channel::ALL
         .iter()
         .map(|&channel| {
-            let kept = current_total.checked_mul(count(&service.baseline, channel));
-            let taken = baseline_total.checked_mul(count(&service.current, channel));
+            let kept = current_total.checked_mul(count(baseline, channel));
+            let taken = baseline_total.checked_mul(count(current, channel));
             match (kept, taken) {
                 (Some(kept), Some(taken)) => Ok((channel, kept - taken)),
                 _ => Err(CostError::Overflow),
@@ -143,6 +192,50 @@ mod tests {
             baseline: baseline.iter().copied().collect(),
             current: current.iter().copied().collect(),
         }
+    }
+
+    #[test]
+    fn savings_price_each_day_at_its_own_cost() {
+        let mut costs = UnitCosts::empty();
+        costs.set(Channel::Web, date("2012-04-01"), Pence(15));
+        costs.set(Channel::Phone, date("2012-04-01"), Pence(283));
+        costs.set(Channel::Phone, date("2025-10-01"), Pence(400));
+        // Baseline 10 phone, 10 web (B = 20); June: 4 phone, 6 web; December: 2 phone, 8 web.
+        let baseline: ContactsByChannel = [(Channel::Phone, 10), (Channel::Web, 10)].into();
+        let service = DatedServiceContacts {
+            service: "waste".into(),
+            baseline: baseline.clone(),
+            current: BTreeMap::from([
+                (
+                    date("2025-06-10"),
+                    [(Channel::Phone, 4), (Channel::Web, 6)].into(),
+                ),
+                (
+                    date("2025-12-10"),
+                    [(Channel::Phone, 2), (Channel::Web, 8)].into(),
+                ),
+            ]),
+        };
+        // June: phone (10 × 10 − 20 × 4) × 283 + web (10 × 10 − 20 × 6) × 15 = 5,660 − 300;
+        // December: phone (100 − 40) × 400 + web (100 − 160) × 15 = 24,000 − 900;
+        // Σ 28,460 ÷ 20 = 1,423 p.
+        let dated =
+            channel_shift_savings_dated(std::slice::from_ref(&service), &costs).expect("costed");
+        assert_eq!(dated.total, Pence(1_423));
+        assert_eq!(dated.services[0].current_contacts, 20);
+        // The whole year at December's cost instead: (200 − 120) × 400 + (200 − 280) × 15
+        // = 30,800 ÷ 20 = 1,540 p.
+        let year_end = channel_shift_savings(
+            &[ServiceContacts {
+                service: "waste".into(),
+                baseline,
+                current: [(Channel::Phone, 6), (Channel::Web, 14)].into(),
+            }],
+            &costs,
+            date("2026-03-31"),
+        )
+        .expect("costed");
+        assert_eq!(year_end.total, Pence(1_540));
     }
 
     #[test]

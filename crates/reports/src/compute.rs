@@ -30,7 +30,18 @@ pub async fn compute(
         Kpi::ChannelMix => rows::channel_mix_rows(request, policy, &contacts().await?),
         Kpi::CompletionRate => rows::completion_rate_rows(request, policy, &contacts().await?),
         Kpi::CostPerTransaction => {
-            rows::cost_per_transaction_rows(request, policy, &contacts().await?)
+            // A unit cost changing inside the range: each day at its own cost.
+            let dated = policy
+                .unit_costs
+                .changes_within(request.filter.from, request.filter.to);
+            let cells = if dated {
+                store
+                    .contact_cells(&request.filter, Bucket::Day, keys, source)
+                    .await?
+            } else {
+                contacts().await?
+            };
+            rows::cost_per_transaction_rows(request, policy, &cells, dated)
         }
         Kpi::AvoidableContact => rows::avoidable_contact_rows(request, policy, &contacts().await?),
         Kpi::FirstContactResolution => {
@@ -54,10 +65,14 @@ pub async fn compute(
                 service: true,
                 ..keys
             };
+            let dated = policy
+                .unit_costs
+                .changes_within(request.filter.from, request.filter.to);
+            let bucket = if dated { Bucket::Day } else { bucket };
             let cells = store
                 .contact_cells(&request.filter, bucket, by_service, source)
                 .await?;
-            rows::efficiency_savings_rows(request, policy, &cells, &baseline)
+            rows::efficiency_savings_rows(request, policy, &cells, &baseline, dated)
         }
         Kpi::Hotspots => {
             let (area, name) = if request.groups(GroupKey::Lsoa) {

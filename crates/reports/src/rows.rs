@@ -10,13 +10,13 @@ use channelshift_kpi::channel::{
     Channel, ChannelClass, ContactsByChannel, CustomerType, Instrument, Outcome,
 };
 use channelshift_kpi::completion::{completion_rate, OutcomeCounts};
-use channelshift_kpi::cost::{cost_per_transaction, CostError, Pence};
+use channelshift_kpi::cost::{cost_per_transaction_dated, CostError, Pence};
 use channelshift_kpi::demand::{avoidable_contact, first_contact_resolution};
 use channelshift_kpi::interval::Rate;
 use channelshift_kpi::satisfaction::{
     response_rate, satisfaction, NetScore, Satisfaction, ScoreCount,
 };
-use channelshift_kpi::savings::{channel_shift_savings, ServiceContacts};
+use channelshift_kpi::savings::{channel_shift_savings_dated, DatedServiceContacts};
 use channelshift_kpi::suppression::Published;
 use channelshift_kpi::take_up::{digital_take_up, CompletedTransactions};
 use channelshift_store::{AreaCell, ContactCell, SatisfactionCell};
@@ -393,8 +393,31 @@ pub fn first_contact_resolution_rows(
 
 #[derive(Default)]
 struct Spend {
-    contacts: ContactsByChannel,
+    /// Contacts by the day of their cell (`None`: the whole period) and channel.
+    contacts: BTreeMap<Option<NaiveDate>, ContactsByChannel>,
     completed: u64,
+}
+
+/// The day each cell's contacts are priced on: its own day when `dated`
+/// (cells by day, because a unit cost changes inside the range), else the
+/// period's last day (every cost is the same throughout).
+fn priced(
+    contacts: &BTreeMap<Option<NaiveDate>, ContactsByChannel>,
+    period: Period,
+    dated: bool,
+) -> BTreeMap<NaiveDate, ContactsByChannel> {
+    let mut by_day: BTreeMap<NaiveDate, ContactsByChannel> = BTreeMap::new();
+    for (day, channels) in contacts {
+        let on = match day {
+            Some(day) if dated => *day,
+            _ => period.1,
+        };
+        let priced = by_day.entry(on).or_default();
+        for (&channel, &count) in channels {
+            *priced.entry(channel).or_default() += count;
+        }
+    }
+    by_day
 }
 
 /// Pounds with two decimals from pence.
@@ -406,23 +429,30 @@ fn cost_note(error: &CostError) -> String {
     format!("{error}: the figure needs it and a channel is never treated as free; load the council's unit costs (kpi.unit_costs)")
 }
 
+/// Cost per transaction; with `dated`, `cells` are by day and each day is
+/// priced at the unit costs in force that day.
 pub fn cost_per_transaction_rows(
     request: &KpiRequest,
     policy: &Policy,
     cells: &[ContactCell],
+    dated: bool,
 ) -> Report {
     let groups = group_contacts(request, policy, cells, |spend: &mut Spend, cell| {
-        *spend.contacts.entry(cell.channel).or_default() += cell.all_contacts;
+        *spend
+            .contacts
+            .entry(cell.period)
+            .or_default()
+            .entry(cell.channel)
+            .or_default() += cell.all_contacts;
         spend.completed += cell.completed_transactions();
     });
     let mut report = Report::default();
     for ((period, keys), spend) in groups {
         let mut row = KpiRow::new(period, &keys);
-        match cost_per_transaction(
-            &spend.contacts,
+        match cost_per_transaction_dated(
+            &priced(&spend.contacts, period, dated),
             spend.completed,
             &policy.unit_costs,
-            period.1,
         ) {
             Ok(cost) => {
                 row.value = cost.per_transaction.map(pounds);
@@ -458,12 +488,14 @@ pub fn contacts_by_service(cells: &[ContactCell]) -> BTreeMap<String, ContactsBy
 }
 
 /// Savings per period against `baseline` (contacts per service and channel
-/// of the baseline period). `cells` must be keyed by service.
+/// of the baseline period). `cells` must be keyed by service; with `dated`
+/// they are by day and each day is priced at the unit costs in force that day.
 pub fn efficiency_savings_rows(
     request: &KpiRequest,
     policy: &Policy,
     cells: &[ContactCell],
     baseline: &BTreeMap<String, ContactsByChannel>,
+    dated: bool,
 ) -> Report {
     let mut by_period: BTreeMap<Period, Vec<ContactCell>> = BTreeMap::new();
     if request.grouping == Grouping::Total || request.group_by.is_empty() {
@@ -479,20 +511,29 @@ pub fn efficiency_savings_rows(
     let by_service = request.groups(GroupKey::Service);
     let mut report = Report::default();
     for (period, cells) in by_period {
-        let current = contacts_by_service(&cells);
-        let services: Vec<ServiceContacts> = current
+        // Per service: contacts by the day of their cell and channel.
+        let mut current: BTreeMap<String, BTreeMap<Option<NaiveDate>, ContactsByChannel>> =
+            BTreeMap::new();
+        for cell in &cells {
+            let service = cell.service.as_ref().map_or("", ServiceSlug::as_str);
+            *current
+                .entry(service.to_string())
+                .or_default()
+                .entry(cell.period)
+                .or_default()
+                .entry(cell.channel)
+                .or_default() += cell.all_contacts;
+        }
+        let services: Vec<DatedServiceContacts> = current
             .iter()
-            .map(|(service, contacts)| ServiceContacts {
+            .map(|(service, contacts)| DatedServiceContacts {
                 service: service.clone(),
                 baseline: baseline.get(service).cloned().unwrap_or_default(),
-                current: contacts.clone(),
+                current: priced(contacts, period, dated),
             })
             .collect();
-        let contacts: u64 = current
-            .values()
-            .flat_map(|channels| channels.values())
-            .sum();
-        match channel_shift_savings(&services, &policy.unit_costs, period.1) {
+        let contacts: u64 = cells.iter().map(|cell| cell.all_contacts).sum();
+        match channel_shift_savings_dated(&services, &policy.unit_costs) {
             Ok(savings) => {
                 for service in &savings.no_baseline {
                     report.note(format!(

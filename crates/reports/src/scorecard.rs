@@ -164,6 +164,16 @@ async fn figures(
     let responses = store
         .satisfaction_cells(&filter, Bucket::Total, Keys::default(), source)
         .await?;
+    // A unit cost changing inside the period: contacts by day, each priced
+    // at its own day's cost.
+    let dated = policy.unit_costs.changes_within(from, to);
+    let daily = if dated {
+        store
+            .contact_cells(&filter, Bucket::Day, Keys::default(), source)
+            .await?
+    } else {
+        Vec::new()
+    };
     // Savings accumulate through the financial year to the period's end.
     let year_start = Period::containing(PeriodKind::FinancialYear, from)
         .map_err(|error| ReportError::bad("date", error.to_string()))?
@@ -183,10 +193,13 @@ async fn figures(
                 service: true,
                 ..Keys::default()
             };
+            // A unit cost changing inside the year: each day at its own cost.
+            let dated = policy.unit_costs.changes_within(year_start, to);
+            let bucket = if dated { Bucket::Day } else { Bucket::Total };
             let cells = store
-                .contact_cells(&year.filter, Bucket::Total, by_service, source)
+                .contact_cells(&year.filter, bucket, by_service, source)
                 .await?;
-            rows::efficiency_savings_rows(&year, policy, &cells, &baseline)
+            rows::efficiency_savings_rows(&year, policy, &cells, &baseline, dated)
         }
         None => Report {
             rows: Vec::new(),
@@ -202,7 +215,11 @@ async fn figures(
                 Kpi::CompletionRate => rows::completion_rate_rows(&request, policy, &contacts),
                 Kpi::Satisfaction => rows::satisfaction_rows(&request, policy, &responses),
                 Kpi::CostPerTransaction => {
-                    rows::cost_per_transaction_rows(&request, policy, &contacts)
+                    if dated {
+                        rows::cost_per_transaction_rows(&request, policy, &daily, true)
+                    } else {
+                        rows::cost_per_transaction_rows(&request, policy, &contacts, false)
+                    }
                 }
                 Kpi::EfficiencySavings => savings.take().unwrap_or_default(),
                 Kpi::AvoidableContact => rows::avoidable_contact_rows(&request, policy, &contacts),
