@@ -449,3 +449,13 @@ FROM channelshift_rollups.definitions_targets
 WHERE generation = (SELECT max(generation) FROM channelshift_rollups.definitions_generations);
 
 INSERT INTO schema_migrations (version, name) VALUES (9, 'each council\'s KPI definitions, for the dashboards to compute with');
+
+-- Migration 10: the Index of Multiple Deprivation decile of each LSOA, from a council's lookup file
+CREATE TABLE IF NOT EXISTS channelshift_rollups.lsoa_imd ON CLUSTER '{cluster}' (
+    lsoa String,
+    imd_decile UInt8,
+    loaded_at DateTime
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', loaded_at)
+ORDER BY lsoa;
+
+INSERT INTO schema_migrations (version, name) VALUES (10, 'the Index of Multiple Deprivation decile of each LSOA, from a council\'s lookup file');

@@ -67,6 +67,8 @@ fn sharding_key(table: &str) -> &'static str {
         "cityHash64(stream, partition)"
     } else if table == "raw_retention" {
         "cityHash64(raw_table)"
+    } else if table == "lsoa_imd" {
+        "cityHash64(lsoa)"
     } else if table == "definitions_generations" {
         "cityHash64(generation)"
     } else if table == "ingest_freshness" {

@@ -89,6 +89,16 @@ impl Engines {
                 store.published_definitions().await?.as_deref(),
                 Some("a-fingerprint")
             );
+            // An IMD lookup, loaded twice: the later load wins.
+            store.load_imd_deciles(&[("E01000001".into(), 3)]).await?;
+            store
+                .load_imd_deciles(&[("E01000001".into(), 4), ("E01000002".into(), 9)])
+                .await?;
+            let lsoas = ["E01000001".to_string(), "E01000003".to_string()];
+            assert_eq!(
+                store.imd_deciles(&lsoas).await?,
+                BTreeMap::from([("E01000001".to_string(), 4)])
+            );
         }
         Ok(Self {
             scope,

@@ -1689,6 +1689,59 @@ async fn hotspots_rank_areas_by_take_up_and_suppress_small_ones() -> Result<()> 
         );
     }
 
+    // The council's IMD lookup (a BOM, a header row, a quoted decile, an LSOA
+    // with no contacts; none for B2): each LSOA row carries its decile.
+    let lookup = std::env::temp_dir().join(format!("{}-imd.csv", scope.database));
+    std::fs::write(
+        &lookup,
+        format!("\u{feff}LSOA code,IMD decile\n{LSOA_A},2\n{LSOA_B1},\"9\"\nE01099999,5\n"),
+    )?;
+    let writer = scope.writer();
+    let config: channelshift_api::config::ApiConfig = serde_json::from_value(json!({
+        "clickhouse": {
+            "url": writer.url,
+            "user": writer.user,
+            "password": secrecy::ExposeSecret::expose_secret(&writer.password),
+            "database": writer.database,
+        },
+        "auth": {"token_sha256": []},
+    }))?;
+    assert_eq!(channelshift_api::load_imd(&config, &lookup).await?, 3);
+    let deciles = |body: &Value| -> Vec<(String, Value)> {
+        rows(body)
+            .iter()
+            .map(|row| {
+                (
+                    row["lsoa"].as_str().unwrap_or("").to_string(),
+                    row["imd_decile"].clone(),
+                )
+            })
+            .collect()
+    };
+    let body = api
+        .kpi("hotspots", &format!("{range}&group_by=lsoa"))
+        .await?;
+    assert_eq!(
+        deciles(&body),
+        [
+            (LSOA_A.to_string(), json!(2)),
+            (LSOA_B2.to_string(), Value::Null),
+            (LSOA_B1.to_string(), json!(9)),
+        ],
+        "{body:#}"
+    );
+    // A file with one bad row loads nothing, and says which line.
+    std::fs::write(&lookup, format!("{LSOA_B2},4\n{LSOA_A},11\n"))?;
+    let error = channelshift_api::load_imd(&config, &lookup)
+        .await
+        .expect_err("decile 11 is refused");
+    assert!(format!("{error:#}").contains("line 2"), "{error:#}");
+    let again = api
+        .kpi("hotspots", &format!("{range}&group_by=lsoa"))
+        .await?;
+    assert_eq!(deciles(&again), deciles(&body), "nothing loaded");
+    std::fs::remove_file(&lookup)?;
+
     // Filtered to the phone, every ward's take-up would be 0% by
     // construction: a share of channels takes no channel filter.
     let (status, body) = api

@@ -246,6 +246,68 @@ pub async fn publish_definitions(config: &ApiConfig) -> Result<u64> {
     Ok(generation)
 }
 
+/// `channelshift-api load-imd`: reads a council's IMD lookup (CSV: LSOA
+/// code, decile 1 to 10; an optional header row) and loads it; returns how
+/// many LSOAs. Every row is checked first: a bad one, named by its line,
+/// loads nothing.
+pub async fn load_imd(config: &ApiConfig, file: &std::path::Path) -> Result<u64> {
+    let deciles = read_imd_lookup(file)?;
+    let store = Store::connect(&config.clickhouse)
+        .await
+        .context("connecting to ClickHouse")?;
+    store.load_imd_deciles(&deciles).await.context(
+        "loading the IMD lookup (the ClickHouse user must be able to write the rollups' database)",
+    )
+}
+
+/// The (LSOA code, decile) pairs of an IMD lookup file.
+pub fn read_imd_lookup(file: &std::path::Path) -> Result<Vec<(String, u8)>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .with_context(|| format!("reading {}", file.display()))?;
+    let mut deciles = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let line = index + 1;
+        let record = record.with_context(|| format!("{}: line {line}", file.display()))?;
+        let code = record
+            .get(0)
+            .unwrap_or_default()
+            .trim_start_matches('\u{feff}');
+        let decile = record.get(1).unwrap_or_default();
+        if line == 1 && decile.parse::<u8>().is_err() {
+            continue; // a header row
+        }
+        let shaped = code.len() == 9
+            && (code.starts_with("E01") || code.starts_with("W01"))
+            && code[3..].bytes().all(|byte| byte.is_ascii_digit());
+        anyhow::ensure!(
+            shaped,
+            "{}: line {line}: {code:?} is not an LSOA code (E01 or W01 and six digits)",
+            file.display()
+        );
+        let decile: u8 = decile
+            .parse()
+            .ok()
+            .filter(|decile| (1..=10).contains(decile))
+            .with_context(|| {
+                format!(
+                    "{}: line {line}: the decile {decile:?} is not a whole number from 1 to 10",
+                    file.display()
+                )
+            })?;
+        deciles.push((code.to_string(), decile));
+    }
+    anyhow::ensure!(
+        !deciles.is_empty(),
+        "{}: no LSOA in the file",
+        file.display()
+    );
+    Ok(deciles)
+}
+
 /// Checks every five seconds, until `shutdown`, that ClickHouse holds the
 /// definitions of `state`'s councils (`publish-definitions`), so the
 /// dashboards compute as the API does: the gauge
@@ -344,6 +406,29 @@ mod tests {
         assert_eq!(
             calendar.previous_as_of("E07000041", calendar.entries[1].as_of),
             Some(calendar.entries[0].as_of)
+        );
+    }
+
+    #[test]
+    fn an_imd_lookup_with_a_bad_code_or_decile_is_refused_naming_its_line() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let file = dir.path().join("imd.csv");
+        for (text, says) in [
+            (
+                "E01000001,3\nE0100000X,4\n",
+                "line 2: \"E0100000X\" is not an LSOA code",
+            ),
+            ("E01000001,0\n", "line 1: the decile \"0\""),
+            ("LSOA,decile\n", "no LSOA"),
+        ] {
+            std::fs::write(&file, text).expect("written");
+            let error = read_imd_lookup(&file).expect_err("refused");
+            assert!(format!("{error:#}").contains(says), "{error:#}: {says}");
+        }
+        std::fs::write(&file, "W01000005, 10\n").expect("written");
+        assert_eq!(
+            read_imd_lookup(&file).expect("a Welsh LSOA"),
+            [("W01000005".to_string(), 10)]
         );
     }
 

@@ -28,6 +28,16 @@ enum Command {
     /// dashboards read them; run after changing them, as a ClickHouse user
     /// that may write (e.g. CHANNELSHIFT_CLICKHOUSE__USER and __PASSWORD).
     PublishDefinitions,
+    /// Loads the council's Index of Multiple Deprivation lookup, a CSV of
+    /// LSOA code and decile (1 most deprived to 10; a header row is
+    /// allowed), so hot spots by LSOA carry each area's decile. A file with
+    /// a bad row loads nothing; a later load replaces an LSOA's decile.
+    /// Needs a ClickHouse user that may write, as publish-definitions does.
+    LoadImd {
+        /// The CSV file.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -35,10 +45,21 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     telemetry::init();
     let config: ApiConfig = config::load(cli.config.as_deref())?;
-    if let Some(Command::PublishDefinitions) = cli.command {
-        let generation = channelshift_api::publish_definitions(&config).await?;
-        println!("published the KPI definitions as generation {generation}");
-        return Ok(());
+    match cli.command {
+        Some(Command::PublishDefinitions) => {
+            let generation = channelshift_api::publish_definitions(&config).await?;
+            println!("published the KPI definitions as generation {generation}");
+            return Ok(());
+        }
+        Some(Command::LoadImd { file }) => {
+            let loaded = channelshift_api::load_imd(&config, &file).await?;
+            println!(
+                "loaded the IMD decile of {loaded} LSOAs from {}",
+                file.display()
+            );
+            return Ok(());
+        }
+        None => {}
     }
     let (trigger, stop) = shutdown::channel();
     shutdown::on_signals(trigger);

@@ -83,7 +83,20 @@ pub async fn compute(
             let cells = store
                 .area_cells(&request.filter, bucket, area, source)
                 .await?;
-            rows::hotspot_rows(request, policy, &cells, name)
+            // By LSOA, each area's IMD decile from the council's lookup.
+            let deciles = if area == Area::Lsoa {
+                let mut lsoas: Vec<String> = cells
+                    .iter()
+                    .filter(|cell| !cell.area.is_empty())
+                    .map(|cell| cell.area.clone())
+                    .collect();
+                lsoas.sort_unstable();
+                lsoas.dedup();
+                store.imd_deciles(&lsoas).await?
+            } else {
+                BTreeMap::new()
+            };
+            rows::hotspot_rows(request, policy, &cells, name, &deciles)
         }
     })
 }

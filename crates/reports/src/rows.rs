@@ -692,11 +692,14 @@ struct AreaTotals {
     contacts: u64,
 }
 
+/// Hot spots by `area`; by LSOA, each row carries `imd_decile` from
+/// `deciles` (the council's IMD lookup; null for an LSOA it lacks).
 pub fn hotspot_rows(
     request: &KpiRequest,
     policy: &Policy,
     cells: &[AreaCell],
     area: &'static str,
+    deciles: &BTreeMap<String, u8>,
 ) -> Report {
     let mut groups: BTreeMap<(Period, String), AreaTotals> = BTreeMap::new();
     for cell in cells.iter().filter(|cell| !cell.area.is_empty()) {
@@ -721,6 +724,10 @@ pub fn hotspot_rows(
         );
         let contacts = policy.suppression.count(totals.contacts).shown();
         row.extra.insert("contacts", contacts.into());
+        if area == "lsoa" {
+            let decile = row.key("lsoa").and_then(|lsoa| deciles.get(lsoa)).copied();
+            row.extra.insert("imd_decile", decile.into());
+        }
         by_period.entry(period).or_default().push(row);
     }
     let mut rows = Vec::new();

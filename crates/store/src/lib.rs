@@ -12,6 +12,7 @@ mod checkpoints;
 mod connection;
 mod definitions;
 mod fences;
+mod imd;
 mod instants;
 mod migrations;
 mod partitions;

@@ -555,6 +555,18 @@ pub const MIGRATIONS: &[Migration] = &[
             WHERE generation = (SELECT max(generation) FROM {rollups}.definitions_generations)",
         ],
     },
+    Migration {
+        version: 10,
+        // Loaded by `channelshift-api load-imd` (imd.rs); readers take the
+        // latest load of each LSOA (argMax by loaded_at).
+        name: "the Index of Multiple Deprivation decile of each LSOA, from a council's lookup file",
+        statements: &["CREATE TABLE IF NOT EXISTS {rollups}.lsoa_imd (
+                lsoa String,
+                imd_decile UInt8,
+                loaded_at DateTime
+            ) ENGINE = ReplacingMergeTree(loaded_at)
+            ORDER BY lsoa"],
+    },
 ];
 
 /// Where a migration's statements name the rollups' database.

@@ -1,0 +1,64 @@
+//! The Index of Multiple Deprivation decile of each LSOA, loaded from a
+//! council's lookup file (`channelshift-api load-imd`), so digital-exclusion
+//! hot spots can be read beside deprivation. In the rollups' database: the
+//! dashboards may read it too.
+
+use crate::connection::{Store, StoreError};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Row, Serialize)]
+struct ImdRow<'a> {
+    lsoa: &'a str,
+    imd_decile: u8,
+    loaded_at: u32,
+}
+
+#[derive(Row, Deserialize)]
+struct ImdDecile {
+    lsoa: String,
+    imd_decile: u8,
+}
+
+impl Store {
+    /// Loads (LSOA code, IMD decile) pairs; a later load replaces an LSOA's
+    /// decile. Returns how many were loaded.
+    pub async fn load_imd_deciles(&self, deciles: &[(String, u8)]) -> Result<u64, StoreError> {
+        let loaded_at = u32::try_from(chrono::Utc::now().timestamp()).unwrap_or(u32::MAX);
+        // The crate's insert takes a bare table name: a client on the rollups' database.
+        let rollups = self.client.clone().with_database(self.rollups_database());
+        let mut insert = rollups.insert::<ImdRow<'_>>("lsoa_imd").await?;
+        for (lsoa, imd_decile) in deciles {
+            insert
+                .write(&ImdRow {
+                    lsoa,
+                    imd_decile: *imd_decile,
+                    loaded_at,
+                })
+                .await?;
+        }
+        insert.end().await?;
+        Ok(deciles.len() as u64)
+    }
+
+    /// The latest loaded decile of each of `lsoas` the lookup knows.
+    pub async fn imd_deciles(&self, lsoas: &[String]) -> Result<BTreeMap<String, u8>, StoreError> {
+        if lsoas.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let rows = self
+            .query(&format!(
+                "SELECT lsoa, argMax(imd_decile, loaded_at) AS imd_decile FROM {} \
+                 WHERE has(?, lsoa) GROUP BY lsoa",
+                self.rollup("lsoa_imd")
+            ))
+            .bind(lsoas)
+            .fetch_all::<ImdDecile>()
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.lsoa, row.imd_decile))
+            .collect())
+    }
+}
