@@ -177,7 +177,7 @@ pub fn csvw(pack: &Pack) -> serde_json::Value {
         "@context": "http://www.w3.org/ns/csvw",
         "url": format!("{}.csv", pack.file_stem()),
         "dc:title": words::pack_title(pack),
-        "dc:description": "Every KPI for the period, in total and by each breakdown, with n, 95% interval, target, RAG and suppression flag; then each headline figure for the seven periods before, flagged where it was restated since the previous pack. Small numbers are withheld and marked, never shown as zero.",
+        "dc:description": "Every KPI for the period, in total and by each breakdown, with n, 95% interval, target, RAG and suppression flag; then each headline figure for the seven periods before, flagged where it was restated since the previous pack. Small numbers are withheld and marked, never shown as zero; where one row of a breakdown is withheld the next smallest is too (secondary suppression), so no withheld count can be derived by subtraction.",
         "dc:date": pack.as_of_text(),
         "dialect": {"header": true, "delimiter": ",", "lineTerminators": ["\r\n"]},
         "tableSchema": {"columns": columns}

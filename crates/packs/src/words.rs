@@ -31,7 +31,7 @@ pub fn definition(kpi: Kpi) -> &'static str {
 pub fn caveats(pack: &Pack, kpi: Kpi) -> Vec<String> {
     let threshold = pack.settings.suppression_threshold;
     let mut caveats = vec![format!(
-        "Figures resting on fewer than {threshold} cases are withheld and marked “withheld”, to protect individuals; they are never shown as zero."
+        "Figures resting on fewer than {threshold} cases are withheld and marked “withheld”, to protect individuals; they are never shown as zero. Where one figure of a breakdown is withheld, the next smallest is withheld too, so it cannot be worked out from the others and their total. A period with no cases says “no data”."
     )];
     let socitm = "Unit costs are Socitm's 2012 averages (face to face £8.62, telephone £2.83, online £0.15 per contact) unless the council has set its own; they describe simple contacts, not whole transactions.";
     match kpi {

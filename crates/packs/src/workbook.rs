@@ -246,6 +246,10 @@ pub fn metadata(pack: &Pack) -> Vec<(String, Cell)> {
             Cell::Number(pack.settings.suppression_threshold as f64),
         ),
         (
+            "Disclosure control".into(),
+            text(channelshift_reports::pack::DISCLOSURE_CONTROL),
+        ),
+        (
             "Savings baseline".into(),
             pack.settings
                 .baseline

@@ -21,6 +21,7 @@ use channelshift_kpi::period::{local_date, Period, PeriodKind};
 use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Target};
 use channelshift_store::{Bucket, CellFilter, CutOff, Keys, Source, Store};
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeMap;
 
 /// How many periods a trend shows, the pack's own included.
 pub const TREND_PERIODS: usize = 8;
@@ -214,14 +215,118 @@ pub fn file_stem(council: &str, period: &Period) -> String {
 }
 
 fn published(row: KpiRow, policy: &Policy) -> KpiRow {
-    // Published outputs withhold small counts of cases, not only small bases.
-    let small = row
-        .numerator
-        .is_some_and(|count| count >= 0 && policy.suppression.count(count as u64).is_suppressed());
-    if row.denominator.is_some() && small {
+    // Published outputs withhold small counts of cases, not only small bases:
+    // a small numerator, or a small complement (98% of 200 tells 4 did not).
+    let small = |count: i64| count > 0 && policy.suppression.count(count as u64).is_suppressed();
+    let withheld = match (row.numerator, row.denominator) {
+        (Some(numerator), Some(denominator)) => {
+            let denominator = i64::try_from(denominator).unwrap_or(i64::MAX);
+            small(numerator) || (numerator <= denominator && small(denominator - numerator))
+        }
+        _ => false,
+    };
+    if withheld {
         row.withheld()
     } else {
         row
+    }
+}
+
+/// A breakdown's group for secondary suppression: breakdown, instrument,
+/// measure and (for channels) channel class.
+type GroupOf<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// How a pack protects small numbers, as its metadata states it.
+pub const DISCLOSURE_CONTROL: &str = "Primary suppression: a figure whose cases, numerator or numerator's complement (those not counted) number from 1 to the threshold less one is withheld. Secondary suppression: wherever a breakdown (or the channels of one channel class) would have a single withheld row, the shown row with the fewest cases is withheld too, so no withheld count can be had by subtracting the shown rows from their total. Counts are not rounded.";
+
+/// Secondary suppression over one KPI's published rows, so that no withheld
+/// count can be had by subtraction: a total minus the other rows of a
+/// breakdown, or a channel class minus its other channels. Wherever a
+/// breakdown (per instrument and measure for satisfaction; per class for
+/// channels) has exactly one row withheld, the shown row with the fewest
+/// cases is withheld too, or, with none left to withhold, the row they add
+/// up to (the class; the total is then itself a small count, withheld
+/// already). Repeated until no breakdown has a lone withheld row.
+pub fn protect(rows: &mut [PackRow], policy: &Policy) {
+    // Each group: its members and the row they add up to, if any.
+    let groups = |rows: &[PackRow]| -> Vec<(Vec<usize>, Option<usize>)> {
+        // (breakdown, instrument, measure, channel class) → member rows.
+        let mut groups: BTreeMap<GroupOf<'_>, Vec<usize>> = BTreeMap::new();
+        for (index, pack_row) in rows.iter().enumerate() {
+            let breakdown = pack_row.breakdown;
+            if breakdown == "total" || breakdown == "financial_year_to_date" {
+                continue;
+            }
+            let measure = (pack_row.row.key("instrument"), pack_row.row.key("measure"));
+            groups
+                .entry((breakdown, measure.0, measure.1, None))
+                .or_default()
+                .push(index);
+            if breakdown == "channel" {
+                let class = pack_row
+                    .row
+                    .key("channel")
+                    .and_then(|channel| channel.parse().ok())
+                    .map(|channel| policy.channel_classes.class_of(channel).as_str());
+                groups
+                    .entry((breakdown, measure.0, measure.1, class))
+                    .or_default()
+                    .push(index);
+            }
+        }
+        groups
+            .into_iter()
+            .map(|((_, instrument, measure, class), members)| {
+                let sum_row = rows.iter().position(|candidate| {
+                    let same_measure = candidate.row.key("instrument") == instrument
+                        && candidate.row.key("measure") == measure;
+                    same_measure
+                        && match class {
+                            Some(class) => {
+                                candidate.breakdown == "channel_class"
+                                    && candidate.row.key("channel_class") == Some(class)
+                            }
+                            None => candidate.breakdown == "total",
+                        }
+                });
+                (members, sum_row)
+            })
+            .collect()
+    };
+    // Cases before any withholding, to find the smallest shown row: a
+    // share's own count (its numerator), else the row's n.
+    let cases: Vec<u64> = rows
+        .iter()
+        .map(|pack_row| match (pack_row.unit, pack_row.row.numerator) {
+            (Unit::Percent, Some(numerator)) => u64::try_from(numerator).unwrap_or(0),
+            _ => pack_row.row.n.unwrap_or(0),
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for (members, sum_row) in groups(rows) {
+            let withheld = members
+                .iter()
+                .filter(|&&index| rows[index].row.suppressed)
+                .count();
+            if withheld != 1 {
+                continue;
+            }
+            let next = members
+                .iter()
+                .copied()
+                .filter(|&index| !rows[index].row.suppressed && cases[index] > 0)
+                .min_by_key(|&index| (cases[index], index));
+            let target = next.or(sum_row.filter(|&index| !rows[index].row.suppressed));
+            if let Some(index) = target {
+                rows[index].row = rows[index].row.clone().withheld();
+                rows[index].rag = None;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
     }
 }
 
@@ -322,6 +427,11 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
                 });
             }
         }
+        let first = rows
+            .iter()
+            .position(|row: &PackRow| row.kpi == kpi)
+            .unwrap_or(rows.len());
+        protect(&mut rows[first..], policy);
         if spec.targets == TargetScope::FinancialYearToDate {
             rows.extend(year_to_date(store, policy, kpi, council, period, source).await?);
         }
@@ -625,5 +735,127 @@ impl Format {
             Format::Html => "text/html; charset=utf-8",
             Format::Pdf => "application/pdf",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::KpiSettings;
+
+    fn pack_row(
+        breakdown: &'static str,
+        key: Option<(&'static str, &str)>,
+        numerator: u64,
+        n: u64,
+    ) -> PackRow {
+        let period = (
+            NaiveDate::from_ymd_opt(2025, 4, 1).expect("a day"),
+            NaiveDate::from_ymd_opt(2025, 6, 30).expect("a day"),
+        );
+        let mut row = KpiRow {
+            period_start: period.0,
+            period_end: period.1,
+            keys: key
+                .map(|(name, value)| (name, value.to_string()))
+                .into_iter()
+                .collect(),
+            value: Some(numerator as f64 * 100.0 / n as f64),
+            numerator: Some(numerator as i64),
+            denominator: Some(n),
+            n: Some(n),
+            ci95_low: None,
+            ci95_high: None,
+            suppressed: false,
+            extra: BTreeMap::new(),
+        };
+        // The API's own rule first: a base below the threshold (10) is withheld.
+        if n > 0 && n < 10 {
+            row = row.withheld();
+        }
+        PackRow {
+            kpi: Kpi::ChannelMix,
+            unit: Unit::Percent,
+            breakdown,
+            row,
+            target: None,
+            rag: None,
+        }
+    }
+
+    /// Every withheld count that subtraction reaches: for each set of rows
+    /// adding up to a shown row, the withheld members' counts are known
+    /// exactly only when one member is withheld.
+    fn derivable(rows: &[PackRow], groups: &[(&[usize], usize)]) -> Vec<usize> {
+        groups
+            .iter()
+            .filter(|(_, sum)| !rows[*sum].row.suppressed)
+            .filter_map(|(members, _)| {
+                let withheld: Vec<usize> = members
+                    .iter()
+                    .copied()
+                    .filter(|&index| rows[index].row.suppressed)
+                    .collect();
+                (withheld.len() == 1).then(|| withheld[0])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_withheld_count_can_be_had_by_subtraction() {
+        let policy = Policy::new(&KpiSettings::default()).expect("defaults");
+        // Contacts 104: web 50, app 4, kiosk 20 (digital self-service 74), phone 30.
+        let mut rows = vec![
+            pack_row("total", None, 104, 104),
+            pack_row("channel", Some(("channel", "web")), 50, 104),
+            pack_row("channel", Some(("channel", "app")), 4, 104),
+            pack_row("channel", Some(("channel", "kiosk")), 20, 104),
+            pack_row("channel", Some(("channel", "phone")), 30, 104),
+            pack_row(
+                "channel_class",
+                Some(("channel_class", "digital_self_service")),
+                74,
+                104,
+            ),
+            pack_row(
+                "channel_class",
+                Some(("channel_class", "telephone")),
+                30,
+                104,
+            ),
+        ];
+        // Customer types: resident 95, business 3, organisation 12 of 110.
+        rows.extend([
+            pack_row("customer_type", Some(("customer_type", "resident")), 95, 95),
+            pack_row("customer_type", Some(("customer_type", "business")), 3, 3),
+            pack_row(
+                "customer_type",
+                Some(("customer_type", "organisation")),
+                12,
+                12,
+            ),
+        ]);
+        for row in &mut rows {
+            row.row = published(row.row.clone(), &policy);
+        }
+        // The small numerator (app's 4 contacts) is withheld, so is business's base.
+        assert!(rows[2].row.suppressed && rows[8].row.suppressed);
+        let groups: Vec<(&[usize], usize)> =
+            vec![(&[1, 2, 3, 4], 0), (&[1, 2, 3], 5), (&[4], 6), (&[5, 6], 0)];
+        // Before: app = 74 − 50 − 20 from its class, and customer types add up
+        // to no row here, but the channel total does.
+        assert_eq!(derivable(&rows, &groups), [2, 2]);
+        protect(&mut rows, &policy);
+        assert_eq!(derivable(&rows, &groups), Vec::<usize>::new());
+        // Kiosk (the smallest shown channel of the class) and organisation
+        // (the smallest shown customer type) are withheld with them.
+        let withheld: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].row.suppressed)
+            .collect();
+        assert_eq!(withheld, [2, 3, 8, 9]);
+        // A rate's complement: 98 of 100 tells that 2 did not.
+        let complement = published(pack_row("total", None, 98, 100).row, &policy);
+        assert!(complement.suppressed);
+        assert!(!published(pack_row("total", None, 80, 100).row, &policy).suppressed);
     }
 }
