@@ -364,7 +364,7 @@ mod tests {
         let config: ApiConfig =
             channelshift_runtime::config::load(Some(&path)).expect("the example parses");
         let kpi = &config.kpi;
-        assert_eq!(kpi.targets.len(), 7);
+        assert_eq!(kpi.targets.len(), 8);
         let costs = kpi.unit_costs().expect("unit costs parse");
         let day = NaiveDate::from_ymd_opt(2025, 6, 1).expect("valid date");
         assert_eq!(
