@@ -12,6 +12,18 @@ use std::path::{Path, PathBuf};
 pub const CLICKHOUSE: &str = "grafana-clickhouse-datasource";
 pub const PROMETHEUS: &str = "prometheus";
 
+/// The columns of the KPI overview's scorecard panel, in order.
+pub const SCORECARD_PANEL_COLUMNS: [&str; 8] = [
+    "kpi",
+    "value",
+    "n",
+    "target",
+    "tolerance",
+    "annual_target",
+    "polarity",
+    "rag",
+];
+
 /// The repository's top folder. Read at run time (cargo sets
 /// `CARGO_MANIFEST_DIR` for the tests it runs): checkouts sharing one target
 /// directory share this library's build, so a compile-time path could be

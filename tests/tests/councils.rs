@@ -14,7 +14,9 @@ use channelshift_reports::calendar::{Calendar, Meeting, PacksConfig};
 use channelshift_reports::Councils;
 use channelshift_store::Store;
 use channelshift_tests::checks::{load_and_wait, Stored};
-use channelshift_tests::grafana::{expand_sql, load_dashboards, run_sql, TimeRange, CLICKHOUSE};
+use channelshift_tests::grafana::{
+    expand_sql, load_dashboards, run_sql, TimeRange, CLICKHOUSE, SCORECARD_PANEL_COLUMNS,
+};
 use channelshift_tests::{
     create_topics, eventually, publish_definitions, start_api_for_councils, start_ingest, Scope,
     API_TOKEN,
@@ -470,19 +472,7 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
     for council in [EXETER, TORBAY] {
         let variables = BTreeMap::from([("council".to_string(), vec![council.to_string()])]);
         let (columns, rows) = run_sql(&grafana, &expand_sql(panel, range, &variables)?).await?;
-        assert_eq!(
-            columns,
-            [
-                "kpi",
-                "value",
-                "n",
-                "target",
-                "tolerance",
-                "annual_target",
-                "polarity",
-                "rag"
-            ]
-        );
+        assert_eq!(columns, SCORECARD_PANEL_COLUMNS);
         let api_kpis = scorecards[council]["kpis"]
             .as_array()
             .cloned()

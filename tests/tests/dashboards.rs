@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use channelshift_api::config::{Baseline, CouncilBlocks, KpiSettings};
 use channelshift_tests::grafana::{
     expand_sql, load_dashboards, metric_names, run_sql as run, scraped_names, Dashboard, TimeRange,
-    CLICKHOUSE, PROMETHEUS,
+    CLICKHOUSE, PROMETHEUS, SCORECARD_PANEL_COLUMNS,
 };
 use channelshift_tests::monitored::{Monitored, COUNCIL, OTHER_COUNCIL};
 use channelshift_tests::{publish_definitions, start_api_with, Scope, API_TOKEN};
@@ -448,19 +448,7 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
             let title = panel_title(&name);
             if title.starts_with("Scorecard") {
                 // Its figures are compared with the API's in councils.rs.
-                assert_eq!(
-                    columns,
-                    [
-                        "kpi",
-                        "value",
-                        "n",
-                        "target",
-                        "tolerance",
-                        "annual_target",
-                        "polarity",
-                        "rag"
-                    ]
-                );
+                assert_eq!(columns, SCORECARD_PANEL_COLUMNS);
                 assert_eq!(rows.len(), 8, "{name}");
                 continue;
             }

@@ -188,6 +188,16 @@ fn contact_keys(request: &KpiRequest, policy: &Policy, cell: &ContactCell) -> Ke
     )
 }
 
+fn satisfaction_keys(request: &KpiRequest, policy: &Policy, cell: &SatisfactionCell) -> Keys {
+    group_keys(
+        request,
+        policy,
+        cell.channel,
+        cell.service.as_ref(),
+        cell.customer_type,
+    )
+}
+
 /// Groups contact cells by period and keys, starting every period off empty
 /// when the request has no group keys (so each period gets its row).
 fn group_contacts<'a, A: Default>(
@@ -583,13 +593,7 @@ pub fn satisfaction_rows(
         let Some(period) = request.period_of(cell.period) else {
             continue;
         };
-        let keys = group_keys(
-            request,
-            policy,
-            cell.channel,
-            cell.service.as_ref(),
-            cell.customer_type,
-        );
+        let keys = satisfaction_keys(request, policy, cell);
         let (_, scores) = groups
             .entry((period, keys, cell.instrument.as_str()))
             .or_insert_with(|| (cell.instrument, Vec::new()));
@@ -666,13 +670,7 @@ pub fn response_rate_rows(
         let Some(period) = request.period_of(cell.period) else {
             continue;
         };
-        let keys = group_keys(
-            request,
-            policy,
-            cell.channel,
-            cell.service.as_ref(),
-            cell.customer_type,
-        );
+        let keys = satisfaction_keys(request, policy, cell);
         groups.entry((period, keys)).or_default().0 += cell.responses;
     }
     Report {
