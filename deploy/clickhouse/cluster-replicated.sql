@@ -454,8 +454,8 @@ INSERT INTO schema_migrations (version, name) VALUES (9, 'each council\'s KPI de
 CREATE TABLE IF NOT EXISTS channelshift_rollups.lsoa_imd ON CLUSTER '{cluster}' (
     lsoa String,
     imd_decile UInt8,
-    loaded_at DateTime
-) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', loaded_at)
+    load UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', load)
 ORDER BY lsoa;
 
 INSERT INTO schema_migrations (version, name) VALUES (10, 'the Index of Multiple Deprivation decile of each LSOA, from a council\'s lookup file');

@@ -515,8 +515,8 @@ INSERT INTO schema_migrations (version, name) VALUES (9, 'each council\'s KPI de
 CREATE TABLE IF NOT EXISTS channelshift_rollups.lsoa_imd_local ON CLUSTER '{cluster}' (
     lsoa String,
     imd_decile UInt8,
-    loaded_at DateTime
-) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', loaded_at)
+    load UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', load)
 ORDER BY lsoa;
 
 CREATE TABLE IF NOT EXISTS channelshift_rollups.lsoa_imd ON CLUSTER '{cluster}' AS channelshift_rollups.lsoa_imd_local

@@ -12,7 +12,12 @@ use std::collections::BTreeMap;
 struct ImdRow<'a> {
     lsoa: &'a str,
     imd_decile: u8,
-    loaded_at: u32,
+    load: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Load {
+    load: u64,
 }
 
 #[derive(Row, Deserialize)]
@@ -25,7 +30,19 @@ impl Store {
     /// Loads (LSOA code, IMD decile) pairs; a later load replaces an LSOA's
     /// decile. Returns how many were loaded.
     pub async fn load_imd_deciles(&self, deciles: &[(String, u8)]) -> Result<u64, StoreError> {
-        let loaded_at = u32::try_from(chrono::Utc::now().timestamp()).unwrap_or(u32::MAX);
+        // Milliseconds since the epoch, and above every earlier load: two
+        // loads in one second, or a clock behind, still order.
+        let newest = self
+            .query(&format!(
+                "SELECT max(load) AS load FROM {}",
+                self.rollup("lsoa_imd")
+            ))
+            .fetch_one::<Load>()
+            .await?
+            .load;
+        let load = u64::try_from(chrono::Utc::now().timestamp_millis())
+            .unwrap_or_default()
+            .max(newest + 1);
         // The crate's insert takes a bare table name: a client on the rollups' database.
         let rollups = self.client.clone().with_database(self.rollups_database());
         let mut insert = rollups.insert::<ImdRow<'_>>("lsoa_imd").await?;
@@ -34,7 +51,7 @@ impl Store {
                 .write(&ImdRow {
                     lsoa,
                     imd_decile: *imd_decile,
-                    loaded_at,
+                    load,
                 })
                 .await?;
         }
@@ -49,7 +66,7 @@ impl Store {
         }
         let rows = self
             .query(&format!(
-                "SELECT lsoa, argMax(imd_decile, loaded_at) AS imd_decile FROM {} \
+                "SELECT lsoa, argMax(imd_decile, load) AS imd_decile FROM {} \
                  WHERE has(?, lsoa) GROUP BY lsoa",
                 self.rollup("lsoa_imd")
             ))

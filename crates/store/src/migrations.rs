@@ -557,14 +557,14 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 10,
-        // Loaded by `channelshift-api load-imd` (imd.rs); readers take the
-        // latest load of each LSOA (argMax by loaded_at).
+        // Loaded by `channelshift-api load-imd` (imd.rs); each load numbered
+        // above the last, and readers take each LSOA's latest (argMax).
         name: "the Index of Multiple Deprivation decile of each LSOA, from a council's lookup file",
         statements: &["CREATE TABLE IF NOT EXISTS {rollups}.lsoa_imd (
                 lsoa String,
                 imd_decile UInt8,
-                loaded_at DateTime
-            ) ENGINE = ReplacingMergeTree(loaded_at)
+                load UInt64
+            ) ENGINE = ReplacingMergeTree(load)
             ORDER BY lsoa"],
     },
 ];
