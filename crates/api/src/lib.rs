@@ -62,11 +62,7 @@ impl AppState {
             }
         }
         let calendar = Calendar::new(&config.packs.calendar)?;
-        for entry in &calendar.entries {
-            councils
-                .policy(&entry.council)
-                .map_err(|error| anyhow::anyhow!("packs.calendar: {error}"))?;
-        }
+        councils.check_calendar(&calendar)?;
         Ok(Self {
             store,
             token_hashes: Arc::new(token_hashes),

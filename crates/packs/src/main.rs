@@ -124,26 +124,16 @@ fn formats(value: &str) -> Result<Vec<Format>> {
     }
 }
 
-/// Every council's settings; each meeting of the calendar must be a configured council's.
-fn councils_of(config: &PacksFileConfig) -> Result<Councils> {
-    let councils = Councils::new(&config.kpi, &config.councils)?;
-    for meeting in &config.packs.calendar {
-        if let Some(council) = CouncilCode::parse(&meeting.council) {
-            councils
-                .policy(&council)
-                .map_err(|error| anyhow::anyhow!("packs.calendar: {error}"))?;
-        }
-    }
-    Ok(councils)
-}
-
 async fn packs(config: &PacksFileConfig) -> Result<Packs> {
+    let councils = Councils::new(&config.kpi, &config.councils)?;
+    let calendar = Calendar::new(&config.packs.calendar)?;
+    councils.check_calendar(&calendar)?;
     Ok(Packs {
         store: Store::connect(&config.clickhouse)
             .await?
             .limited(&config.query),
-        councils: councils_of(config)?,
-        calendar: Calendar::new(&config.packs.calendar)?,
+        councils,
+        calendar,
         pdf: pdf::PdfSettings::new(&config.packs),
     })
 }

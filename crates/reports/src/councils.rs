@@ -4,6 +4,7 @@
 //! council is computed under its own [`Policy`]; a council's RAG is never
 //! measured against another's target.
 
+use crate::calendar::Calendar;
 use crate::error::ReportError;
 use crate::policy::{KpiSettings, Policy};
 use anyhow::Context;
@@ -82,6 +83,16 @@ impl Councils {
                 ),
             )
         })
+    }
+
+    /// Refuses a reporting calendar with a meeting for a council that is not
+    /// on the platform.
+    pub fn check_calendar(&self, calendar: &Calendar) -> anyhow::Result<()> {
+        for entry in &calendar.entries {
+            self.policy(&entry.council)
+                .map_err(|error| anyhow::anyhow!("packs.calendar: {error}"))?;
+        }
+        Ok(())
     }
 
     /// The configured councils and their policies, in code order.

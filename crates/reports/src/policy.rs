@@ -87,19 +87,18 @@ impl Policy {
 
     /// What a pack's trend of `kpi` plots, in plain English.
     pub fn trend_measure(&self, kpi: Kpi) -> &'static str {
-        let Headline::Measure {
-            instrument,
-            measure,
-        } = self.satisfaction
-        else {
-            return kpi.spec().trend.measure;
-        };
-        match kpi {
-            Kpi::Satisfaction => SATISFACTION_MEASURES
-                .iter()
-                .find(|(i, m, _)| *i == instrument && *m == measure)
-                .map_or(kpi.spec().trend.measure, |(_, _, text)| text),
-            other => other.spec().trend.measure,
+        let satisfaction = SATISFACTION_MEASURES
+            .iter()
+            .find(|(instrument, measure, _)| {
+                self.satisfaction
+                    == Headline::Measure {
+                        instrument,
+                        measure,
+                    }
+            });
+        match (kpi, satisfaction) {
+            (Kpi::Satisfaction, Some((_, _, text))) => text,
+            _ => kpi.spec().trend.measure,
         }
     }
 

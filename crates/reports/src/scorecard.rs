@@ -158,22 +158,16 @@ async fn figures(
         group_by: Vec::new(),
         periods: vec![(from, to)],
     };
+    // A unit cost changing inside the period: contacts by day, each priced
+    // at its own day's cost (every other figure sums the days alike).
+    let dated = policy.unit_costs.changes_within(from, to);
+    let bucket = if dated { Bucket::Day } else { Bucket::Total };
     let contacts = store
-        .contact_cells(&filter, Bucket::Total, Keys::default(), source)
+        .contact_cells(&filter, bucket, Keys::default(), source)
         .await?;
     let responses = store
         .satisfaction_cells(&filter, Bucket::Total, Keys::default(), source)
         .await?;
-    // A unit cost changing inside the period: contacts by day, each priced
-    // at its own day's cost.
-    let dated = policy.unit_costs.changes_within(from, to);
-    let daily = if dated {
-        store
-            .contact_cells(&filter, Bucket::Day, Keys::default(), source)
-            .await?
-    } else {
-        Vec::new()
-    };
     // Savings accumulate through the financial year to the period's end.
     let year_start = Period::containing(PeriodKind::FinancialYear, from)
         .map_err(|error| ReportError::bad("date", error.to_string()))?
@@ -215,11 +209,7 @@ async fn figures(
                 Kpi::CompletionRate => rows::completion_rate_rows(&request, policy, &contacts),
                 Kpi::Satisfaction => rows::satisfaction_rows(&request, policy, &responses),
                 Kpi::CostPerTransaction => {
-                    if dated {
-                        rows::cost_per_transaction_rows(&request, policy, &daily, true)
-                    } else {
-                        rows::cost_per_transaction_rows(&request, policy, &contacts, false)
-                    }
+                    rows::cost_per_transaction_rows(&request, policy, &contacts, dated)
                 }
                 Kpi::EfficiencySavings => savings.take().unwrap_or_default(),
                 Kpi::AvoidableContact => rows::avoidable_contact_rows(&request, policy, &contacts),

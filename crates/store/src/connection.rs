@@ -331,6 +331,32 @@ impl Store {
         rollups_database(&self.database)
     }
 
+    /// A client on the rollups' database: the crate's insert quotes a
+    /// qualified name as one identifier, so inserts there name tables bare.
+    pub(crate) fn rollups_client(&self) -> clickhouse::Client {
+        self.client.clone().with_database(self.rollups_database())
+    }
+
+    /// A number above every `column` of the rollups' `table` and at least
+    /// the milliseconds since the epoch: loads numbered with it order,
+    /// whatever this clock says and however close together they come.
+    pub(crate) async fn next_number(&self, table: &str, column: &str) -> Result<u64, StoreError> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct Newest {
+            newest: u64,
+        }
+        let newest = self
+            .query(&format!(
+                "SELECT max({column}) AS newest FROM {}",
+                self.rollup(table)
+            ))
+            .fetch_one::<Newest>()
+            .await?
+            .newest;
+        let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+        Ok(now.max(newest + 1))
+    }
+
     /// A rollup's name qualified with [`Store::rollups_database`], for SQL.
     pub fn rollup(&self, table: &str) -> String {
         format!("{}.{table}", self.rollups_database())

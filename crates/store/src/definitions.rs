@@ -104,11 +104,6 @@ struct TargetRow<'a> {
 }
 
 #[derive(Row, Deserialize)]
-struct Generation {
-    generation: u64,
-}
-
-#[derive(Row, Deserialize)]
 struct Fingerprint {
     fingerprint: String,
 }
@@ -129,21 +124,10 @@ impl Store {
         fingerprint: &str,
     ) -> Result<u64, StoreError> {
         let now = chrono::Utc::now();
-        // Later than every earlier publication, whatever this clock says.
-        let newest = self
-            .query(&format!(
-                "SELECT max(generation) AS generation FROM {}",
-                self.rollup("definitions_generations")
-            ))
-            .fetch_one::<Generation>()
-            .await?
-            .generation;
-        let generation = u64::try_from(now.timestamp_millis())
-            .unwrap_or_default()
-            .max(newest + 1);
-        // The crate's insert quotes a qualified name as one identifier: a
-        // client whose database is the rollups' names the tables bare.
-        let rollups = self.client.clone().with_database(self.rollups_database());
+        let generation = self
+            .next_number("definitions_generations", "generation")
+            .await?;
+        let rollups = self.rollups_client();
         let mut councils = rollups
             .insert::<CouncilRow<'_>>("definitions_councils")
             .await?;

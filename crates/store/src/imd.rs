@@ -16,11 +16,6 @@ struct ImdRow<'a> {
 }
 
 #[derive(Row, Deserialize)]
-struct Load {
-    load: u64,
-}
-
-#[derive(Row, Deserialize)]
 struct ImdDecile {
     lsoa: String,
     imd_decile: u8,
@@ -30,22 +25,12 @@ impl Store {
     /// Loads (LSOA code, IMD decile) pairs; a later load replaces an LSOA's
     /// decile. Returns how many were loaded.
     pub async fn load_imd_deciles(&self, deciles: &[(String, u8)]) -> Result<u64, StoreError> {
-        // Milliseconds since the epoch, and above every earlier load: two
-        // loads in one second, or a clock behind, still order.
-        let newest = self
-            .query(&format!(
-                "SELECT max(load) AS load FROM {}",
-                self.rollup("lsoa_imd")
-            ))
-            .fetch_one::<Load>()
-            .await?
-            .load;
-        let load = u64::try_from(chrono::Utc::now().timestamp_millis())
-            .unwrap_or_default()
-            .max(newest + 1);
-        // The crate's insert takes a bare table name: a client on the rollups' database.
-        let rollups = self.client.clone().with_database(self.rollups_database());
-        let mut insert = rollups.insert::<ImdRow<'_>>("lsoa_imd").await?;
+        // Two loads in one second, or a clock behind, still order.
+        let load = self.next_number("lsoa_imd", "load").await?;
+        let mut insert = self
+            .rollups_client()
+            .insert::<ImdRow<'_>>("lsoa_imd")
+            .await?;
         for (lsoa, imd_decile) in deciles {
             insert
                 .write(&ImdRow {
