@@ -459,3 +459,73 @@ CREATE TABLE IF NOT EXISTS channelshift_rollups.lsoa_imd ON CLUSTER '{cluster}' 
 ORDER BY lsoa;
 
 INSERT INTO schema_migrations (version, name) VALUES (10, 'the Index of Multiple Deprivation decile of each LSOA, from a council\'s lookup file');
+
+-- Migration 11: contacts by journey and instant (first-contact resolution), contacts by wait (telephone), numeric settings
+CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_contacts ON CLUSTER '{cluster}' (
+    council String,
+    day Date,
+    journey UInt64,
+    contacted_at DateTime,
+    service String,
+    channel String,
+    customer_type String,
+    contacts UInt64
+) ENGINE = ReplicatedSummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (council, day, journey, contacted_at, service, channel, customer_type);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS journey_contacts_rollup_mv ON CLUSTER '{cluster}' TO channelshift_rollups.journey_contacts AS
+SELECT
+    council,
+    toDate(occurred_at, 'Europe/London') AS day,
+    if(journey_id = '', toUInt64(0), sipHash64(journey_id)) AS journey,
+    if(journey_id = '', toDateTime(86400), occurred_at) AS contacted_at,
+    service,
+    channel,
+    customer_type,
+    count() AS contacts
+FROM contact_events
+GROUP BY council, day, journey, contacted_at, service, channel, customer_type;
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.contact_wait_daily ON CLUSTER '{cluster}' (
+    council String,
+    day Date,
+    service String,
+    channel String,
+    customer_type String,
+    outcome String,
+    waited UInt8,
+    wait UInt32,
+    contacts UInt64
+) ENGINE = ReplicatedSummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (council, day, service, channel, customer_type, outcome, waited, wait);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS contact_wait_daily_rollup_mv ON CLUSTER '{cluster}' TO channelshift_rollups.contact_wait_daily AS
+SELECT
+    council,
+    toDate(occurred_at, 'Europe/London') AS day,
+    service,
+    channel,
+    customer_type,
+    outcome,
+    toUInt8(isNotNull(wait_seconds)) AS waited,
+    toUInt32(ifNull(wait_seconds, 0)) AS wait,
+    count() AS contacts
+FROM contact_events
+GROUP BY council, day, service, channel, customer_type, outcome, waited, wait;
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.definitions_numbers ON CLUSTER '{cluster}' (
+    generation UInt64,
+    council String,
+    setting String,
+    value Float64
+) ENGINE = ReplicatedMergeTree
+ORDER BY (generation, council, setting);
+
+CREATE VIEW IF NOT EXISTS channelshift_rollups.council_numbers ON CLUSTER '{cluster}' AS
+SELECT council, setting, value
+FROM channelshift_rollups.definitions_numbers
+WHERE generation = (SELECT max(generation) FROM channelshift_rollups.definitions_generations);
+
+INSERT INTO schema_migrations (version, name) VALUES (11, 'contacts by journey and instant (first-contact resolution), contacts by wait (telephone), numeric settings');

@@ -49,7 +49,11 @@ pub fn contact(i: usize, occurred_at: DateTime<Utc>) -> ContactRow {
             "resident"
         },
         customer_hash: format!("hash-{}", i % 97),
-        journey_id: String::new(),
+        journey_id: if i.is_multiple_of(4) {
+            String::new()
+        } else {
+            format!("j-{}", i % 50)
+        },
         avoidable: (!i.is_multiple_of(4)).then_some(u8::from(i % 8 == 1)),
         first_contact_resolved: (!i.is_multiple_of(3)).then_some(u8::from(i.is_multiple_of(2))),
         ward: WARDS[i % WARDS.len()].into(),
@@ -159,7 +163,7 @@ pub struct Layout {
     pub rows_column: &'static str,
 }
 
-pub const LAYOUTS: [Layout; 3] = [
+pub const LAYOUTS: [Layout; 5] = [
     Layout {
         table: "contact_daily",
         keys: "council, day, service, channel, customer_type, interaction, outcome, assisted",
@@ -179,6 +183,18 @@ pub const LAYOUTS: [Layout; 3] = [
         keys: "council, day, service, channel, customer_type, instrument, score",
         sums: "sum(responses)",
         rows_column: "responses",
+    },
+    Layout {
+        table: "journey_contacts",
+        keys: "council, day, journey, contacted_at, service, channel, customer_type",
+        sums: "sum(contacts)",
+        rows_column: "contacts",
+    },
+    Layout {
+        table: "contact_wait_daily",
+        keys: "council, day, service, channel, customer_type, outcome, waited, wait",
+        sums: "sum(contacts)",
+        rows_column: "contacts",
     },
 ];
 

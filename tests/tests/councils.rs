@@ -63,6 +63,7 @@ fn council_blocks() -> Value {
             "name": "Torbay Council",
             "take_up_definition": "gds_2014",
             "suppression_threshold": 3,
+            "repeat_window_days": 30,
             "channel_classes": {"kiosk": "digital_assisted"},
             "baseline": {"from": "2024-07-01", "to": "2024-09-30"},
             "satisfaction": {"instrument": "nps11", "measure": "nps"},
@@ -91,6 +92,11 @@ type Messages = Vec<(String, Vec<u8>)>;
 /// (2 of 6) and first-contact (5 of 6) flags. Baselines: April-June 2024
 /// phone 10, web 5, face to face 5; July-September 2024 phone 8, web 8, face
 /// to face 4. Responses: csat5 on the web 5, 5, 4, 3, 2; nps11 10, 9, 9, 8, 5, 3.
+///
+/// Journeys: phone calls on 12 May J1-J5 and J1 again (a repeat at the same
+/// instant); face to face on 2 June J2 again (21 days after its first) and
+/// J6; the two abandoned web forms on 3 June are both J7. Other contacts
+/// carry no journey id.
 fn events(council: &str) -> (Messages, Messages) {
     let mut contacts = Vec::new();
     let mut add = |day: &str, channel: &str, outcome: &str, count: usize, extra: Value| {
@@ -117,29 +123,47 @@ fn events(council: &str) -> (Messages, Messages) {
         json!({"assisted": true}),
     );
     add("2025-05-11", "kiosk", "completed", 4, json!({}));
-    add(
-        "2025-05-12",
-        "phone",
-        "completed",
-        2,
-        json!({"avoidable": true, "first_contact_resolved": true}),
-    );
-    add(
-        "2025-05-12",
-        "phone",
-        "completed",
-        3,
-        json!({"avoidable": false, "first_contact_resolved": true}),
-    );
+    for journey in ["J1", "J2"] {
+        add(
+            "2025-05-12",
+            "phone",
+            "completed",
+            1,
+            json!({"avoidable": true, "first_contact_resolved": true, "journey_id": journey}),
+        );
+    }
+    for journey in ["J3", "J4", "J5"] {
+        add(
+            "2025-05-12",
+            "phone",
+            "completed",
+            1,
+            json!({"avoidable": false, "first_contact_resolved": true, "journey_id": journey}),
+        );
+    }
     add(
         "2025-05-12",
         "phone",
         "completed",
         1,
-        json!({"avoidable": false, "first_contact_resolved": false}),
+        json!({"avoidable": false, "first_contact_resolved": false, "journey_id": "J1"}),
     );
-    add("2025-06-02", "face_to_face", "completed", 2, json!({}));
-    add("2025-06-03", "web", "abandoned", 2, json!({}));
+    for journey in ["J2", "J6"] {
+        add(
+            "2025-06-02",
+            "face_to_face",
+            "completed",
+            1,
+            json!({"journey_id": journey}),
+        );
+    }
+    add(
+        "2025-06-03",
+        "web",
+        "abandoned",
+        2,
+        json!({"journey_id": "J7"}),
+    );
     add("2024-05-15", "phone", "completed", 10, json!({}));
     add("2024-05-15", "web", "completed", 5, json!({}));
     add("2024-05-15", "face_to_face", "completed", 5, json!({}));
@@ -190,10 +214,10 @@ fn expected(council: &str) -> BTreeMap<&'static str, (Option<f64>, u64, f64, &'s
                 "avoidable-contact",
                 (Some(100.0 * 2.0 / 6.0), 6, 20.0, "red"),
             ),
-            (
-                "first-contact-resolution",
-                (Some(100.0 * 5.0 / 6.0), 6, 75.0, "green"),
-            ),
+            // Journeys within 7 days: J1 (a repeat) and J7 (two forms)
+            // unresolved; J2 on 12 May, J3-J5, J2 again on 2 June (21 days
+            // on: a journey of its own) and J6 resolved: 6 of 8.
+            ("first-contact-resolution", (Some(75.0), 8, 75.0, "green")),
             // 11 answers of 24 contacts.
             (
                 "response-rate",
@@ -233,9 +257,11 @@ fn expected(council: &str) -> BTreeMap<&'static str, (Option<f64>, u64, f64, &'s
                 "avoidable-contact",
                 (Some(100.0 * 2.0 / 6.0), 6, 20.0, "red"),
             ),
+            // Torbay's 30-day window: J2's contact on 2 June repeats its
+            // first, so J1, J2 and J7 are unresolved: 4 of 7.
             (
                 "first-contact-resolution",
-                (Some(100.0 * 5.0 / 6.0), 6, 75.0, "green"),
+                (Some(100.0 * 4.0 / 7.0), 7, 75.0, "red"),
             ),
             // 11 answers of 24 contacts.
             (

@@ -23,8 +23,8 @@ use channelshift_store::{
 use channelshift_tests::clickhouse::current_engine;
 use channelshift_tests::grafana::{expand_sql, load_dashboards, TimeRange, CLICKHOUSE};
 use channelshift_tests::rollups::{
-    assert_rollups_equal_their_view_over_raw, at, contact, direct_aggregation, raw_data, response,
-    rollup_content, tsv, COUNCIL, LAYOUTS,
+    assert_rollups_equal_their_view_over_raw, assert_same_rows, at, contact, direct_aggregation,
+    raw_data, response, rollup_content, tsv, COUNCIL, LAYOUTS,
 };
 use channelshift_tests::Scope;
 use chrono::{NaiveDate, TimeDelta};
@@ -117,6 +117,9 @@ impl Engines {
 
 /// [`COUNCIL`]'s definitions: kiosk assisted, the 2014 take-up definition,
 /// a cost for every channel (one changing mid-year) and targets.
+/// 2025-08-01T00:00:00Z.
+const JUDGED_AT: i64 = 1_754_006_400;
+
 fn definitions() -> Result<channelshift_store::Definitions> {
     let mut unit_costs: Vec<serde_json::Value> = Channel::ALL
         .iter()
@@ -217,7 +220,8 @@ async fn moving_the_rollups_keeps_their_rows_and_their_feed_on_both_engines() ->
             store.rollup_total(Record::Contact).await?,
             data.contacts.len() as u64
         );
-        for layout in &LAYOUTS {
+        // The rollups of migrations up to 8.
+        for layout in &LAYOUTS[..3] {
             assert_eq!(
                 rollup_content(store, layout).await?,
                 direct_aggregation(store, layout).await?,
@@ -385,6 +389,7 @@ async fn every_kpi_query_answers_the_same_on_both_engines() -> Result<()> {
     let (old, current) = (&engines.old, &engines.current);
     let mut queries = 0;
     let mut cells = 0;
+    let mut journeys = 0;
     // Every period × grouping × source with no filter and with all four;
     // each filter alone over the whole range.
     for (n, filter) in filters()?.into_iter().enumerate() {
@@ -415,6 +420,23 @@ async fn every_kpi_query_answers_the_same_on_both_engines() -> Result<()> {
                     );
                     queries += 2;
                     cells += a.len();
+                    // Judged at 1 August 2025: the journeys of late July are open.
+                    let a = old
+                        .journey_cells(&filter, bucket, keys, source, 7, JUDGED_AT)
+                        .await?;
+                    let b = current
+                        .journey_cells(&filter, bucket, keys, source, 7, JUDGED_AT)
+                        .await?;
+                    assert_eq!(
+                        a, b,
+                        "journey cells {bucket:?} {keys:?} {source:?} {filter:?}"
+                    );
+                    journeys += a.iter().map(|cell| cell.journeys + cell.open).sum::<u64>();
+                    let a = old.wait_cells(&filter, bucket, keys, source).await?;
+                    let b = current.wait_cells(&filter, bucket, keys, source).await?;
+                    assert_eq!(a, b, "wait cells {bucket:?} {keys:?} {source:?} {filter:?}");
+                    queries += 2;
+                    cells += a.len();
                 }
                 for area in Area::ALL {
                     let a = old.area_cells(&filter, bucket, area, source).await?;
@@ -434,6 +456,7 @@ async fn every_kpi_query_answers_the_same_on_both_engines() -> Result<()> {
         );
     }
     assert!(cells > 10_000, "the queries found data: {cells} cells");
+    assert!(journeys > 1_000, "the queries found journeys: {journeys}");
     eprintln!("current engine: {queries} KPI queries, the same {cells} cells on both engines");
     engines.drop_databases().await
 }
@@ -562,10 +585,13 @@ async fn rebuild_rollups_gives_the_same_rollups_on_both_engines() -> Result<()> 
         }
         contents.push(all);
     }
-    assert!(
-        contents[0] == contents[1],
-        "the rebuilt rollups differ between the engines"
-    );
+    for (i, layout) in LAYOUTS.iter().enumerate() {
+        assert_same_rows(
+            &format!("{} rebuilt on the current engine", layout.table),
+            &contents[1][i],
+            &contents[0][i],
+        );
+    }
     engines.drop_databases().await
 }
 

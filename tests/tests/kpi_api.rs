@@ -39,6 +39,8 @@ struct Contact {
     lsoa: Option<&'static str>,
     avoidable: Option<bool>,
     first_contact_resolved: Option<bool>,
+    journey: Option<String>,
+    wait_seconds: Option<u32>,
 }
 
 /// A completed council-tax transaction by a resident, to be varied.
@@ -55,6 +57,8 @@ fn contact(occurred_at: &'static str, channel: &'static str) -> Contact {
         lsoa: None,
         avoidable: None,
         first_contact_resolved: None,
+        journey: None,
+        wait_seconds: None,
     }
 }
 
@@ -95,6 +99,14 @@ impl Contact {
         self.first_contact_resolved = Some(resolved);
         self
     }
+    fn journey(mut self, journey: &str) -> Self {
+        self.journey = Some(journey.to_string());
+        self
+    }
+    fn wait(mut self, seconds: u32) -> Self {
+        self.wait_seconds = Some(seconds);
+        self
+    }
     fn times(self, count: usize) -> Vec<Contact> {
         vec![self; count]
     }
@@ -125,6 +137,12 @@ impl Contact {
         }
         if let Some(resolved) = self.first_contact_resolved {
             event["first_contact_resolved"] = resolved.into();
+        }
+        if let Some(journey) = &self.journey {
+            event["journey_id"] = journey.as_str().into();
+        }
+        if let Some(wait) = self.wait_seconds {
+            event["wait_seconds"] = wait.into();
         }
         event.to_string().into_bytes()
     }
@@ -273,11 +291,56 @@ fn avoidable(contacts: &[Contact]) -> (u64, u64) {
     )
 }
 
-fn first_contact_resolution(contacts: &[Contact]) -> (u64, u64) {
+/// The wire flag: contacts flagged resolved of contacts flagged.
+fn reported_resolution(contacts: &[Contact]) -> (u64, u64) {
     (
         count(contacts, |c| c.first_contact_resolved == Some(true)),
         count(contacts, |c| c.first_contact_resolved.is_some()),
     )
+}
+
+const WEEK_SECONDS: i64 = 7 * 86_400;
+
+/// Journeys resolved at first contact, of journeys starting from `from` to
+/// `to` (instants, inclusive) whose 7-day window has closed: a contact
+/// starts a journey when its journey's previous contact is more than a
+/// week before it, and the journey is resolved when its next contact is
+/// more than a week after.
+fn journey_resolution(contacts: &[Contact], from: &str, to: &str) -> (u64, u64) {
+    let (from, to) = (instant(from).timestamp(), instant(to).timestamp());
+    let mut by_journey: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+    for contact in contacts {
+        if let Some(journey) = &contact.journey {
+            by_journey
+                .entry(journey)
+                .or_default()
+                .push(instant(contact.occurred_at).timestamp());
+        }
+    }
+    let (mut resolved, mut journeys) = (0, 0);
+    for instants in by_journey.values_mut() {
+        instants.sort_unstable();
+        for (i, &at) in instants.iter().enumerate() {
+            let starts = i == 0 || at - instants[i - 1] > WEEK_SECONDS;
+            if !starts || at < from || at > to {
+                continue;
+            }
+            journeys += 1;
+            if instants
+                .get(i + 1)
+                .is_none_or(|&next| next - at > WEEK_SECONDS)
+            {
+                resolved += 1;
+            }
+        }
+    }
+    (resolved, journeys)
+}
+
+fn instant(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("the test's instants are RFC 3339")
+        .with_timezone(&Utc)
 }
 
 /// Socitm 2012 unit costs in pence (app and kiosk take web's); `None` where
@@ -1549,24 +1612,192 @@ async fn avoidable_contact_and_first_contact_resolution_count_only_flagged_conta
         assert_rate(row(&body, &[("channel", channel)]), avoidable(&of));
     }
 
-    // 33 of 47 flagged.
-    let body = api.kpi("first-contact-resolution", range).await?;
-    assert_eq!(first_contact_resolution(&contacts), (33, 47));
-    assert_rate(only_row(&body), first_contact_resolution(&contacts));
+    // 33 of 47 flagged: the source's own view.
+    let body = api.kpi("first-contact-resolution-flag", range).await?;
+    assert_eq!(reported_resolution(&contacts), (33, 47));
+    assert_rate(only_row(&body), reported_resolution(&contacts));
     let body = api
         .kpi(
-            "first-contact-resolution",
+            "first-contact-resolution-flag",
             &format!("{range}&group_by=channel_class"),
         )
         .await?;
     for class in ["telephone", "digital_self_service"] {
         assert_rate(
             row(&body, &[("channel_class", class)]),
-            first_contact_resolution(&of_class(class)),
+            reported_resolution(&of_class(class)),
         );
     }
     // 7 flagged face-to-face contacts: suppressed.
     assert_suppressed(row(&body, &[("channel_class", "face_to_face")]));
+
+    api.stop().await?;
+    ingest.stop().await?;
+    scope.drop_database().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// First-contact resolution by journey, and the telephone.
+
+/// An instant `days` days before now, as RFC 3339 text for a contact.
+fn days_ago(days: i64) -> &'static str {
+    let at = Utc::now() - chrono::TimeDelta::days(days);
+    Box::leak(at.format("%Y-%m-%dT%H:%M:%SZ").to_string().into_boxed_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_contact_resolution_counts_journeys_by_the_repeat_window() -> Result<()> {
+    let scope = Scope::new("kpi-journeys");
+    let mut contacts = Vec::new();
+    // 12 web journeys of one contact: resolved.
+    for i in 0..12 {
+        contacts.push(contact(MAY_14, "web").journey(&format!("W{i}")));
+    }
+    // 6 phone journeys called again 4 days later: not resolved.
+    for i in 0..6 {
+        contacts.push(contact(MAY_14, "phone").journey(&format!("P{i}")));
+        contacts.push(contact("2025-05-18T09:00:00+01:00", "phone").journey(&format!("P{i}")));
+    }
+    // 4 phone journeys called again 18 days later: two journeys each, both resolved.
+    for i in 0..4 {
+        contacts.push(contact("2025-05-02T09:00:00+01:00", "phone").journey(&format!("Q{i}")));
+        contacts.push(contact("2025-05-20T09:00:00+01:00", "phone").journey(&format!("Q{i}")));
+    }
+    // 3 journeys from April repeated in May: April's, not May's.
+    for i in 0..3 {
+        contacts.push(contact("2025-04-28T09:00:00+01:00", "phone").journey(&format!("E{i}")));
+        contacts.push(contact("2025-05-03T09:00:00+01:00", "phone").journey(&format!("E{i}")));
+    }
+    // 2 journeys from 30 May repeated in June, inside the window: May's, unresolved.
+    for i in 0..2 {
+        contacts.push(contact("2025-05-30T09:00:00+01:00", "web").journey(&format!("L{i}")));
+        contacts.push(contact("2025-06-04T09:00:00+01:00", "web").journey(&format!("L{i}")));
+    }
+    // 11 calls without a journey id: not measurable.
+    contacts.extend(contact(MAY_14, "phone").times(11));
+    // 10 journeys yesterday: their window is still open.
+    let yesterday = days_ago(1);
+    for i in 0..10 {
+        contacts.push(contact(yesterday, "web").journey(&format!("O{i}")));
+    }
+    let ingest = ingest(&scope, &contacts, &[]).await?;
+    let api = Api::start(&scope, 10).await?;
+    let may = "from=2025-05-01&to=2025-05-31";
+
+    // 12 W + 6 P + 8 Q + 2 L journeys; 12 W and 8 Q resolved.
+    let (first, last) = ("2025-05-01T00:00:00+01:00", "2025-05-31T23:59:59+01:00");
+    assert_eq!(journey_resolution(&contacts, first, last), (20, 28));
+    let body = api.kpi("first-contact-resolution", may).await?;
+    let total = only_row(&body);
+    assert_rate(total, (20, 28));
+    assert_count(total, "not_measurable", 11);
+    assert_count(total, "open_journeys", 0);
+    let body = api
+        .kpi(
+            "first-contact-resolution",
+            &format!("{may}&group_by=channel"),
+        )
+        .await?;
+    assert_rate(row(&body, &[("channel", "web")]), (12, 14));
+    assert_rate(row(&body, &[("channel", "phone")]), (8, 14));
+    assert_count(row(&body, &[("channel", "phone")]), "not_measurable", 11);
+    // A filter applies to the journey's first contact.
+    let body = api
+        .kpi("first-contact-resolution", &format!("{may}&channel=phone"))
+        .await?;
+    assert_rate(only_row(&body), (8, 14));
+    // April: the 3 E journeys, unresolved, are too few to publish.
+    let body = api
+        .kpi("first-contact-resolution", "from=2025-04-01&to=2025-04-30")
+        .await?;
+    assert_suppressed(only_row(&body));
+    // The wire flag is not the measure: none was given.
+    let body = api.kpi("first-contact-resolution-flag", may).await?;
+    assert_no_data(only_row(&body));
+
+    // Yesterday's journeys are open: no rate yet, and counted as open.
+    let recent = format!(
+        "from={}&to={}",
+        &days_ago(3)[..10],
+        &Utc::now().format("%Y-%m-%d").to_string()
+    );
+    let body = api.kpi("first-contact-resolution", &recent).await?;
+    assert_no_data(only_row(&body));
+    assert_count(only_row(&body), "open_journeys", 10);
+
+    api.stop().await?;
+    ingest.stop().await?;
+    scope.drop_database().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telephone_waits_and_abandonment_count_calls_with_a_wait_only() -> Result<()> {
+    let scope = Scope::new("kpi-telephone");
+    let mut contacts = Vec::new();
+    // Ten answered calls waiting 10, 20, … 100 s, two abandoned after 300 and 500 s.
+    for wait in (10..=100).step_by(10) {
+        contacts.push(contact(MAY_14, "phone").wait(wait));
+    }
+    contacts.push(contact(MAY_14, "phone").outcome("abandoned").wait(300));
+    contacts.push(contact(MAY_14, "phone").outcome("abandoned").wait(500));
+    // Calls without a wait, and webchat waits: in neither figure.
+    contacts.extend(contact(MAY_14, "phone").outcome("abandoned").times(5));
+    contacts.extend(contact(MAY_14, "webchat").wait(1000).times(3));
+    // Business callers on another day: 9, too few to publish.
+    contacts.extend(
+        contact(MAY_15, "phone")
+            .customer("business")
+            .wait(40)
+            .times(9),
+    );
+    let ingest = ingest(&scope, &contacts, &[]).await?;
+    let api = Api::start(&scope, 10).await?;
+
+    let day = "from=2025-05-14&to=2025-05-14";
+    let body = api.kpi("telephone-wait", day).await?;
+    let mean = row(&body, &[("measure", "mean")]);
+    assert_close(mean, "value", 1350.0 / 12.0);
+    assert_count(mean, "n", 12);
+    // The 6th and 7th of 12 sorted waits: 60 and 70.
+    assert_close(row(&body, &[("measure", "median")]), "value", 65.0);
+    let body = api.kpi("telephone-abandonment", day).await?;
+    assert_rate(only_row(&body), (2, 12));
+
+    // By customer type over both days: residents as above; businesses withheld.
+    let both = "from=2025-05-14&to=2025-05-15&group_by=customer_type";
+    let body = api.kpi("telephone-wait", both).await?;
+    assert_close(
+        row(
+            &body,
+            &[("customer_type", "resident"), ("measure", "median")],
+        ),
+        "value",
+        65.0,
+    );
+    assert_suppressed(row(
+        &body,
+        &[("customer_type", "business"), ("measure", "median")],
+    ));
+    // A day without calls says no data.
+    let body = api
+        .kpi("telephone-wait", "from=2025-05-16&to=2025-05-16")
+        .await?;
+    let median = row(&body, &[("measure", "median")]);
+    assert_eq!(
+        median["suppressed"], false,
+        "no data is not withheld: {median}"
+    );
+    assert_eq!(median["n"], 0, "{median}");
+    assert_eq!(median["value"], Value::Null, "{median}");
+    // Calls are the phone's: no channel filter.
+    assert_bad_request(
+        &api,
+        &format!("/api/v1/kpi/telephone-wait?council={COUNCIL}&from=2025-05-14&to=2025-05-14&channel=phone"),
+        &["channel"],
+    )
+    .await?;
 
     api.stop().await?;
     ingest.stop().await?;
@@ -2003,6 +2234,17 @@ fn quarter(
     for (i, index) in phones.enumerate() {
         contacts[index].first_contact_resolved = Some(i < phone_resolved);
     }
+    // Journeys: each web transaction and each phone call flagged resolved
+    // its own; the other calls in pairs (a repeat at the same instant).
+    let mut unresolved = 0;
+    for (i, contact) in contacts.iter_mut().enumerate() {
+        contact.journey = Some(if contact.first_contact_resolved == Some(false) {
+            unresolved += 1;
+            format!("{day}-repeat-{}", (unresolved - 1) / 2)
+        } else {
+            format!("{day}-{i}")
+        });
+    }
     for (outcome, times) in web_not_done {
         contacts.extend(contact(day, "web").outcome(outcome).times(*times));
     }
@@ -2048,7 +2290,11 @@ fn headline(kpi: &str, q: &Quarter) -> (f64, u64, Option<(u64, u64)>) {
             (pounds_per(pence, transactions), transactions, None)
         }
         "avoidable-contact" => rate(avoidable(&q.contacts)),
-        "first-contact-resolution" => rate(first_contact_resolution(&q.contacts)),
+        "first-contact-resolution" => rate(journey_resolution(
+            &q.contacts,
+            "2000-01-01T00:00:00Z",
+            "2100-01-01T00:00:00Z",
+        )),
         "response-rate" => rate((q.responses.len() as u64, q.contacts.len() as u64)),
         other => panic!("no headline model for {other}"),
     }
@@ -2353,7 +2599,7 @@ async fn every_path_in_the_openapi_document_is_served() -> Result<()> {
     let kpis = document["paths"]["/api/v1/kpi/{kpi}"]["get"]["parameters"][0]["schema"]["enum"]
         .as_array()
         .context("the kpi parameter lists the KPIs")?;
-    assert_eq!(kpis.len(), 10);
+    assert_eq!(kpis.len(), 13);
     for kpi in kpis {
         let kpi = kpi.as_str().context("KPI names are strings")?;
         let status = client

@@ -101,7 +101,8 @@ async fn execute(store: &Store, sql: &str) -> Result<()> {
         .with_context(|| sql.to_string())
 }
 
-/// Bogus rows in `contact_daily` and `satisfaction_daily`, on a day of every
+/// Bogus rows in `contact_daily`, `satisfaction_daily`, `journey_contacts`
+/// and `contact_wait_daily`, on a day of every
 /// month with data and in a month without any (which the rebuild must drop),
 /// and a month deleted from `contact_area_daily`, as if its view had missed it.
 async fn corrupt_rollups(store: &Store) -> Result<()> {
@@ -126,6 +127,26 @@ async fn corrupt_rollups(store: &Store) -> Result<()> {
                  instrument, score, responses) \
                  VALUES ('{COUNCIL}', '{day}', 'waste', 'web', 'resident', 'csat5', 5, {n})",
                 n = 500 + month
+            ),
+        )
+        .await?;
+        execute(
+            store,
+            &format!(
+                "INSERT INTO {r}.journey_contacts (council, day, journey, contacted_at, service, \
+                 channel, customer_type, contacts) \
+                 VALUES ('{COUNCIL}', '{day}', 42, '{day} 10:00:00', 'waste', 'phone', 'resident', {n})",
+                n = 1_000 + month
+            ),
+        )
+        .await?;
+        execute(
+            store,
+            &format!(
+                "INSERT INTO {r}.contact_wait_daily (council, day, service, channel, customer_type, \
+                 outcome, waited, wait, contacts) \
+                 VALUES ('{COUNCIL}', '{day}', 'waste', 'phone', 'resident', 'abandoned', 1, 99, {n})",
+                n = 1_000 + month
             ),
         )
         .await?;

@@ -102,8 +102,8 @@ async fn main() -> Result<()> {
         group_by: Some("service,customer_type".into()),
         ..KpiQuery::default()
     };
-    let request = kpi_request(&grouped, &Kpi::DigitalTakeUp.spec())
-        .map_err(|error| anyhow::anyhow!("{error:?}"))?;
+    let request =
+        kpi_request(&grouped, Kpi::DigitalTakeUp).map_err(|error| anyhow::anyhow!("{error:?}"))?;
 
     let names = [
         "scorecard (quarter, 3 periods, 7 KPIs)",

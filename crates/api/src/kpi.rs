@@ -61,7 +61,7 @@ pub async fn get_kpi(
     })?;
     let spec = kpi.spec();
     let params: KpiQuery = query::parse(params.as_deref())?;
-    let request = request::kpi_request(&params, &spec)?;
+    let request = request::kpi_request(&params, kpi)?;
     let policy = state.councils.policy(&request.filter.council)?;
     let queries = RequestQueries::new(&state.store);
     let answer = async {

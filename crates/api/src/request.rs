@@ -5,7 +5,9 @@
 use crate::error::ApiError;
 use crate::query::{Granularity, KpiQuery};
 use channelshift_contract::{CouncilCode, ServiceSlug, UnknownName};
-use channelshift_kpi::catalogue::{FilterKey, GroupKey, KpiSpec, EXCLUSIVE_GROUPS};
+use channelshift_kpi::catalogue::{
+    FilterKey, GroupKey, Kpi, KpiSpec, EXCLUSIVE_GROUPS, PHONE_ONLY,
+};
 use channelshift_kpi::period::{Period, PeriodKind};
 pub use channelshift_reports::request::{Grouping, KpiRequest};
 use channelshift_store::CellFilter;
@@ -145,8 +147,9 @@ pub fn bounded_answer(rows: usize, periods: usize) -> Result<(), ApiError> {
     ))
 }
 
-/// Checks every parameter of a KPI request against what the KPI `accepts`.
-pub fn kpi_request(params: &KpiQuery, accepts: &KpiSpec) -> Result<KpiRequest, ApiError> {
+/// Checks every parameter of a KPI request against what `kpi` accepts.
+pub fn kpi_request(params: &KpiQuery, kpi: Kpi) -> Result<KpiRequest, ApiError> {
+    let accepts = &kpi.spec();
     let council = council(params.council.as_ref())?;
     let from = date(params.from.as_ref(), "from")?;
     let to = date(params.to.as_ref(), "to")?;
@@ -161,7 +164,9 @@ pub fn kpi_request(params: &KpiQuery, accepts: &KpiSpec) -> Result<KpiRequest, A
             continue;
         };
         if !accepts.filters.contains(&key) {
-            let why = if key == FilterKey::Channel {
+            let why = if key == FilterKey::Channel && PHONE_ONLY.contains(&kpi) {
+                "this KPI counts phone calls only: it takes no channel filter"
+            } else if key == FilterKey::Channel {
                 "this KPI is a share of channels (of completed transactions, of contacts, or of the baseline mix): filtered to one channel it would say nothing; use group_by=channel or channel_class where the KPI has it"
             } else {
                 "this filter is not available for this KPI"

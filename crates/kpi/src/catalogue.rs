@@ -18,7 +18,10 @@ channelshift_contract::vocabulary! {
         EfficiencySavings = "efficiency-savings",
         AvoidableContact = "avoidable-contact",
         FirstContactResolution = "first-contact-resolution",
+        FirstContactResolutionFlag = "first-contact-resolution-flag",
         ResponseRate = "response-rate",
+        TelephoneWait = "telephone-wait",
+        TelephoneAbandonment = "telephone-abandonment",
         Hotspots = "hotspots",
     }
 }
@@ -51,6 +54,7 @@ channelshift_contract::vocabulary! {
         Percent = "percent",
         /// Pounds sterling.
         Gbp = "gbp",
+        Seconds = "seconds",
     }
 }
 
@@ -63,6 +67,7 @@ impl Unit {
         let printed = match self {
             Unit::Percent => format!("{value:.1}"),
             Unit::Gbp => format!("{value:.2}"),
+            Unit::Seconds => format!("{value:.0}"),
         };
         printed.parse().unwrap_or(value)
     }
@@ -82,6 +87,8 @@ pub enum Headline {
     DigitalSelfServiceShare,
     /// The published area with the lowest value: the worst hot spot.
     LowestArea,
+    /// The row of one measure of a KPI with several (telephone wait: median).
+    Named(&'static str),
 }
 
 /// What a council's target for a KPI is judged against.
@@ -152,6 +159,9 @@ pub const SCORECARD: [Kpi; 8] = [
     Kpi::FirstContactResolution,
     Kpi::ResponseRate,
 ];
+
+/// The KPIs of phone calls only (the store reads channel `phone`).
+pub const PHONE_ONLY: [Kpi; 2] = [Kpi::TelephoneWait, Kpi::TelephoneAbandonment];
 
 /// `group_by` keys that cannot be asked for together.
 pub const EXCLUSIVE_GROUPS: [(GroupKey, GroupKey); 2] = [
@@ -305,18 +315,36 @@ impl Kpi {
             },
             Kpi::FirstContactResolution => KpiSpec {
                 unit: Unit::Percent,
-                definition: "Contacts resolved at the first contact as a percentage of contacts where the flag was given (each flagged contact stands for its journey).",
+                definition: "Journeys (contacts sharing a journey_id) resolved at first contact as a percentage of journeys started in the period whose repeat window (kpi.repeat_window_days, default 7 days, counted in whole 24-hour days from the first contact's instant) has closed. A contact starts a journey when no contact of the same journey_id came within the window before it; the journey is resolved when no further contact of it comes within the window after. A journey counts in the period, channel, service and customer type of its first contact. Journeys whose window is still open (open_journeys) and contacts without a journey_id (not_measurable) are reported beside the rate, never counted as resolved. Wilson CI.",
                 group_by: CONTACT_GROUPS,
                 filters: CONTACT_FILTERS,
                 polarity: Polarity::HigherIsBetter,
                 scorecard: Some(Headline::First),
                 trend: TrendSpec {
-                    measure: "Resolved at first contact, % of contacts assessed",
+                    measure: "Journeys resolved at first contact, % of journeys",
                     ..TOTAL
                 },
                 targets: TargetScope::Period,
                 title: "Resolved at first contact",
-                plain_english: "Of the contacts staff assessed, the share where the customer's need was met in that first contact.",
+                plain_english: "Of the customers' requests that started in the period, the share where the customer did not have to contact us again about the same request within a week (or the council's chosen window). Contacts the source systems could not link to a request are counted separately, never as resolved.",
+                needs_baseline: false,
+                shows_interval: true,
+                has_total: true,
+            },
+            Kpi::FirstContactResolutionFlag => KpiSpec {
+                unit: Unit::Percent,
+                definition: "The source systems' own view: contacts with first_contact_resolved = true as a percentage of contacts where the flag was given. Not linked by journey; first-contact-resolution is the measured figure.",
+                group_by: CONTACT_GROUPS,
+                filters: CONTACT_FILTERS,
+                polarity: Polarity::HigherIsBetter,
+                scorecard: None,
+                trend: TrendSpec {
+                    measure: "Contacts recorded as resolved first time, % of contacts flagged",
+                    ..TOTAL
+                },
+                targets: TargetScope::Period,
+                title: "Resolved first time, as recorded by staff",
+                plain_english: "Of the contacts where staff or systems recorded whether the need was met first time, the share recorded as met. This is the recording, not a measurement: the measured figure is the journey-based one.",
                 needs_baseline: false,
                 shows_interval: false,
                 has_total: true,
@@ -335,6 +363,43 @@ impl Kpi {
                 targets: TargetScope::Period,
                 title: "Survey response rate",
                 plain_english: "Of all the contacts customers made with us, how many led to an answer to the satisfaction survey. A low rate means the satisfaction figures rest on the few customers who chose to answer.",
+                needs_baseline: false,
+                shows_interval: true,
+                has_total: true,
+            },
+            Kpi::TelephoneWait => KpiSpec {
+                unit: Unit::Seconds,
+                definition: "Phone contacts where wait_seconds is given: the mean wait (measure mean: the waits' sum / n) and the median wait (measure median: the middle wait, or the mean of the two middle waits when n is even), in seconds; n is those contacts. Phone contacts without a wait are left out of both.",
+                group_by: &[G::Service, G::CustomerType],
+                filters: &[F::Service, F::CustomerType],
+                polarity: Polarity::LowerIsBetter,
+                scorecard: None,
+                trend: TrendSpec {
+                    measure: "Median wait on the phone, seconds",
+                    group_by: None,
+                    headline: Headline::Named("median"),
+                },
+                targets: TargetScope::Period,
+                title: "Waiting on the phone",
+                plain_english: "How long callers waited before speaking to someone: the typical (median) wait, which half of callers beat, and the average wait, which a few long waits pull up.",
+                needs_baseline: false,
+                shows_interval: false,
+                has_total: true,
+            },
+            Kpi::TelephoneAbandonment => KpiSpec {
+                unit: Unit::Percent,
+                definition: "Phone contacts where wait_seconds is given whose outcome is abandoned, as a percentage of those contacts. Wilson CI.",
+                group_by: &[G::Service, G::CustomerType],
+                filters: &[F::Service, F::CustomerType],
+                polarity: Polarity::LowerIsBetter,
+                scorecard: None,
+                trend: TrendSpec {
+                    measure: "Calls abandoned, % of calls that waited",
+                    ..TOTAL
+                },
+                targets: TargetScope::Period,
+                title: "Calls abandoned",
+                plain_english: "Of the callers who waited to be answered, the share who gave up before their call ended in a result.",
                 needs_baseline: false,
                 shows_interval: true,
                 has_total: true,
@@ -395,6 +460,14 @@ mod tests {
             Ok(Kpi::FirstContactResolution)
         );
         assert!("digital-takeup".parse::<Kpi>().is_err());
+    }
+
+    #[test]
+    fn every_slug_can_name_a_spreadsheet_sheet() {
+        // Excel refuses sheet names over 31 characters; the workbook names a sheet per KPI.
+        for kpi in Kpi::ALL {
+            assert!(kpi.as_str().len() <= 31, "{kpi}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The KPI arithmetic of Channelshift: digital take-up, channel mix, satisfaction with Wilson
-//! intervals, completion, cost per transaction, channel-shift savings, RAG, suppression and the
-//! Europe/London reporting periods. Plain functions over plain data: no I/O, no async.
+//! intervals, completion, cost per transaction, channel-shift savings, first-contact resolution by
+//! journey, telephone waits and abandonment, RAG, suppression and the Europe/London reporting
+//! periods. Plain functions over plain data: no I/O, no async.
 //!
 //! The definitions are the product's contract (`shared/domain.md`, "KPI definitions" and
 //! "Reporting rules"); each module names the definition it implements.
@@ -18,6 +19,7 @@ pub mod satisfaction;
 pub mod savings;
 pub mod suppression;
 pub mod take_up;
+pub mod telephone;
 
 pub use catalogue::{Kpi, KpiSpec};
 pub use channel::{

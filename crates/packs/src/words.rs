@@ -61,8 +61,15 @@ pub fn caveats(pack: &Pack, kpi: Kpi) -> Vec<String> {
                 None => "No baseline period is configured, so savings cannot be estimated.".into(),
             });
         }
-        Kpi::FirstContactResolution => caveats.push(
-            "Each assessed contact stands for the customer's whole journey; repeat contacts are not yet linked.".into(),
+        Kpi::FirstContactResolution => caveats.push(format!(
+            "A request counts as resolved when the customer made no further contact about it within {} days of the first. Requests whose {}-day window had not yet ended, and contacts the source systems did not link to a request, are counted separately and never as resolved.",
+            pack.settings.repeat_window_days, pack.settings.repeat_window_days
+        )),
+        Kpi::FirstContactResolutionFlag => caveats.push(
+            "This is what staff and systems recorded at the time, contact by contact; it is not linked to later contacts about the same request.".into(),
+        ),
+        Kpi::TelephoneWait | Kpi::TelephoneAbandonment => caveats.push(
+            "Only calls whose waiting time the telephone system recorded are counted.".into(),
         ),
         Kpi::Hotspots => caveats.push(
             "Contacts without a known ward are left out. Wards are shown by their ONS code.".into(),
@@ -136,6 +143,11 @@ pub fn figure(unit: Unit, value: f64) -> String {
         }
         Unit::Gbp => format!("{sign}£{magnitude:.2}"),
         Unit::Percent => format!("{sign}{magnitude:.1}%"),
+        Unit::Seconds if magnitude >= 60.0 => {
+            let seconds = magnitude.round() as u64;
+            format!("{sign}{} min {:02} s", seconds / 60, seconds % 60)
+        }
+        Unit::Seconds => format!("{sign}{magnitude:.0} s"),
     }
 }
 
@@ -328,10 +340,16 @@ pub fn headline(pack: &Pack, kpi: Kpi) -> String {
                 "Digital take-up was lowest in ward {ward}, at {shown} {this} (the lowest of {wards} wards with enough data to publish{withheld})."
             )
         }
+        Kpi::TelephoneWait => format!(
+            "Half of callers waited less than {shown} {this}{change}{}.",
+            target(trend.target, value)
+        ),
         Kpi::DigitalTakeUp
         | Kpi::CostPerTransaction
         | Kpi::AvoidableContact
         | Kpi::FirstContactResolution
+        | Kpi::FirstContactResolutionFlag
+        | Kpi::TelephoneAbandonment
         | Kpi::ResponseRate => format!(
             "{} was {shown} {this}{change}{}.",
             title(kpi),
@@ -351,6 +369,8 @@ mod tests {
         assert_eq!(figure(Unit::Gbp, 465_000.0), "£465,000");
         assert_eq!(figure(Unit::Gbp, -1234.4), "−£1,234");
         assert_eq!(humanise("face_to_face"), "Face to face");
+        assert_eq!(figure(Unit::Seconds, 42.4), "42 s");
+        assert_eq!(figure(Unit::Seconds, 125.5), "2 min 06 s");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::error::ReportError;
 use crate::policy::Policy;
 use crate::request::KpiRequest;
 use crate::rows::{self, Report};
+use channelshift_contract::Channel;
 use channelshift_kpi::catalogue::{GroupKey, Kpi};
 use channelshift_kpi::channel::ContactsByChannel;
 use channelshift_store::{Area, Bucket, CellFilter, Keys, Source, Store};
@@ -45,7 +46,36 @@ pub async fn compute(
         }
         Kpi::AvoidableContact => rows::avoidable_contact_rows(request, policy, &contacts().await?),
         Kpi::FirstContactResolution => {
-            rows::first_contact_resolution_rows(request, policy, &contacts().await?)
+            let cells = store
+                .journey_cells(
+                    &request.filter,
+                    bucket,
+                    keys,
+                    source,
+                    policy.repeat_window_days,
+                    judged_at(source),
+                )
+                .await?;
+            rows::first_contact_resolution_rows(request, policy, &cells)
+        }
+        Kpi::FirstContactResolutionFlag => {
+            rows::first_contact_resolution_flag_rows(request, policy, &contacts().await?)
+        }
+        Kpi::TelephoneWait | Kpi::TelephoneAbandonment => {
+            let phone = CellFilter {
+                channel: Some(Channel::Phone),
+                ..request.filter.clone()
+            };
+            let by = Keys {
+                channel: false,
+                ..keys
+            };
+            let cells = store.wait_cells(&phone, bucket, by, source).await?;
+            if kpi == Kpi::TelephoneWait {
+                rows::telephone_wait_rows(request, policy, &cells)
+            } else {
+                rows::telephone_abandonment_rows(request, policy, &cells)
+            }
         }
         Kpi::ResponseRate => {
             let responses = store
@@ -99,6 +129,15 @@ pub async fn compute(
             rows::hotspot_rows(request, policy, &cells, name, &deciles)
         }
     })
+}
+
+/// The instant a journey's repeat window must have ended by to be judged:
+/// a pack's cut-off (so it reproduces), else now.
+pub fn judged_at(source: Source) -> i64 {
+    match source {
+        Source::RawAsOf(cut_off) => cut_off.0,
+        Source::Rollup | Source::Raw => chrono::Utc::now().timestamp(),
+    }
 }
 
 /// Contacts per service and channel in the configured baseline period, under

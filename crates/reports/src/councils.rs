@@ -150,6 +150,10 @@ impl Councils {
                             polarity: target.polarity().as_str().to_string(),
                         })
                         .collect(),
+                    numbers: vec![(
+                        "repeat_window_days".to_string(),
+                        f64::from(policy.repeat_window_days),
+                    )],
                 })
                 .collect(),
         }

@@ -128,6 +128,9 @@ fn pick(headline: Headline, rows: &[&KpiRow]) -> Option<usize> {
         } => rows.iter().position(|row| {
             row.key("instrument") == Some(instrument) && row.key("measure") == Some(measure)
         }),
+        Headline::Named(measure) => rows
+            .iter()
+            .position(|row| row.key("measure") == Some(measure)),
         // The published area with the lowest take-up: the period's worst hot spot.
         Headline::LowestArea => rows
             .iter()
@@ -175,6 +178,8 @@ pub struct Settings {
     pub take_up_definition: &'static str,
     pub suppression_threshold: u64,
     pub baseline: Option<(NaiveDate, NaiveDate)>,
+    /// First-contact resolution's repeat window, days.
+    pub repeat_window_days: u32,
 }
 
 impl Pack {
@@ -409,6 +414,7 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
                             row.key("instrument") == Some(instrument)
                                 && row.key("measure") == Some(measure)
                         }
+                        Some(Headline::Named(measure)) => row.key("measure") == Some(measure),
                         _ => true,
                     };
                 let target = headline
@@ -469,6 +475,7 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
             take_up_definition: policy.take_up_definition.as_str(),
             suppression_threshold: policy.suppression.threshold,
             baseline: policy.baseline.map(|baseline| (baseline.from, baseline.to)),
+            repeat_window_days: policy.repeat_window_days,
         },
     })
 }

@@ -30,6 +30,8 @@ pub struct Policy {
     pub satisfaction: Headline,
     /// The settings this policy was made from (a pack's process gets them).
     pub settings: KpiSettings,
+    /// First-contact resolution's repeat window, days.
+    pub repeat_window_days: u32,
 }
 
 impl Policy {
@@ -48,6 +50,7 @@ impl Policy {
             name: settings.name.clone(),
             satisfaction: settings.satisfaction.headline()?,
             settings: settings.clone(),
+            repeat_window_days: settings.repeat_window_days()?,
         })
     }
 
@@ -149,6 +152,11 @@ pub struct KpiSettings {
     /// `nps11`/`nps`, `ces7`/`easy`.
     #[serde(default)]
     pub satisfaction: SatisfactionHeadline,
+    /// First-contact resolution's repeat window, in days: a journey is
+    /// resolved at first contact when no further contact of it comes
+    /// within this many days (1 to 90).
+    #[serde(default = "default_repeat_window_days")]
+    pub repeat_window_days: u32,
 }
 
 /// `satisfaction = { instrument = "csat5", measure = "satisfied" }`.
@@ -253,11 +261,21 @@ impl Default for KpiSettings {
             pack_settle_seconds: default_pack_settle_seconds(),
             name: None,
             satisfaction: SatisfactionHeadline::default(),
+            repeat_window_days: default_repeat_window_days(),
         }
     }
 }
 
 impl KpiSettings {
+    pub fn repeat_window_days(&self) -> anyhow::Result<u32> {
+        anyhow::ensure!(
+            (1..=90).contains(&self.repeat_window_days),
+            "kpi.repeat_window_days: {} is not a number of days from 1 to 90",
+            self.repeat_window_days
+        );
+        Ok(self.repeat_window_days)
+    }
+
     pub fn take_up_definition(&self) -> anyhow::Result<TakeUpDefinition> {
         self.take_up_definition
             .parse()
@@ -316,6 +334,9 @@ impl KpiSettings {
     }
 }
 
+fn default_repeat_window_days() -> u32 {
+    7
+}
 fn default_pack_settle_seconds() -> i64 {
     120
 }

@@ -19,7 +19,8 @@ use channelshift_kpi::satisfaction::{
 use channelshift_kpi::savings::{channel_shift_savings_dated, DatedServiceContacts};
 use channelshift_kpi::suppression::Published;
 use channelshift_kpi::take_up::{digital_take_up, CompletedTransactions};
-use channelshift_store::{AreaCell, ContactCell, SatisfactionCell};
+use channelshift_kpi::telephone::{abandonment_rate, mean_wait};
+use channelshift_store::{AreaCell, ContactCell, JourneyCell, SatisfactionCell, WaitCell};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -387,7 +388,8 @@ pub fn avoidable_contact_rows(
     )
 }
 
-pub fn first_contact_resolution_rows(
+/// The source's own view: the wire flag `first_contact_resolved`.
+pub fn first_contact_resolution_flag_rows(
     request: &KpiRequest,
     policy: &Policy,
     cells: &[ContactCell],
@@ -399,6 +401,154 @@ pub fn first_contact_resolution_rows(
         |cell| (cell.resolved_first, cell.resolution_flagged),
         first_contact_resolution,
     )
+}
+
+#[derive(Default)]
+struct JourneyCounts {
+    journeys: u64,
+    resolved: u64,
+    open: u64,
+    unlinked: u64,
+}
+
+/// A count as published beside a figure: withheld (null) when small.
+fn published_count(policy: &Policy, count: u64) -> serde_json::Value {
+    policy
+        .suppression
+        .count(count)
+        .shown()
+        .map_or(serde_json::Value::Null, serde_json::Value::from)
+}
+
+/// Every period of the request starts off empty when it has no group keys,
+/// so each period gets its row.
+fn seeded<A: Default>(request: &KpiRequest) -> BTreeMap<(Period, Keys), A> {
+    let mut groups = BTreeMap::new();
+    if request.group_by.is_empty() {
+        for period in &request.periods {
+            groups.insert((*period, Vec::new()), A::default());
+        }
+    }
+    groups
+}
+
+/// First-contact resolution measured on journeys ([`JourneyCell`]): the
+/// rate over journeys whose window has closed, with `open_journeys` and
+/// `not_measurable` (contacts without a journey id) beside it.
+pub fn first_contact_resolution_rows(
+    request: &KpiRequest,
+    policy: &Policy,
+    cells: &[JourneyCell],
+) -> Report {
+    let mut groups: BTreeMap<(Period, Keys), JourneyCounts> = seeded(request);
+    for cell in cells {
+        let Some(period) = request.period_of(cell.period) else {
+            continue;
+        };
+        let keys = group_keys(
+            request,
+            policy,
+            Some(cell.channel),
+            cell.service.as_ref(),
+            cell.customer_type,
+        );
+        let counts = groups.entry((period, keys)).or_default();
+        counts.journeys += cell.journeys;
+        counts.resolved += cell.resolved;
+        counts.open += cell.open;
+        counts.unlinked += cell.unlinked;
+    }
+    Report {
+        rows: groups
+            .into_iter()
+            .map(|((period, keys), counts)| {
+                let mut row = KpiRow::rate(
+                    period,
+                    &keys,
+                    first_contact_resolution(counts.resolved, counts.journeys),
+                    policy,
+                );
+                row.extra
+                    .insert("open_journeys", published_count(policy, counts.open));
+                row.extra
+                    .insert("not_measurable", published_count(policy, counts.unlinked));
+                row
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+/// Telephone waits: per group, a `mean` and a `median` row (seconds), n
+/// the calls with a wait.
+pub fn telephone_wait_rows(request: &KpiRequest, policy: &Policy, cells: &[WaitCell]) -> Report {
+    let mut groups: BTreeMap<(Period, Keys), Option<&WaitCell>> = seeded(request);
+    for cell in cells {
+        let Some(period) = request.period_of(cell.period) else {
+            continue;
+        };
+        let keys = group_keys(
+            request,
+            policy,
+            None,
+            cell.service.as_ref(),
+            cell.customer_type,
+        );
+        // Cells come grouped exactly as the request asks: one per group.
+        groups.insert((period, keys), Some(cell));
+    }
+    let mut rows = Vec::new();
+    for ((period, keys), cell) in groups {
+        let waited = cell.map_or(0, |cell| cell.waited);
+        for measure in ["mean", "median"] {
+            let mut row_keys = keys.clone();
+            row_keys.push(("measure", measure.to_string()));
+            let mut row = KpiRow::new(period, &row_keys);
+            row.n = Some(waited);
+            row.value = cell.and_then(|cell| match measure {
+                "mean" => mean_wait(cell.wait_total, cell.waited),
+                _ => (cell.waited > 0).then_some(cell.median),
+            });
+            rows.push(row.suppress_below(waited, policy));
+        }
+    }
+    Report {
+        rows,
+        notes: Vec::new(),
+    }
+}
+
+/// Calls abandoned ÷ calls with a wait.
+pub fn telephone_abandonment_rows(
+    request: &KpiRequest,
+    policy: &Policy,
+    cells: &[WaitCell],
+) -> Report {
+    let mut groups: BTreeMap<(Period, Keys), (u64, u64)> = seeded(request);
+    for cell in cells {
+        let Some(period) = request.period_of(cell.period) else {
+            continue;
+        };
+        let keys = group_keys(
+            request,
+            policy,
+            None,
+            cell.service.as_ref(),
+            cell.customer_type,
+        );
+        let counts = groups.entry((period, keys)).or_default();
+        counts.0 += cell.abandoned;
+        counts.1 += cell.waited;
+    }
+    Report {
+        rows: groups
+            .into_iter()
+            .map(|((period, keys), (abandoned, waited))| {
+                KpiRow::rate(period, &keys, abandonment_rate(abandoned, waited), policy)
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
 }
 
 #[derive(Default)]

@@ -3,7 +3,7 @@
 //! period last year, and how much of the period the data covers.
 
 use crate::as_of;
-use crate::compute::baseline_contacts;
+use crate::compute::{baseline_contacts, judged_at};
 use crate::error::ReportError;
 use crate::policy::Policy;
 use crate::request::{Grouping, KpiRequest};
@@ -97,6 +97,7 @@ fn figure(report: Report, pick: Pick) -> Figure {
             instrument,
             measure,
         } => row.key("instrument") == Some(instrument) && row.key("measure") == Some(measure),
+        Pick::Named(measure) => row.key("measure") == Some(measure),
         Pick::First | Pick::DigitalSelfServiceShare | Pick::LowestArea => true,
     });
     match row {
@@ -168,6 +169,16 @@ async fn figures(
     let responses = store
         .satisfaction_cells(&filter, Bucket::Total, Keys::default(), source)
         .await?;
+    let journeys = store
+        .journey_cells(
+            &filter,
+            Bucket::Total,
+            Keys::default(),
+            source,
+            policy.repeat_window_days,
+            judged_at(source),
+        )
+        .await?;
     // Savings accumulate through the financial year to the period's end.
     let year_start = Period::containing(PeriodKind::FinancialYear, from)
         .map_err(|error| ReportError::bad("date", error.to_string()))?
@@ -214,14 +225,17 @@ async fn figures(
                 Kpi::EfficiencySavings => savings.take().unwrap_or_default(),
                 Kpi::AvoidableContact => rows::avoidable_contact_rows(&request, policy, &contacts),
                 Kpi::FirstContactResolution => {
-                    rows::first_contact_resolution_rows(&request, policy, &contacts)
+                    rows::first_contact_resolution_rows(&request, policy, &journeys)
                 }
                 Kpi::ChannelMix => rows::channel_mix_rows(&request, policy, &contacts),
                 Kpi::ResponseRate => {
                     rows::response_rate_rows(&request, policy, &contacts, &responses)
                 }
-                // Read by area, not from the council's totals: no scorecard figure.
-                Kpi::Hotspots => Report::default(),
+                // Not headlines: no scorecard figure.
+                Kpi::Hotspots
+                | Kpi::FirstContactResolutionFlag
+                | Kpi::TelephoneWait
+                | Kpi::TelephoneAbandonment => Report::default(),
             };
             figure(report, policy.headline(kpi).unwrap_or(Pick::First))
         })

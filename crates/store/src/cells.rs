@@ -177,6 +177,51 @@ pub struct AreaCell {
     pub completed: u64,
 }
 
+/// Journeys whose first contact lies in one period, by the first contact's
+/// channel (× service × customer type when asked), with the contacts of the
+/// period that carry no journey id.
+///
+/// A contact starts a journey when no contact of the same `journey_id` came
+/// within the repeat window before it; the journey is resolved at first
+/// contact when no further contact of it comes within the window after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JourneyCell {
+    /// First day of the period; `None` for the whole range.
+    pub period: Option<NaiveDate>,
+    pub channel: Channel,
+    pub service: Option<ServiceSlug>,
+    pub customer_type: Option<CustomerType>,
+    /// Journeys started whose repeat window had closed when judged.
+    pub journeys: u64,
+    /// Of those, the journeys with no further contact inside the window.
+    pub resolved: u64,
+    /// Journeys started whose window was still open: not yet judged.
+    pub open: u64,
+    /// Contacts without a journey id: not measurable.
+    pub unlinked: u64,
+}
+
+/// Contacts with a wait (`wait_seconds`) of one period (× service × customer
+/// type when asked, × channel when [`Keys::channel`] asks): the wait's total
+/// and median are computed in SQL for exactly this group, since medians do
+/// not add.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaitCell {
+    pub period: Option<NaiveDate>,
+    pub channel: Option<Channel>,
+    pub service: Option<ServiceSlug>,
+    pub customer_type: Option<CustomerType>,
+    /// Contacts with a wait given.
+    pub waited: u64,
+    /// Of those, contacts whose outcome is `abandoned`.
+    pub abandoned: u64,
+    /// The waits' sum, seconds.
+    pub wait_total: u64,
+    /// The median wait, seconds: the middle wait, or the mean of the two
+    /// middle waits of an even count.
+    pub median: f64,
+}
+
 /// The rows as ClickHouse returns them: keys as text, `''` for a key not
 /// asked for and `'total'` for the whole range. [`Store`] turns them into
 /// cells, so a value outside the contract is an error, not a silent gap.
@@ -214,6 +259,31 @@ mod wire {
         pub k_service: String,
         pub k_customer_type: String,
         pub responses: u64,
+    }
+
+    #[derive(Row, Deserialize)]
+    pub(super) struct JourneyRow {
+        pub period: String,
+        pub channel: String,
+        pub k_service: String,
+        pub k_customer_type: String,
+        pub journeys: u64,
+        pub resolved: u64,
+        pub open: u64,
+        pub unlinked: u64,
+    }
+
+    #[derive(Row, Deserialize)]
+    pub(super) struct WaitRow {
+        pub period: String,
+        pub k_channel: String,
+        pub k_service: String,
+        pub k_customer_type: String,
+        pub waited_contacts: u64,
+        pub abandoned_contacts: u64,
+        pub wait_total: u64,
+        pub median_low: i64,
+        pub median_high: i64,
     }
 
     #[derive(Row, Deserialize)]
@@ -322,6 +392,42 @@ impl TryFrom<wire::AreaRow> for AreaCell {
     }
 }
 
+impl TryFrom<wire::JourneyRow> for JourneyCell {
+    type Error = StoreError;
+    fn try_from(row: wire::JourneyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            period: period(&row.period)?,
+            channel: member("channel", &row.channel)?,
+            service: asked("service", &row.k_service, ServiceSlug::parse)?,
+            customer_type: asked("customer_type", &row.k_customer_type, |text| {
+                text.parse().ok()
+            })?,
+            journeys: row.journeys,
+            resolved: row.resolved,
+            open: row.open,
+            unlinked: row.unlinked,
+        })
+    }
+}
+
+impl TryFrom<wire::WaitRow> for WaitCell {
+    type Error = StoreError;
+    fn try_from(row: wire::WaitRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            period: period(&row.period)?,
+            channel: asked("channel", &row.k_channel, |text| text.parse().ok())?,
+            service: asked("service", &row.k_service, ServiceSlug::parse)?,
+            customer_type: asked("customer_type", &row.k_customer_type, |text| {
+                text.parse().ok()
+            })?,
+            waited: row.waited_contacts,
+            abandoned: row.abandoned_contacts,
+            wait_total: row.wait_total,
+            median: (row.median_low as f64 + row.median_high as f64) / 2.0,
+        })
+    }
+}
+
 /// A bound value: every one is text, converted in SQL where needed.
 #[derive(Serialize)]
 #[serde(transparent)]
@@ -387,6 +493,26 @@ const AREA_RAW: &str = "(SELECT
         council,
         toDate(occurred_at, 'Europe/London') AS day,
         ward, lsoa, channel, assisted, interaction, outcome,
+        toUInt64(1) AS contacts
+    FROM contact_events
+    WHERE council = ? AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?)";
+
+const JOURNEY_RAW: &str = "(SELECT
+        council,
+        toDate(occurred_at, 'Europe/London') AS day,
+        if(journey_id = '', toUInt64(0), sipHash64(journey_id)) AS journey,
+        if(journey_id = '', toDateTime(86400), occurred_at) AS contacted_at,
+        service, channel, customer_type,
+        toUInt64(1) AS contacts
+    FROM contact_events
+    WHERE council = ? AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?)";
+
+const WAIT_RAW: &str = "(SELECT
+        council,
+        toDate(occurred_at, 'Europe/London') AS day,
+        service, channel, customer_type, outcome,
+        toUInt8(isNotNull(wait_seconds)) AS waited,
+        toUInt32(ifNull(wait_seconds, 0)) AS wait,
         toUInt64(1) AS contacts
     FROM contact_events
     WHERE council = ? AND occurred_at >= toDateTime(?) AND occurred_at < toDateTime(?)";
@@ -597,6 +723,183 @@ impl Store {
             [],
         );
         self.fetch::<wire::AreaRow, _>(sql).await
+    }
+}
+
+impl Store {
+    /// First-contact resolution by journey: journeys starting in the
+    /// filter's days (see [`JourneyCell`]) with `window_days` as the repeat
+    /// window, judged at `judged_at` (Unix seconds: a journey whose window
+    /// ends later is open), by period and first contact's channel, and by
+    /// service and customer type when `keys` asks. Filters apply to the
+    /// first contact. The scan reaches a window (and a day, for clock
+    /// changes) either side of the days, to see the contacts before and
+    /// after each first one.
+    pub async fn journey_cells(
+        &self,
+        filter: &CellFilter,
+        bucket: Bucket,
+        keys: Keys,
+        source: Source,
+        window_days: u32,
+        judged_at: i64,
+    ) -> Result<Vec<JourneyCell>, StoreError> {
+        let reach = Days::new(u64::from(window_days) + 1);
+        let scan = CellFilter {
+            from: filter.from.checked_sub_days(reach).unwrap_or(filter.from),
+            to: filter.to.checked_add_days(reach).unwrap_or(filter.to),
+            ..filter.clone()
+        };
+        let window = (i64::from(window_days) * 86_400).to_string();
+        let rollup = self.rollup("journey_contacts");
+        let mut sql = Sql::new(format!(
+            "SELECT period, channel, k_service, k_customer_type,
+                sum(started_closed) AS journeys, sum(started_resolved) AS resolved,
+                sum(started_open) AS open, sum(no_journey) AS unlinked
+            FROM (
+            SELECT {} AS period, first_channel AS channel, {}, {},
+                toUInt64(closed) AS started_closed,
+                toUInt64(closed AND resolved) AS started_resolved,
+                toUInt64(NOT closed) AS started_open,
+                toUInt64(0) AS no_journey
+            FROM (
+                SELECT
+                    tupleElement(events[i], 1) AS at,
+                    toDate(at, 'Europe/London') AS day,
+                    tupleElement(events[i], 3) AS first_channel,
+                    tupleElement(events[i], 4) AS first_service,
+                    tupleElement(events[i], 5) AS first_customer_type,
+                    (i = 1 OR at - tupleElement(events[i - 1], 1) > toInt64(?)) AS starts,
+                    (tupleElement(events[i], 2) = 1
+                        AND (i = length(events) OR tupleElement(events[i + 1], 1) - at > toInt64(?))) AS resolved,
+                    (at + toInt64(?) <= toDateTime(toUInt32(?))) AS closed
+                FROM (
+                    SELECT journey,
+                        arraySort(groupArray((contacted_at, contacts, channel, service, customer_type))) AS events",
+            bucket.sql(),
+            key(keys.service, "first_service", "k_service"),
+            key(keys.customer_type, "first_customer_type", "k_customer_type"),
+        ));
+        sql.binds.extend(
+            [
+                window.clone(),
+                window.clone(),
+                window,
+                judged_at.max(0).to_string(),
+            ]
+            .map(Bind),
+        );
+        from(&mut sql, source, &rollup, JOURNEY_RAW, &scan);
+        filters(&mut sql, &scan, &[]);
+        sql.push(
+            " AND journey != 0
+                    GROUP BY journey
+                )
+                ARRAY JOIN arrayEnumerate(events) AS i
+            )
+            WHERE starts AND day >= toDate(?) AND day <= toDate(?)",
+            [filter.from.to_string(), filter.to.to_string()],
+        );
+        for (column, value) in [
+            (
+                "first_service",
+                filter.service.as_ref().map(ServiceSlug::as_str),
+            ),
+            ("first_channel", filter.channel.map(Channel::as_str)),
+            (
+                "first_customer_type",
+                filter.customer_type.map(CustomerType::as_str),
+            ),
+        ] {
+            if let Some(value) = value {
+                sql.push(&format!(" AND {column} = ?"), [value.to_string()]);
+            }
+        }
+        sql.push(
+            &format!(
+                "
+            UNION ALL
+            SELECT {} AS period, channel, {}, {},
+                toUInt64(0) AS started_closed, toUInt64(0) AS started_resolved,
+                toUInt64(0) AS started_open, sum(contacts) AS no_journey",
+                bucket.sql(),
+                key(keys.service, "service", "k_service"),
+                key(keys.customer_type, "customer_type", "k_customer_type"),
+            ),
+            [],
+        );
+        from(&mut sql, source, &rollup, JOURNEY_RAW, filter);
+        filters(
+            &mut sql,
+            filter,
+            &[
+                ("service", filter.service.as_ref().map(ServiceSlug::as_str)),
+                ("channel", filter.channel.map(Channel::as_str)),
+                (
+                    "customer_type",
+                    filter.customer_type.map(CustomerType::as_str),
+                ),
+            ],
+        );
+        sql.push(
+            " AND journey = 0
+            GROUP BY period, channel, k_service, k_customer_type
+            )
+            GROUP BY period, channel, k_service, k_customer_type
+            ORDER BY period, channel, k_service, k_customer_type",
+            [],
+        );
+        self.fetch::<wire::JourneyRow, _>(sql).await
+    }
+
+    /// Contacts with a wait, by period and by the keys asked (see
+    /// [`WaitCell`]): their number, how many were abandoned, the waits'
+    /// sum and median.
+    pub async fn wait_cells(
+        &self,
+        filter: &CellFilter,
+        bucket: Bucket,
+        keys: Keys,
+        source: Source,
+    ) -> Result<Vec<WaitCell>, StoreError> {
+        let mut sql = Sql::new(format!(
+            "SELECT {} AS period, {}, {}, {},
+                sum(contacts) AS waited_contacts,
+                sumIf(contacts, outcome = 'abandoned') AS abandoned_contacts,
+                sum(toUInt64(wait) * contacts) AS wait_total,
+                toInt64(quantileExactWeighted(0.5)(wait, contacts)) AS median_low,
+                -toInt64(quantileExactWeighted(0.5)(-toInt64(wait), contacts)) AS median_high",
+            bucket.sql(),
+            key(keys.channel, "channel", "k_channel"),
+            key(keys.service, "service", "k_service"),
+            key(keys.customer_type, "customer_type", "k_customer_type"),
+        ));
+        from(
+            &mut sql,
+            source,
+            &self.rollup("contact_wait_daily"),
+            WAIT_RAW,
+            filter,
+        );
+        filters(
+            &mut sql,
+            filter,
+            &[
+                ("service", filter.service.as_ref().map(ServiceSlug::as_str)),
+                ("channel", filter.channel.map(Channel::as_str)),
+                (
+                    "customer_type",
+                    filter.customer_type.map(CustomerType::as_str),
+                ),
+            ],
+        );
+        sql.push(
+            " AND waited = 1
+            GROUP BY period, k_channel, k_service, k_customer_type
+            ORDER BY period, k_channel, k_service, k_customer_type",
+            [],
+        );
+        self.fetch::<wire::WaitRow, _>(sql).await
     }
 }
 

@@ -35,6 +35,8 @@ pub struct CouncilDefinitions {
     pub channel_classes: Vec<(String, String)>,
     pub unit_costs: Vec<UnitCostDefinition>,
     pub targets: Vec<TargetDefinition>,
+    /// Numeric settings by name (`repeat_window_days`).
+    pub numbers: Vec<(String, f64)>,
 }
 
 /// A channel's cost per contact from `from` to `to` (inclusive).
@@ -101,6 +103,14 @@ struct TargetRow<'a> {
     target: f64,
     tolerance: f64,
     polarity: &'a str,
+}
+
+#[derive(Row, Serialize)]
+struct NumberRow<'a> {
+    generation: u64,
+    council: &'a str,
+    setting: &'a str,
+    value: f64,
 }
 
 #[derive(Row, Deserialize)]
@@ -204,6 +214,22 @@ impl Store {
             }
         }
         targets.end().await?;
+        let mut numbers = rollups
+            .insert::<NumberRow<'_>>("definitions_numbers")
+            .await?;
+        for council in &definitions.councils {
+            for (setting, value) in &council.numbers {
+                numbers
+                    .write(&NumberRow {
+                        generation,
+                        council: &council.council,
+                        setting,
+                        value: *value,
+                    })
+                    .await?;
+            }
+        }
+        numbers.end().await?;
         // Last: the views show this generation from now on.
         let mut marker = rollups
             .insert::<GenerationRow>("definitions_generations")

@@ -22,7 +22,10 @@ mod retention;
 mod rows;
 
 pub use audit::{Duplicate, DuplicateTotals, Record, StoredKey};
-pub use cells::{Area, AreaCell, Bucket, CellFilter, ContactCell, Keys, SatisfactionCell, Source};
+pub use cells::{
+    Area, AreaCell, Bucket, CellFilter, ContactCell, JourneyCell, Keys, SatisfactionCell, Source,
+    WaitCell,
+};
 pub use checkpoints::Checkpoint;
 pub use connection::{rollups_database, ClickHouseConfig, QueryLimits, Store, StoreError};
 pub use definitions::{CouncilDefinitions, Definitions, TargetDefinition, UnitCostDefinition};
