@@ -77,6 +77,22 @@ struct Common {
     /// ... in turn), counted apart in the truth.
     #[arg(long, value_name = "R")]
     bad_rate: Option<f64>,
+    /// The mean hours before a repeat contact of a journey (default: the
+    /// scenario's, 30 for the district): above a week, many repeats fall
+    /// outside first-contact resolution's 7-day window.
+    #[arg(long, value_name = "HOURS")]
+    pub repeat_delay_hours: Option<f64>,
+    /// No contacts on these local days, both inclusive: a period with no data.
+    #[arg(long, value_name = "YYYY-MM-DD:YYYY-MM-DD")]
+    pub quiet_days: Option<String>,
+    /// The share 0-1 of journeys sent without a journey_id (first-contact
+    /// resolution cannot measure them).
+    #[arg(long, value_name = "R")]
+    pub unlinked_share: Option<f64>,
+    /// At most N contacts of service SLUG in each local month, so a
+    /// breakdown by service has one small cell; repeatable.
+    #[arg(long, value_name = "SLUG=N")]
+    pub cap_service: Vec<String>,
     /// Fraction 0-1 of valid messages sent again with the same id a little later.
     #[arg(long, value_name = "R")]
     duplicate_rate: Option<f64>,
@@ -170,6 +186,47 @@ pub fn options(cli: Cli) -> Result<Options> {
     }
     if let Some(rate) = common.duplicate_rate {
         scenario.faults.duplicate_rate = fraction("--duplicate-rate", rate)?;
+    }
+    if let Some(hours) = common.repeat_delay_hours {
+        for council in &mut scenario.councils {
+            council.journeys.repeat_delay_hours = hours;
+        }
+    }
+    if let Some(days) = &common.quiet_days {
+        let (from, to) = days
+            .split_once(':')
+            .context("--quiet-days must be YYYY-MM-DD:YYYY-MM-DD")?;
+        let day = |text: &str| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .context("--quiet-days must be YYYY-MM-DD:YYYY-MM-DD")
+        };
+        let (from, to) = (day(from)?, day(to)?);
+        if from > to {
+            bail!("--quiet-days: {from} is after {to}");
+        }
+        scenario.shaping.quiet = Some((from, to));
+    }
+    if let Some(share) = common.unlinked_share {
+        scenario.shaping.unlinked_share = fraction("--unlinked-share", share)?;
+    }
+    for cap in &common.cap_service {
+        let (slug, count) = cap
+            .split_once('=')
+            .context("--cap-service must be SLUG=N")?;
+        let count: u64 = count
+            .parse()
+            .with_context(|| format!("--cap-service {cap}: N must be a whole number"))?;
+        if !scenario
+            .councils
+            .iter()
+            .any(|council| council.services.contains_key(slug))
+        {
+            bail!("--cap-service {cap}: no council of the scenario has service {slug:?}");
+        }
+        scenario
+            .shaping
+            .service_caps
+            .insert(slug.to_string(), count);
     }
     scenario.validate()?;
     let kafka_security =

@@ -7,7 +7,7 @@
 //! change a council's valid messages.
 
 use crate::inject::{Defect, Injector};
-use crate::scenario::{is_self_service, Council, Scenario, Shift};
+use crate::scenario::{is_self_service, Council, Scenario, Shaping, Shift};
 use crate::timeline::{digital_at, local_month, Hour, Timeline};
 use crate::truth::{ContactFacts, ResponseFacts, Truth};
 use channelshift_contract::{Channel, CustomerType, Instrument, Interaction, Outcome, SurveyMode};
@@ -93,7 +93,13 @@ impl Generator {
             .zip(budgets)
             .map(|(council, budget)| {
                 let timeline = (!live).then(|| Timeline::new(council, first_day, scenario.end));
-                CouncilStream::new(council.clone(), scenario.seed, budget, timeline)
+                CouncilStream::new(
+                    council.clone(),
+                    scenario.seed,
+                    budget,
+                    timeline,
+                    scenario.shaping.clone(),
+                )
             })
             .collect();
         let live = live.then(|| {
@@ -340,6 +346,9 @@ struct CouncilStream {
     ward_weights: Vec<(usize, f64)>,
     instruments: Vec<(Instrument, f64)>,
     customer_pool: u64,
+    shaping: Shaping,
+    /// Contacts sent per (service, local month), for `shaping.service_caps`.
+    capped: std::collections::BTreeMap<(String, String), u64>,
 }
 
 /// A stable number for a council code: its random stream.
@@ -350,7 +359,13 @@ fn stream_of(code: &str) -> u64 {
 }
 
 impl CouncilStream {
-    fn new(council: Council, seed: u64, budget: u64, timeline: Option<Timeline>) -> Self {
+    fn new(
+        council: Council,
+        seed: u64,
+        budget: u64,
+        timeline: Option<Timeline>,
+        shaping: Shaping,
+    ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(stream_of(&council.code));
 
@@ -447,6 +462,8 @@ impl CouncilStream {
                 .map(|(i, w)| (*i, *w))
                 .collect(),
             customer_pool: (council.contacts_per_year / 2).max(1_000),
+            shaping,
+            capped: std::collections::BTreeMap::new(),
             council,
             seed,
             rng,
@@ -525,6 +542,9 @@ impl CouncilStream {
             }
             _ => self.fresh_request(when, &event_id),
         };
+        if self.skipped(when, month, request.service) {
+            return Vec::new();
+        }
 
         // Channel: the shift, the address's deprivation, the service and the
         // customer move the digital share; the hour decides between staffed
@@ -628,7 +648,13 @@ impl CouncilStream {
         if let Some(customer_ref) = &request.customer_ref {
             contact.insert("customer_ref".into(), json!(customer_ref));
         }
-        contact.insert("journey_id".into(), json!(request.journey_id));
+        // Chosen by the journey id's hash, not the random stream, so the
+        // other messages stay as they are.
+        let unlinked = (stream_of(&request.journey_id) % 10_000) as f64 / 10_000.0
+            < self.shaping.unlinked_share;
+        if !unlinked {
+            contact.insert("journey_id".into(), json!(request.journey_id));
+        }
         contact.insert("avoidable".into(), json!(avoidable));
         if let Some(resolved) = first_contact_resolved {
             contact.insert("first_contact_resolved".into(), json!(resolved));
@@ -683,6 +709,32 @@ impl CouncilStream {
             messages.push(response);
         }
         messages
+    }
+
+    /// Whether `shaping` cuts this contact out: a quiet day, or its
+    /// service's cap for the month reached (else the contact is counted).
+    fn skipped(&mut self, when: When, month: &str, service: usize) -> bool {
+        let day = when
+            .at
+            .with_timezone(&chrono_tz::Europe::London)
+            .date_naive();
+        if let Some((from, to)) = self.shaping.quiet {
+            if from <= day && day <= to {
+                return true;
+            }
+        }
+        let slug = &self.services[service].slug;
+        if let Some(&cap) = self.shaping.service_caps.get(slug) {
+            let sent = self
+                .capped
+                .entry((slug.clone(), month.to_string()))
+                .or_default();
+            if *sent >= cap {
+                return true;
+            }
+            *sent += 1;
+        }
+        false
     }
 
     fn fresh_request(&mut self, when: When, event_id: &str) -> Request {

@@ -58,6 +58,22 @@ pub struct Scenario {
     pub contacts: Option<u64>,
     pub faults: Faults,
     pub councils: Vec<Council>,
+    /// Data the scenario would not make by itself, for testing definitions
+    /// (set from the command line).
+    pub shaping: Shaping,
+}
+
+/// Gaps and small cells cut out of a scenario's contacts: a skipped contact
+/// is never sent and never counted in the truth (its journey ends there).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Shaping {
+    /// Local days (both inclusive) with no contacts at all.
+    pub quiet: Option<(NaiveDate, NaiveDate)>,
+    /// At most this many contacts of a service (by slug) in each local month.
+    pub service_caps: std::collections::BTreeMap<String, u64>,
+    /// The share (0-1) of journeys whose contacts carry no `journey_id`,
+    /// as from a source system that does not link them.
+    pub unlinked_share: f64,
 }
 
 /// Extra messages that are not valid unique events (see `inject`).
@@ -416,6 +432,7 @@ impl Scenario {
             contacts: file.contacts,
             faults: file.faults,
             councils: file.councils,
+            shaping: Shaping::default(),
         };
         scenario.validate()?;
         Ok(scenario)

@@ -524,6 +524,74 @@ fn repeat_contacts_share_a_journey_and_only_first_contacts_carry_resolution() {
     );
 }
 
+fn parsed(scenario: Scenario) -> Vec<ContactEvent> {
+    let (messages, _) = all(scenario);
+    parse_all(&messages, period_end()).0
+}
+
+/// Of repeat contacts, the share more than a week after their journey's previous contact.
+fn repeats_after_a_week(contacts: &[ContactEvent]) -> f64 {
+    let mut last: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    let (mut repeats, mut late) = (0, 0);
+    for contact in contacts {
+        let Some(journey) = contact.journey_id.as_deref() else {
+            continue;
+        };
+        if let Some(previous) = last.insert(journey, contact.occurred_at) {
+            repeats += 1;
+            if contact.occurred_at - previous > Duration::days(7) {
+                late += 1;
+            }
+        }
+    }
+    assert!(repeats > 100, "{repeats} repeats");
+    f64::from(late) / f64::from(repeats)
+}
+
+#[test]
+fn shaping_makes_quiet_days_small_cells_late_repeats_and_unlinked_journeys() {
+    let plain = parsed(district(5, 20_000));
+    let mut shaped = district(5, 20_000);
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(2025, 6, 1).expect("a date"),
+        NaiveDate::from_ymd_opt(2025, 6, 14).expect("a date"),
+    );
+    shaped.shaping.quiet = Some((from, to));
+    shaped.shaping.service_caps.insert("council_tax".into(), 4);
+    shaped.shaping.unlinked_share = 0.25;
+    for council in &mut shaped.councils {
+        council.journeys.repeat_delay_hours = 24.0 * 14.0;
+    }
+    let contacts = parsed(shaped);
+    let day = |contact: &ContactEvent| local(contact.occurred_at).date_naive();
+    assert!(plain.iter().any(|c| (from..=to).contains(&day(c))));
+    assert!(!contacts.iter().any(|c| (from..=to).contains(&day(c))));
+    let mut council_tax: BTreeMap<(i32, u32), u64> = BTreeMap::new();
+    for contact in contacts
+        .iter()
+        .filter(|c| c.service.as_str() == "council_tax")
+    {
+        *council_tax
+            .entry((day(contact).year(), day(contact).month()))
+            .or_default() += 1;
+    }
+    assert!(council_tax.values().all(|&n| n <= 4), "{council_tax:?}");
+    assert!(council_tax.values().any(|&n| n == 4), "{council_tax:?}");
+    let unlinked =
+        contacts.iter().filter(|c| c.journey_id.is_none()).count() as f64 / contacts.len() as f64;
+    assert!((0.15..0.35).contains(&unlinked), "unlinked {unlinked:.3}");
+    assert!(plain.iter().all(|c| c.journey_id.is_some()));
+    let (before, after) = (
+        repeats_after_a_week(&plain),
+        repeats_after_a_week(&contacts),
+    );
+    assert!(before < 0.1, "{before:.3} of repeats late by default");
+    assert!(
+        after > 0.4,
+        "{after:.3} of repeats late with a 14-day mean delay"
+    );
+}
+
 #[test]
 fn waits_and_handling_times_follow_the_channel() {
     let run = district_run();
