@@ -137,7 +137,10 @@ fn definitions() -> Result<channelshift_store::Definitions> {
         "baseline": {"from": "2025-01-01", "to": "2025-03-31"},
         "channel_classes": {"kiosk": "digital_assisted"},
         "unit_costs": unit_costs,
+        "repeat_window_days": 10,
+        "savings_profile": [5, 5, 5, 10, 10, 10, 10, 10, 10, 10, 10, 5],
         "targets": {
+            "efficiency-savings": {"target": 400.0, "tolerance": 50.0, "polarity": "higher_is_better"},
             "digital-take-up": {"target": 45.0, "tolerance": 5.0, "polarity": "higher_is_better"},
             "cost-per-transaction": {"target": 2.5, "tolerance": 0.5, "polarity": "lower_is_better"}
         }

@@ -174,9 +174,70 @@ fn weighted_shift(
         .collect()
 }
 
+/// The share (0-1) of a financial year's savings target due by `to`
+/// (inclusive): with `profile` (12 monthly percentages, April first, adding
+/// up to 100), the months of the year before `to`'s month plus its own
+/// month's share pro rata to `to`'s day of it; without, the year's days up
+/// to `to` ÷ its days (pro rata).
+pub fn share_of_year_due(profile: Option<&[f64; 12]>, to: NaiveDate) -> f64 {
+    use chrono::Datelike;
+    let year_start = if to.month() >= 4 {
+        NaiveDate::from_ymd_opt(to.year(), 4, 1)
+    } else {
+        NaiveDate::from_ymd_opt(to.year() - 1, 4, 1)
+    };
+    let Some(year_start) = year_start else {
+        return 1.0;
+    };
+    let next_year = year_start
+        .checked_add_months(chrono::Months::new(12))
+        .unwrap_or(year_start);
+    match profile {
+        None => {
+            let elapsed = (to - year_start).num_days() + 1;
+            let days = (next_year - year_start).num_days();
+            elapsed as f64 / days as f64
+        }
+        Some(profile) => {
+            // April is month 0 of the financial year.
+            let month = ((to.month() + 8) % 12) as usize;
+            let month_start = NaiveDate::from_ymd_opt(to.year(), to.month(), 1).unwrap_or(to);
+            let days_in_month = (month_start
+                .checked_add_months(chrono::Months::new(1))
+                .unwrap_or(month_start)
+                - month_start)
+                .num_days();
+            let before: f64 = profile[..month].iter().sum();
+            (before + profile[month] * f64::from(to.day()) / days_in_month as f64) / 100.0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+    }
+
+    #[test]
+    fn the_share_due_follows_the_days_or_the_councils_monthly_profile() {
+        // Pro rata: 30 June is day 91 of 365.
+        let due = share_of_year_due(None, ymd(2025, 6, 30));
+        assert!((due - 91.0 / 365.0).abs() < 1e-12);
+        assert!((share_of_year_due(None, ymd(2026, 3, 31)) - 1.0).abs() < 1e-12);
+        // Back-loaded: 2% a month April-September, 8% October-December, then 20%, 20%, 24%.
+        let profile = [
+            2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 8.0, 8.0, 8.0, 20.0, 20.0, 24.0,
+        ];
+        let q1 = share_of_year_due(Some(&profile), ymd(2025, 6, 30));
+        assert!((q1 - 0.06).abs() < 1e-12);
+        // Half of January (15 of 31 days): 36% + 20% × 15/31.
+        let mid_january = share_of_year_due(Some(&profile), ymd(2026, 1, 15));
+        assert!((mid_january - (0.36 + 0.20 * 15.0 / 31.0)).abs() < 1e-12);
+        assert!((share_of_year_due(Some(&profile), ymd(2026, 3, 31)) - 1.0).abs() < 1e-12);
+    }
 
     fn date(text: &str) -> NaiveDate {
         text.parse().expect("test dates are valid")

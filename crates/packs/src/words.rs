@@ -305,8 +305,13 @@ pub fn headline(pack: &Pack, kpi: Kpi) -> String {
                     figure(Unit::Gbp, total),
                     year.and_then(|row| row.target)
                         .map(|target| format!(
-                            " against {} due by now on a straight-line profile of the year's target: {}",
+                            " against {} due by now on {} of the year's target: {}",
                             figure(Unit::Gbp, target.target()),
+                            if pack.settings.savings_profiled {
+                                "the council's monthly profile"
+                            } else {
+                                "a straight-line profile"
+                            },
                             rag_word(target.rag(Unit::Gbp.published(total)))
                         ))
                         .unwrap_or_default()

@@ -150,10 +150,17 @@ impl Councils {
                             polarity: target.polarity().as_str().to_string(),
                         })
                         .collect(),
-                    numbers: vec![(
+                    numbers: std::iter::once((
                         "repeat_window_days".to_string(),
                         f64::from(policy.repeat_window_days),
-                    )],
+                    ))
+                    .chain(policy.savings_profile.iter().flat_map(|profile| {
+                        // savings_profile_01 is April.
+                        profile.iter().enumerate().map(|(month, share)| {
+                            (format!("savings_profile_{:02}", month + 1), *share)
+                        })
+                    }))
+                    .collect(),
                 })
                 .collect(),
         }

@@ -180,6 +180,9 @@ pub struct Settings {
     pub baseline: Option<(NaiveDate, NaiveDate)>,
     /// First-contact resolution's repeat window, days.
     pub repeat_window_days: u32,
+    /// Whether the savings target follows the council's monthly profile
+    /// (else it accrues pro rata by day).
+    pub savings_profiled: bool,
 }
 
 impl Pack {
@@ -476,6 +479,7 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
             suppression_threshold: policy.suppression.threshold,
             baseline: policy.baseline.map(|baseline| (baseline.from, baseline.to)),
             repeat_window_days: policy.repeat_window_days,
+            savings_profiled: policy.savings_profile.is_some(),
         },
     })
 }

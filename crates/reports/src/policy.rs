@@ -5,8 +5,8 @@
 use channelshift_kpi::catalogue::{Headline, Kpi, TargetScope};
 use channelshift_kpi::channel::{Channel, ChannelClass, ChannelClasses};
 use channelshift_kpi::cost::{Pence, UnitCosts};
-use channelshift_kpi::period::{Period, PeriodKind};
 use channelshift_kpi::rag::Target;
+use channelshift_kpi::savings::share_of_year_due;
 use channelshift_kpi::suppression::Suppression;
 use channelshift_kpi::take_up::TakeUpDefinition;
 use chrono::NaiveDate;
@@ -32,6 +32,8 @@ pub struct Policy {
     pub settings: KpiSettings,
     /// First-contact resolution's repeat window, days.
     pub repeat_window_days: u32,
+    /// The savings target's monthly profile, % a month from April.
+    pub savings_profile: Option<[f64; 12]>,
 }
 
 impl Policy {
@@ -51,6 +53,7 @@ impl Policy {
             satisfaction: settings.satisfaction.headline()?,
             settings: settings.clone(),
             repeat_window_days: settings.repeat_window_days()?,
+            savings_profile: settings.savings_profile()?,
         })
     }
 
@@ -66,15 +69,13 @@ impl Policy {
     /// The target `kpi`'s figure up to `to` is held to: the configured one,
     /// or for a financial-year-to-date KPI (savings) the annual target and
     /// tolerance profiled pro rata to `to` (the days of the financial year up
-    /// to and including it), so the first quarter is not red by construction.
+    /// to and including it, or by the council's `savings_profile`), so the
+    /// first quarter is not red by construction.
     pub fn target_on(&self, kpi: Kpi, to: NaiveDate) -> Option<Target> {
         let target = *self.targets.get(&kpi)?;
         match kpi.spec().targets {
             TargetScope::FinancialYearToDate => {
-                let year = Period::containing(PeriodKind::FinancialYear, to).ok()?;
-                let elapsed = (to - year.first_day()).num_days() + 1;
-                let days = (year.last_day() - year.first_day()).num_days() + 1;
-                Some(target.pro_rata(elapsed as f64 / days as f64))
+                Some(target.pro_rata(share_of_year_due(self.savings_profile.as_ref(), to)))
             }
             TargetScope::Period | TargetScope::None => Some(target),
         }
@@ -157,6 +158,11 @@ pub struct KpiSettings {
     /// within this many days (1 to 90).
     #[serde(default = "default_repeat_window_days")]
     pub repeat_window_days: u32,
+    /// How the annual savings target is spread over the financial year:
+    /// 12 percentages, April to March, adding up to 100. Without it the
+    /// target accrues pro rata by day.
+    #[serde(default)]
+    pub savings_profile: Option<Vec<f64>>,
 }
 
 /// `satisfaction = { instrument = "csat5", measure = "satisfied" }`.
@@ -262,11 +268,36 @@ impl Default for KpiSettings {
             name: None,
             satisfaction: SatisfactionHeadline::default(),
             repeat_window_days: default_repeat_window_days(),
+            savings_profile: None,
         }
     }
 }
 
 impl KpiSettings {
+    pub fn savings_profile(&self) -> anyhow::Result<Option<[f64; 12]>> {
+        let Some(months) = &self.savings_profile else {
+            return Ok(None);
+        };
+        let profile: [f64; 12] = months.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "kpi.savings_profile: {} months given; give 12 percentages, April to March",
+                months.len()
+            )
+        })?;
+        anyhow::ensure!(
+            profile
+                .iter()
+                .all(|share| share.is_finite() && *share >= 0.0),
+            "kpi.savings_profile: every month's share must be a percentage of 0 or more"
+        );
+        let total: f64 = profile.iter().sum();
+        anyhow::ensure!(
+            (total - 100.0).abs() < 0.01,
+            "kpi.savings_profile: the months add up to {total}, not 100"
+        );
+        Ok(Some(profile))
+    }
+
     pub fn repeat_window_days(&self) -> anyhow::Result<u32> {
         anyhow::ensure!(
             (1..=90).contains(&self.repeat_window_days),
