@@ -347,6 +347,20 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
             "nps11/nps"
         };
         assert!(body.to_string().contains(satisfaction), "{body}");
+        // Torbay's NPS is a net score, in points.
+        let unit = if council == EXETER {
+            "percent"
+        } else {
+            "points"
+        };
+        let headline = body["kpis"]
+            .as_array()
+            .and_then(|kpis| {
+                kpis.iter()
+                    .find(|headline| headline["kpi"] == "satisfaction")
+            })
+            .context("satisfaction on the scorecard")?;
+        assert_eq!(headline["unit"], unit, "{council}: {headline}");
         scorecards.insert(council, body);
     }
     // The response rate by channel: the 11 web answers over each channel's

@@ -1197,6 +1197,10 @@ async fn satisfaction_is_reported_per_instrument_with_n_and_interval() -> Result
     assert_close(nps_row, "value", nps);
     assert_close(nps_row, "ci95_low", low);
     assert_close(nps_row, "ci95_high", high);
+    // Net scores are points; the shares beside them percent (the KPI's unit).
+    assert_eq!(net_row["unit"], "points", "{net_row}");
+    assert_eq!(nps_row["unit"], "points", "{nps_row}");
+    assert_eq!(body["unit"], "percent", "{body:#}");
     // ces7 easy: 16 of 25.
     assert_rate(
         row(&body, &[("instrument", "ces7"), ("measure", "easy")]),
@@ -2553,6 +2557,39 @@ async fn scorecard_reports_rag_against_targets_and_direction_of_travel() -> Resu
     );
     assert_eq!(entry["vs_previous"], Value::Null, "{entry:#}");
     assert_eq!(entry["vs_last_year"], Value::Null, "{entry:#}");
+    api.stop().await?;
+
+    // With kpi.direction_significance, an earlier figure inside this
+    // quarter's 95% interval is "no significant change"; outside, as before.
+    let api = Api::start_with(&scope, json!({"direction_significance": true})).await?;
+    let card = api.scorecard("period=quarter&date=2025-08-15").await?;
+    let (mut inside, mut outside) = (0, 0);
+    for kpi in [
+        "digital-take-up",
+        "completion-rate",
+        "satisfaction",
+        "avoidable-contact",
+    ] {
+        let entry = card_kpi(&card, kpi);
+        let (value, _, rate) = headline(kpi, &current);
+        let (low, high) = rate.map(|(k, n)| wilson_percent(k, n)).context("a rate")?;
+        for (earlier, field) in [(&previous, "vs_previous"), (&last_year, "vs_last_year")] {
+            let (then, ..) = headline(kpi, earlier);
+            let polarity = kpi != "avoidable-contact";
+            let expected = if low <= then && then <= high {
+                inside += 1;
+                "no_significant_change"
+            } else {
+                outside += 1;
+                direction(value, then, polarity)
+            };
+            assert_eq!(entry[field], expected, "{kpi} {field}: {entry:#}");
+        }
+    }
+    assert!(
+        inside > 0 && outside > 0,
+        "{inside} inside, {outside} outside"
+    );
 
     api.stop().await?;
     ingest.stop().await?;

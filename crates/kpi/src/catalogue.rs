@@ -55,6 +55,9 @@ channelshift_contract::vocabulary! {
         /// Pounds sterling.
         Gbp = "gbp",
         Seconds = "seconds",
+        /// Percentage points of a net score (% favourable − % unfavourable,
+        /// −100 to 100): satisfaction's `net` and `nps` measures.
+        Points = "points",
     }
 }
 
@@ -68,8 +71,20 @@ impl Unit {
             Unit::Percent => format!("{value:.1}"),
             Unit::Gbp => format!("{value:.2}"),
             Unit::Seconds => format!("{value:.0}"),
+            Unit::Points => format!("{value:.1}"),
         };
         printed.parse().unwrap_or(value)
+    }
+}
+
+impl Kpi {
+    /// The unit of the KPI's rows of `measure`: a net score's points for
+    /// satisfaction's `net` and `nps`, else the KPI's own.
+    pub fn unit_of(self, measure: Option<&str>) -> Unit {
+        match (self, measure) {
+            (Kpi::Satisfaction, Some("net" | "nps")) => Unit::Points,
+            _ => self.spec().unit,
+        }
     }
 }
 

@@ -32,6 +32,9 @@ channelshift_contract::vocabulary! {
         Improved = "improved",
         Worsened = "worsened",
         Unchanged = "unchanged",
+        /// The earlier figure lies inside this figure's 95% interval (only
+        /// when the council asks for it: `kpi.direction_significance`).
+        NoSignificantChange = "no_significant_change",
     }
 }
 
@@ -152,9 +155,41 @@ pub fn direction_of_travel(current: f64, previous: f64, polarity: Polarity) -> D
     }
 }
 
+/// [`direction_of_travel`], or, when `interval` (this figure's 95%
+/// interval, low and high) holds `previous`, no significant change.
+pub fn direction_with_significance(
+    current: f64,
+    previous: f64,
+    polarity: Polarity,
+    interval: Option<(f64, f64)>,
+) -> Direction {
+    match interval {
+        Some((low, high)) if low <= previous && previous <= high => Direction::NoSignificantChange,
+        _ => direction_of_travel(current, previous, polarity),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_previous_figure_inside_the_interval_is_no_significant_change() {
+        use Direction::*;
+        let interval = Some((52.0, 68.0));
+        assert_eq!(
+            direction_with_significance(60.0, 55.0, Polarity::HigherIsBetter, interval),
+            NoSignificantChange
+        );
+        assert_eq!(
+            direction_with_significance(60.0, 50.0, Polarity::HigherIsBetter, interval),
+            Improved
+        );
+        assert_eq!(
+            direction_with_significance(60.0, 55.0, Polarity::HigherIsBetter, None),
+            Improved
+        );
+    }
 
     #[test]
     fn a_target_profiled_pro_rata_scales_target_and_tolerance() {

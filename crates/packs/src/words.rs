@@ -143,6 +143,7 @@ pub fn figure(unit: Unit, value: f64) -> String {
         }
         Unit::Gbp => format!("{sign}£{magnitude:.2}"),
         Unit::Percent => format!("{sign}{magnitude:.1}%"),
+        Unit::Points => format!("{sign}{magnitude:.1} points"),
         Unit::Seconds if magnitude >= 60.0 => {
             let seconds = magnitude.round() as u64;
             format!("{sign}{} min {:02} s", seconds / 60, seconds % 60)
@@ -182,6 +183,7 @@ pub fn direction(direction: Direction) -> &'static str {
         Direction::Improved => "better",
         Direction::Worsened => "worse",
         Direction::Unchanged => "no change",
+        Direction::NoSignificantChange => "no significant change",
     }
 }
 

@@ -18,7 +18,7 @@ use channelshift_contract::CouncilCode;
 use channelshift_kpi::catalogue::{GroupKey, Headline, Kpi, TargetScope, Unit};
 use channelshift_kpi::channel::Channel;
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
-use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Target};
+use channelshift_kpi::rag::{direction_with_significance, Direction, Polarity, Rag, Target};
 use channelshift_store::{Bucket, CellFilter, CutOff, Keys, Source, Store};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;
@@ -92,6 +92,9 @@ pub struct Trend {
     pub points: Vec<TrendPoint>,
     pub polarity: Polarity,
     pub target: Option<Target>,
+    /// Whether direction of travel may say "no significant change"
+    /// (`kpi.direction_significance`).
+    pub significance: bool,
 }
 
 impl Trend {
@@ -105,12 +108,19 @@ impl Trend {
 
     /// This period against the previous one, read through the polarity.
     pub fn direction(&self) -> Option<Direction> {
-        let now = self.current()?.value?;
+        let current = self.current()?;
+        let now = current.value?;
         let then = self.previous()?.value?;
-        Some(direction_of_travel(
+        let interval = current
+            .row
+            .as_ref()
+            .and_then(|row| row.ci95_low.zip(row.ci95_high))
+            .filter(|_| self.significance);
+        Some(direction_with_significance(
             self.unit.published(now),
             self.unit.published(then),
             self.polarity,
+            interval,
         ))
     }
 }
@@ -423,12 +433,13 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
                 let target = headline
                     .then(|| policy.targets.get(&kpi).copied())
                     .flatten();
+                let unit = kpi.unit_of(row.key("measure"));
                 let rag = target
                     .zip(row.value)
-                    .map(|(target, value)| target.rag(spec.unit.published(value)));
+                    .map(|(target, value)| target.rag(unit.published(value)));
                 rows.push(PackRow {
                     kpi,
-                    unit: spec.unit,
+                    unit,
                     breakdown: breakdown.map_or("total", |key| key.as_str()),
                     row,
                     target,
@@ -633,15 +644,20 @@ async fn trend(
             }
         })
         .collect();
+    let measure = match policy.trend_headline(kpi) {
+        Headline::Measure { measure, .. } | Headline::Named(measure) => Some(measure),
+        _ => None,
+    };
     Ok(Trend {
         kpi,
-        unit: spec.unit,
+        unit: kpi.unit_of(measure),
         breakdown: spec.trend.group_by.map_or("total", |key| key.as_str()),
         measure: policy.trend_measure(kpi),
         points,
         polarity: target.map_or(spec.polarity, |target| target.polarity()),
         // An annual target (savings) does not hold the period's trend.
         target: target.filter(|_| spec.targets == TargetScope::Period),
+        significance: policy.settings.direction_significance,
     })
 }
 

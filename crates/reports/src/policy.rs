@@ -158,6 +158,10 @@ pub struct KpiSettings {
     /// within this many days (1 to 90).
     #[serde(default = "default_repeat_window_days")]
     pub repeat_window_days: u32,
+    /// Direction of travel says "no significant change" when the earlier
+    /// figure lies inside this figure's 95% interval.
+    #[serde(default)]
+    pub direction_significance: bool,
     /// How the annual savings target is spread over the financial year:
     /// 12 percentages, April to March, adding up to 100. Without it the
     /// target accrues pro rata by day.
@@ -269,6 +273,7 @@ impl Default for KpiSettings {
             satisfaction: SatisfactionHeadline::default(),
             repeat_window_days: default_repeat_window_days(),
             savings_profile: None,
+            direction_significance: false,
         }
     }
 }

@@ -116,6 +116,8 @@ impl KpiRow {
             }
             Published::Suppressed => row.suppressed = true,
         }
+        // A net score is in points, not the KPI's percent.
+        row.extra.insert("unit", "points".into());
         row
     }
 

@@ -11,7 +11,7 @@ use crate::rows::{self, Report};
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::catalogue::{Headline as Pick, Kpi, TargetScope, Unit, SCORECARD};
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
-use channelshift_kpi::rag::{direction_of_travel, Direction, Polarity, Rag, Target};
+use channelshift_kpi::rag::{direction_with_significance, Direction, Polarity, Rag, Target};
 use channelshift_store::{Bucket, CellFilter, Keys, Source, Store};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -316,13 +316,23 @@ pub async fn scorecard(
             let spec = kpi.spec();
             let target = policy.target_on(kpi, period.last_day());
             let polarity = target.map_or(spec.polarity, |target| target.polarity());
+            let unit = kpi.unit_of(match policy.headline(kpi) {
+                Some(Pick::Measure { measure, .. } | Pick::Named(measure)) => Some(measure),
+                _ => None,
+            });
             // Compared as published (printed), never beyond it.
-            let published = |value: f64| spec.unit.published(value);
+            let published = |value: f64| unit.published(value);
+            let interval = figure
+                .ci
+                .0
+                .zip(figure.ci.1)
+                .filter(|_| policy.settings.direction_significance);
             let travel = |earlier: Option<f64>| match (figure.value, earlier) {
-                (Some(now), Some(then)) => Some(direction_of_travel(
+                (Some(now), Some(then)) => Some(direction_with_significance(
                     published(now),
                     published(then),
                     polarity,
+                    interval,
                 )),
                 _ => None,
             };
@@ -335,7 +345,7 @@ pub async fn scorecard(
                     }) => Some(format!("{instrument}/{measure}")),
                     _ => None,
                 },
-                unit: spec.unit,
+                unit,
                 value: figure.value,
                 n: figure.n,
                 ci95_low: figure.ci.0,
