@@ -349,6 +349,14 @@ where
         item("Unit cost, Phone (£ per contact)").as_deref(),
         Some("2.83")
     );
+    assert_eq!(
+        item("First-contact resolution: repeat window (days)").as_deref(),
+        Some("7")
+    );
+    assert_eq!(
+        item("Savings target falls due").as_deref(),
+        Some("pro rata by day through the financial year")
+    );
     Ok(())
 }
 

@@ -257,6 +257,18 @@ pub fn metadata(pack: &Pack) -> Vec<(String, Cell)> {
                     text(format!("{from} to {to}"))
                 }),
         ),
+        (
+            "Savings target falls due".into(),
+            text(if pack.settings.savings_profiled {
+                "by the council's monthly profile (kpi.savings_profile)"
+            } else {
+                "pro rata by day through the financial year"
+            }),
+        ),
+        (
+            "First-contact resolution: repeat window (days)".into(),
+            Cell::Number(f64::from(pack.settings.repeat_window_days)),
+        ),
     ];
     for (channel, pence) in &pack.unit_costs {
         items.push((
