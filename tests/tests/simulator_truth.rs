@@ -229,3 +229,158 @@ async fn the_kpi_api_reports_exactly_what_the_simulator_produced() -> Result<()>
     ingest.stop().await?;
     scope.drop_database().await
 }
+
+/// (resolved, journeys) of the journeys starting from `from` to `to` (local
+/// days), a week's window, from the contacts as produced: the definition
+/// worked here without ClickHouse. Also the contacts in the range without
+/// a journey id.
+fn journeys_of(
+    contacts: &[(String, Vec<u8>)],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> ((u64, u64), u64) {
+    const WEEK: i64 = 7 * 86_400;
+    let mut by_journey: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut unlinked = 0;
+    let local = |at: i64| {
+        chrono::DateTime::from_timestamp(at, 0)
+            .map(|at| at.with_timezone(&chrono_tz::Europe::London).date_naive())
+    };
+    for (_, payload) in contacts {
+        let Ok(event) = serde_json::from_slice::<Value>(payload) else {
+            continue;
+        };
+        let Some(at) = event["occurred_at"]
+            .as_str()
+            .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+        else {
+            continue;
+        };
+        let at = at.timestamp();
+        match event["journey_id"].as_str() {
+            Some(journey) => by_journey.entry(journey.to_string()).or_default().push(at),
+            None => {
+                if local(at).is_some_and(|day| from <= day && day <= to) {
+                    unlinked += 1;
+                }
+            }
+        }
+    }
+    let (mut resolved, mut journeys) = (0, 0);
+    for instants in by_journey.values_mut() {
+        instants.sort_unstable();
+        for (i, &at) in instants.iter().enumerate() {
+            let starts = i == 0 || at - instants[i - 1] > WEEK;
+            if !starts || !local(at).is_some_and(|day| from <= day && day <= to) {
+                continue;
+            }
+            journeys += 1;
+            if instants.get(i + 1).is_none_or(|&next| next - at > WEEK) {
+                resolved += 1;
+            }
+        }
+    }
+    ((resolved, journeys), unlinked)
+}
+
+/// The simulator's options for testing definitions, through the whole
+/// pipeline: a quiet month says "no data", a capped service is a small cell
+/// the API withholds, and first-contact resolution counts the journeys the
+/// messages hold, repeats inside and outside the window and unlinked
+/// contacts alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shaped_data_gives_no_data_small_cells_and_journeys_through_the_pipeline() -> Result<()> {
+    let scope = Scope::new("simshaped");
+    create_topics(&scope).await?;
+    let ingest = start_ingest(scope.ingest_config());
+
+    let mut scenario = Scenario::district();
+    scenario.seed = 7;
+    scenario.contacts = Some(5_000);
+    scenario.months = 6;
+    scenario.end = NaiveDate::from_ymd_opt(2026, 9, 30).context("valid date")?;
+    let june = (
+        NaiveDate::from_ymd_opt(2026, 6, 1).context("valid date")?,
+        NaiveDate::from_ymd_opt(2026, 6, 30).context("valid date")?,
+    );
+    scenario.shaping.quiet = Some(june);
+    scenario
+        .shaping
+        .service_caps
+        .insert("council_tax".into(), 3);
+    scenario.shaping.unlinked_share = 0.2;
+    for council in &mut scenario.councils {
+        council.journeys.repeat_delay_hours = 24.0 * 10.0;
+    }
+    let (from, to) = (scenario.start(), scenario.end);
+    let mut generator = Generator::new(scenario);
+    let (contacts, responses) = simulated(&mut generator, None);
+    let truth = generator.truth.councils[COUNCIL].clone();
+    load_and_wait(
+        &scope,
+        &contacts,
+        &responses,
+        Stored::from(&truth),
+        Duration::from_secs(120),
+    )
+    .await?;
+    let (api, server) = start_api(&scope, 10).await?;
+    let client = reqwest::Client::new();
+
+    // June: no contacts, so no data (not withheld).
+    let body = kpi(
+        &client,
+        &api,
+        &format!(
+            "digital-take-up?council={COUNCIL}&from={}&to={}",
+            june.0, june.1
+        ),
+    )
+    .await?;
+    let row = &rows(&body)[0];
+    assert_eq!(row["n"], 0, "{row}");
+    assert_eq!(row["value"], Value::Null, "{row}");
+    assert_eq!(row["suppressed"], false, "no data is not withheld: {row}");
+
+    // July by service: council tax's 3 contacts at most are withheld.
+    let body = kpi(
+        &client,
+        &api,
+        &format!("channel-mix?council={COUNCIL}&from=2026-07-01&to=2026-07-31&group_by=channel_class,service"),
+    )
+    .await?;
+    let council_tax: Vec<&Value> = rows(&body)
+        .iter()
+        .filter(|row| row["service"] == "council_tax")
+        .collect();
+    assert!(!council_tax.is_empty(), "council tax has July contacts");
+    assert!(
+        council_tax.iter().all(|row| row["suppressed"] == true),
+        "{council_tax:?}"
+    );
+    assert!(rows(&body)
+        .iter()
+        .any(|row| row["service"] != "council_tax" && row["suppressed"] == false));
+
+    // First-contact resolution: the journeys the messages hold.
+    let ((resolved, journeys), unlinked) = journeys_of(&contacts, from, to);
+    let body = kpi(
+        &client,
+        &api,
+        &format!("first-contact-resolution?council={COUNCIL}&from={from}&to={to}"),
+    )
+    .await?;
+    let row = &rows(&body)[0];
+    assert_eq!(row["numerator"].as_u64(), Some(resolved), "{row}");
+    assert_eq!(row["denominator"].as_u64(), Some(journeys), "{row}");
+    assert_eq!(row["not_measurable"].as_u64(), Some(unlinked), "{row}");
+    assert!(
+        unlinked > 100 && journeys > 1_000 && resolved < journeys,
+        "{row}"
+    );
+    eprintln!("shaped: {resolved} of {journeys} journeys resolved, {unlinked} contacts unlinked");
+
+    server.stop().await?;
+    ingest.stop().await?;
+    scope.drop_database().await
+}

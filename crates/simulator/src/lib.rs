@@ -36,5 +36,5 @@ mod tests;
 
 pub use generate::{Generator, Message, MessageKind};
 pub use inject::Defect;
-pub use scenario::{Council, Faults, Scenario, ScenarioError};
+pub use scenario::{Council, Faults, Scenario, ScenarioError, Shaping};
 pub use truth::{CouncilTruth, Injected, Truth};
