@@ -481,6 +481,17 @@ pub fn first_contact_resolution_rows(
     }
 }
 
+/// A wait cell's group keys (its channel is the phone's, never a key).
+fn wait_keys(request: &KpiRequest, policy: &Policy, cell: &WaitCell) -> Keys {
+    group_keys(
+        request,
+        policy,
+        None,
+        cell.service.as_ref(),
+        cell.customer_type,
+    )
+}
+
 /// Telephone waits: per group, a `mean` and a `median` row (seconds), n
 /// the calls with a wait.
 pub fn telephone_wait_rows(request: &KpiRequest, policy: &Policy, cells: &[WaitCell]) -> Report {
@@ -489,13 +500,7 @@ pub fn telephone_wait_rows(request: &KpiRequest, policy: &Policy, cells: &[WaitC
         let Some(period) = request.period_of(cell.period) else {
             continue;
         };
-        let keys = group_keys(
-            request,
-            policy,
-            None,
-            cell.service.as_ref(),
-            cell.customer_type,
-        );
+        let keys = wait_keys(request, policy, cell);
         // Cells come grouped exactly as the request asks: one per group.
         groups.insert((period, keys), Some(cell));
     }
@@ -531,13 +536,7 @@ pub fn telephone_abandonment_rows(
         let Some(period) = request.period_of(cell.period) else {
             continue;
         };
-        let keys = group_keys(
-            request,
-            policy,
-            None,
-            cell.service.as_ref(),
-            cell.customer_type,
-        );
+        let keys = wait_keys(request, policy, cell);
         let counts = groups.entry((period, keys)).or_default();
         counts.0 += cell.abandoned;
         counts.1 += cell.waited;

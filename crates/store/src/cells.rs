@@ -561,6 +561,18 @@ fn filters(sql: &mut Sql, filter: &CellFilter, columns: &[(&str, Option<&str>)])
     }
 }
 
+/// The service, channel and customer type filters, by their columns.
+fn contact_filters(filter: &CellFilter) -> [(&'static str, Option<&str>); 3] {
+    [
+        ("service", filter.service.as_ref().map(ServiceSlug::as_str)),
+        ("channel", filter.channel.map(Channel::as_str)),
+        (
+            "customer_type",
+            filter.customer_type.map(CustomerType::as_str),
+        ),
+    ]
+}
+
 fn key(asked: bool, column: &str, alias: &str) -> String {
     if asked {
         format!("{column} AS {alias}")
@@ -622,18 +634,7 @@ impl Store {
             CONTACT_RAW,
             filter,
         );
-        filters(
-            &mut sql,
-            filter,
-            &[
-                ("service", filter.service.as_ref().map(ServiceSlug::as_str)),
-                ("channel", filter.channel.map(Channel::as_str)),
-                (
-                    "customer_type",
-                    filter.customer_type.map(CustomerType::as_str),
-                ),
-            ],
-        );
+        filters(&mut sql, filter, &contact_filters(filter));
         sql.push(
             " GROUP BY period, channel, assisted, k_service, k_customer_type
               ORDER BY period, channel, assisted, k_service, k_customer_type",
@@ -829,18 +830,7 @@ impl Store {
             [],
         );
         from(&mut sql, source, &rollup, JOURNEY_RAW, filter);
-        filters(
-            &mut sql,
-            filter,
-            &[
-                ("service", filter.service.as_ref().map(ServiceSlug::as_str)),
-                ("channel", filter.channel.map(Channel::as_str)),
-                (
-                    "customer_type",
-                    filter.customer_type.map(CustomerType::as_str),
-                ),
-            ],
-        );
+        filters(&mut sql, filter, &contact_filters(filter));
         sql.push(
             " AND journey = 0
             GROUP BY period, channel, k_service, k_customer_type
@@ -881,18 +871,7 @@ impl Store {
             WAIT_RAW,
             filter,
         );
-        filters(
-            &mut sql,
-            filter,
-            &[
-                ("service", filter.service.as_ref().map(ServiceSlug::as_str)),
-                ("channel", filter.channel.map(Channel::as_str)),
-                (
-                    "customer_type",
-                    filter.customer_type.map(CustomerType::as_str),
-                ),
-            ],
-        );
+        filters(&mut sql, filter, &contact_filters(filter));
         sql.push(
             " AND waited = 1
             GROUP BY period, k_channel, k_service, k_customer_type
