@@ -9,6 +9,8 @@ batches of 10,000, committing offsets after each insert.
         --password … --database …
 
 Prints one JSON line: {"consumed", "inserted", "skipped", "seconds"}.
+With --consume-only it reads and discards (fetch settings for throughput):
+a consume-only ceiling independent of the Rust client.
 """
 
 import argparse
@@ -107,15 +109,40 @@ def main():
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--expected", type=int, required=True)
     parser.add_argument("--key", default="reference-pseudonym-key")
+    parser.add_argument("--consume-only", action="store_true",
+                        help="read and discard: the broker's consume-only ceiling, with fetch settings for throughput")
     args = parser.parse_args()
     key = args.key.encode()
-    consumer = Consumer({
+    settings = {
         "bootstrap.servers": args.brokers,
         "group.id": args.group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-    })
+    }
+    if args.consume_only:
+        settings.update({
+            "fetch.min.bytes": 1000000,
+            "fetch.wait.max.ms": 100,
+            "queued.min.messages": 200000,
+            "queued.max.messages.kbytes": 65536,
+            "max.partition.fetch.bytes": 10485760,
+        })
+    consumer = Consumer(settings)
     consumer.subscribe([args.contact_topic, args.satisfaction_topic])
+    if args.consume_only:
+        started = time.monotonic()
+        consumed = 0
+        size = 0
+        while consumed < args.expected:
+            for message in consumer.consume(num_messages=BATCH, timeout=1.0):
+                if message.error():
+                    continue
+                consumed += 1
+                size += len(message.value() or b"")
+        consumer.close()
+        print(json.dumps({"consumed": consumed, "bytes": size,
+                          "seconds": time.monotonic() - started}))
+        return 0
     started = time.monotonic()
     consumed = inserted = skipped = 0
     contacts, responses = [], []

@@ -176,6 +176,8 @@ impl Scope {
                 partitions: 3,
                 session_timeout_ms: 6_000,
                 prefetch_kbytes: 16 * 1024,
+                fetch_min_bytes: 1_000_000,
+                fetch_wait_max_ms: 100,
                 assignment_strategy: "cooperative-sticky".into(),
                 dead_letter_retention_days: 30,
                 security: self.stack.kafka_security.clone(),

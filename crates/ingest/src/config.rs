@@ -71,6 +71,15 @@ pub struct KafkaConfig {
     /// `queued.max.messages.kbytes`); part of ingest's memory bound.
     #[serde(default = "default_prefetch_kbytes")]
     pub prefetch_kbytes: u32,
+    /// The least data the broker returns for a fetch before
+    /// `fetch_wait_max_ms` runs out (librdkafka `fetch.min.bytes`): fewer,
+    /// larger fetches under load.
+    #[serde(default = "default_fetch_min_bytes")]
+    pub fetch_min_bytes: u32,
+    /// How long the broker may hold a fetch to gather `fetch_min_bytes`
+    /// (`fetch.wait.max.ms`): the most it adds to a message's latency.
+    #[serde(default = "default_fetch_wait_max_ms")]
+    pub fetch_wait_max_ms: u32,
     /// `cooperative-sticky` moves only the partitions that must move when a
     /// replica joins or leaves; `range` or `roundrobin` revoke everything.
     /// Each is safe on every broker: fencing, not the assignor, keeps one
@@ -185,6 +194,12 @@ fn default_session_timeout_ms() -> u32 {
 }
 fn default_prefetch_kbytes() -> u32 {
     16 * 1024
+}
+fn default_fetch_min_bytes() -> u32 {
+    1_000_000
+}
+fn default_fetch_wait_max_ms() -> u32 {
+    100
 }
 fn default_assignment_strategy() -> String {
     "cooperative-sticky".into()

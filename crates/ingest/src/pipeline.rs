@@ -220,6 +220,15 @@ impl Pipeline {
                 kafka.prefetch_kbytes.to_string(),
             )
             .set("fetch.max.bytes", prefetch_bytes.to_string())
+            // Large fetches under load, each partition's up to 10 MB within
+            // the prefetch bound; the local queue refills before it runs dry.
+            .set("fetch.min.bytes", kafka.fetch_min_bytes.to_string())
+            .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+            .set(
+                "max.partition.fetch.bytes",
+                prefetch_bytes.min(10 * 1024 * 1024).to_string(),
+            )
+            .set("queued.min.messages", "200000")
             .set("statistics.interval.ms", "5000")
             .create_with_context(IngestContext::new(
                 config.clickhouse.clone(),
