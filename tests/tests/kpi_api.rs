@@ -1720,6 +1720,20 @@ async fn first_contact_resolution_counts_journeys_by_the_repeat_window() -> Resu
     let body = api.kpi("first-contact-resolution-flag", may).await?;
     assert_no_data(only_row(&body));
 
+    // A repeat stored later, on 16 May, of a journey first seen on 14 May:
+    // May's days are kept in memory, and this one is judged again.
+    let repeat = vec![contact("2025-05-16T10:00:00+01:00", "web").journey("W0")];
+    produce_and_wait(&scope, "late", &repeat, &[], (contacts.len() + 1, 0)).await?;
+    let body = api.kpi("first-contact-resolution", may).await?;
+    assert_rate(only_row(&body), (19, 28));
+    let body = api
+        .kpi(
+            "first-contact-resolution",
+            &format!("{may}&group_by=channel"),
+        )
+        .await?;
+    assert_rate(row(&body, &[("channel", "web")]), (11, 14));
+
     // Yesterday's journeys are open: no rate yet, and counted as open.
     let recent = format!(
         "from={}&to={}",

@@ -728,15 +728,16 @@ impl Store {
 }
 
 impl Store {
-    /// First-contact resolution by journey: journeys starting in the
-    /// filter's days (see [`JourneyCell`]) with `window_days` as the repeat
-    /// window, judged at `judged_at` (Unix seconds: a journey whose window
-    /// ends later is open), by period and first contact's channel, and by
-    /// service and customer type when `keys` asks. Filters apply to the
-    /// first contact. The scan reaches a window (and a day, for clock
-    /// changes) either side of the days, to see the contacts before and
-    /// after each first one.
-    pub async fn journey_cells(
+    /// First-contact resolution by journey, judged in SQL: journeys
+    /// starting in the filter's days (see [`JourneyCell`]) with
+    /// `window_days` as the repeat window, judged at `judged_at` (Unix
+    /// seconds: a journey whose window ends later is open), by period and
+    /// first contact's channel, and by service and customer type when
+    /// `keys` asks. Filters apply to the first contact. The scan reaches a
+    /// window (and a day, for clock changes) either side of the days, to
+    /// see the contacts before and after each first one.
+    /// [`Store::journey_cells`] keeps settled days (journeys.rs).
+    pub(crate) async fn judge_journeys(
         &self,
         filter: &CellFilter,
         bucket: Bucket,

@@ -156,6 +156,8 @@ pub struct Store {
     pub(crate) partition_limit: u64,
     /// Set by [`Store::tagged`]: the ids this handle gives its queries.
     query_ids: Option<Arc<QueryIds>>,
+    /// Settled days' journeys, shared by every handle of this store.
+    pub(crate) journeys: Arc<crate::journeys::SettledJourneys>,
 }
 
 /// `<prefix><n>`, n counting from 1: one id per query, so that the queries of
@@ -261,6 +263,7 @@ impl Store {
             server_version,
             partition_limit,
             query_ids: None,
+            journeys: Arc::default(),
         })
     }
 

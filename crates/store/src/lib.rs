@@ -14,6 +14,7 @@ mod definitions;
 mod fences;
 mod imd;
 mod instants;
+mod journeys;
 mod migrations;
 mod partitions;
 mod queries;

@@ -1,0 +1,300 @@
+//! First-contact resolution from the rollups, with each settled day's
+//! journeys kept in memory.
+//!
+//! Judging journeys groups every journey of the period at query time
+//! (`journey_cells` in cells.rs), which at millions of contacts takes
+//! seconds. But a day's journeys depend only on the contacts of the days
+//! a window either side of it, and once every window of the day has closed
+//! they no longer depend on the time of judging. So the journeys of such a
+//! *settled* day are kept, by day, channel, service and customer type,
+//! with the number of contacts in those surrounding days (the day's
+//! *basis*). A later request counts the contacts per day (one cheap query)
+//! and reuses every kept day whose basis is unchanged; a contact stored
+//! since, in any day that could change the day's journeys, changes its
+//! basis, so that day is judged again. Only the rollup source is kept:
+//! the raw sources (packs "as of" an instant) always judge afresh.
+
+use crate::cells::{Bucket, CellFilter, JourneyCell, Keys, Source};
+use crate::connection::{Store, StoreError};
+use chrono::{Days, NaiveDate};
+use clickhouse::Row;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// Settled days kept at most, all councils and windows together; past it
+/// the cache starts afresh.
+const MAX_DAYS: usize = 50_000;
+
+/// One settled day's journeys and the basis they were judged on.
+#[derive(Clone)]
+struct Day {
+    basis: u64,
+    cells: Vec<JourneyCell>,
+}
+
+/// Settled days' journeys by (council, window in days) and day.
+#[derive(Default)]
+pub struct SettledJourneys {
+    days: Mutex<HashMap<(String, u32), BTreeMap<NaiveDate, Day>>>,
+}
+
+impl SettledJourneys {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), BTreeMap<NaiveDate, Day>>> {
+        self.days
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct DayContacts {
+    day: u16,
+    contacts: u64,
+}
+
+fn date(days: u16) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default() + Days::new(u64::from(days))
+}
+
+/// Whether every journey starting on `day` has its window closed by
+/// `judged_at` (Unix seconds): the day's last instant is before the next
+/// day's end in UTC, and its window ends `window_days` later.
+fn settled(day: NaiveDate, window_days: u32, judged_at: i64) -> bool {
+    let end = day + Days::new(2) + Days::new(u64::from(window_days));
+    end.and_hms_opt(0, 0, 0)
+        .is_some_and(|end| end.and_utc().timestamp() <= judged_at)
+}
+
+/// The first day of `bucket`'s period containing `day`, as the SQL of
+/// [`Bucket`] computes it; `None` for the whole range.
+fn period_of(bucket: Bucket, day: NaiveDate) -> Option<NaiveDate> {
+    use chrono::Datelike;
+    let first = |year: i32, month: u32| NaiveDate::from_ymd_opt(year, month, 1);
+    match bucket {
+        Bucket::Day => Some(day),
+        Bucket::IsoWeek => {
+            day.checked_sub_days(Days::new(u64::from(day.weekday().num_days_from_monday())))
+        }
+        Bucket::Month => first(day.year(), day.month()),
+        Bucket::FinancialQuarter => first(day.year(), (day.month() - 1) / 3 * 3 + 1),
+        Bucket::FinancialYear if day.month() >= 4 => first(day.year(), 4),
+        Bucket::FinancialYear => first(day.year() - 1, 4),
+        Bucket::Total => None,
+    }
+}
+
+impl Store {
+    /// First-contact resolution by journey (see [`JourneyCell`] and the
+    /// SQL in cells.rs): from the rollups, every settled day whose basis
+    /// is unchanged comes from memory and the rest is judged in one query
+    /// per run of days; from the raw tables, always judged afresh.
+    pub async fn journey_cells(
+        &self,
+        filter: &CellFilter,
+        bucket: Bucket,
+        keys: Keys,
+        source: Source,
+        window_days: u32,
+        judged_at: i64,
+    ) -> Result<Vec<JourneyCell>, StoreError> {
+        if source != Source::Rollup {
+            return self
+                .judge_journeys(filter, bucket, keys, source, window_days, judged_at)
+                .await;
+        }
+        let reach = Days::new(u64::from(window_days) + 1);
+        let (Some(scan_from), Some(scan_to)) = (
+            filter.from.checked_sub_days(reach),
+            filter.to.checked_add_days(reach),
+        ) else {
+            return self
+                .judge_journeys(filter, bucket, keys, source, window_days, judged_at)
+                .await;
+        };
+        let per_day: BTreeMap<NaiveDate, u64> = self
+            .query(&format!(
+                "SELECT day, sum(contacts) AS contacts FROM {}
+                WHERE council = ? AND day >= toDate(?) AND day <= toDate(?)
+                GROUP BY day",
+                self.rollup("journey_contacts")
+            ))
+            .bind(filter.council.as_str())
+            .bind(scan_from.to_string())
+            .bind(scan_to.to_string())
+            .fetch_all::<DayContacts>()
+            .await?
+            .into_iter()
+            .map(|row| (date(row.day), row.contacts))
+            .collect();
+        let basis = |day: NaiveDate| -> u64 {
+            let from = day.checked_sub_days(reach).unwrap_or(day);
+            let to = day.checked_add_days(reach).unwrap_or(day);
+            per_day.range(from..=to).map(|(_, contacts)| contacts).sum()
+        };
+        let key = (filter.council.to_string(), window_days);
+        let mut days: Vec<(NaiveDate, Vec<JourneyCell>)> = Vec::new();
+        let mut missing: Vec<(NaiveDate, u64)> = Vec::new();
+        {
+            let kept = self.journeys.lock();
+            let council = kept.get(&key);
+            let mut day = filter.from;
+            while day <= filter.to {
+                let now = basis(day);
+                match council.and_then(|council| council.get(&day)) {
+                    Some(found) if found.basis == now => days.push((day, found.cells.clone())),
+                    _ => missing.push((day, now)),
+                }
+                let Some(next) = day.succ_opt() else { break };
+                day = next;
+            }
+        }
+        // Each run of consecutive missing days in one query, by day and
+        // every key, so any request's grouping can be made from it.
+        let every = Keys {
+            service: true,
+            customer_type: true,
+            channel: false,
+        };
+        let mut judged: Vec<(NaiveDate, u64, Vec<JourneyCell>)> = Vec::new();
+        let mut start = 0;
+        while start < missing.len() {
+            let mut end = start;
+            while end + 1 < missing.len() && missing[end].0.succ_opt() == Some(missing[end + 1].0) {
+                end += 1;
+            }
+            let run = CellFilter::new(filter.council.clone(), missing[start].0, missing[end].0);
+            let cells = self
+                .judge_journeys(&run, Bucket::Day, every, source, window_days, judged_at)
+                .await?;
+            for &(day, day_basis) in &missing[start..=end] {
+                let of_day = cells
+                    .iter()
+                    .filter(|cell| cell.period == Some(day))
+                    .cloned()
+                    .collect();
+                judged.push((day, day_basis, of_day));
+            }
+            start = end + 1;
+        }
+        {
+            let mut kept = self.journeys.lock();
+            if kept.values().map(BTreeMap::len).sum::<usize>() > MAX_DAYS {
+                kept.clear();
+            }
+            let council = kept.entry(key).or_default();
+            for (day, day_basis, cells) in &judged {
+                if settled(*day, window_days, judged_at) {
+                    council.insert(
+                        *day,
+                        Day {
+                            basis: *day_basis,
+                            cells: cells.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        days.extend(judged.into_iter().map(|(day, _, cells)| (day, cells)));
+        Ok(regroup(days, filter, bucket, keys))
+    }
+}
+
+/// Day cells filtered as `filter` asks (on the first contact's channel,
+/// service and customer type) and summed into `bucket`'s periods and the
+/// keys asked for, in the order the SQL gives them.
+fn regroup(
+    days: Vec<(NaiveDate, Vec<JourneyCell>)>,
+    filter: &CellFilter,
+    bucket: Bucket,
+    keys: Keys,
+) -> Vec<JourneyCell> {
+    let mut groups: BTreeMap<(String, String, String, String), JourneyCell> = BTreeMap::new();
+    for (day, cells) in days {
+        for cell in cells {
+            if filter
+                .channel
+                .is_some_and(|channel| channel != cell.channel)
+                || filter
+                    .service
+                    .as_ref()
+                    .is_some_and(|service| Some(service) != cell.service.as_ref())
+                || filter
+                    .customer_type
+                    .is_some_and(|customer_type| Some(customer_type) != cell.customer_type)
+            {
+                continue;
+            }
+            let period = period_of(bucket, day);
+            let service = cell.service.clone().filter(|_| keys.service);
+            let customer_type = cell.customer_type.filter(|_| keys.customer_type);
+            let sort = (
+                period.map_or_else(|| "total".to_string(), |day| day.to_string()),
+                cell.channel.as_str().to_string(),
+                service
+                    .as_ref()
+                    .map_or_else(String::new, |s| s.as_str().to_string()),
+                customer_type.map_or_else(String::new, |c| c.as_str().to_string()),
+            );
+            let group = groups.entry(sort).or_insert_with(|| JourneyCell {
+                period,
+                channel: cell.channel,
+                service,
+                customer_type,
+                journeys: 0,
+                resolved: 0,
+                open: 0,
+                unlinked: 0,
+            });
+            group.journeys += cell.journeys;
+            group.resolved += cell.resolved;
+            group.open += cell.open;
+            group.unlinked += cell.unlinked;
+        }
+    }
+    groups.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+    }
+
+    #[test]
+    fn periods_start_where_the_sql_starts_them() {
+        let d = day(2025, 5, 14); // a Wednesday
+        assert_eq!(period_of(Bucket::Day, d), Some(d));
+        assert_eq!(period_of(Bucket::IsoWeek, d), Some(day(2025, 5, 12)));
+        assert_eq!(period_of(Bucket::Month, d), Some(day(2025, 5, 1)));
+        assert_eq!(
+            period_of(Bucket::FinancialQuarter, d),
+            Some(day(2025, 4, 1))
+        );
+        assert_eq!(period_of(Bucket::FinancialYear, d), Some(day(2025, 4, 1)));
+        assert_eq!(
+            period_of(Bucket::FinancialYear, day(2026, 3, 31)),
+            Some(day(2025, 4, 1))
+        );
+        assert_eq!(
+            period_of(Bucket::FinancialQuarter, day(2026, 3, 31)),
+            Some(day(2026, 1, 1))
+        );
+        assert_eq!(period_of(Bucket::Total, d), None);
+    }
+
+    #[test]
+    fn a_day_is_settled_once_its_last_window_has_closed() {
+        let d = day(2025, 5, 14);
+        // 16 May 00:00 UTC + 7 days = 23 May 00:00 UTC.
+        let closed = day(2025, 5, 23)
+            .and_hms_opt(0, 0, 0)
+            .expect("a time")
+            .and_utc()
+            .timestamp();
+        assert!(settled(d, 7, closed));
+        assert!(!settled(d, 7, closed - 1));
+    }
+}
