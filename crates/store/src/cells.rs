@@ -736,7 +736,10 @@ impl Store {
     /// `keys` asks. Filters apply to the first contact. The scan reaches a
     /// window (and a day, for clock changes) either side of the days, to
     /// see the contacts before and after each first one.
-    /// [`Store::journey_cells`] keeps settled days (journeys.rs).
+    /// [`Store::journey_cells`] keeps settled days (journeys.rs). Every
+    /// journey's contacts are held at once, so past 256 MiB the grouping
+    /// spills to disk rather than fail (a pack's trend reads a year of raw
+    /// contacts this way).
     pub(crate) async fn judge_journeys(
         &self,
         filter: &CellFilter,
@@ -837,7 +840,8 @@ impl Store {
             GROUP BY period, channel, k_service, k_customer_type
             )
             GROUP BY period, channel, k_service, k_customer_type
-            ORDER BY period, channel, k_service, k_customer_type",
+            ORDER BY period, channel, k_service, k_customer_type
+            SETTINGS max_bytes_before_external_group_by = 268435456",
             [],
         );
         self.fetch::<wire::JourneyRow, _>(sql).await
