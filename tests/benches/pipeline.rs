@@ -992,8 +992,8 @@ async fn run() -> Result<Report> {
                 latencies.len()
             ),
             format!("{p50:.2} / {p95:.2} s"),
-            "p95 ≤ 5 s",
-            Some(p95 <= 5.0),
+            "p95 ≤ 2 s",
+            Some(p95 <= 2.0),
         );
     }
 
@@ -1039,20 +1039,24 @@ async fn run() -> Result<Report> {
         // Warm the caches once, as a dashboard would have.
         http_latency(&scorecard_url, 1, 2).await?;
         http_latency(&grouped_url, 1, 2).await?;
-        for clients in [1, 8] {
+        // Issue 20's targets: the scorecard within 100 ms for one client and
+        // 300 ms for eight; the grouped query within 50 ms for one.
+        for (clients, scorecard_target, grouped_target) in
+            [(1, 100.0, Some(50.0)), (8, 300.0, None)]
+        {
             let (p50, p95) = http_latency(&scorecard_url, clients, 40).await?;
             report.add(
                 &format!("scorecard over HTTP, {clients} client(s), p50 / p95"),
                 format!("{p50:.0} / {p95:.0} ms"),
-                "p95 ≤ 100 ms",
-                Some(p95 <= 100.0),
+                &format!("p95 ≤ {scorecard_target} ms"),
+                Some(p95 <= scorecard_target),
             );
             let (p50, p95) = http_latency(&grouped_url, clients, 40).await?;
             report.add(
                 &format!("channel-mix by channel × customer type × month, {clients} client(s)"),
                 format!("{p50:.0} / {p95:.0} ms"),
-                "p95 ≤ 50 ms",
-                Some(p95 <= 50.0),
+                &grouped_target.map_or_else(String::new, |target| format!("p95 ≤ {target} ms")),
+                grouped_target.map(|target| p95 <= target),
             );
         }
         server.stop().await?;
