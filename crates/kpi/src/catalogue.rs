@@ -106,6 +106,16 @@ pub enum Headline {
     Named(&'static str),
 }
 
+impl Headline {
+    /// The measure the headline row is picked by, when it is picked by one.
+    pub fn measure(self) -> Option<&'static str> {
+        match self {
+            Headline::Measure { measure, .. } | Headline::Named(measure) => Some(measure),
+            Headline::First | Headline::DigitalSelfServiceShare | Headline::LowestArea => None,
+        }
+    }
+}
+
 /// What a council's target for a KPI is judged against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetScope {

@@ -180,35 +180,22 @@ fn weighted_shift(
 /// month's share pro rata to `to`'s day of it; without, the year's days up
 /// to `to` ÷ its days (pro rata).
 pub fn share_of_year_due(profile: Option<&[f64; 12]>, to: NaiveDate) -> f64 {
+    use crate::period::{Period, PeriodKind};
     use chrono::Datelike;
-    let year_start = if to.month() >= 4 {
-        NaiveDate::from_ymd_opt(to.year(), 4, 1)
-    } else {
-        NaiveDate::from_ymd_opt(to.year() - 1, 4, 1)
-    };
-    let Some(year_start) = year_start else {
+    let (Ok(year), Ok(month)) = (
+        Period::containing(PeriodKind::FinancialYear, to),
+        Period::containing(PeriodKind::Month, to),
+    ) else {
         return 1.0;
     };
-    let next_year = year_start
-        .checked_add_months(chrono::Months::new(12))
-        .unwrap_or(year_start);
+    let days = |period: &Period| (period.last_day() - period.first_day()).num_days() + 1;
     match profile {
-        None => {
-            let elapsed = (to - year_start).num_days() + 1;
-            let days = (next_year - year_start).num_days();
-            elapsed as f64 / days as f64
-        }
+        None => ((to - year.first_day()).num_days() + 1) as f64 / days(&year) as f64,
         Some(profile) => {
             // April is month 0 of the financial year.
-            let month = ((to.month() + 8) % 12) as usize;
-            let month_start = NaiveDate::from_ymd_opt(to.year(), to.month(), 1).unwrap_or(to);
-            let days_in_month = (month_start
-                .checked_add_months(chrono::Months::new(1))
-                .unwrap_or(month_start)
-                - month_start)
-                .num_days();
-            let before: f64 = profile[..month].iter().sum();
-            (before + profile[month] * f64::from(to.day()) / days_in_month as f64) / 100.0
+            let index = ((to.month() + 8) % 12) as usize;
+            let before: f64 = profile[..index].iter().sum();
+            (before + profile[index] * f64::from(to.day()) / days(&month) as f64) / 100.0
         }
     }
 }

@@ -644,13 +644,9 @@ async fn trend(
             }
         })
         .collect();
-    let measure = match policy.trend_headline(kpi) {
-        Headline::Measure { measure, .. } | Headline::Named(measure) => Some(measure),
-        _ => None,
-    };
     Ok(Trend {
         kpi,
-        unit: kpi.unit_of(measure),
+        unit: kpi.unit_of(policy.trend_headline(kpi).measure()),
         breakdown: spec.trend.group_by.map_or("total", |key| key.as_str()),
         measure: policy.trend_measure(kpi),
         points,

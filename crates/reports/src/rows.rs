@@ -209,12 +209,7 @@ fn group_contacts<'a, A: Default>(
     cells: &'a [ContactCell],
     mut add: impl FnMut(&mut A, &'a ContactCell),
 ) -> BTreeMap<(Period, Keys), A> {
-    let mut groups: BTreeMap<(Period, Keys), A> = BTreeMap::new();
-    if request.group_by.is_empty() {
-        for period in &request.periods {
-            groups.insert((*period, Vec::new()), A::default());
-        }
-    }
+    let mut groups: BTreeMap<(Period, Keys), A> = seeded(request);
     for cell in cells {
         let Some(period) = request.period_of(cell.period) else {
             continue;
@@ -804,12 +799,7 @@ pub fn response_rate_rows(
     responses: &[SatisfactionCell],
 ) -> Report {
     // (responses, contacts) per period and keys.
-    let mut groups: BTreeMap<(Period, Keys), (u64, u64)> = BTreeMap::new();
-    if request.group_by.is_empty() {
-        for period in &request.periods {
-            groups.insert((*period, Vec::new()), (0, 0));
-        }
-    }
+    let mut groups: BTreeMap<(Period, Keys), (u64, u64)> = seeded(request);
     for cell in contacts {
         let Some(period) = request.period_of(cell.period) else {
             continue;

@@ -316,10 +316,7 @@ pub async fn scorecard(
             let spec = kpi.spec();
             let target = policy.target_on(kpi, period.last_day());
             let polarity = target.map_or(spec.polarity, |target| target.polarity());
-            let unit = kpi.unit_of(match policy.headline(kpi) {
-                Some(Pick::Measure { measure, .. } | Pick::Named(measure)) => Some(measure),
-                _ => None,
-            });
+            let unit = kpi.unit_of(policy.headline(kpi).and_then(Pick::measure));
             // Compared as published (printed), never beyond it.
             let published = |value: f64| unit.published(value);
             let interval = figure
