@@ -73,13 +73,17 @@ impl Engines {
                 .chain(&history)
                 .map(|row| row.event_id.as_str())
                 .collect();
-            store.index_ids(Record::Contact, COUNCIL, &ids).await?;
+            store
+                .reindex_raw_ids(Record::Contact, COUNCIL, &ids, (0, u32::MAX), None)
+                .await?;
             let ids: Vec<&str> = data
                 .responses
                 .iter()
                 .map(|row| row.response_id.as_str())
                 .collect();
-            store.index_ids(Record::Satisfaction, COUNCIL, &ids).await?;
+            store
+                .reindex_raw_ids(Record::Satisfaction, COUNCIL, &ids, (0, u32::MAX), None)
+                .await?;
             // The definitions the dashboards compute with, not the defaults.
             let definitions = definitions()?;
             store
@@ -307,7 +311,9 @@ async fn a_back_load_of_130_months_is_split_and_stored_once_on_both_engines() ->
             0
         );
         let ids: Vec<&str> = history.iter().map(|row| row.event_id.as_str()).collect();
-        store.index_ids(Record::Contact, COUNCIL, &ids).await?;
+        store
+            .reindex_raw_ids(Record::Contact, COUNCIL, &ids, (0, u32::MAX), None)
+            .await?;
         assert_eq!(store.unindexed_rows(Record::Contact, &settled).await?, 0);
         assert_eq!(store.raw_rows(Record::Contact).await?, 260);
         assert_eq!(store.id_index_rows(Record::Contact).await?, 260);
@@ -533,8 +539,50 @@ async fn ingest_and_reconcile_statements_answer_the_same_on_both_engines() -> Re
             ),
         ));
         // The index of ids found in raw rows only, and a duplicate to find.
+        // Re-indexing under a fence the partition has since moved past
+        // writes nothing; under the current one, or unfenced, it writes.
+        let stale = store.claim(Record::Contact, &[0], "replica-a", 7).await?[&0];
+        let current = store.claim(Record::Contact, &[0], "replica-b", 9).await?[&0];
+        let whole = (0, u32::MAX);
+        let index_rows = || async {
+            #[derive(clickhouse::Row, serde::Deserialize)]
+            struct N {
+                n: u64,
+            }
+            let sql = "SELECT count() AS n FROM contact_event_ids WHERE event_id = 'ev-1'";
+            anyhow::Ok(store.client().query(sql).fetch_one::<N>().await?.n)
+        };
+        let before = index_rows().await?;
         store
-            .index_ids(Record::Contact, COUNCIL, &["ev-1", "ev-2"])
+            .reindex_raw_ids(Record::Contact, COUNCIL, &["ev-1"], whole, Some((0, stale)))
+            .await?;
+        assert_eq!(
+            index_rows().await?,
+            before,
+            "a stale fence re-indexes nothing"
+        );
+        store
+            .reindex_raw_ids(
+                Record::Contact,
+                COUNCIL,
+                &["ev-1"],
+                whole,
+                Some((0, current)),
+            )
+            .await?;
+        assert_eq!(
+            index_rows().await?,
+            before + 1,
+            "the current fence re-indexes"
+        );
+        store
+            .reindex_raw_ids(
+                Record::Contact,
+                COUNCIL,
+                &["ev-2", "no-such-id"],
+                whole,
+                None,
+            )
             .await?;
         store
             .client()

@@ -87,7 +87,7 @@ impl RowSink {
         now: u32,
         fences: &HashMap<i32, u64>,
     ) -> Result<Vec<Refused>> {
-        self.drop_stored(rows, suspect).await?;
+        self.drop_stored(rows, suspect, fences).await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -105,7 +105,7 @@ impl RowSink {
                     rows = rows.len(),
                     "ClickHouse refuses rows of the batch for good: finding which"
                 );
-                self.store_around_refused(rows).await
+                self.store_around_refused(rows, fences).await
             }
             Err(error) => Err(error.into()),
         }
@@ -115,11 +115,15 @@ impl RowSink {
     /// again, until the refused rows stand alone. Before each try the stored
     /// ids are looked up in the raw table too, as a refused INSERT may have
     /// stored rows before a view refused them.
-    async fn store_around_refused<R: Identified>(&self, rows: &mut Vec<R>) -> Result<Vec<Refused>> {
+    async fn store_around_refused<R: Identified>(
+        &self,
+        rows: &mut Vec<R>,
+        fences: &HashMap<i32, u64>,
+    ) -> Result<Vec<Refused>> {
         let mut pending = vec![std::mem::take(rows)];
         let mut refused: Vec<(R, String)> = Vec::new();
         while let Some(mut part) = pending.pop() {
-            self.drop_stored(&mut part, true).await?;
+            self.drop_stored(&mut part, true, fences).await?;
             if part.is_empty() {
                 continue;
             }
@@ -139,7 +143,7 @@ impl RowSink {
         // A view may have refused a row the table had taken: it is stored
         // (and re-indexed here), not dead-lettered.
         let mut at_fault: Vec<R> = refused.iter().map(|(row, _)| row.clone()).collect();
-        self.drop_stored(&mut at_fault, true).await?;
+        self.drop_stored(&mut at_fault, true, fences).await?;
         let at_fault: HashSet<(String, String)> = at_fault
             .iter()
             .map(|row| (row.council().to_string(), row.id().to_string()))
@@ -188,7 +192,15 @@ impl RowSink {
     /// that stopped before writing their index. They are not written again;
     /// their index rows are added, and the rollups may miss them until
     /// `rebuild-rollups` (`reconcile` shows raw rows ≠ rollup if they do).
-    async fn drop_stored<R: Identified>(&self, rows: &mut Vec<R>, suspect: bool) -> Result<()> {
+    /// The index rows are added only while this replica holds the fence of
+    /// their messages' partition (`fences`): otherwise the rows may be the new
+    /// owner's, stored a moment ago, whose index it is about to write itself.
+    async fn drop_stored<R: Identified>(
+        &self,
+        rows: &mut Vec<R>,
+        suspect: bool,
+        fences: &HashMap<i32, u64>,
+    ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -221,8 +233,27 @@ impl RowSink {
                     .existing_raw_ids(R::RECORD, council, &unindexed, from, to)
                     .await?;
                 if !raw.is_empty() {
-                    let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
-                    self.store.index_ids(R::RECORD, council, &raw).await?;
+                    let mut by_partition: HashMap<i32, Vec<&str>> = HashMap::new();
+                    for row in rows.iter() {
+                        if row.council() == council && raw.contains(row.id()) {
+                            let ids = by_partition.entry(row.position().partition).or_default();
+                            if !ids.contains(&row.id()) {
+                                ids.push(row.id());
+                            }
+                        }
+                    }
+                    for (partition, ids) in by_partition {
+                        let fence = match self.fencing {
+                            // 0 when not claimed: never the current fence.
+                            Fencing::On => {
+                                Some((partition, fences.get(&partition).copied().unwrap_or(0)))
+                            }
+                            Fencing::Off => None,
+                        };
+                        self.store
+                            .reindex_raw_ids(R::RECORD, council, &ids, (from, to), fence)
+                            .await?;
+                    }
                     half_written += raw.len();
                     stored.extend(raw.iter().map(|id| (council.to_string(), id.to_string())));
                 }

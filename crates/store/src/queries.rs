@@ -39,20 +39,6 @@ struct Id {
     id: String,
 }
 
-/// One row of `contact_event_ids`.
-#[derive(Row, Serialize)]
-struct ContactIdRow<'a> {
-    council: &'a str,
-    event_id: &'a str,
-}
-
-/// One row of `satisfaction_response_ids`.
-#[derive(Row, Serialize)]
-struct ResponseIdRow<'a> {
-    council: &'a str,
-    response_id: &'a str,
-}
-
 impl Store {
     /// Which of `ids` are already stored for `council`, by the id index.
     pub async fn existing_ids(
@@ -220,41 +206,50 @@ impl Store {
         Ok(found)
     }
 
-    /// Adds id index rows for ids whose raw rows are stored without them
-    /// (see [`Store::existing_raw_ids`]), so later copies are found cheaply.
-    pub async fn index_ids(
+    /// Indexes those of `ids` whose raw rows for `council` (timestamps within
+    /// `from..=to`, Unix seconds) are stored without index rows: the rows an
+    /// INSERT cut short, or a replica stopped between its INSERT and its index,
+    /// left behind (see [`Store::existing_raw_ids`]). With `fence` (a partition
+    /// and the fence this replica holds on it), the server writes them only
+    /// while that fence is still the partition's current one: a replica that
+    /// lost the partition must not index rows its new owner has stored and is
+    /// about to index itself, or the index would hold those ids twice.
+    pub async fn reindex_raw_ids(
         &self,
         record: Record,
         council: &str,
         ids: &[&str],
+        (from, to): (u32, u32),
+        fence: Option<(i32, u64)>,
     ) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        if record == Record::Satisfaction {
-            let mut insert = self
-                .insert::<ResponseIdRow<'_>>("satisfaction_response_ids")
-                .await?;
-            for id in ids {
-                insert
-                    .write(&ResponseIdRow {
-                        council,
-                        response_id: id,
-                    })
-                    .await?;
+        let fenced = match fence {
+            Some(_) => format!(
+                " AND toUInt64(?) IN (SELECT max(fence) FROM ingest_fences \
+                 WHERE stream = '{}' AND partition = ?)",
+                record.table()
+            ),
+            None => String::new(),
+        };
+        let sql = format!(
+            "INSERT INTO {index} (council, {id}) SELECT DISTINCT council, {id} FROM {table} \
+             WHERE council = ? AND {at} >= toDateTime(?) AND {at} <= toDateTime(?) \
+             AND {id} IN ?{fenced}",
+            index = record.id_index(),
+            id = record.id_column(),
+            table = record.table(),
+            at = record.timestamp_column(),
+        );
+        for chunk in ids.chunks(ID_LOOKUP_CHUNK) {
+            let mut query = self
+                .query(&sql)
+                .bind(council)
+                .bind(from)
+                .bind(to)
+                .bind(SqlTuple(chunk));
+            if let Some((partition, fence)) = fence {
+                query = query.bind(fence).bind(partition);
             }
-            insert.end().await?;
-        } else {
-            let mut insert = self.insert::<ContactIdRow<'_>>("contact_event_ids").await?;
-            for id in ids {
-                insert
-                    .write(&ContactIdRow {
-                        council,
-                        event_id: id,
-                    })
-                    .await?;
-            }
-            insert.end().await?;
+            query.execute().await?;
         }
         Ok(())
     }
