@@ -135,7 +135,7 @@ pub async fn compute(
 /// a pack's cut-off (so it reproduces), else now.
 pub fn judged_at(source: Source) -> i64 {
     match source {
-        Source::RawAsOf(cut_off) => cut_off.0,
+        Source::RawAsOf(cut_off) | Source::AsOf(cut_off, _) => cut_off.0,
         Source::Rollup | Source::Raw => chrono::Utc::now().timestamp(),
     }
 }

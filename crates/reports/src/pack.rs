@@ -3,8 +3,9 @@
 //! the restatements since the previous pack. How a pack is written out (CSV,
 //! spreadsheets, HTML, PDF) is the caller's.
 //!
-//! Figures come from the raw tables as they stood at the pack's as-of instant
-//! (`Source::RawAsOf`), so a pack regenerated with the same as-of has the same
+//! Figures are those of the raw tables as they stood at the pack's as-of
+//! instant, read from the rollups where nothing was ingested since (see
+//! [`build`]), so a pack regenerated with the same as-of has the same
 //! figures however much data arrived since. Packs are published: small
 //! numerators are withheld as well as small denominators. A period reported
 //! by the previous pack whose figure has changed since is flagged restated.
@@ -372,16 +373,89 @@ pub struct Scope<'a> {
     pub previous_as_of: Option<CutOff>,
 }
 
+/// Where a pack reads: as of its cut-off, and as of the previous pack's.
+#[derive(Clone, Copy)]
+struct Reads {
+    now: Source,
+    previous: Option<(CutOff, Source)>,
+}
+
 /// Computes the pack: every KPI in total and by each breakdown it accepts,
 /// the trend of each headline, and the restatements since the previous pack.
+///
+/// The figures are those of the raw tables as they stood at the cut-off. They
+/// are read from the rollups for the months nothing was ingested into since
+/// (see [`Store::settled_months`]), and from the raw tables for the rest. If
+/// rows after the cut-off reach a month read from the rollups while the pack
+/// is computed, the pack is computed again from the raw tables alone.
 pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<Pack, ReportError> {
-    let Scope {
+    // Journeys are judged up to 90 days (the longest repeat window) past
+    // the period: the months to a hundred days after it are read.
+    let last = scope
+        .period
+        .last_day()
+        .checked_add_days(chrono::Days::new(100))
+        .unwrap_or(NaiveDate::MAX);
+    let council = scope.council.as_str();
+    let settled = store.settled_months(council, scope.as_of, last).await?;
+    let previous = match scope.previous_as_of {
+        Some(previous) => Some((
+            previous,
+            Source::AsOf(
+                previous,
+                store.settled_months(council, previous, last).await?,
+            ),
+        )),
+        None => None,
+    };
+    let reads = Reads {
+        now: Source::AsOf(scope.as_of, settled),
+        previous,
+    };
+    let pack = build_reading(store, policy, &scope, reads).await?;
+    // A row ingested now is after both cut-offs, so it makes a month late
+    // for the previous pack only if it makes it late for this one: asking
+    // for this one's cut-off again is enough.
+    if store.settled_months(council, scope.as_of, last).await? == settled {
+        return Ok(pack);
+    }
+    tracing::info!(
+        council,
+        "rows stored after the cut-off reached months the pack read from the rollups: \
+         computing it again from the raw tables"
+    );
+    build_from_raw(store, policy, scope).await
+}
+
+/// The pack from the raw tables alone, as they stood at the cut-off: what
+/// [`build`] gives, the slow way.
+pub async fn build_from_raw(
+    store: &Store,
+    policy: &Policy,
+    scope: Scope<'_>,
+) -> Result<Pack, ReportError> {
+    let raw = Reads {
+        now: Source::RawAsOf(scope.as_of),
+        previous: scope
+            .previous_as_of
+            .map(|previous| (previous, Source::RawAsOf(previous))),
+    };
+    build_reading(store, policy, &scope, raw).await
+}
+
+async fn build_reading(
+    store: &Store,
+    policy: &Policy,
+    scope: &Scope<'_>,
+    reads: Reads,
+) -> Result<Pack, ReportError> {
+    let &Scope {
         council,
         period,
         as_of,
         previous_as_of,
     } = scope;
-    let source = Source::RawAsOf(as_of);
+    let source = reads.now;
     let (from, to) = (period.first_day(), period.last_day());
     let mut rows = Vec::new();
     let mut notes = Vec::new();
@@ -462,7 +536,7 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
         if kpi.spec().needs_baseline && policy.baseline.is_none() {
             continue;
         }
-        trends.push(trend(store, policy, council, period, kpi, as_of, previous_as_of).await?);
+        trends.push(trend(store, policy, council, period, kpi, reads).await?);
     }
 
     Ok(Pack {
@@ -475,7 +549,7 @@ pub async fn build(store: &Store, policy: &Policy, scope: Scope<'_>) -> Result<P
         rows,
         trends,
         notes,
-        coverage: coverage(store, council, period, as_of).await?,
+        coverage: coverage(store, council, period, as_of, source).await?,
         unit_costs: Channel::ALL
             .iter()
             .map(|&channel| {
@@ -547,14 +621,15 @@ fn trend_periods(period: Period) -> Vec<Period> {
     periods
 }
 
-/// The headline measure per period, as published at `as_of`.
+/// The headline measure per period, as published from `source` (as of a
+/// cut-off).
 async fn trend_values(
     store: &Store,
     policy: &Policy,
     council: &CouncilCode,
     periods: &[Period],
     kpi: Kpi,
-    as_of: CutOff,
+    source: Source,
 ) -> Result<Vec<Option<KpiRow>>, ReportError> {
     let spec = kpi.spec().trend;
     let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
@@ -571,7 +646,7 @@ async fn trend_values(
             .map(|p| (p.first_day(), p.last_day()))
             .collect(),
     );
-    let report = compute(store, policy, kpi, &request, Source::RawAsOf(as_of)).await?;
+    let report = compute(store, policy, kpi, &request, source).await?;
     let rows: Vec<KpiRow> = report
         .rows
         .into_iter()
@@ -595,16 +670,15 @@ async fn trend(
     council: &CouncilCode,
     period: Period,
     kpi: Kpi,
-    as_of: CutOff,
-    previous_as_of: Option<CutOff>,
+    reads: Reads,
 ) -> Result<Trend, ReportError> {
     let spec = kpi.spec();
     let periods = trend_periods(period);
-    let now = trend_values(store, policy, council, &periods, kpi, as_of).await?;
+    let now = trend_values(store, policy, council, &periods, kpi, reads.now).await?;
     // Periods the previous pack could have reported complete: those ended
     // before its as-of day.
-    let then = match previous_as_of {
-        Some(previous) => {
+    let then = match reads.previous {
+        Some((previous, source)) => {
             let previous_day = DateTime::<Utc>::from_timestamp(previous.0, 0)
                 .map(local_date)
                 .unwrap_or(NaiveDate::MIN);
@@ -613,7 +687,7 @@ async fn trend(
                 .copied()
                 .filter(|p| p.last_day() < previous_day)
                 .collect();
-            let values = trend_values(store, policy, council, &reported, kpi, previous).await?;
+            let values = trend_values(store, policy, council, &reported, kpi, source).await?;
             reported.into_iter().zip(values).collect()
         }
         None => Vec::new(),
@@ -674,6 +748,7 @@ async fn coverage(
     council: &CouncilCode,
     period: Period,
     as_of: CutOff,
+    source: Source,
 ) -> Result<Coverage, ReportError> {
     let as_of_day = DateTime::<Utc>::from_timestamp(as_of.0, 0)
         .map(local_date)
@@ -687,12 +762,7 @@ async fn coverage(
     }
     let filter = CellFilter::new(council.clone(), period.first_day(), covered_to);
     let cells = store
-        .contact_cells(
-            &filter,
-            Bucket::Day,
-            Keys::default(),
-            Source::RawAsOf(as_of),
-        )
+        .contact_cells(&filter, Bucket::Day, Keys::default(), source)
         .await?;
     let mut days: Vec<NaiveDate> = cells
         .iter()

@@ -10,9 +10,9 @@
 //! column another expression of the query reads (hence `all_contacts`).
 
 use crate::connection::{Store, StoreError};
-use crate::instants::{CutOff, IngestedUpTo};
+use crate::instants::{CutOff, IngestedUpTo, SettledMonths};
 use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,39 @@ pub enum Source {
     /// The raw tables as they stood at a cut-off: only rows ingested by
     /// then, so a report regenerated later gives the same figures.
     RawAsOf(CutOff),
+    /// The same figures as `RawAsOf`, read from the rollups when every UTC
+    /// month a query reads is settled (nothing ingested into it after the
+    /// cut-off, nothing dropped by retention), else from the raw tables.
+    AsOf(CutOff, SettledMonths),
+}
+
+/// What one query reads: a rollup, or the raw rows (all, or up to a cut-off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    Rollup,
+    Raw,
+    RawAsOf(CutOff),
+}
+
+impl Source {
+    /// What a query over `filter`'s days (with the margin of local days in
+    /// UTC) reads: `AsOf` is the rollup when every month of them is settled.
+    pub(crate) fn for_days(self, filter: &CellFilter) -> Read {
+        match self {
+            Source::Rollup => Read::Rollup,
+            Source::Raw => Read::Raw,
+            Source::RawAsOf(cut_off) => Read::RawAsOf(cut_off),
+            Source::AsOf(cut_off, settled) => {
+                let (start, end) = utc_days(filter);
+                let month = |day: NaiveDate| day.year().max(0) as u32 * 100 + day.month();
+                if settled.cover(month(start), month(end)) {
+                    Read::Rollup
+                } else {
+                    Read::RawAsOf(cut_off)
+                }
+            }
+        }
+    }
 }
 
 /// The council, the local days (both inclusive) and optional filters.
@@ -456,6 +489,14 @@ impl Sql {
 /// UTC bounds wide enough to hold every instant of the local days (London is
 /// never more than a day away from UTC), for the raw tables' primary key.
 fn utc_margin(filter: &CellFilter) -> (String, String) {
+    let (start, end) = utc_days(filter);
+    (format!("{start} 00:00:00"), format!("{end} 00:00:00"))
+}
+
+/// The UTC days whose instants `utc_margin` reads: a local day's contacts
+/// lie within the UTC day before it, itself and the day after; the end is
+/// exclusive (its midnight).
+fn utc_days(filter: &CellFilter) -> (NaiveDate, NaiveDate) {
     let start = filter
         .from
         .checked_sub_days(Days::new(1))
@@ -464,7 +505,7 @@ fn utc_margin(filter: &CellFilter) -> (String, String) {
         .to
         .checked_add_days(Days::new(2))
         .unwrap_or(filter.to);
-    (format!("{start} 00:00:00"), format!("{end} 00:00:00"))
+    (start, end)
 }
 
 const CONTACT_RAW: &str = "(SELECT
@@ -519,16 +560,16 @@ const WAIT_RAW: &str = "(SELECT
 
 /// `FROM` with its bound values: the rollup table, or the raw subquery.
 fn from(sql: &mut Sql, source: Source, rollup: &str, raw: &str, filter: &CellFilter) {
-    match source {
-        Source::Rollup => sql.push(&format!(" FROM {rollup}"), []),
-        Source::Raw => {
+    match source.for_days(filter) {
+        Read::Rollup => sql.push(&format!(" FROM {rollup}"), []),
+        Read::Raw => {
             let (start, end) = utc_margin(filter);
             sql.push(
                 &format!(" FROM {raw})"),
                 [filter.council.to_string(), start, end],
             );
         }
-        Source::RawAsOf(CutOff(at)) => {
+        Read::RawAsOf(CutOff(at)) => {
             let (start, end) = utc_margin(filter);
             // Unix seconds, so the server's time zone plays no part.
             sql.push(

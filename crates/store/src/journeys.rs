@@ -11,10 +11,13 @@
 //! *basis*). A later request counts the contacts per day (one cheap query)
 //! and reuses every kept day whose basis is unchanged; a contact stored
 //! since, in any day that could change the day's journeys, changes its
-//! basis, so that day is judged again. Only the rollup source is kept:
-//! the raw sources (packs "as of" an instant) always judge afresh.
+//! basis, so that day is judged again. A day is kept and reused only
+//! where it is settled at the instant judged at, so a report as of an
+//! earlier cut-off judges afresh the days still open then. The rollup
+//! source is kept, and `AsOf` where it reads the rollups; the raw sources
+//! always judge afresh.
 
-use crate::cells::{Bucket, CellFilter, JourneyCell, Keys, Source};
+use crate::cells::{Bucket, CellFilter, JourneyCell, Keys, Read, Source};
 use crate::connection::{Store, StoreError};
 use chrono::{Days, NaiveDate};
 use clickhouse::Row;
@@ -98,11 +101,6 @@ impl Store {
         window_days: u32,
         judged_at: i64,
     ) -> Result<Vec<JourneyCell>, StoreError> {
-        if source != Source::Rollup {
-            return self
-                .judge_journeys(filter, bucket, keys, source, window_days, judged_at)
-                .await;
-        }
         let reach = Days::new(u64::from(window_days) + 1);
         let (Some(scan_from), Some(scan_to)) = (
             filter.from.checked_sub_days(reach),
@@ -112,6 +110,12 @@ impl Store {
                 .judge_journeys(filter, bucket, keys, source, window_days, judged_at)
                 .await;
         };
+        let scan = CellFilter::new(filter.council.clone(), scan_from, scan_to);
+        if source.for_days(&scan) != Read::Rollup {
+            return self
+                .judge_journeys(filter, bucket, keys, source, window_days, judged_at)
+                .await;
+        }
         let per_day: BTreeMap<NaiveDate, u64> = self
             .query(&format!(
                 "SELECT day, sum(contacts) AS contacts FROM {}
@@ -142,7 +146,9 @@ impl Store {
             while day <= filter.to {
                 let now = basis(day);
                 match council.and_then(|council| council.get(&day)) {
-                    Some(found) if found.basis == now => days.push((day, found.cells.clone())),
+                    Some(found) if found.basis == now && settled(day, window_days, judged_at) => {
+                        days.push((day, found.cells.clone()))
+                    }
                     _ => missing.push((day, now)),
                 }
                 let Some(next) = day.succ_opt() else { break };
@@ -165,7 +171,14 @@ impl Store {
             }
             let run = CellFilter::new(filter.council.clone(), missing[start].0, missing[end].0);
             let cells = self
-                .judge_journeys(&run, Bucket::Day, every, source, window_days, judged_at)
+                .judge_journeys(
+                    &run,
+                    Bucket::Day,
+                    every,
+                    Source::Rollup,
+                    window_days,
+                    judged_at,
+                )
                 .await?;
             for &(day, day_basis) in &missing[start..=end] {
                 let of_day = cells
