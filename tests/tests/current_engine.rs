@@ -474,7 +474,10 @@ async fn reports_as_of_a_cut_off_read_settled_months_from_the_rollups_on_both_en
         late[0].event_id = "stored-after-the-cut-off".into();
         late[0].occurred_at = u32::try_from(at("2025-06-15T12:00:00Z").timestamp())?;
         late[0].ingested_at = u32::try_from(cut_off.0 + 3_600)?;
+        let version = store.data_version().await?;
+        assert_eq!(store.data_version().await?, version);
         store.insert_contacts(&mut late, Fencing::Off).await?;
+        assert_ne!(store.data_version().await?, version, "a write changes it");
         let now = store.settled_months(COUNCIL, cut_off, last).await?;
         assert_ne!(now, settled);
         assert!(!now.cover(202506, 202506), "{now:?}");

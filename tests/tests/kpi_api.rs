@@ -552,6 +552,22 @@ impl Api {
         Ok(body)
     }
 
+    /// The API's count of answers with `outcome` (`kept` or `computed`).
+    async fn answers(&self, outcome: &str) -> Result<f64> {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(channelshift_tests::process::metric_sum(
+            &text,
+            channelshift_api::answers::ANSWERS,
+            &[("outcome", outcome)],
+        ))
+    }
+
     async fn stop(self) -> Result<()> {
         self.server.stop().await
     }
@@ -732,6 +748,64 @@ async fn take_up_counts_assisted_digital_as_digital_unless_configured_to_the_201
 
     gds_2014.stop().await?;
     current.stop().await?;
+    ingest.stop().await?;
+    scope.drop_database().await?;
+    Ok(())
+}
+
+/// An answer is given again while nothing is written to the store, and
+/// computed afresh once anything is: a lookup loaded (as `load-imd` does) as
+/// much as a batch stored by ingest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_is_kept_until_anything_is_written_to_the_store() -> Result<()> {
+    let scope = Scope::new("kpi-kept");
+    let contacts: Vec<Contact> = contact(MAY_14, "web").times(20);
+    let ingest = ingest(&scope, &contacts, &[]).await?;
+    let api = Api::start(&scope, 10).await?;
+    let may = "from=2025-05-14&to=2025-05-14";
+    let scorecard = "period=quarter&date=2025-05-14";
+    let body = api.kpi("digital-take-up", may).await?;
+    assert_rate(only_row(&body), (20, 20));
+    let card = api.scorecard(scorecard).await?;
+    assert_eq!(api.answers("computed").await?, 2.0);
+    assert_eq!(api.answers("kept").await?, 0.0);
+    assert_eq!(api.kpi("digital-take-up", may).await?, body);
+    assert_eq!(api.scorecard(scorecard).await?, card);
+    assert_eq!(
+        api.answers("kept").await?,
+        2.0,
+        "both asked again, unchanged"
+    );
+    // Another question is computed.
+    let whole_may = api
+        .kpi("digital-take-up", "from=2025-05-01&to=2025-05-31")
+        .await?;
+    assert_rate(only_row(&whole_may), (20, 20));
+    assert_eq!(api.answers("computed").await?, 3.0);
+
+    // A deprivation decile written directly: the same figures, computed again.
+    let store = scope.store().await?;
+    store
+        .client()
+        .query(&format!(
+            "INSERT INTO {} (lsoa, imd_decile, load) VALUES ('E01000001', 3, 1)",
+            store.rollup("lsoa_imd")
+        ))
+        .execute()
+        .await?;
+    assert_eq!(api.kpi("digital-take-up", may).await?, body);
+    assert_eq!(api.answers("computed").await?, 4.0);
+    assert_eq!(api.answers("kept").await?, 2.0);
+
+    // One more web transaction and a phone call, through ingest.
+    let more = vec![contact(MAY_14, "web"), contact(MAY_14, "phone")];
+    produce_and_wait(&scope, "more", &more, &[], (contacts.len() + 2, 0)).await?;
+    let body = api.kpi("digital-take-up", may).await?;
+    assert_rate(only_row(&body), (21, 22));
+    assert_ne!(api.scorecard(scorecard).await?, card);
+    assert_eq!(api.answers("kept").await?, 2.0);
+
+    api.stop().await?;
     ingest.stop().await?;
     scope.drop_database().await?;
     Ok(())

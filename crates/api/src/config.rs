@@ -93,6 +93,9 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// The largest request body (413 beyond); no route takes one.
     pub max_body_bytes: usize,
+    /// How long a KPI or scorecard answer is given again to the same
+    /// question while ingest stores nothing new (0: never; see answers.rs).
+    pub answer_cache_seconds: u64,
 }
 
 impl Default for ServerLimits {
@@ -102,6 +105,7 @@ impl Default for ServerLimits {
             request_timeout_ms: 120_000,
             max_header_bytes: 64 * 1024,
             max_body_bytes: 16 * 1024,
+            answer_cache_seconds: 60,
         }
     }
 }

@@ -2,13 +2,14 @@
 //! dates, per period and per group. Parameters become domain values first
 //! (`request`); the figures are the reports crate's, from the rollups.
 
+use crate::answers::Answer;
 use crate::cancel::RequestQueries;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, KpiQuery};
 use crate::request;
 use crate::AppState;
 use axum::extract::{Path, RawQuery, State};
-use axum::Json;
+use axum::response::Response;
 use channelshift_kpi::catalogue::{Kpi, Unit};
 use channelshift_reports::as_of;
 use channelshift_reports::compute::compute;
@@ -51,7 +52,7 @@ pub async fn get_kpi(
     State(state): State<AppState>,
     Path(kpi): Path<String>,
     RawQuery(params): RawQuery,
-) -> Result<Json<KpiResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let kpi: Kpi = kpi.parse().map_err(|_| {
         let known: Vec<&str> = Kpi::ALL.iter().map(|kpi| kpi.as_str()).collect();
         ApiError::NotFound(format!(
@@ -60,6 +61,7 @@ pub async fn get_kpi(
         ))
     })?;
     let spec = kpi.spec();
+    let question = format!("kpi/{kpi}?{}", params.as_deref().unwrap_or_default());
     let params: KpiQuery = query::parse(params.as_deref())?;
     let request = request::kpi_request(&params, kpi)?;
     let policy = state.councils.policy(&request.filter.council)?;
@@ -67,20 +69,28 @@ pub async fn get_kpi(
     let answer = async {
         // Read before the figures: they then include at least everything up to it.
         let latest = queries.store.latest_ingest().await?;
+        let version = queries.store.data_version().await?;
+        if let Some(kept) = state.answers.get(&question, version) {
+            return Ok(Answer::Kept(kept));
+        }
         let report = compute(&queries.store, &policy, kpi, &request, Source::Rollup).await?;
-        Ok::<_, ApiError>((latest, report))
+        Ok::<_, ApiError>(Answer::Computed(version, (latest, report)))
     }
     .await;
     // An answer or an error: either way no query of it runs on.
     queries.answered();
-    let (latest, report) = answer?;
+    let (version, (latest, report)) = match answer? {
+        Answer::Computed(version, computed) => (version, computed),
+        Answer::Kept(kept) => return Ok(kept),
+    };
     request::bounded_answer(report.rows.len(), request.periods.len())?;
-    Ok(Json(KpiResponse {
+    let response = KpiResponse {
         kpi,
         unit: spec.unit,
         definition: spec.definition,
         as_of: as_of(latest),
         notes: report.notes,
         rows: report.rows,
-    }))
+    };
+    state.answers.answer(question, version, &response)
 }

@@ -3,6 +3,7 @@
 //! in-process; `serve` serves it within the configured limits; `run` wires
 //! both to the configuration.
 
+pub mod answers;
 pub mod auth;
 pub mod cancel;
 pub mod config;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub packs: pack::Renderer,
     /// The reporting calendar, for a pack's previous as-of.
     pub calendar: Arc<Calendar>,
+    /// KPI and scorecard answers, given again while ingest stores nothing new.
+    pub answers: Arc<answers::Answers<channelshift_store::DataVersion>>,
 }
 
 impl AppState {
@@ -69,6 +72,9 @@ impl AppState {
             councils: Arc::new(councils),
             packs,
             calendar: Arc::new(calendar),
+            answers: Arc::new(answers::Answers::new(std::time::Duration::from_secs(
+                config.server.answer_cache_seconds,
+            ))?),
         })
     }
 }
@@ -83,6 +89,7 @@ pub fn router(
     limits: &ServerLimits,
 ) -> Result<Router> {
     let request_metrics = metrics::RequestMetrics::register(registry)?;
+    state.answers.register(registry)?;
     let api = Router::new()
         .route(openapi::KPI_ROUTE, get(kpi::get_kpi))
         .route(openapi::SCORECARD_ROUTE, get(scorecard::get_scorecard))

@@ -3,13 +3,14 @@
 //! the same period last year, and how much of the period the data covers
 //! (computed by the reports crate, from the rollups).
 
+use crate::answers::Answer;
 use crate::cancel::RequestQueries;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, ScorecardQuery};
 use crate::request;
 use crate::AppState;
 use axum::extract::{RawQuery, State};
-use axum::Json;
+use axum::response::Response;
 use channelshift_kpi::period::{local_date, PeriodKind};
 use channelshift_reports::scorecard::{report_period, scorecard, Scorecard, REPORT_PERIODS};
 use channelshift_store::Source;
@@ -37,7 +38,7 @@ pub(crate) fn period_kind(value: Option<&String>) -> Result<PeriodKind, ApiError
 pub async fn get_scorecard(
     State(state): State<AppState>,
     RawQuery(params): RawQuery,
-) -> Result<Json<Scorecard>, ApiError> {
+) -> Result<Response, ApiError> {
     let params: ScorecardQuery = query::parse(params.as_deref())?;
     let council = request::council(params.council.as_ref())?;
     let kind = period_kind(params.period.as_ref())?;
@@ -46,17 +47,31 @@ pub async fn get_scorecard(
         None => local_date(Utc::now()),
     };
     let policy = state.councils.policy(&council)?;
+    // The date resolved: a question without one changes at midnight.
+    let question = format!("scorecard/{council}/{kind:?}/{date}");
     let queries = RequestQueries::new(&state.store);
-    let answer = scorecard(
-        &queries.store,
-        &policy,
-        &council,
-        kind,
-        date,
-        Source::Rollup,
-    )
+    let answer = async {
+        // Read before the figures: an answer is kept at the version it saw.
+        let version = queries.store.data_version().await?;
+        if let Some(kept) = state.answers.get(&question, version) {
+            return Ok(Answer::Kept(kept));
+        }
+        let card = scorecard(
+            &queries.store,
+            &policy,
+            &council,
+            kind,
+            date,
+            Source::Rollup,
+        )
+        .await?;
+        Ok::<_, ApiError>(Answer::Computed(version, card))
+    }
     .await;
     // An answer or an error: either way no query of it runs on.
     queries.answered();
-    Ok(Json(answer?))
+    match answer? {
+        Answer::Computed(version, card) => state.answers.answer(question, version, &card),
+        Answer::Kept(kept) => Ok(kept),
+    }
 }

@@ -939,6 +939,15 @@ struct DayCount {
     days: u64,
 }
 
+/// The parts of the store's tables: how many, their rows, and when the
+/// latest was written (see [`Store::data_version`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Row, Deserialize)]
+pub struct DataVersion {
+    parts: u64,
+    rows: u64,
+    modified: u32,
+}
+
 impl Store {
     /// When ingest last stored a batch (Unix seconds), from its checkpoints:
     /// every figure includes everything ingested up to then.
@@ -950,6 +959,23 @@ impl Store {
             .fetch_one::<Latest>()
             .await?;
         Ok((latest.rows > 0).then_some(IngestedUpTo(i64::from(latest.at))))
+    }
+
+    /// What the store's two databases hold, as the server's parts describe
+    /// it: any write (ingest's batches, a rollup rebuilt, a lookup loaded, a
+    /// month dropped, a merge) changes it, so an answer computed at one
+    /// version holds while the version is unchanged.
+    pub async fn data_version(&self) -> Result<DataVersion, StoreError> {
+        Ok(self
+            .query(
+                "SELECT count() AS parts, toUInt64(sum(rows)) AS rows, \
+                 toUInt32(max(modification_time)) AS modified \
+                 FROM system.parts WHERE active AND (database = ? OR database = ?)",
+            )
+            .bind(self.database())
+            .bind(self.rollups_database())
+            .fetch_one::<DataVersion>()
+            .await?)
     }
 
     /// How many local days from `from` to `to` (inclusive) have any contact.

@@ -24,8 +24,8 @@ mod rows;
 
 pub use audit::{Duplicate, DuplicateTotals, Record, StoredKey};
 pub use cells::{
-    Area, AreaCell, Bucket, CellFilter, ContactCell, JourneyCell, Keys, SatisfactionCell, Source,
-    WaitCell,
+    Area, AreaCell, Bucket, CellFilter, ContactCell, DataVersion, JourneyCell, Keys,
+    SatisfactionCell, Source, WaitCell,
 };
 pub use checkpoints::Checkpoint;
 pub use connection::{rollups_database, ClickHouseConfig, QueryLimits, Store, StoreError};

@@ -1,0 +1,159 @@
+//! Answers kept for a short while. Dashboards and scorecards ask the same
+//! questions at every refresh; while nothing has been written to the store,
+//! the figures cannot have changed, except through time itself (a journey's
+//! repeat window closing). So an answer is kept with the store's data
+//! version (its tables' parts: any insert, rebuild, load, drop or merge
+//! changes it), and given again to the same question while the version is
+//! unchanged and for at most `server.answer_cache_seconds` (0 keeps
+//! nothing). While ingest stores batches every few seconds, nearly every
+//! question is computed afresh.
+
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use prometheus::{IntCounterVec, Opts, Registry};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A question's answer: kept from earlier, or computed now (with the data
+/// version read before it was).
+pub enum Answer<V, T> {
+    Kept(Response),
+    Computed(V, T),
+}
+
+pub const ANSWERS: &str = "channelshift_api_answers_total";
+
+/// Answers kept at most; past it the cache starts afresh.
+const MAX_ANSWERS: usize = 1_000;
+
+/// One answer: its JSON body, when it was computed and the data version
+/// read before.
+struct Kept<V> {
+    version: V,
+    at: Instant,
+    body: Bytes,
+}
+
+/// Answers by question (the route and its query string), each with the
+/// data version `V` it was computed at (`channelshift_store::DataVersion`).
+pub struct Answers<V> {
+    keep_for: Duration,
+    kept: Mutex<HashMap<String, Kept<V>>>,
+    /// `channelshift_api_answers_total{outcome="kept"|"computed"}`.
+    outcomes: IntCounterVec,
+}
+
+impl<V: PartialEq> Answers<V> {
+    pub fn new(keep_for: Duration) -> prometheus::Result<Self> {
+        Ok(Self {
+            keep_for,
+            kept: Mutex::new(HashMap::new()),
+            outcomes: IntCounterVec::new(
+                Opts::new(
+                    ANSWERS,
+                    "KPI and scorecard answers, kept from earlier or computed",
+                ),
+                &["outcome"],
+            )?,
+        })
+    }
+
+    /// Counts answers in `registry`.
+    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.outcomes.clone()))
+    }
+
+    /// The answer kept for `question`, if the data version is still the one
+    /// it was computed at and it is not older than the time answers are kept.
+    pub fn get(&self, question: &str, version: V) -> Option<Response> {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let answer = kept
+            .get(question)
+            .filter(|answer| answer.version == version && answer.at.elapsed() < self.keep_for)
+            .map(|answer| json(answer.body.clone()));
+        if answer.is_some() {
+            self.outcomes.with_label_values(&["kept"]).inc();
+        }
+        answer
+    }
+
+    /// `answer` as the response, kept for `question` with `version` (read
+    /// before the answer was computed).
+    pub fn answer<T: Serialize>(
+        &self,
+        question: String,
+        version: V,
+        answer: &T,
+    ) -> Result<Response, ApiError> {
+        let body =
+            Bytes::from(serde_json::to_vec(answer).map_err(|error| {
+                ApiError::Internal(format!("answer not serialisable: {error}"))
+            })?);
+        self.outcomes.with_label_values(&["computed"]).inc();
+        if !self.keep_for.is_zero() {
+            let mut kept = self
+                .kept
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if kept.len() >= MAX_ANSWERS {
+                kept.clear();
+            }
+            kept.insert(
+                question,
+                Kept {
+                    version,
+                    at: Instant::now(),
+                    body: body.clone(),
+                },
+            );
+        }
+        Ok(json(body))
+    }
+}
+
+fn json(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> Vec<u8> {
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("an in-memory body")
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_given_again_until_ingest_stores_more_or_it_is_too_old() {
+        let answers = Answers::new(Duration::from_millis(200)).expect("metric");
+        let stored = 1_000;
+        assert!(answers.get("q", stored).is_none());
+        let first = answers
+            .answer("q".into(), stored, &vec![1, 2])
+            .expect("JSON");
+        assert_eq!(body_of(first).await, b"[1,2]");
+        let again = answers.get("q", stored).expect("kept");
+        assert_eq!(body_of(again).await, b"[1,2]");
+        assert!(answers.get("another", stored).is_none());
+        assert!(answers.get("q", 1_001).is_none(), "ingest stored more");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(answers.get("q", stored).is_none(), "too old");
+    }
+
+    #[test]
+    fn with_no_time_to_keep_nothing_is_kept() {
+        let answers = Answers::new(Duration::ZERO).expect("metric");
+        answers.answer("q".into(), 7, &1).expect("JSON");
+        assert!(answers.get("q", 7).is_none());
+    }
+}
