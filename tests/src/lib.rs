@@ -415,6 +415,17 @@ pub async fn start_api_for_councils(
     kpi: KpiSettings,
     councils: channelshift_api::config::CouncilBlocks,
 ) -> Result<(String, Running)> {
+    start_api_configured(scope, kpi, councils, ServerLimits::default()).await
+}
+
+/// The API in-process as [`start_api_for_councils`] starts it, with
+/// `server` as its `[server]` section.
+pub async fn start_api_configured(
+    scope: &Scope,
+    kpi: KpiSettings,
+    councils: channelshift_api::config::CouncilBlocks,
+    server: ServerLimits,
+) -> Result<(String, Running)> {
     let config = ApiConfig {
         councils,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -424,7 +435,7 @@ pub async fn start_api_for_councils(
             revoked_sha256: Vec::new(),
         },
         kpi,
-        server: ServerLimits::default(),
+        server,
         query: channelshift_store::QueryLimits::default(),
         packs: PacksConfig {
             binary: Some(process::packs_binary()?),
@@ -443,14 +454,7 @@ pub async fn start_api_for_councils(
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        channelshift_api::serve(
-            listener,
-            app,
-            &ServerLimits::default(),
-            None,
-            stop.requested(),
-        )
-        .await;
+        channelshift_api::serve(listener, app, &config.server, None, stop.requested()).await;
         Ok(())
     });
     Ok((format!("http://{address}"), Running { trigger, task }))
