@@ -17,6 +17,7 @@ pub const INSERTS: &str = "channelshift_ingest_inserts_total";
 pub const WRITE_ERRORS: &str = "channelshift_ingest_write_errors_total";
 pub const BATCH_ROWS: &str = "channelshift_ingest_batch_rows";
 pub const INSERT_SECONDS: &str = "channelshift_ingest_insert_duration_seconds";
+pub const STEP_SECONDS: &str = "channelshift_ingest_step_duration_seconds";
 pub const LAST_INSERT: &str = "channelshift_ingest_last_insert_timestamp_seconds";
 pub const EVENT_AGE: &str = "channelshift_ingest_event_age_seconds";
 pub const CONSUMER_LAG: &str = "channelshift_ingest_consumer_lag_messages";
@@ -40,6 +41,11 @@ pub struct IngestMetrics {
     pub write_errors: IntCounterVec,
     pub batch_rows: Histogram,
     pub insert_seconds: Histogram,
+    /// Time per step of a batch: `receive` (reading and decoding its
+    /// messages, from the first), `lookup` (its ids in the index), `insert`
+    /// (staged, moved, indexed), `claim`, `fence_check`, `dead_letters`,
+    /// `checkpoint`, `commit`.
+    pub step_seconds: HistogramVec,
     pub last_insert: Gauge,
     pub event_age: HistogramVec,
     pub consumer_lag: IntGaugeVec,
@@ -52,6 +58,13 @@ pub struct IngestMetrics {
 }
 
 impl IngestMetrics {
+    /// Records the time since `started` for `step` (see `step_seconds`).
+    pub fn step(&self, step: &str, started: std::time::Instant) {
+        self.step_seconds
+            .with_label_values(&[step])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let counter =
             |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
@@ -111,6 +124,16 @@ impl IngestMetrics {
              writing it: the server refused its rows there, left to the new owner",
         )?;
         registry.register(Box::new(fenced.clone()))?;
+        let step_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                STEP_SECONDS,
+                "Time per step of a batch (receive, lookup, insert, claim, fence_check, \
+                 dead_letters, checkpoint, commit): where ingest spends its time",
+            )
+            .buckets(exponential_buckets(0.001, 2.0, 16)?),
+            &["step"],
+        )?;
+        registry.register(Box::new(step_seconds.clone()))?;
         Ok(Self {
             consumed: counter(CONSUMED, "Messages read from Kafka", &["topic"])?,
             inserted: counter(INSERTED, "Rows written to ClickHouse", &["table"])?,
@@ -154,6 +177,7 @@ impl IngestMetrics {
                 "Time to write one batch to ClickHouse",
                 exponential_buckets(0.001, 2.0, 16)?,
             )?,
+            step_seconds,
             last_insert,
             event_age,
             consumer_lag,

@@ -299,6 +299,7 @@ impl Pipeline {
         let max_wait = self.config.batch.max_wait();
         let mut batch = Batch::default();
         let mut deadline: Option<Instant> = None;
+        let mut first = Instant::now();
         loop {
             self.health.beat("consumer", STALL_AFTER);
             let wait = match deadline {
@@ -307,6 +308,7 @@ impl Pipeline {
                 None => Duration::from_secs(1),
             };
             if deadline.is_some() && wait.is_zero() {
+                self.metrics.step("receive", first);
                 return batch;
             }
             self.reclaim_lost().await;
@@ -314,7 +316,10 @@ impl Pipeline {
                 received = tokio::time::timeout(wait, self.consumer.recv()) => {
                     if let Ok(received) = received {
                         if self.receive(&mut batch, received) {
-                            deadline.get_or_insert_with(|| Instant::now() + max_wait);
+                            deadline.get_or_insert_with(|| {
+                                first = Instant::now();
+                                first + max_wait
+                            });
                         }
                     }
                     self.release_revoked(&mut batch);
@@ -322,6 +327,7 @@ impl Pipeline {
                         deadline = None;
                     }
                     if batch.is_full(self.config.batch.max_rows, self.config.batch.max_bytes) {
+                        self.metrics.step("receive", first);
                         return batch;
                     }
                 }
@@ -538,7 +544,9 @@ impl Pipeline {
         }
         self.consumer.context().settle(&batch.offsets);
         self.consumer.context().progressed(batch.offsets.keys());
+        let started = Instant::now();
         self.commit(&batch.offsets);
+        self.metrics.step("commit", started);
         self.metrics.buffered.set(0);
         Ok(())
     }
@@ -574,9 +582,11 @@ impl Pipeline {
             .await
             .inspect_err(|_| failed("stop_abandoned", "clickhouse"))?;
         if self.fencing == Fencing::On {
+            let started = Instant::now();
             self.claim_assigned(store)
                 .await
                 .inspect_err(|_| failed("claim", "clickhouse"))?;
+            self.metrics.step("claim", started);
         }
         if !batch.rows_written {
             let started = Instant::now();
@@ -613,19 +623,25 @@ impl Pipeline {
             // if the partition was claimed before. Rows of a partition claimed
             // meanwhile may or may not be stored: neither their dead letters
             // nor their checkpoint are this replica's to write.
+            let started = Instant::now();
             self.drop_lost(batch, store)
                 .await
                 .inspect_err(|_| failed("fence_check", "clickhouse"))?;
+            self.metrics.step("fence_check", started);
         }
+        let started = Instant::now();
         self.dead_letters
             .send_all(&mut batch.dead_letters)
             .await
             .inspect_err(|_| failed("dead_letters", "kafka"))?;
+        self.metrics.step("dead_letters", started);
+        let started = Instant::now();
         store
             .save_checkpoints(&batch.checkpoints())
             .await
             .context("saving checkpoints")
             .inspect_err(|_| failed("checkpoint", "clickhouse"))?;
+        self.metrics.step("checkpoint", started);
         self.health.set("clickhouse", true);
         Ok(())
     }

@@ -87,7 +87,9 @@ impl RowSink {
         now: u32,
         fences: &HashMap<i32, u64>,
     ) -> Result<Vec<Refused>> {
+        let started = std::time::Instant::now();
         self.drop_stored(rows, suspect, fences).await?;
+        self.metrics.step("lookup", started);
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -97,7 +99,10 @@ impl RowSink {
             let fence = fences.get(&row.position().partition).copied().unwrap_or(0);
             row.stamp(now, fence);
         }
-        match self.insert_and_index(rows).await {
+        let started = std::time::Instant::now();
+        let inserted = self.insert_and_index(rows).await;
+        self.metrics.step("insert", started);
+        match inserted {
             Ok(()) => Ok(Vec::new()),
             Err(error) if error.is_permanent() => {
                 tracing::warn!(
