@@ -660,6 +660,25 @@ async fn ingest_and_reconcile_statements_answer_the_same_on_both_engines() -> Re
                 store.rollup_total(Record::Satisfaction).await?
             ),
         ));
+        // A whole batch of ids in one lookup (its text past the server's
+        // default 256 KiB limit on a query): the same ids found by each
+        // lookup, on each engine (ev-0 to ev-1999 and history ids).
+        let batch: Vec<String> = (0..50_000).map(|i| format!("ev-{i}")).collect();
+        let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let indexed = sorted(store.existing_ids(Record::Contact, COUNCIL, &batch).await?);
+        assert!(indexed.len() >= 2_000, "{}", indexed.len());
+        assert_eq!(
+            sorted(
+                store
+                    .existing_raw_ids(Record::Contact, COUNCIL, &batch, 0, u32::MAX)
+                    .await?
+            ),
+            indexed
+        );
+        assert_eq!(
+            sorted(store.raw_ids(Record::Contact, COUNCIL, &batch).await?),
+            indexed
+        );
         // The index of ids found in raw rows only, and a duplicate to find.
         // Re-indexing under a fence the partition has since moved past
         // writes nothing; under the current one, or unfenced, it writes.
@@ -714,7 +733,8 @@ async fn ingest_and_reconcile_statements_answer_the_same_on_both_engines() -> Re
             .execute()
             .await?;
         found.push(format!(
-            "{:?} {:?} {:?}",
+            "{} of a batch of 50,000 found; {:?} {:?} {:?}",
+            indexed.len(),
             store.id_index_rows(Record::Contact).await?,
             store.duplicate_totals(Record::Contact).await?,
             store.duplicate_examples(Record::Contact, 5).await?

@@ -222,9 +222,10 @@ impl Store {
         ids: &[&str],
     ) -> Result<HashSet<String>, StoreError> {
         let sql = format!(
-            "SELECT DISTINCT {id} AS id FROM {table} WHERE council = ? AND {id} IN ?",
+            "SELECT DISTINCT {id} AS id FROM {table} WHERE council = ? AND {id}{IN_IDS}",
             id = record.id_column(),
-            table = record.table()
+            table = record.table(),
+            IN_IDS = crate::queries::IN_IDS,
         );
         self.ids_found(ids, || self.client.query(&sql).bind(council))
             .await
