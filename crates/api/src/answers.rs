@@ -6,7 +6,8 @@
 //! changes it), and given again to the same question while the version is
 //! unchanged and for at most `server.answer_cache_seconds` (0 keeps
 //! nothing). While ingest stores batches every few seconds, nearly every
-//! question is computed afresh.
+//! question is computed afresh. Where the version cannot be read (a
+//! ClickHouse user that may not read `system.parts`), nothing is kept.
 
 use crate::error::ApiError;
 use axum::body::Bytes;
@@ -15,14 +16,15 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A question's answer: kept from earlier, or computed now (with the data
-/// version read before it was).
+/// version read before it was, if it could be).
 pub enum Answer<V, T> {
     Kept(Response),
-    Computed(V, T),
+    Computed(Option<V>, T),
 }
 
 pub const ANSWERS: &str = "channelshift_api_answers_total";
@@ -45,6 +47,8 @@ pub struct Answers<V> {
     kept: Mutex<HashMap<String, Kept<V>>>,
     /// `channelshift_api_answers_total{outcome="kept"|"computed"}`.
     outcomes: IntCounterVec,
+    /// Whether a data version that could not be read has been logged.
+    unversioned_logged: AtomicBool,
 }
 
 impl<V: PartialEq> Answers<V> {
@@ -59,7 +63,26 @@ impl<V: PartialEq> Answers<V> {
                 ),
                 &["outcome"],
             )?,
+            unversioned_logged: AtomicBool::new(false),
         })
+    }
+
+    /// The data version as read (`Err`: it could not be, so answers are
+    /// computed and not kept; logged once).
+    pub fn version<E: std::fmt::Display>(&self, read: Result<V, E>) -> Option<V> {
+        match read {
+            Ok(version) => Some(version),
+            Err(error) => {
+                if !self.unversioned_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        %error,
+                        "the store's data version (system.parts) cannot be read: every KPI \
+                         and scorecard answer is computed afresh"
+                    );
+                }
+                None
+            }
+        }
     }
 
     /// Counts answers in `registry`.
@@ -69,14 +92,15 @@ impl<V: PartialEq> Answers<V> {
 
     /// The answer kept for `question`, if the data version is still the one
     /// it was computed at and it is not older than the time answers are kept.
-    pub fn get(&self, question: &str, version: V) -> Option<Response> {
+    pub fn get(&self, question: &str, version: Option<&V>) -> Option<Response> {
+        let version = version?;
         let kept = self
             .kept
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let answer = kept
             .get(question)
-            .filter(|answer| answer.version == version && answer.at.elapsed() < self.keep_for)
+            .filter(|answer| answer.version == *version && answer.at.elapsed() < self.keep_for)
             .map(|answer| json(answer.body.clone()));
         if answer.is_some() {
             self.outcomes.with_label_values(&["kept"]).inc();
@@ -85,11 +109,11 @@ impl<V: PartialEq> Answers<V> {
     }
 
     /// `answer` as the response, kept for `question` with `version` (read
-    /// before the answer was computed).
+    /// before the answer was computed; not kept without one).
     pub fn answer<T: Serialize>(
         &self,
         question: String,
-        version: V,
+        version: Option<V>,
         answer: &T,
     ) -> Result<Response, ApiError> {
         let body =
@@ -97,7 +121,7 @@ impl<V: PartialEq> Answers<V> {
                 ApiError::Internal(format!("answer not serialisable: {error}"))
             })?);
         self.outcomes.with_label_values(&["computed"]).inc();
-        if !self.keep_for.is_zero() {
+        if let Some(version) = version.filter(|_| !self.keep_for.is_zero()) {
             let mut kept = self
                 .kept
                 .lock()
@@ -134,26 +158,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_answer_is_given_again_until_ingest_stores_more_or_it_is_too_old() {
+    async fn an_answer_is_given_again_until_the_data_version_changes_or_it_is_too_old() {
         let answers = Answers::new(Duration::from_millis(200)).expect("metric");
         let stored = 1_000;
-        assert!(answers.get("q", stored).is_none());
+        assert!(answers.get("q", Some(&stored)).is_none());
         let first = answers
-            .answer("q".into(), stored, &vec![1, 2])
+            .answer("q".into(), Some(stored), &vec![1, 2])
             .expect("JSON");
         assert_eq!(body_of(first).await, b"[1,2]");
-        let again = answers.get("q", stored).expect("kept");
+        let again = answers.get("q", Some(&stored)).expect("kept");
         assert_eq!(body_of(again).await, b"[1,2]");
-        assert!(answers.get("another", stored).is_none());
-        assert!(answers.get("q", 1_001).is_none(), "ingest stored more");
+        assert!(answers.get("another", Some(&stored)).is_none());
+        assert!(
+            answers.get("q", Some(&1_001)).is_none(),
+            "ingest stored more"
+        );
         std::thread::sleep(Duration::from_millis(250));
-        assert!(answers.get("q", stored).is_none(), "too old");
+        assert!(answers.get("q", Some(&stored)).is_none(), "too old");
     }
 
     #[test]
     fn with_no_time_to_keep_nothing_is_kept() {
         let answers = Answers::new(Duration::ZERO).expect("metric");
-        answers.answer("q".into(), 7, &1).expect("JSON");
-        assert!(answers.get("q", 7).is_none());
+        answers.answer("q".into(), Some(7), &1).expect("JSON");
+        assert!(answers.get("q", Some(&7)).is_none());
+    }
+
+    #[test]
+    fn without_a_data_version_nothing_is_kept() {
+        let answers = Answers::new(Duration::from_secs(60)).expect("metric");
+        let version = answers.version(Err::<u64, _>("no access to system.parts"));
+        answers.answer("q".into(), version, &1).expect("JSON");
+        assert!(answers.get("q", None).is_none());
+        assert!(answers.get("q", Some(&0)).is_none());
     }
 }

@@ -69,8 +69,8 @@ pub async fn get_kpi(
     let answer = async {
         // Read before the figures: they then include at least everything up to it.
         let latest = queries.store.latest_ingest().await?;
-        let version = queries.store.data_version().await?;
-        if let Some(kept) = state.answers.get(&question, version) {
+        let version = state.answers.version(queries.store.data_version().await);
+        if let Some(kept) = state.answers.get(&question, version.as_ref()) {
             return Ok(Answer::Kept(kept));
         }
         let report = compute(&queries.store, &policy, kpi, &request, Source::Rollup).await?;

@@ -52,8 +52,8 @@ pub async fn get_scorecard(
     let queries = RequestQueries::new(&state.store);
     let answer = async {
         // Read before the figures: an answer is kept at the version it saw.
-        let version = queries.store.data_version().await?;
-        if let Some(kept) = state.answers.get(&question, version) {
+        let version = state.answers.version(queries.store.data_version().await);
+        if let Some(kept) = state.answers.get(&question, version.as_ref()) {
             return Ok(Answer::Kept(kept));
         }
         let card = scorecard(
