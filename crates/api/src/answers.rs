@@ -16,16 +16,10 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// A question's answer: kept from earlier, or computed now (with the data
-/// version read before it was, if it could be).
-pub enum Answer<V, T> {
-    Kept(Response),
-    Computed(Option<V>, T),
-}
 
 pub const ANSWERS: &str = "channelshift_api_answers_total";
 
@@ -67,9 +61,32 @@ impl<V: PartialEq> Answers<V> {
         })
     }
 
+    /// The answer to `question`: the one kept, if the data version (as
+    /// `read` before) is still the one it was computed at, else `compute`d
+    /// now and kept at that version.
+    pub async fn ask<T, E, F, Fut>(
+        &self,
+        question: String,
+        read: Result<V, E>,
+        compute: F,
+    ) -> Result<Response, ApiError>
+    where
+        T: Serialize,
+        E: std::fmt::Display,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let version = self.version(read);
+        if let Some(kept) = self.get(&question, version.as_ref()) {
+            return Ok(kept);
+        }
+        let answer = compute().await?;
+        self.answer(question, version, &answer)
+    }
+
     /// The data version as read (`Err`: it could not be, so answers are
     /// computed and not kept; logged once).
-    pub fn version<E: std::fmt::Display>(&self, read: Result<V, E>) -> Option<V> {
+    fn version<E: std::fmt::Display>(&self, read: Result<V, E>) -> Option<V> {
         match read {
             Ok(version) => Some(version),
             Err(error) => {
@@ -92,7 +109,7 @@ impl<V: PartialEq> Answers<V> {
 
     /// The answer kept for `question`, if the data version is still the one
     /// it was computed at and it is not older than the time answers are kept.
-    pub fn get(&self, question: &str, version: Option<&V>) -> Option<Response> {
+    fn get(&self, question: &str, version: Option<&V>) -> Option<Response> {
         let version = version?;
         let kept = self
             .kept
@@ -110,7 +127,7 @@ impl<V: PartialEq> Answers<V> {
 
     /// `answer` as the response, kept for `question` with `version` (read
     /// before the answer was computed; not kept without one).
-    pub fn answer<T: Serialize>(
+    fn answer<T: Serialize>(
         &self,
         question: String,
         version: Option<V>,

@@ -2,7 +2,6 @@
 //! dates, per period and per group. Parameters become domain values first
 //! (`request`); the figures are the reports crate's, from the rollups.
 
-use crate::answers::Answer;
 use crate::cancel::RequestQueries;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, KpiQuery};
@@ -66,31 +65,26 @@ pub async fn get_kpi(
     let request = request::kpi_request(&params, kpi)?;
     let policy = state.councils.policy(&request.filter.council)?;
     let queries = RequestQueries::new(&state.store);
-    let answer = async {
-        // Read before the figures: they then include at least everything up to it.
-        let latest = queries.store.latest_ingest().await?;
-        let version = state.answers.version(queries.store.data_version().await);
-        if let Some(kept) = state.answers.get(&question, version.as_ref()) {
-            return Ok(Answer::Kept(kept));
-        }
-        let report = compute(&queries.store, &policy, kpi, &request, Source::Rollup).await?;
-        Ok::<_, ApiError>(Answer::Computed(version, (latest, report)))
-    }
-    .await;
+    // The data version read before the figures: an answer is kept at it.
+    let version = queries.store.data_version().await;
+    let answer = state
+        .answers
+        .ask(question, version, || async {
+            // Read before the figures: they then include at least everything up to it.
+            let latest = queries.store.latest_ingest().await?;
+            let report = compute(&queries.store, &policy, kpi, &request, Source::Rollup).await?;
+            request::bounded_answer(report.rows.len(), request.periods.len())?;
+            Ok(KpiResponse {
+                kpi,
+                unit: spec.unit,
+                definition: spec.definition,
+                as_of: as_of(latest),
+                notes: report.notes,
+                rows: report.rows,
+            })
+        })
+        .await;
     // An answer or an error: either way no query of it runs on.
     queries.answered();
-    let (version, (latest, report)) = match answer? {
-        Answer::Computed(version, computed) => (version, computed),
-        Answer::Kept(kept) => return Ok(kept),
-    };
-    request::bounded_answer(report.rows.len(), request.periods.len())?;
-    let response = KpiResponse {
-        kpi,
-        unit: spec.unit,
-        definition: spec.definition,
-        as_of: as_of(latest),
-        notes: report.notes,
-        rows: report.rows,
-    };
-    state.answers.answer(question, version, &response)
+    answer
 }

@@ -3,7 +3,6 @@
 //! the same period last year, and how much of the period the data covers
 //! (computed by the reports crate, from the rollups).
 
-use crate::answers::Answer;
 use crate::cancel::RequestQueries;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, ScorecardQuery};
@@ -50,28 +49,23 @@ pub async fn get_scorecard(
     // The date resolved: a question without one changes at midnight.
     let question = format!("scorecard/{council}/{kind:?}/{date}");
     let queries = RequestQueries::new(&state.store);
-    let answer = async {
-        // Read before the figures: an answer is kept at the version it saw.
-        let version = state.answers.version(queries.store.data_version().await);
-        if let Some(kept) = state.answers.get(&question, version.as_ref()) {
-            return Ok(Answer::Kept(kept));
-        }
-        let card = scorecard(
-            &queries.store,
-            &policy,
-            &council,
-            kind,
-            date,
-            Source::Rollup,
-        )
-        .await?;
-        Ok::<_, ApiError>(Answer::Computed(version, card))
-    }
-    .await;
+    // The data version read before the figures: an answer is kept at it.
+    let version = queries.store.data_version().await;
+    let answer = state
+        .answers
+        .ask(question, version, || async {
+            Ok(scorecard(
+                &queries.store,
+                &policy,
+                &council,
+                kind,
+                date,
+                Source::Rollup,
+            )
+            .await?)
+        })
+        .await;
     // An answer or an error: either way no query of it runs on.
     queries.answered();
-    match answer? {
-        Answer::Computed(version, card) => state.answers.answer(question, version, &card),
-        Answer::Kept(kept) => Ok(kept),
-    }
+    answer
 }

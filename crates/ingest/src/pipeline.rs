@@ -20,8 +20,9 @@
 //!    a newly assigned partition below its end at assignment (its previous
 //!    owner cannot have read further), ids missing from the index are also
 //!    looked up in the raw table; rows found there are not written again but
-//!    re-indexed (while the partition's fence is still this replica's), and logged (`half_written_total`) for `rebuild-rollups`, as
-//!    the rollups may have missed them.
+//!    re-indexed (while the partition's fence is still this replica's), and
+//!    logged (`half_written_total`) for `rebuild-rollups`, as the rollups
+//!    may have missed them.
 //! 2. **One writer per partition, enforced by the server (fencing).** When a
 //!    partition is assigned, the replica claims it before writing anything:
 //!    it stores a fence above every earlier one in `ingest_fences`. Rows go

@@ -10,9 +10,9 @@
 //! column another expression of the query reads (hence `all_contacts`).
 
 use crate::connection::{Store, StoreError};
-use crate::instants::{CutOff, IngestedUpTo, SettledMonths};
+use crate::instants::{yyyymm, CutOff, IngestedUpTo, SettledMonths};
 use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
-use chrono::{Datelike, Days, NaiveDate};
+use chrono::{Days, NaiveDate};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -87,8 +87,7 @@ impl Source {
             Source::RawAsOf(cut_off) => Read::RawAsOf(cut_off),
             Source::AsOf(cut_off, settled) => {
                 let (start, end) = utc_days(filter);
-                let month = |day: NaiveDate| day.year().max(0) as u32 * 100 + day.month();
-                if settled.cover(month(start), month(end)) {
+                if settled.cover(yyyymm(start), yyyymm(end)) {
                     Read::Rollup
                 } else {
                     Read::RawAsOf(cut_off)

@@ -55,11 +55,20 @@ pub struct SettledMonths {
     mask: u128,
 }
 
+/// `YYYYMM` of `day`'s month, as `toYYYYMM` gives it.
+pub(crate) fn yyyymm(day: NaiveDate) -> u32 {
+    day.year().max(0) as u32 * 100 + day.month()
+}
+
+/// A month's index, `year * 12 + month - 1`, from `YYYYMM`.
+fn index(yyyymm: u32) -> u32 {
+    (yyyymm / 100) * 12 + (yyyymm % 100).saturating_sub(1)
+}
+
 impl SettledMonths {
     /// The 128 months ending with `last` (`YYYYMM`), each settled unless it
     /// is in `late` or at or before `purged_through` (`YYYYMM`).
     pub fn ending(last: u32, late: &[u32], purged_through: Option<u32>) -> Self {
-        let index = |yyyymm: u32| (yyyymm / 100) * 12 + (yyyymm % 100).saturating_sub(1);
         let first = index(last).saturating_sub(127);
         let purged = purged_through.map(index);
         let mut mask = 0u128;
@@ -76,7 +85,6 @@ impl SettledMonths {
     /// Whether every UTC month from the one of `from` to the one of `to`
     /// (`YYYYMM`, both inclusive) is settled.
     pub fn cover(&self, from: u32, to: u32) -> bool {
-        let index = |yyyymm: u32| (yyyymm / 100) * 12 + (yyyymm % 100).saturating_sub(1);
         let (from, to) = (index(from), index(to));
         from <= to
             && from >= self.first
@@ -121,8 +129,7 @@ impl Store {
             late.extend(months.into_iter().map(|row| row.month));
             purged = purged.max(self.purged_through(record.table()).await?);
         }
-        let last = last.year().max(0) as u32 * 100 + last.month();
-        Ok(SettledMonths::ending(last, &late, purged))
+        Ok(SettledMonths::ending(yyyymm(last), &late, purged))
     }
 }
 
