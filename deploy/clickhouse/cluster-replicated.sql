@@ -529,3 +529,22 @@ FROM channelshift_rollups.definitions_numbers
 WHERE generation = (SELECT max(generation) FROM channelshift_rollups.definitions_generations);
 
 INSERT INTO schema_migrations (version, name) VALUES (11, 'contacts by journey and instant (first-contact resolution), contacts by wait (telephone), numeric settings');
+
+-- Migration 12: contacts by local day, for first-contact resolution's kept days
+CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_days ON CLUSTER '{cluster}' (
+    council String,
+    day Date,
+    contacts UInt64
+) ENGINE = ReplicatedSummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (council, day);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS journey_days_rollup_mv ON CLUSTER '{cluster}' TO channelshift_rollups.journey_days AS
+SELECT
+    council,
+    toDate(occurred_at, 'Europe/London') AS day,
+    count() AS contacts
+FROM contact_events
+GROUP BY council, day;
+
+INSERT INTO schema_migrations (version, name) VALUES (12, 'contacts by local day, for first-contact resolution\'s kept days');

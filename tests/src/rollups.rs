@@ -163,7 +163,7 @@ pub struct Layout {
     pub rows_column: &'static str,
 }
 
-pub const LAYOUTS: [Layout; 5] = [
+pub const LAYOUTS: [Layout; 6] = [
     Layout {
         table: "contact_daily",
         keys: "council, day, service, channel, customer_type, interaction, outcome, assisted",
@@ -187,6 +187,12 @@ pub const LAYOUTS: [Layout; 5] = [
     Layout {
         table: "journey_contacts",
         keys: "council, day, journey, contacted_at, service, channel, customer_type",
+        sums: "sum(contacts)",
+        rows_column: "contacts",
+    },
+    Layout {
+        table: "journey_days",
+        keys: "council, day",
         sums: "sum(contacts)",
         rows_column: "contacts",
     },

@@ -513,6 +513,68 @@ async fn reports_as_of_a_cut_off_read_settled_months_from_the_rollups_on_both_en
     engines.drop_databases().await
 }
 
+/// A settled day's journeys are kept and reused while `journey_days`
+/// agrees with the rows they were judged from, on both engines: its view
+/// counts each contact on the local day `journey_contacts` puts it on, so
+/// a row written to `journey_contacts` alone is not seen (the kept day is
+/// reused), and once `journey_days` counts it too the day is judged again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn kept_journey_days_are_reused_while_journey_days_agrees_on_both_engines() -> Result<()> {
+    let engines = Engines::loaded("current-kept-days", false).await?;
+    let council = CouncilCode::parse(COUNCIL).context("council")?;
+    let may = CellFilter::new(
+        council,
+        NaiveDate::from_ymd_opt(2025, 5, 1).context("date")?,
+        NaiveDate::from_ymd_opt(2025, 5, 31).context("date")?,
+    );
+    let none = Keys {
+        channel: false,
+        service: false,
+        customer_type: false,
+    };
+    let journeys = |cells: Vec<channelshift_store::JourneyCell>| -> u64 {
+        cells.iter().map(|cell| cell.journeys).sum()
+    };
+    for store in [&engines.old, &engines.current] {
+        let (major, _) = store.server_version();
+        let judged =
+            || store.journey_cells(&may, Bucket::Total, none, Source::Rollup, 7, JUDGED_AT);
+        let before = journeys(judged().await?);
+        assert!(before > 0, "{major}.x: May has journeys");
+        let r = store.rollups_database();
+        store
+            .client()
+            .query(&format!(
+                "INSERT INTO {r}.journey_contacts (council, day, journey, contacted_at, service, \
+                 channel, customer_type, contacts) \
+                 VALUES ('{COUNCIL}', '2025-05-14', 424242, '2025-05-14 10:00:00', 'waste', \
+                 'phone', 'resident', 1)"
+            ))
+            .execute()
+            .await?;
+        assert_eq!(
+            journeys(judged().await?),
+            before,
+            "{major}.x: the kept days are reused while journey_days is unchanged"
+        );
+        store
+            .client()
+            .query(&format!(
+                "INSERT INTO {r}.journey_days (council, day, contacts) \
+                 VALUES ('{COUNCIL}', '2025-05-14', 1)"
+            ))
+            .execute()
+            .await?;
+        assert_eq!(
+            journeys(judged().await?),
+            before + 1,
+            "{major}.x: a day whose journey_days count changed is judged again"
+        );
+    }
+    engines.drop_databases().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
 async fn every_kpi_query_answers_the_same_on_both_engines() -> Result<()> {

@@ -101,8 +101,8 @@ async fn execute(store: &Store, sql: &str) -> Result<()> {
         .with_context(|| sql.to_string())
 }
 
-/// Bogus rows in `contact_daily`, `satisfaction_daily`, `journey_contacts`
-/// and `contact_wait_daily`, on a day of every
+/// Bogus rows in `contact_daily`, `satisfaction_daily`, `journey_contacts`,
+/// `journey_days` and `contact_wait_daily`, on a day of every
 /// month with data and in a month without any (which the rebuild must drop),
 /// and a month deleted from `contact_area_daily`, as if its view had missed it.
 async fn corrupt_rollups(store: &Store) -> Result<()> {
@@ -137,6 +137,15 @@ async fn corrupt_rollups(store: &Store) -> Result<()> {
                  channel, customer_type, contacts) \
                  VALUES ('{COUNCIL}', '{day}', 42, '{day} 10:00:00', 'waste', 'phone', 'resident', {n})",
                 n = 1_000 + month
+            ),
+        )
+        .await?;
+        execute(
+            store,
+            &format!(
+                "INSERT INTO {r}.journey_days (council, day, contacts) \
+                 VALUES ('{COUNCIL}', '{day}', {n})",
+                n = 2_000 + month
             ),
         )
         .await?;

@@ -8,10 +8,20 @@
 //! they no longer depend on the time of judging. So the journeys of such a
 //! *settled* day are kept, by day, channel, service and customer type,
 //! with the number of contacts in those surrounding days (the day's
-//! *basis*). A later request counts the contacts per day (one cheap query)
-//! and reuses every kept day whose basis is unchanged; a contact stored
-//! since, in any day that could change the day's journeys, changes its
-//! basis, so that day is judged again. A day is kept and reused only
+//! *basis*). A later request counts the contacts per day in `journey_days`
+//! (a row per council and day, so one query of a few milliseconds) and
+//! reuses every kept day whose basis is unchanged; a contact stored since,
+//! in any day that could change the day's journeys, changes its basis, so
+//! that day is judged again.
+//!
+//! A judged day's basis is counted in `journey_contacts` itself, before the
+//! journeys are judged from it, never in `journey_days`: the two rollups'
+//! views (and their months in `rebuild-rollups`) are written one after the
+//! other, so `journey_days` may be a moment ahead of or behind the rows
+//! judged. Counted first in the rows judged, a basis never claims rows the
+//! journeys lack; where `journey_days` differs from it, for whatever
+//! reason, the day is judged again, so a kept day is reused only while
+//! `journey_days` agrees with the rows it was judged from. A day is kept and reused only
 //! where it is settled at the instant judged at, so a report as of an
 //! earlier cut-off judges afresh the days still open then. The rollup
 //! source is kept, and `AsOf` where it reads the rollups; the raw sources
@@ -19,6 +29,7 @@
 
 use crate::cells::{Bucket, CellFilter, JourneyCell, Keys, Read, Source};
 use crate::connection::{Store, StoreError};
+use channelshift_contract::CouncilCode;
 use chrono::{Days, NaiveDate};
 use clickhouse::Row;
 use serde::Deserialize;
@@ -116,40 +127,25 @@ impl Store {
                 .judge_journeys(filter, bucket, keys, source, window_days, judged_at)
                 .await;
         }
-        let per_day: BTreeMap<NaiveDate, u64> = self
-            .query(&format!(
-                "SELECT day, sum(contacts) AS contacts FROM {}
-                WHERE council = ? AND day >= toDate(?) AND day <= toDate(?)
-                GROUP BY day",
-                self.rollup("journey_contacts")
-            ))
-            .bind(filter.council.as_str())
-            .bind(scan_from.to_string())
-            .bind(scan_to.to_string())
-            .fetch_all::<DayContacts>()
-            .await?
-            .into_iter()
-            .map(|row| (date(row.day), row.contacts))
-            .collect();
-        let basis = |day: NaiveDate| -> u64 {
-            let from = day.checked_sub_days(reach).unwrap_or(day);
-            let to = day.checked_add_days(reach).unwrap_or(day);
-            per_day.range(from..=to).map(|(_, contacts)| contacts).sum()
-        };
+        let per_day = self
+            .contacts_per_day("journey_days", &filter.council, scan_from, scan_to)
+            .await?;
         let key = (filter.council.to_string(), window_days);
         let mut days: Vec<(NaiveDate, Vec<JourneyCell>)> = Vec::new();
-        let mut missing: Vec<(NaiveDate, u64)> = Vec::new();
+        let mut missing: Vec<NaiveDate> = Vec::new();
         {
             let kept = self.journeys.lock();
             let council = kept.get(&key);
             let mut day = filter.from;
             while day <= filter.to {
-                let now = basis(day);
                 match council.and_then(|council| council.get(&day)) {
-                    Some(found) if found.basis == now && settled(day, window_days, judged_at) => {
+                    Some(found)
+                        if found.basis == basis(&per_day, day, reach)
+                            && settled(day, window_days, judged_at) =>
+                    {
                         days.push((day, found.cells.clone()))
                     }
-                    _ => missing.push((day, now)),
+                    _ => missing.push(day),
                 }
                 let Some(next) = day.succ_opt() else { break };
                 day = next;
@@ -166,10 +162,19 @@ impl Store {
         let mut start = 0;
         while start < missing.len() {
             let mut end = start;
-            while end + 1 < missing.len() && missing[end].0.succ_opt() == Some(missing[end + 1].0) {
+            while end + 1 < missing.len() && missing[end].succ_opt() == Some(missing[end + 1]) {
                 end += 1;
             }
-            let run = CellFilter::new(filter.council.clone(), missing[start].0, missing[end].0);
+            let run = CellFilter::new(filter.council.clone(), missing[start], missing[end]);
+            // Counted before judging: the rows judged include every row counted.
+            let run_per_day = self
+                .contacts_per_day(
+                    "journey_contacts",
+                    &filter.council,
+                    run.from.checked_sub_days(reach).unwrap_or(run.from),
+                    run.to.checked_add_days(reach).unwrap_or(run.to),
+                )
+                .await?;
             let cells = self
                 .judge_journeys(
                     &run,
@@ -180,13 +185,13 @@ impl Store {
                     judged_at,
                 )
                 .await?;
-            for &(day, day_basis) in &missing[start..=end] {
+            for &day in &missing[start..=end] {
                 let of_day = cells
                     .iter()
                     .filter(|cell| cell.period == Some(day))
                     .cloned()
                     .collect();
-                judged.push((day, day_basis, of_day));
+                judged.push((day, basis(&run_per_day, day, reach), of_day));
             }
             start = end + 1;
         }
@@ -210,6 +215,41 @@ impl Store {
         }
         days.extend(judged.into_iter().map(|(day, _, cells)| (day, cells)));
         Ok(regroup(days, filter, bucket, keys))
+    }
+}
+
+/// The contacts of the days `reach` either side of `day`, and of `day`.
+fn basis(per_day: &BTreeMap<NaiveDate, u64>, day: NaiveDate, reach: Days) -> u64 {
+    let from = day.checked_sub_days(reach).unwrap_or(day);
+    let to = day.checked_add_days(reach).unwrap_or(day);
+    per_day.range(from..=to).map(|(_, contacts)| contacts).sum()
+}
+
+impl Store {
+    /// The council's contacts per local day from `from` to `to` in `rollup`
+    /// (`journey_days` or `journey_contacts`).
+    async fn contacts_per_day(
+        &self,
+        rollup: &str,
+        council: &CouncilCode,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<BTreeMap<NaiveDate, u64>, StoreError> {
+        Ok(self
+            .query(&format!(
+                "SELECT day, sum(contacts) AS contacts FROM {}
+                WHERE council = ? AND day >= toDate(?) AND day <= toDate(?)
+                GROUP BY day",
+                self.rollup(rollup)
+            ))
+            .bind(council.as_str())
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all::<DayContacts>()
+            .await?
+            .into_iter()
+            .map(|row| (date(row.day), row.contacts))
+            .collect())
     }
 }
 
