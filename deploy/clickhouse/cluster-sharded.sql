@@ -624,3 +624,67 @@ FROM contact_events_local
 GROUP BY council, day;
 
 INSERT INTO schema_migrations (version, name) VALUES (12, 'contacts by local day, for first-contact resolution\'s kept days');
+
+-- Migration 13: contacts by local month, for month, quarter and year figures
+CREATE TABLE IF NOT EXISTS channelshift_rollups.contact_monthly_local ON CLUSTER '{cluster}' (
+    council String,
+    day Date,
+    service String,
+    channel String,
+    customer_type String,
+    interaction String,
+    outcome String,
+    assisted UInt8,
+    contacts UInt64,
+    avoidable_contacts UInt64,
+    avoidable_flagged UInt64,
+    resolved_first UInt64,
+    resolution_flagged UInt64,
+    wait_seconds_total UInt64,
+    handling_seconds_total UInt64,
+    timed UInt64
+) ENGINE = ReplicatedSummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (council, day, service, channel, customer_type, interaction, outcome, assisted);
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.contact_monthly ON CLUSTER '{cluster}' AS channelshift_rollups.contact_monthly_local
+ENGINE = Distributed('{cluster}', 'channelshift_rollups', contact_monthly_local, cityHash64(council));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS contact_monthly_rollup_mv ON CLUSTER '{cluster}' TO channelshift_rollups.contact_monthly_local AS
+SELECT
+    council,
+    toStartOfMonth(toDate(occurred_at, 'Europe/London')) AS day,
+    service,
+    channel,
+    customer_type,
+    interaction,
+    outcome,
+    assisted,
+    count() AS contacts,
+    countIf(ifNull(avoidable, 0) = 1) AS avoidable_contacts,
+    countIf(isNotNull(avoidable)) AS avoidable_flagged,
+    countIf(ifNull(first_contact_resolved, 0) = 1) AS resolved_first,
+    countIf(isNotNull(first_contact_resolved)) AS resolution_flagged,
+    sum(toUInt64(ifNull(wait_seconds, 0))) AS wait_seconds_total,
+    sum(toUInt64(ifNull(handling_seconds, 0))) AS handling_seconds_total,
+    countIf(isNotNull(handling_seconds)) AS timed
+FROM contact_events_local
+GROUP BY council, day, service, channel, customer_type, interaction, outcome, assisted;
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.rollup_coverage_local ON CLUSTER '{cluster}' (
+    rollup String,
+    from_day Date,
+    recorded_at DateTime DEFAULT now()
+) ENGINE = ReplicatedMergeTree
+ORDER BY (rollup, from_day);
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.rollup_coverage ON CLUSTER '{cluster}' AS channelshift_rollups.rollup_coverage_local
+ENGINE = Distributed('{cluster}', 'channelshift_rollups', rollup_coverage_local, cityHash64(rollup));
+
+INSERT INTO channelshift_rollups.rollup_coverage (rollup, from_day)
+SELECT 'contact_monthly',
+    if((SELECT count() FROM contact_events) = 0,
+        toDate('1970-01-02'),
+        addMonths(toStartOfMonth(toDate(now() + 600, 'Europe/London')), 1));
+
+INSERT INTO schema_migrations (version, name) VALUES (13, 'contacts by local month, for month, quarter and year figures');

@@ -147,7 +147,7 @@ impl From<&channelshift_simulator::CouncilTruth> for Stored {
 /// every table the API reads holds exactly `stored`: the raw rows, the id
 /// index, and the rollups the materialized views fill just after the raw rows
 /// become visible. Ingest must be running; returns the store once it has
-/// created the tables.
+/// created the tables (every migration applied).
 pub async fn load_and_wait(
     scope: &crate::Scope,
     contacts: &[(String, Vec<u8>)],
@@ -161,7 +161,25 @@ pub async fn load_and_wait(
     let store = crate::eventually(
         "ingest connects and migrates",
         std::time::Duration::from_secs(60),
-        || async { Ok(scope.store().await.ok()) },
+        || async {
+            let Ok(store) = scope.store().await else {
+                return Ok(None);
+            };
+            // Every migration applied: the last is recorded once it has run.
+            // Every migration applied: the last is recorded once it has run
+            // (before, the table or the database may not exist yet).
+            let latest = channelshift_store::MIGRATIONS
+                .last()
+                .map_or(0, |migration| migration.version);
+            let recorded = crate::rollups::tsv(
+                &store,
+                &format!("SELECT count() FROM schema_migrations WHERE version = {latest}"),
+            )
+            .await;
+            Ok(recorded
+                .is_ok_and(|recorded| recorded.trim() != "0")
+                .then_some(store))
+        },
     )
     .await?;
     crate::eventually(

@@ -163,7 +163,7 @@ pub struct Layout {
     pub rows_column: &'static str,
 }
 
-pub const LAYOUTS: [Layout; 6] = [
+pub const LAYOUTS: [Layout; 7] = [
     Layout {
         table: "contact_daily",
         keys: "council, day, service, channel, customer_type, interaction, outcome, assisted",
@@ -200,6 +200,14 @@ pub const LAYOUTS: [Layout; 6] = [
         table: "contact_wait_daily",
         keys: "council, day, service, channel, customer_type, outcome, waited, wait",
         sums: "sum(contacts)",
+        rows_column: "contacts",
+    },
+    Layout {
+        table: "contact_monthly",
+        keys: "council, day, service, channel, customer_type, interaction, outcome, assisted",
+        sums: "sum(contacts), sum(avoidable_contacts), sum(avoidable_flagged), \
+               sum(resolved_first), sum(resolution_flagged), sum(wait_seconds_total), \
+               sum(handling_seconds_total), sum(timed)",
         rows_column: "contacts",
     },
 ];

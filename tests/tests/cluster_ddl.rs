@@ -71,6 +71,8 @@ fn sharding_key(table: &str) -> &'static str {
         "cityHash64(lsoa)"
     } else if table == "definitions_generations" {
         "cityHash64(generation)"
+    } else if table == "rollup_coverage" {
+        "cityHash64(rollup)"
     } else if table == "ingest_freshness" {
         "cityHash64(raw_table, council)"
     } else {

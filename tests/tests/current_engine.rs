@@ -513,6 +513,146 @@ async fn reports_as_of_a_cut_off_read_settled_months_from_the_rollups_on_both_en
     engines.drop_databases().await
 }
 
+/// Contact cells read from `contact_monthly` for the whole months of a
+/// range and `contact_daily` for the days either side equal the raw tables
+/// aggregated, on both engines: ranges of whole months, ranges cut inside
+/// months at either end, one month, no whole month, every period and key,
+/// with and without filters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn contact_cells_of_whole_months_equal_the_raw_tables_on_both_engines() -> Result<()> {
+    let engines = Engines::loaded("current-months", true).await?;
+    let council = CouncilCode::parse(COUNCIL).context("council")?;
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).context("date");
+    let ranges = [
+        (day(2015, 1, 1)?, day(2025, 12, 31)?),
+        (day(2025, 2, 14)?, day(2025, 9, 3)?),
+        (day(2024, 12, 31)?, day(2025, 7, 1)?),
+        (day(2025, 6, 1)?, day(2025, 6, 30)?),
+        (day(2025, 5, 2)?, day(2025, 6, 29)?),
+        (day(2025, 4, 1)?, day(2025, 6, 30)?),
+    ];
+    let mut compared = 0;
+    let mut contacts = 0;
+    for store in [&engines.old, &engines.current] {
+        for (from, to) in ranges {
+            let all = CellFilter::new(council.clone(), from, to);
+            let narrowed = CellFilter {
+                service: ServiceSlug::parse("waste"),
+                channel: Some(Channel::ALL[0]),
+                ..all.clone()
+            };
+            for (filter, keys_asked) in [(all, every_keys()), (narrowed, vec![Keys::default()])] {
+                for bucket in Bucket::ALL {
+                    for &keys in &keys_asked {
+                        let rollup = store
+                            .contact_cells(&filter, bucket, keys, Source::Rollup)
+                            .await?;
+                        let raw = store
+                            .contact_cells(&filter, bucket, keys, Source::Raw)
+                            .await?;
+                        assert_eq!(rollup, raw, "{bucket:?} {keys:?} {filter:?}");
+                        compared += 1;
+                        contacts += rollup.iter().map(|cell| cell.all_contacts).sum::<u64>();
+                    }
+                }
+            }
+        }
+    }
+    assert!(contacts > 10_000, "the ranges held contacts: {contacts}");
+    eprintln!(
+        "whole months: {compared} queries, the same cells from the rollups and the raw tables"
+    );
+    engines.drop_databases().await
+}
+
+/// A store upgraded to migration 13 with contacts already stored reads
+/// `contact_monthly` (empty of them: its view came after) for no month
+/// until `rebuild-rollups` has filled it, on both engines: figures still
+/// equal the raw tables before the rebuild; after it, a store reads the
+/// monthly rollup (a row added to it alone shows), and from raw they agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn an_upgraded_store_reads_contact_monthly_once_rebuilt_on_both_engines() -> Result<()> {
+    let scope = Scope::new("current-monthly-upgrade");
+    let council = CouncilCode::parse(COUNCIL).context("council")?;
+    let year = CellFilter::new(
+        council,
+        NaiveDate::from_ymd_opt(2025, 1, 1).context("date")?,
+        NaiveDate::from_ymd_opt(2025, 12, 31).context("date")?,
+    );
+    let data = raw_data(2_000, 0);
+    let total = |cells: Vec<channelshift_store::ContactCell>| -> u64 {
+        cells.iter().map(|cell| cell.all_contacts).sum()
+    };
+    for current in [false, true] {
+        let connect = || async {
+            if current {
+                current_store(&scope).await
+            } else {
+                scope.store().await
+            }
+        };
+        let store = connect().await?;
+        let (major, _) = store.server_version();
+        store.migrate_through(12).await?;
+        store
+            .insert_contacts(&mut data.contacts.clone(), Fencing::Off)
+            .await?;
+        store.migrate().await?;
+        let monthly = format!("SELECT count() FROM {}", store.rollup("contact_monthly"));
+        assert_eq!(tsv(&store, &monthly).await?.trim(), "0", "{major}.x");
+        let raw = store
+            .contact_cells(&year, Bucket::Month, Keys::default(), Source::Raw)
+            .await?;
+        assert!(
+            total(raw.clone()) > 1_000,
+            "{major}.x: the year has contacts"
+        );
+        assert_eq!(
+            store
+                .contact_cells(&year, Bucket::Month, Keys::default(), Source::Rollup)
+                .await?,
+            raw,
+            "{major}.x: before the rebuild, whole months are read by day"
+        );
+        store.rebuild_rollups(|_| ()).await?;
+        let rebuilt = connect().await?;
+        assert_eq!(
+            rebuilt
+                .contact_cells(&year, Bucket::Month, Keys::default(), Source::Rollup)
+                .await?,
+            raw,
+            "{major}.x: after the rebuild"
+        );
+        rebuilt
+            .client()
+            .query(&format!(
+                "INSERT INTO {} (council, day, service, channel, customer_type, interaction, \
+                 outcome, assisted, contacts) \
+                 VALUES ('{COUNCIL}', '2025-06-01', 'waste', 'web', 'resident', 'transaction', \
+                 'completed', 0, 5)",
+                store.rollup("contact_monthly")
+            ))
+            .execute()
+            .await?;
+        let fresh = connect().await?;
+        assert_eq!(
+            total(
+                fresh
+                    .contact_cells(&year, Bucket::Month, Keys::default(), Source::Rollup)
+                    .await?
+            ),
+            total(raw) + 5,
+            "{major}.x: the rebuilt monthly rollup is read"
+        );
+        for drop in scope.drop_statements() {
+            store.client().query(&drop).execute().await?;
+        }
+    }
+    scope.drop_database().await
+}
+
 /// A settled day's journeys are kept and reused while `journey_days`
 /// agrees with the rows they were judged from, on both engines: its view
 /// counts each contact on the local day `journey_contacts` puts it on, so

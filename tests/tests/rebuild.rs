@@ -101,8 +101,8 @@ async fn execute(store: &Store, sql: &str) -> Result<()> {
         .with_context(|| sql.to_string())
 }
 
-/// Bogus rows in `contact_daily`, `satisfaction_daily`, `journey_contacts`,
-/// `journey_days` and `contact_wait_daily`, on a day of every
+/// Bogus rows in `contact_daily`, `contact_monthly`, `satisfaction_daily`,
+/// `journey_contacts`, `journey_days` and `contact_wait_daily`, on a day of every
 /// month with data and in a month without any (which the rebuild must drop),
 /// and a month deleted from `contact_area_daily`, as if its view had missed it.
 async fn corrupt_rollups(store: &Store) -> Result<()> {
@@ -146,6 +146,17 @@ async fn corrupt_rollups(store: &Store) -> Result<()> {
                 "INSERT INTO {r}.journey_days (council, day, contacts) \
                  VALUES ('{COUNCIL}', '{day}', {n})",
                 n = 2_000 + month
+            ),
+        )
+        .await?;
+        execute(
+            store,
+            &format!(
+                "INSERT INTO {r}.contact_monthly (council, day, service, channel, customer_type, \
+                 interaction, outcome, assisted, contacts, timed) \
+                 VALUES ('{COUNCIL}', '2025-{month:02}-01', 'council_tax', 'web', 'resident', \
+                 'transaction', 'completed', 0, {n}, 1)",
+                n = 3_000 + month
             ),
         )
         .await?;
@@ -210,14 +221,24 @@ async fn all_rollups(store: &Store) -> Result<Vec<String>> {
 async fn assert_rollups_equal_raw(store: &Store, data: &RawData) -> Result<()> {
     assert_rollups_equal_their_view_over_raw(store, &LAYOUTS).await?;
     for layout in &LAYOUTS {
-        // Worked out without ClickHouse's help: each row on its London day.
-        let expected = if layout.table == "satisfaction_daily" {
-            &data.responses_per_day
+        // Worked out without ClickHouse's help: each row on its London day
+        // (in contact_monthly, on the first of its London month).
+        let mut expected = if layout.table == "satisfaction_daily" {
+            data.responses_per_day.clone()
         } else {
-            &data.contacts_per_day
+            data.contacts_per_day.clone()
         };
+        if layout.table == "contact_monthly" {
+            let mut months = BTreeMap::new();
+            for (day, n) in expected {
+                *months
+                    .entry(day.with_day(1).context("a date")?)
+                    .or_default() += n;
+            }
+            expected = months;
+        }
         assert_eq!(
-            &per_day(store, layout).await?,
+            per_day(store, layout).await?,
             expected,
             "{}: rows per local day",
             layout.table

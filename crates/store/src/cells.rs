@@ -584,6 +584,138 @@ fn from(sql: &mut Sql, source: Source, rollup: &str, raw: &str, filter: &CellFil
     }
 }
 
+/// The first day of the first whole month of `filter`'s range and the last
+/// day of its last, where `bucket`'s periods are months or made of months
+/// (so a month's rows may stand on its first day) and the range holds a
+/// whole month.
+fn whole_months(filter: &CellFilter, bucket: Bucket) -> Option<(NaiveDate, NaiveDate)> {
+    use chrono::Datelike;
+    if matches!(bucket, Bucket::Day | Bucket::IsoWeek) {
+        return None;
+    }
+    let first = if filter.from.day() == 1 {
+        filter.from
+    } else {
+        filter
+            .from
+            .checked_add_months(chrono::Months::new(1))?
+            .with_day(1)?
+    };
+    let after = filter.to.succ_opt()?;
+    let last = if after.day() == 1 {
+        filter.to
+    } else {
+        filter.to.with_day(1)?.pred_opt()?
+    };
+    (first < last).then_some((first, last))
+}
+
+/// `months` from the first month starting on or after `covered`.
+fn from_month_of(
+    (first, last): (NaiveDate, NaiveDate),
+    covered: NaiveDate,
+) -> Option<(NaiveDate, NaiveDate)> {
+    use chrono::Datelike;
+    let covered = if covered.day() == 1 {
+        covered
+    } else {
+        covered
+            .checked_add_months(chrono::Months::new(1))?
+            .with_day(1)?
+    };
+    let first = first.max(covered);
+    (first < last).then_some((first, last))
+}
+
+/// How long the day from which `contact_monthly` is whole is kept before it
+/// is read again. It only ever moves earlier (`rebuild-rollups` fills the
+/// months before it), so a day kept too long makes figures slower, never wrong.
+const COVERAGE_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The day from which `contact_monthly` holds every contact, as last read.
+#[derive(Default)]
+pub struct MonthlyCoverage {
+    read: std::sync::Mutex<Option<(std::time::Instant, Option<NaiveDate>)>>,
+}
+
+#[derive(Row, Deserialize)]
+struct Coverage {
+    day: u16,
+    rows: u64,
+}
+
+/// The columns of `contact_daily` and `contact_monthly` that contact cells read.
+const CONTACT_COLUMNS: &str = "council, day, service, channel, customer_type, interaction, \
+    outcome, assisted, contacts, avoidable_contacts, avoidable_flagged, resolved_first, \
+    resolution_flagged, handling_seconds_total, timed";
+
+impl Store {
+    /// The first local day from which `contact_monthly` holds every contact
+    /// (`None`: no day is recorded, so it is not read).
+    async fn monthly_from(&self) -> Result<Option<NaiveDate>, StoreError> {
+        let lock = || {
+            self.monthly
+                .read
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if let Some((at, day)) = *lock() {
+            if at.elapsed() < COVERAGE_KEPT_FOR {
+                return Ok(day);
+            }
+        }
+        let coverage = self
+            .query(&format!(
+                "SELECT toUInt16(min(from_day)) AS day, count() AS rows FROM {}
+                WHERE rollup = 'contact_monthly'",
+                self.rollup("rollup_coverage")
+            ))
+            .fetch_one::<Coverage>()
+            .await?;
+        let day = (coverage.rows > 0).then(|| {
+            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
+                + Days::new(u64::from(coverage.day))
+        });
+        *lock() = Some((std::time::Instant::now(), day));
+        Ok(day)
+    }
+
+    /// `FROM` the rollups for a range holding whole months: their rows from
+    /// `contact_monthly` (one a month and key, on the month's first day)
+    /// and the days either side from `contact_daily`. Both hold the same
+    /// contacts, so the cells are the same as from `contact_daily` alone.
+    fn contact_days_and_months(
+        &self,
+        sql: &mut Sql,
+        filter: &CellFilter,
+        (first, last): (NaiveDate, NaiveDate),
+    ) {
+        let council = filter.council.to_string();
+        sql.push(
+            &format!(
+                " FROM (SELECT {CONTACT_COLUMNS} FROM {daily}
+                    WHERE council = ? AND ((day >= toDate(?) AND day < toDate(?))
+                        OR (day > toDate(?) AND day <= toDate(?)))
+                UNION ALL
+                SELECT {CONTACT_COLUMNS} FROM {monthly}
+                    WHERE council = ? AND day >= toDate(?) AND day <= toDate(?))",
+                daily = self.rollup("contact_daily"),
+                monthly = self.rollup("contact_monthly"),
+            ),
+            [
+                council.clone(),
+                filter.from.to_string(),
+                first.to_string(),
+                last.to_string(),
+                filter.to.to_string(),
+                council,
+                first.to_string(),
+                last.to_string(),
+            ],
+        );
+    }
+}
+
 /// The council, the days, and each filter that is set.
 fn filters(sql: &mut Sql, filter: &CellFilter, columns: &[(&str, Option<&str>)]) {
     sql.push(
@@ -667,13 +799,23 @@ impl Store {
             key(keys.service, "service", "k_service"),
             key(keys.customer_type, "customer_type", "k_customer_type"),
         ));
-        from(
-            &mut sql,
-            source,
-            &self.rollup("contact_daily"),
-            CONTACT_RAW,
-            filter,
-        );
+        let months = match whole_months(filter, bucket) {
+            Some(months) if source.for_days(filter) == Read::Rollup => {
+                let covered = self.monthly_from().await?;
+                covered.and_then(|covered| from_month_of(months, covered))
+            }
+            _ => None,
+        };
+        match months {
+            Some(months) => self.contact_days_and_months(&mut sql, filter, months),
+            None => from(
+                &mut sql,
+                source,
+                &self.rollup("contact_daily"),
+                CONTACT_RAW,
+                filter,
+            ),
+        }
         filters(&mut sql, filter, &contact_filters(filter));
         sql.push(
             " GROUP BY period, channel, assisted, k_service, k_customer_type
@@ -996,5 +1138,83 @@ impl Store {
             .fetch_one::<DayCount>()
             .await?
             .days)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(from: (i32, u32, u32), to: (i32, u32, u32)) -> CellFilter {
+        let day = |(y, m, d)| NaiveDate::from_ymd_opt(y, m, d).expect("a date");
+        CellFilter::new(
+            CouncilCode::parse("E07000041").expect("a GSS code"),
+            day(from),
+            day(to),
+        )
+    }
+
+    fn days(first: (i32, u32, u32), last: (i32, u32, u32)) -> Option<(NaiveDate, NaiveDate)> {
+        let day = |(y, m, d)| NaiveDate::from_ymd_opt(y, m, d).expect("a date");
+        Some((day(first), day(last)))
+    }
+
+    #[test]
+    fn whole_months_are_those_the_range_holds_from_first_to_last_day() {
+        let quarter = range((2026, 7, 1), (2026, 9, 30));
+        assert_eq!(
+            whole_months(&quarter, Bucket::Total),
+            days((2026, 7, 1), (2026, 9, 30))
+        );
+        assert_eq!(
+            whole_months(&range((2025, 12, 15), (2026, 3, 10)), Bucket::Month),
+            days((2026, 1, 1), (2026, 2, 28))
+        );
+        assert_eq!(
+            whole_months(&range((2024, 2, 1), (2024, 2, 29)), Bucket::FinancialYear),
+            days((2024, 2, 1), (2024, 2, 29))
+        );
+        // Before the day the monthly rollup is whole from: those months by day.
+        let months = days((2025, 4, 1), (2026, 3, 31));
+        assert_eq!(
+            from_month_of(
+                months.expect("months"),
+                NaiveDate::from_ymd_opt(2025, 9, 1).expect("a date")
+            ),
+            days((2025, 9, 1), (2026, 3, 31))
+        );
+        assert_eq!(
+            from_month_of(
+                months.expect("months"),
+                NaiveDate::from_ymd_opt(2025, 9, 2).expect("a date")
+            ),
+            days((2025, 10, 1), (2026, 3, 31))
+        );
+        assert_eq!(
+            from_month_of(
+                months.expect("months"),
+                NaiveDate::from_ymd_opt(1970, 1, 2).expect("a date")
+            ),
+            months
+        );
+        assert_eq!(
+            from_month_of(
+                months.expect("months"),
+                NaiveDate::from_ymd_opt(2026, 4, 1).expect("a date")
+            ),
+            None
+        );
+        // No whole month inside.
+        assert_eq!(
+            whole_months(&range((2026, 7, 2), (2026, 8, 30)), Bucket::Total),
+            None
+        );
+        assert_eq!(
+            whole_months(&range((2026, 7, 1), (2026, 7, 30)), Bucket::Total),
+            None
+        );
+        // Periods not made of months read the days.
+        assert_eq!(whole_months(&quarter, Bucket::Day), None);
+        assert_eq!(whole_months(&quarter, Bucket::IsoWeek), None);
     }
 }

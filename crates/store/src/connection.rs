@@ -158,6 +158,8 @@ pub struct Store {
     query_ids: Option<Arc<QueryIds>>,
     /// Settled days' journeys, shared by every handle of this store.
     pub(crate) journeys: Arc<crate::journeys::SettledJourneys>,
+    /// Since when `contact_monthly` holds every contact, as last read.
+    pub(crate) monthly: Arc<crate::cells::MonthlyCoverage>,
 }
 
 /// `<prefix><n>`, n counting from 1: one id per query, so that the queries of
@@ -264,6 +266,7 @@ impl Store {
             partition_limit,
             query_ids: None,
             journeys: Arc::default(),
+            monthly: Arc::default(),
         })
     }
 

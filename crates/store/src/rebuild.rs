@@ -255,10 +255,38 @@ impl Store {
                 .query(&format!("DROP TABLE IF EXISTS {}", self.staging(rollup)))
                 .execute()
                 .await?;
+            if rollup.table == "contact_monthly" {
+                self.record_coverage(rollup).await?;
+            }
             report.rollups.push(rebuilt);
         }
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// Records that `rollup` now holds every contact from the first month
+    /// retention left whole in its raw table (every month, if none was
+    /// dropped): each of those months was just computed from raw rows.
+    async fn record_coverage(&self, rollup: &Rollup) -> Result<(), RebuildError> {
+        let from_day = match self.first_whole_month(rollup).await? {
+            Some(yyyymm) => Month::from_yyyymm(yyyymm)
+                .ok_or(RebuildError::NotAMonth {
+                    table: rollup.source,
+                    yyyymm,
+                })?
+                .first_day(),
+            None => NaiveDate::from_ymd_opt(1970, 1, 2).unwrap_or_default(),
+        };
+        self.client
+            .query(&format!(
+                "INSERT INTO {} (rollup, from_day) VALUES (?, toDate(?))",
+                self.rollup("rollup_coverage")
+            ))
+            .bind(rollup.table)
+            .bind(from_day.to_string())
+            .execute()
+            .await?;
+        Ok(())
     }
 
     /// The staging table is filled by position, so the rollup's columns must
