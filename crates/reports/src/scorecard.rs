@@ -10,11 +10,13 @@ use crate::request::{Grouping, KpiRequest};
 use crate::rows::{self, Report};
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::catalogue::{Headline as Pick, Kpi, TargetScope, Unit, SCORECARD};
+use channelshift_kpi::channel::ContactsByChannel;
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
 use channelshift_kpi::rag::{direction_with_significance, Direction, Polarity, Rag, Target};
 use channelshift_store::{Bucket, CellFilter, Keys, Source, Store};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// Every headline KPI for one period.
@@ -142,15 +144,19 @@ pub fn report_period(name: &str) -> Option<PeriodKind> {
     name.parse().ok().map(ReportPeriod::kind)
 }
 
-/// Every headline figure over `from`..=`to`, read in two queries (plus the
-/// savings baseline), so the scorecard costs a few queries per period.
+/// The savings baseline's contacts by service (`None` without a baseline
+/// period), read once for every period of a scorecard.
+type Baseline = Option<BTreeMap<String, ContactsByChannel>>;
+
+/// Every headline figure over `from`..=`to`, read in a few queries per
+/// period, with the savings baseline as read once for the scorecard.
 async fn figures(
     store: &Store,
     policy: &Policy,
     council: &CouncilCode,
-    from: NaiveDate,
-    to: NaiveDate,
+    (from, to): (NaiveDate, NaiveDate),
     source: Source,
+    baseline: &Baseline,
 ) -> Result<Vec<Figure>, ReportError> {
     let filter = CellFilter::new(council.clone(), from, to);
     let request = KpiRequest {
@@ -183,8 +189,8 @@ async fn figures(
     let year_start = Period::containing(PeriodKind::FinancialYear, from)
         .map_err(|error| ReportError::bad("date", error.to_string()))?
         .first_day();
-    let savings = match policy.baseline {
-        Some(_) => {
+    let savings = match baseline {
+        Some(baseline) => {
             let year = KpiRequest {
                 filter: CellFilter {
                     from: year_start,
@@ -193,7 +199,6 @@ async fn figures(
                 periods: vec![(year_start, to)],
                 ..request.clone()
             };
-            let baseline = baseline_contacts(store, policy, &filter, source).await?;
             let by_service = Keys {
                 service: true,
                 ..Keys::default()
@@ -204,7 +209,7 @@ async fn figures(
             let cells = store
                 .contact_cells(&year.filter, bucket, by_service, source)
                 .await?;
-            rows::efficiency_savings_rows(&year, policy, &cells, &baseline, dated)
+            rows::efficiency_savings_rows(&year, policy, &cells, baseline, dated)
         }
         None => Report {
             rows: Vec::new(),
@@ -259,32 +264,19 @@ pub async fn scorecard(
     let last_year = period.same_period_last_year().map_err(bad_date)?;
     // Read before the figures: they then include at least everything up to it.
     let latest = store.latest_ingest().await?;
+    let baseline = match policy.baseline {
+        Some(_) => {
+            let filter = CellFilter::new(council.clone(), period.first_day(), period.last_day());
+            Some(baseline_contacts(store, policy, &filter, source).await?)
+        }
+        None => None,
+    };
+    let days = |period: &Period| (period.first_day(), period.last_day());
     // The three periods are independent: ask for them at once.
     let (current, before, year_ago) = tokio::try_join!(
-        figures(
-            store,
-            policy,
-            council,
-            period.first_day(),
-            period.last_day(),
-            source
-        ),
-        figures(
-            store,
-            policy,
-            council,
-            previous.first_day(),
-            previous.last_day(),
-            source
-        ),
-        figures(
-            store,
-            policy,
-            council,
-            last_year.first_day(),
-            last_year.last_day(),
-            source
-        ),
+        figures(store, policy, council, days(&period), source, &baseline),
+        figures(store, policy, council, days(&previous), source, &baseline),
+        figures(store, policy, council, days(&last_year), source, &baseline),
     )?;
 
     let covered_to = latest
