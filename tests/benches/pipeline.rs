@@ -758,6 +758,8 @@ where
 }
 
 /// Compressed bytes per table of the scope's databases (raw and rollups).
+/// Each table's compressed bytes and rows, the rollups' tables named
+/// `rollups.<table>`.
 async fn storage(store: &Store) -> Result<Vec<(String, u64, u64)>> {
     #[derive(clickhouse::Row, serde::Deserialize)]
     struct Part {
@@ -768,9 +770,11 @@ async fn storage(store: &Store) -> Result<Vec<(String, u64, u64)>> {
     let parts = store
         .client()
         .query(
-            "SELECT table, toUInt64(sum(data_compressed_bytes)) AS bytes, toUInt64(sum(rows)) AS rows
+            "SELECT if(database = ?, concat('rollups.', table), table) AS table,
+                toUInt64(sum(data_compressed_bytes)) AS bytes, toUInt64(sum(rows)) AS rows
              FROM system.parts WHERE database IN (?, ?) AND active GROUP BY table ORDER BY table",
         )
+        .bind(store.rollups_database())
         .bind(store.database())
         .bind(store.rollups_database())
         .fetch_all::<Part>()
@@ -781,11 +785,16 @@ async fn storage(store: &Store) -> Result<Vec<(String, u64, u64)>> {
         .collect())
 }
 
+/// Merges every rollup's parts, as the server does in the background once
+/// the rows of a month stop arriving: the API is measured on merged months.
 async fn optimise(store: &Store) -> Result<()> {
-    for table in ["contact_daily", "satisfaction_daily", "contact_area_daily"] {
+    for rollup in channelshift_store::ROLLUPS {
         store
             .client()
-            .query(&format!("OPTIMIZE TABLE {} FINAL", store.rollup(table)))
+            .query(&format!(
+                "OPTIMIZE TABLE {} FINAL",
+                store.rollup(rollup.table)
+            ))
             .execute()
             .await?;
     }
@@ -795,12 +804,12 @@ async fn optimise(store: &Store) -> Result<()> {
 fn storage_line(parts: &[(String, u64, u64)], events: u64) -> (f64, f64) {
     let raw: u64 = parts
         .iter()
-        .filter(|(table, _, _)| !table.ends_with("_daily") && !table.starts_with(".inner"))
+        .filter(|(table, _, _)| !table.starts_with("rollups.") && !table.starts_with(".inner"))
         .map(|(_, bytes, _)| *bytes)
         .sum();
     let rollups: u64 = parts
         .iter()
-        .filter(|(table, _, _)| table.ends_with("_daily"))
+        .filter(|(table, _, _)| table.starts_with("rollups."))
         .map(|(_, bytes, _)| *bytes)
         .sum();
     let millions = events as f64 / 1e6;
