@@ -230,8 +230,9 @@ pub struct Rollup {
     pub source: &'static str,
     /// The raw row's UTC timestamp.
     pub source_time: &'static str,
-    /// The raw row's local day, as `select` computes `day` (the rollup's
-    /// partition key is `toYYYYMM(day)`).
+    /// The raw row's local day, as `select` computes `day` or (by month)
+    /// the first day of its month (the rollup's partition key is
+    /// `toYYYYMM(day)`, the local day's month either way).
     pub local_day: &'static str,
     /// `SELECT … FROM <source>`, to be followed by an optional `WHERE` and `group_by`.
     pub select: &'static str,
@@ -1043,9 +1044,16 @@ mod tests {
                 "{target}'s view does not run ROLLUPS' select"
             );
             assert!(rollup.select.ends_with(&format!("FROM {}", rollup.source)));
-            assert!(rollup
-                .select
-                .contains(&format!("{} AS day", rollup.local_day)));
+            // The local day, or its month's first day (same partition).
+            assert!(
+                rollup
+                    .select
+                    .contains(&format!("{} AS day", rollup.local_day))
+                    || rollup
+                        .select
+                        .contains(&format!("toStartOfMonth({}) AS day", rollup.local_day)),
+                "{target}'s day is not its local_day"
+            );
             assert!(rollup.local_day.contains(rollup.source_time));
         }
     }
