@@ -683,7 +683,8 @@ ENGINE = Distributed('{cluster}', 'channelshift_rollups', rollup_coverage_local,
 
 INSERT INTO channelshift_rollups.rollup_coverage (rollup, from_day)
 SELECT 'contact_monthly',
-    if((SELECT count() FROM contact_events) = 0,
+    if((SELECT count() FROM contact_events) = 0
+            AND (SELECT count() FROM channelshift_rollups.contact_daily) = 0,
         toDate('1970-01-02'),
         addMonths(toStartOfMonth(toDate(now() + 600, 'Europe/London')), 1));
 

@@ -165,7 +165,6 @@ pub async fn load_and_wait(
             let Ok(store) = scope.store().await else {
                 return Ok(None);
             };
-            // Every migration applied: the last is recorded once it has run.
             // Every migration applied: the last is recorded once it has run
             // (before, the table or the database may not exist yet).
             let latest = channelshift_store::MIGRATIONS

@@ -535,6 +535,23 @@ async fn contact_cells_of_whole_months_equal_the_raw_tables_on_both_engines() ->
     let mut compared = 0;
     let mut contacts = 0;
     for store in [&engines.old, &engines.current] {
+        // Loaded after migrating an empty store: the monthly rollup holds
+        // every month and is read for all of them.
+        let (major, _) = store.server_version();
+        let coverage = format!(
+            "SELECT toString(min(from_day)), count() FROM {} WHERE rollup = 'contact_monthly'",
+            store.rollup("rollup_coverage")
+        );
+        assert_eq!(
+            tsv(store, &coverage).await?.trim(),
+            "1970-01-02\t1",
+            "{major}.x"
+        );
+        let monthly = format!(
+            "SELECT count() > 100 FROM {}",
+            store.rollup("contact_monthly")
+        );
+        assert_eq!(tsv(store, &monthly).await?.trim(), "1", "{major}.x");
         for (from, to) in ranges {
             let all = CellFilter::new(council.clone(), from, to);
             let narrowed = CellFilter {
@@ -571,6 +588,7 @@ async fn contact_cells_of_whole_months_equal_the_raw_tables_on_both_engines() ->
 /// until `rebuild-rollups` has filled it, on both engines: figures still
 /// equal the raw tables before the rebuild; after it, a store reads the
 /// monthly rollup (a row added to it alone shows), and from raw they agree.
+/// Upgraded after retention dropped every raw month, it reads them by day.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
 async fn an_upgraded_store_reads_contact_monthly_once_rebuilt_on_both_engines() -> Result<()> {
@@ -643,8 +661,45 @@ async fn an_upgraded_store_reads_contact_monthly_once_rebuilt_on_both_engines() 
                     .contact_cells(&year, Bucket::Month, Keys::default(), Source::Rollup)
                     .await?
             ),
-            total(raw) + 5,
+            total(raw.clone()) + 5,
             "{major}.x: the rebuilt monthly rollup is read"
+        );
+        for drop in scope.drop_statements() {
+            store.client().query(&drop).execute().await?;
+        }
+        // Upgraded after retention dropped every raw month: the daily
+        // rollup still holds them, so the monthly one is not read for them.
+        let store = connect().await?;
+        store.migrate_through(12).await?;
+        store
+            .insert_contacts(&mut data.contacts.clone(), Fencing::Off)
+            .await?;
+        let months = tsv(
+            &store,
+            "SELECT DISTINCT partition FROM system.parts \
+             WHERE database = currentDatabase() AND table = 'contact_events' AND active",
+        )
+        .await?;
+        for month in months.lines() {
+            store
+                .client()
+                .query("ALTER TABLE contact_events DROP PARTITION ?")
+                .bind(month.parse::<u32>()?)
+                .execute()
+                .await?;
+        }
+        store.migrate().await?;
+        let coverage = format!(
+            "SELECT from_day > today() FROM {} WHERE rollup = 'contact_monthly'",
+            store.rollup("rollup_coverage")
+        );
+        assert_eq!(tsv(&store, &coverage).await?.trim(), "1", "{major}.x");
+        assert_eq!(
+            store
+                .contact_cells(&year, Bucket::Month, Keys::default(), Source::Rollup)
+                .await?,
+            raw,
+            "{major}.x: raw months dropped before the upgrade are read by day"
         );
         for drop in scope.drop_statements() {
             store.client().query(&drop).execute().await?;

@@ -21,7 +21,16 @@
 //! judged. Counted first in the rows judged, a basis never claims rows the
 //! journeys lack; where `journey_days` differs from it, for whatever
 //! reason, the day is judged again, so a kept day is reused only while
-//! `journey_days` agrees with the rows it was judged from. A day is kept and reused only
+//! `journey_days` agrees with the rows it was judged from. That holds
+//! where the count and the judging read the same server; where reads are
+//! spread over replicas that lag each other (deploy/SCALING.md), a count
+//! from a replica ahead of the one judged could be kept against journeys
+//! that lack its rows. Only contacts stored are counted, so a rebuild that
+//! changes a day's rows but not their number leaves its kept journeys in
+//! use until the API restarts (a changed rollup definition comes with an
+//! upgrade, which restarts it).
+//!
+//! A day is kept and reused only
 //! where it is settled at the instant judged at, so a report as of an
 //! earlier cut-off judges afresh the days still open then. The rollup
 //! source is kept, and `AsOf` where it reads the rollups; the raw sources

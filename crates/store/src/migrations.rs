@@ -787,7 +787,8 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 13,
         // Its view sees only rows inserted after it exists, so it is read
         // only for the months `rollup_coverage` says it holds whole: all of
-        // them if no contact was stored before the view, else those from
+        // them if no contact was stored before the view (neither raw rows
+        // nor, after retention dropped them, their daily rollup), else those from
         // the month after the one ten minutes from now (a contact may be
         // dated up to five minutes ahead of the clock that accepted it),
         // until `rebuild-rollups` fills the earlier months and says so.
@@ -829,7 +830,8 @@ pub const MIGRATIONS: &[Migration] = &[
             ORDER BY (rollup, from_day)",
             "INSERT INTO {rollups}.rollup_coverage (rollup, from_day)
             SELECT 'contact_monthly',
-                if((SELECT count() FROM contact_events) = 0,
+                if((SELECT count() FROM contact_events) = 0
+                        AND (SELECT count() FROM {rollups}.contact_daily) = 0,
                     toDate('1970-01-02'),
                     addMonths(toStartOfMonth(toDate(now() + 600, 'Europe/London')), 1))",
         ],
