@@ -593,21 +593,20 @@ fn whole_months(filter: &CellFilter, bucket: Bucket) -> Option<(NaiveDate, Naive
     if matches!(bucket, Bucket::Day | Bucket::IsoWeek) {
         return None;
     }
-    let first = if filter.from.day() == 1 {
-        filter.from
-    } else {
-        filter
-            .from
-            .checked_add_months(chrono::Months::new(1))?
-            .with_day(1)?
-    };
-    let after = filter.to.succ_opt()?;
-    let last = if after.day() == 1 {
-        filter.to
-    } else {
-        filter.to.with_day(1)?.pred_opt()?
-    };
+    let first = month_start_from(filter.from)?;
+    // The day before the first of the month of the day after the range.
+    let last = filter.to.succ_opt()?.with_day(1)?.pred_opt()?;
     (first < last).then_some((first, last))
+}
+
+/// The first day of a month on or after `day`.
+fn month_start_from(day: NaiveDate) -> Option<NaiveDate> {
+    use chrono::Datelike;
+    if day.day() == 1 {
+        Some(day)
+    } else {
+        day.checked_add_months(chrono::Months::new(1))?.with_day(1)
+    }
 }
 
 /// `months` from the first month starting on or after `covered`.
@@ -615,15 +614,7 @@ fn from_month_of(
     (first, last): (NaiveDate, NaiveDate),
     covered: NaiveDate,
 ) -> Option<(NaiveDate, NaiveDate)> {
-    use chrono::Datelike;
-    let covered = if covered.day() == 1 {
-        covered
-    } else {
-        covered
-            .checked_add_months(chrono::Months::new(1))?
-            .with_day(1)?
-    };
-    let first = first.max(covered);
+    let first = first.max(month_start_from(covered)?);
     (first < last).then_some((first, last))
 }
 
@@ -672,10 +663,7 @@ impl Store {
             ))
             .fetch_one::<Coverage>()
             .await?;
-        let day = (coverage.rows > 0).then(|| {
-            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
-                + Days::new(u64::from(coverage.day))
-        });
+        let day = (coverage.rows > 0).then(|| crate::journeys::date(coverage.day));
         *lock() = Some((std::time::Instant::now(), day));
         Ok(day)
     }

@@ -76,7 +76,8 @@ struct DayContacts {
     contacts: u64,
 }
 
-fn date(days: u16) -> NaiveDate {
+/// The date `days` after 1970-01-01, as ClickHouse sends a `Date`.
+pub(crate) fn date(days: u16) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default() + Days::new(u64::from(days))
 }
 
