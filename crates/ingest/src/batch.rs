@@ -9,6 +9,7 @@ use crate::decode::Decoded;
 use channelshift_contract::Rejection;
 use channelshift_store::{Checkpoint, ContactRow, KafkaPosition, SatisfactionRow};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// A message that failed validation, kept with its original bytes.
 #[derive(Debug)]
@@ -37,6 +38,12 @@ pub struct Batch {
     /// failed, or the partition's previous owner stopped past its
     /// checkpoint): the raw table is asked too, not only the id index.
     pub suspect: bool,
+    /// When its first message was received: the batch closes
+    /// `batch.max_wait_ms` after it.
+    pub opened: Option<Instant>,
+    /// The fence each partition's rows were last written under: the server
+    /// stored them only while it was still the partition's highest.
+    pub written_under: BTreeMap<TopicPartition, u64>,
 }
 
 /// Where a message came from and what it became.
@@ -71,6 +78,7 @@ impl Batch {
         self.rows_written = false;
         self.messages += 1;
         self.bytes += message.payload.len();
+        self.opened.get_or_insert_with(Instant::now);
         let position = message.position;
         let key = (message.topic.to_string(), position.partition);
         if unsettled(&key, position.offset) {
@@ -119,6 +127,9 @@ impl Batch {
         });
         let released = before - held(self);
         self.messages = self.messages.saturating_sub(released);
+        if self.is_empty() {
+            self.opened = None;
+        }
         Some(released)
     }
 
@@ -202,6 +213,20 @@ mod tests {
             .collect();
         assert_eq!(left, [(CONTACTS, 1), (RESPONSES, 0)]);
         assert_eq!(batch.offsets.len(), 2);
+    }
+
+    #[test]
+    fn the_batch_is_open_from_its_first_message_until_it_is_emptied() {
+        let mut batch = Batch::default();
+        assert_eq!(batch.opened, None);
+        batch.add(rejected(CONTACTS, 0, 1), settled);
+        let opened = batch.opened.expect("opened by its first message");
+        batch.add(rejected(CONTACTS, 1, 1), settled);
+        assert_eq!(batch.opened, Some(opened), "a later message keeps the time");
+        batch.release(CONTACTS, 0, CONTACTS, RESPONSES);
+        assert_eq!(batch.opened, Some(opened), "a message is still held");
+        batch.release(CONTACTS, 1, CONTACTS, RESPONSES);
+        assert_eq!(batch.opened, None, "empty: the next message opens it anew");
     }
 
     #[test]

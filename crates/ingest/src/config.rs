@@ -211,5 +211,5 @@ fn default_max_bytes() -> usize {
     16 * 1024 * 1024
 }
 fn default_max_wait_ms() -> u64 {
-    1_000
+    500
 }

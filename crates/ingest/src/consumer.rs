@@ -4,8 +4,10 @@
 //! new owner's back), and turns librdkafka's statistics into lag metrics.
 //!
 //! librdkafka calls these from inside `StreamConsumer::recv`, on the task that
-//! runs the pipeline, so a rebalance never overlaps a write: the pipeline only
-//! writes between receives.
+//! runs the pipeline. The pipeline reads the next batch while it writes one,
+//! so a rebalance can happen during a write: claims are only ever set on
+//! partitions still assigned, and a write's fence check treats a partition
+//! no longer claimed as revoked.
 
 use crate::metrics::IngestMetrics;
 use channelshift_runtime::health::Health;

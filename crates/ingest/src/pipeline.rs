@@ -75,12 +75,23 @@
 //! and a topic recreated under the same name (checkpoints only move forward:
 //! clear its `ingest_checkpoints` rows).
 //!
+//! # Reading ahead
+//!
+//! While a batch is written, the next one is read and decoded, so decoding
+//! overlaps the server's work. Every message received during a write goes to
+//! the next batch, never the one being written: a batch's checkpoint never
+//! passes a message it does not hold. The consumer is polled during writes,
+//! so rebalances happen during them: a partition revoked meanwhile leaves
+//! both batches (the fence check also drops a partition no longer claimed),
+//! and is neither checkpointed (unless already stored) nor committed here.
+//!
 //! # Memory bound
 //!
-//! At most one batch is open (`batch.max_rows` / `batch.max_bytes` of
-//! payload, each held once as bytes or a row), plus librdkafka's prefetch
+//! At most two batches are open, the one being written and the next
+//! (`batch.max_rows` / `batch.max_bytes` of payload each, each message held
+//! once as bytes or a row), plus librdkafka's prefetch
 //! (`kafka.prefetch_kbytes`). While ClickHouse is down nothing more is read:
-//! the partitions are paused and the open batch waits.
+//! the partitions are paused and the open batches wait.
 
 use crate::batch::{Batch, DeadLetter, Received};
 use crate::config::{IngestConfig, KafkaConfig};
@@ -275,10 +286,15 @@ impl Pipeline {
     /// Runs until shutdown: the open batch is then written and committed
     /// before returning, within the configured timeout.
     pub async fn run(self, shutdown: Shutdown) -> Result<()> {
+        // What was read while the previous batch was written.
+        let mut next = Batch::default();
         loop {
-            let mut batch = self.fill(&shutdown).await;
+            let mut batch = std::mem::take(&mut next);
+            if !shutdown.is_requested() {
+                batch = self.fill(batch, &shutdown).await;
+            }
             if !batch.is_empty() {
-                let flush = self.flush(&mut batch, &shutdown);
+                let flush = self.flush(&mut batch, &mut next, &shutdown);
                 if shutdown.is_requested() {
                     let timeout = Duration::from_millis(self.config.shutdown_timeout_ms);
                     tokio::time::timeout(timeout, flush)
@@ -288,49 +304,42 @@ impl Pipeline {
                     flush.await?;
                 }
             }
-            if shutdown.is_requested() {
+            // At shutdown, what was read ahead is written too; nothing more
+            // is read meanwhile.
+            if shutdown.is_requested() && next.is_empty() {
                 tracing::info!("ingest stopped");
                 return Ok(());
             }
         }
     }
 
-    /// Reads messages until the batch is full, its time is up, or shutdown.
-    async fn fill(&self, shutdown: &Shutdown) -> Batch {
+    /// Reads messages into `batch` (which may hold what was read ahead) until
+    /// it is full, its time is up, or shutdown. The `receive` step measures
+    /// only the time spent here, not reading ahead beside a write.
+    async fn fill(&self, mut batch: Batch, shutdown: &Shutdown) -> Batch {
         let max_wait = self.config.batch.max_wait();
-        let mut batch = Batch::default();
-        let mut deadline: Option<Instant> = None;
-        let mut first = Instant::now();
+        let started = Instant::now();
+        let (max_rows, max_bytes) = (self.config.batch.max_rows, self.config.batch.max_bytes);
         loop {
             self.health.beat("consumer", STALL_AFTER);
+            let deadline = batch.opened.map(|opened| opened + max_wait);
             let wait = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
                 // Nothing pending: wake up now and then to report liveness.
                 None => Duration::from_secs(1),
             };
-            if deadline.is_some() && wait.is_zero() {
-                self.metrics.step("receive", first);
+            if batch.is_full(max_rows, max_bytes) || (deadline.is_some() && wait.is_zero()) {
+                let opened = batch.opened.map_or(started, |opened| opened.max(started));
+                self.metrics.step("receive", opened);
                 return batch;
             }
             self.reclaim_lost().await;
             tokio::select! {
                 received = tokio::time::timeout(wait, self.consumer.recv()) => {
                     if let Ok(received) = received {
-                        if self.receive(&mut batch, received) {
-                            deadline.get_or_insert_with(|| {
-                                first = Instant::now();
-                                first + max_wait
-                            });
-                        }
+                        self.receive(&mut batch, received);
                     }
-                    self.release_revoked(&mut batch);
-                    if batch.is_empty() {
-                        deadline = None;
-                    }
-                    if batch.is_full(self.config.batch.max_rows, self.config.batch.max_bytes) {
-                        self.metrics.step("receive", first);
-                        return batch;
-                    }
+                    self.release_revoked(&mut [&mut batch]);
                 }
                 () = shutdown.clone().requested() => return batch,
             }
@@ -338,16 +347,18 @@ impl Pipeline {
     }
 
     /// Takes one result of `recv` into the batch; true if it was a message.
+    /// Returns the partitions revoked since the last receive, already
+    /// released from `batch`.
     fn receive(
         &self,
         batch: &mut Batch,
         received: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>,
-    ) -> bool {
+    ) -> Vec<TopicPartition> {
         match received {
             Err(error) => {
                 tracing::warn!(%error, "Kafka consumer error");
                 self.health.set("kafka", false);
-                false
+                self.release_revoked(&mut [batch])
             }
             Ok(message) => {
                 self.health.set("kafka", true);
@@ -355,10 +366,10 @@ impl Pipeline {
                 // (one rebalance, or a lost session rejoined) must shed what
                 // it buffered before the revoke, not this message: it comes
                 // from the new assignment, which starts at the checkpoint.
-                self.release_revoked(batch);
+                let revoked = self.release_revoked(&mut [&mut *batch]);
                 self.add(batch, &message);
                 self.metrics.buffered.set(batch.messages as i64);
-                true
+                revoked
             }
         }
     }
@@ -408,14 +419,24 @@ impl Pipeline {
         }
     }
 
-    /// Drops the buffered messages of partitions this replica no longer owns:
-    /// their new owner reads them again from the checkpoint.
-    fn release_revoked(&self, batch: &mut Batch) {
+    /// Drops from each batch the buffered messages of partitions this replica
+    /// no longer owns: their new owner reads them again from the checkpoint.
+    /// Returns the partitions revoked since the last call.
+    fn release_revoked(&self, batches: &mut [&mut Batch]) -> Vec<TopicPartition> {
+        let revoked = self.consumer.context().take_revoked();
+        for batch in batches {
+            self.release(batch, &revoked);
+        }
+        revoked
+    }
+
+    /// Drops from `batch` the buffered messages of `partitions`.
+    fn release(&self, batch: &mut Batch, partitions: &[TopicPartition]) {
         let kafka = &self.config.kafka;
-        for (topic, partition) in self.consumer.context().take_revoked() {
+        for (topic, partition) in partitions {
             let Some(released) = batch.release(
-                &topic,
-                partition,
+                topic,
+                *partition,
                 &kafka.contact_topic,
                 &kafka.satisfaction_topic,
             ) else {
@@ -432,7 +453,6 @@ impl Pipeline {
                 "partition revoked; its buffered messages are left to the new owner"
             );
         }
-        self.metrics.buffered.set(batch.messages as i64);
     }
 
     /// Decodes a message into the batch, counting it and any rejection.
@@ -487,12 +507,15 @@ impl Pipeline {
     }
 
     /// Writes the batch (rows, dead letters, checkpoints) and only then
-    /// commits. While a step fails, the partitions are paused and the consumer
-    /// keeps polling, so the group keeps this replica and rebalances are seen.
-    async fn flush(&self, batch: &mut Batch, shutdown: &Shutdown) -> Result<()> {
+    /// commits. Meanwhile the consumer keeps polling: every message it
+    /// receives goes to `next` (never to `batch`, whose checkpoint must not
+    /// pass a message it does not hold), up to `next` being full while an
+    /// attempt runs; while a step fails, the partitions are paused, so the
+    /// group keeps this replica and rebalances are seen.
+    async fn flush(&self, batch: &mut Batch, next: &mut Batch, shutdown: &Shutdown) -> Result<()> {
         // A revoke seen by the last receive (e.g. just before shutdown) must
         // not be written behind the new owner's back.
-        self.release_revoked(batch);
+        self.release_revoked(&mut [&mut *batch, &mut *next]);
         if batch.is_empty() {
             return Ok(());
         }
@@ -500,13 +523,18 @@ impl Pipeline {
         self.bound_unsettled();
         let mut backoff = Backoff::new();
         let mut paused = false;
+        // Partitions revoked while the last attempt ran.
+        let mut revoked;
         loop {
             let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
             let queries = format!("{WRITE_QUERY_PREFIX}{}:{attempt}:", self.replica);
             let store = self.store.tagged(queries.clone());
-            let outcome =
-                tokio::time::timeout(self.attempt_timeout, self.write(batch, &store)).await;
+            let outcome;
+            (outcome, revoked) = self.attempt(batch, next, &store, shutdown).await;
+            revoked.extend(self.release_revoked(&mut [&mut *next]));
             let error = match outcome {
+                // A partition revoked meanwhile keeps its checkpoint if the
+                // write stored it (see `drop_lost`), but is not committed.
                 Ok(Ok(())) => break,
                 Ok(Err(error)) => error,
                 Err(_elapsed) => {
@@ -518,6 +546,8 @@ impl Pipeline {
                     anyhow::anyhow!("no answer within {:?}", self.attempt_timeout)
                 }
             };
+            // Revoked meanwhile: not retried here.
+            self.release(batch, &revoked);
             // Its queries may still be running on the server, and could
             // store rows after the next attempt's lookup: stopped first.
             self.abandoned
@@ -532,7 +562,7 @@ impl Pipeline {
                 paused = true;
             }
             backoff.log("writing the batch", &error);
-            self.idle(batch, backoff.next_delay(), shutdown)
+            self.idle(batch, next, backoff.next_delay(), shutdown)
                 .await
                 .map_err(|stopped| error.context(stopped))?;
             if batch.is_empty() {
@@ -546,10 +576,47 @@ impl Pipeline {
         self.consumer.context().settle(&batch.offsets);
         self.consumer.context().progressed(batch.offsets.keys());
         let started = Instant::now();
-        self.commit(&batch.offsets);
+        let mut offsets = batch.offsets.clone();
+        offsets.retain(|partition, _| !revoked.contains(partition));
+        self.commit(&offsets);
         self.metrics.step("commit", started);
-        self.metrics.buffered.set(0);
+        self.metrics.buffered.set(next.messages as i64);
         Ok(())
+    }
+
+    /// One write attempt of `batch`, bounded by `attempt_timeout`, with the
+    /// next batch read meanwhile (until it is full or shutdown is asked):
+    /// decoding overlaps the server's insert. Rebalances can therefore
+    /// happen during a write; the partitions revoked meanwhile are released
+    /// from `next` and returned, for the caller to release from `batch`.
+    async fn attempt(
+        &self,
+        batch: &mut Batch,
+        next: &mut Batch,
+        store: &Store,
+        shutdown: &Shutdown,
+    ) -> (
+        Result<Result<()>, tokio::time::error::Elapsed>,
+        Vec<TopicPartition>,
+    ) {
+        let (max_rows, max_bytes) = (self.config.batch.max_rows, self.config.batch.max_bytes);
+        let mut revoked = Vec::new();
+        let write = tokio::time::timeout(self.attempt_timeout, self.write(batch, store));
+        tokio::pin!(write);
+        let outcome = loop {
+            if shutdown.is_requested() || next.is_full(max_rows, max_bytes) {
+                break write.await;
+            }
+            tokio::select! {
+                biased;
+                outcome = &mut write => break outcome,
+                received = self.consumer.recv() => {
+                    self.health.beat("consumer", STALL_AFTER);
+                    revoked.extend(self.receive(next, received));
+                }
+            }
+        };
+        (outcome, revoked)
     }
 
     /// Asks the broker where each newly assigned partition ends now (at or
@@ -599,6 +666,10 @@ impl Pipeline {
                 fencing: self.fencing,
             };
             let fences = self.held_fences();
+            batch.written_under = fences.by_partition(
+                &self.config.kafka.contact_topic,
+                &self.config.kafka.satisfaction_topic,
+            );
             let refused = sink
                 .write(
                     &mut batch.contacts,
@@ -750,9 +821,16 @@ impl Pipeline {
     /// replica's: another replica claimed them (this one's session expired,
     /// or the broker assigned them elsewhere before revoking them here).
     /// Their messages are left to the new owner, read again from its start.
+    /// A partition revoked while the batch was written (no claim now, or
+    /// assigned here again and not yet claimed) is judged by the fence its
+    /// rows carried: still the highest, they are stored and its checkpoint
+    /// is true, so it stays (it is not committed: see [`Self::flush`]);
+    /// claimed since by another replica, it is dropped and counted as
+    /// fenced, but not paused, as it is no longer this assignment's.
     async fn drop_lost(&self, batch: &mut Batch, store: &Store) -> Result<()> {
         let context = self.consumer.context();
         let mut lost = Vec::new();
+        let mut fenced = Vec::new();
         for (topic, record) in self.topics() {
             let partitions: Vec<i32> = batch
                 .offsets
@@ -769,21 +847,27 @@ impl Pipeline {
                 .context("reading fences")?;
             for partition in partitions {
                 let key = (topic.to_string(), partition);
-                let held = match context.claim(&key) {
-                    Some(Claim::Held(fence)) => Some(fence),
-                    _ => None,
-                };
-                if held.is_none() || current.get(&partition).copied() != held {
-                    lost.push(key);
+                let current = current.get(&partition);
+                let claimed_since = batch
+                    .written_under
+                    .get(&key)
+                    .is_none_or(|fence| current != Some(fence));
+                match context.claim(&key) {
+                    Some(Claim::Held(fence)) if current == Some(&fence) => {}
+                    Some(Claim::Held(_) | Claim::Lost(_)) => lost.push(key),
+                    None | Some(Claim::Unclaimed) if claimed_since => fenced.push(key),
+                    None | Some(Claim::Unclaimed) => {}
                 }
             }
         }
-        if lost.is_empty() {
+        let held = batch.messages;
+        self.release(batch, &fenced);
+        if lost.is_empty() && fenced.is_empty() {
             return Ok(());
         }
         let kafka = &self.config.kafka;
         let mut pause = TopicPartitionList::new();
-        let mut released = 0;
+        let mut released = held - batch.messages;
         for (topic, partition) in &lost {
             context.set_claim(&(topic.clone(), *partition), Claim::Lost(Instant::now()));
             released += batch
@@ -802,6 +886,7 @@ impl Pipeline {
         }
         self.metrics.fenced.inc();
         self.metrics.buffered.set(batch.messages as i64);
+        lost.extend(fenced);
         tracing::error!(
             partitions = ?lost,
             released,
@@ -910,10 +995,17 @@ impl Pipeline {
         self.metrics.last_insert.set(now as f64);
     }
 
-    /// Waits `delay` while still serving the group: rebalances are handled,
-    /// newly assigned partitions are paused too, and a message already on its
-    /// way joins the batch. Returns an error if shutdown comes first.
-    async fn idle(&self, batch: &mut Batch, delay: Duration, shutdown: &Shutdown) -> Result<()> {
+    /// Waits `delay` while still serving the group: rebalances are handled
+    /// (revoked partitions leave both batches), newly assigned partitions are
+    /// paused too, and a message already on its way joins `next`. Returns an
+    /// error if shutdown comes first.
+    async fn idle(
+        &self,
+        batch: &mut Batch,
+        next: &mut Batch,
+        delay: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<()> {
         self.note_ends();
         let until = Instant::now() + delay;
         loop {
@@ -925,13 +1017,14 @@ impl Pipeline {
             tokio::select! {
                 received = tokio::time::timeout(left, self.consumer.recv()) => {
                     if let Ok(received) = received {
-                        self.receive(batch, received);
+                        let revoked = self.receive(next, received);
+                        self.release(batch, &revoked);
                     }
                 }
                 () = shutdown.clone().requested() => anyhow::bail!("gave up at shutdown"),
             }
             self.pause_assignment();
-            self.release_revoked(batch);
+            self.release_revoked(&mut [&mut *batch, &mut *next]);
         }
     }
 
@@ -977,6 +1070,10 @@ impl Pipeline {
     }
 
     fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) {
+        if offsets.is_empty() {
+            // Every partition of the batch was revoked or fenced meanwhile.
+            return;
+        }
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
             if let Err(error) =

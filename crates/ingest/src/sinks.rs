@@ -6,6 +6,7 @@
 
 use crate::batch::DeadLetter;
 use crate::config::KafkaConfig;
+use crate::consumer::TopicPartition;
 use crate::metrics::IngestMetrics;
 use anyhow::Result;
 use channelshift_store::{
@@ -15,7 +16,7 @@ use chrono::Utc;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 /// Rows into the raw tables, each unique id once, each only while this
@@ -34,6 +35,26 @@ pub struct RowSink {
 pub struct Fences {
     pub contacts: HashMap<i32, u64>,
     pub satisfaction: HashMap<i32, u64>,
+}
+
+impl Fences {
+    /// The fences by (topic, partition), the contacts' under `contact_topic`.
+    pub fn by_partition(
+        &self,
+        contact_topic: &str,
+        satisfaction_topic: &str,
+    ) -> BTreeMap<TopicPartition, u64> {
+        let of = |topic: &str, fences: &HashMap<i32, u64>| {
+            fences
+                .iter()
+                .map(|(partition, fence)| ((topic.to_string(), *partition), *fence))
+                .collect::<Vec<_>>()
+        };
+        of(contact_topic, &self.contacts)
+            .into_iter()
+            .chain(of(satisfaction_topic, &self.satisfaction))
+            .collect()
+    }
 }
 
 /// A row ClickHouse refuses for good: dead-lettered instead of stored.
