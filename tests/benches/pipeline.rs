@@ -34,7 +34,7 @@ use channelshift_store::{
 };
 use channelshift_tests::checks::{contact_totals, satisfaction_totals};
 use channelshift_tests::kafka::produce_all;
-use channelshift_tests::process::IngestProcess;
+use channelshift_tests::process::{metric_sum, IngestProcess};
 use channelshift_tests::{
     create_topics, producer, simulated, start_api, start_api_configured, Messages, Scope, API_TOKEN,
 };
@@ -377,6 +377,37 @@ async fn ingest_run(
         .first()
         .and_then(|process| proc_kib(process.pid(), "VmHWM:"))
         .unwrap_or(0);
+    if let [process] = processes.as_slice() {
+        // Where one replica's time went: seconds summed per step (receive
+        // counts only the time spent waiting for messages, not reading
+        // ahead beside a write).
+        let metrics = process.metrics().await?;
+        let steps: Vec<String> = [
+            "receive",
+            "lookup",
+            "insert",
+            "claim",
+            "fence_check",
+            "dead_letters",
+            "checkpoint",
+            "commit",
+        ]
+        .iter()
+        .map(|step| {
+            let seconds = metric_sum(
+                &metrics,
+                "channelshift_ingest_step_duration_seconds_sum",
+                &[("step", step)],
+            );
+            format!("{step} {seconds:.1}")
+        })
+        .collect();
+        println!(
+            "  ingest steps, seconds summed over {:.1} s: {}",
+            elapsed.as_secs_f64(),
+            steps.join(", ")
+        );
+    }
     for process in processes {
         process.kill()?;
     }
@@ -519,23 +550,33 @@ async fn outage(contacts: &[(String, Vec<u8>)], report: &mut Report) -> Result<u
     producing.await??;
     let produced = sent.load(Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(300);
-    let stored = loop {
+    let totals = loop {
         sample(&mut peak);
-        let stored = contact_totals(&store)
-            .await
-            .map(|t| t.settled())
-            .unwrap_or(0);
+        let totals = contact_totals(&store).await.ok();
+        let stored = totals.map_or(0, |t| t.settled());
         if stored >= produced || Instant::now() > deadline {
-            break stored;
+            break totals;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let hwm = proc_kib(ingest.pid(), "VmHWM:").unwrap_or(peak);
+    let half_written = ingest
+        .metric("channelshift_ingest_half_written_total", &[])
+        .await
+        .unwrap_or(f64::NAN);
     ingest.kill()?;
+    let stored = totals.map_or(0, |t| t.settled());
     report.note(format!(
-        "outage run: {} contacts produced at 5,000/s over 100 s with ClickHouse stopped (SIGSTOP) from 20 s to 80 s; {} stored afterwards",
+        "outage run: {} contacts produced at 5,000/s over 100 s with ClickHouse stopped (SIGSTOP) from 20 s to 80 s; {} stored afterwards{}",
         grouped(produced as f64),
-        grouped(stored as f64)
+        grouped(stored as f64),
+        match totals {
+            Some(t) if stored < produced => format!(
+                " (raw rows {}, distinct ids {}, id index {}, daily rollup {}; half-written rows re-indexed by ingest: {half_written})",
+                t.rows, t.distinct_ids, t.id_index_rows, t.rollup_contacts
+            ),
+            _ => String::new(),
+        }
     ));
     let _ = scope.drop_database().await;
     Ok(hwm.max(peak))
