@@ -689,3 +689,26 @@ SELECT 'contact_monthly',
         addMonths(toStartOfMonth(toDate(now() + 600, 'Europe/London')), 1));
 
 INSERT INTO schema_migrations (version, name) VALUES (13, 'contacts by local month, for month, quarter and year figures');
+
+-- Migration 14: settled days' first-contact resolution, judged once and stored
+CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_settled_local ON CLUSTER '{cluster}' (
+    council String,
+    window_days UInt16,
+    day Date,
+    judging UInt64,
+    basis UInt64,
+    channel String,
+    service String,
+    customer_type String,
+    journeys UInt64,
+    resolved UInt64,
+    open UInt64,
+    unlinked UInt64
+) ENGINE = ReplicatedMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (council, window_days, day, judging);
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_settled ON CLUSTER '{cluster}' AS channelshift_rollups.journey_settled_local
+ENGINE = Distributed('{cluster}', 'channelshift_rollups', journey_settled_local, cityHash64(council));
+
+INSERT INTO schema_migrations (version, name) VALUES (14, 'settled days\' first-contact resolution, judged once and stored');

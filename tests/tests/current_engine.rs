@@ -770,6 +770,144 @@ async fn kept_journey_days_are_reused_while_journey_days_agrees_on_both_engines(
     engines.drop_databases().await
 }
 
+/// Settled days judged and stored by `settle_journeys` are what a store
+/// with nothing in memory (a pack's process, a restarted API) answers
+/// with, on both engines: the same cells as the raw tables judged afresh,
+/// and as many journeys stored as those raw tables hold; a second run
+/// judges nothing; a stored day is read, not judged again (a later judging
+/// written by hand is what a new store answers); a day whose
+/// `journey_days` count changed is judged again; `rebuild-rollups` drops
+/// the stored days of the months it rebuilds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn settled_journey_days_are_stored_and_read_by_a_new_store_on_both_engines() -> Result<()> {
+    let engines = Engines::loaded("current-settled-days", false).await?;
+    let council = CouncilCode::parse(COUNCIL).context("council")?;
+    let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).context("date");
+    let spring = CellFilter::new(council.clone(), date(2025, 1, 1)?, date(2025, 7, 20)?);
+    // Judged at 1 August: 23 July is the last day whose windows have closed.
+    let settled = CellFilter::new(council.clone(), date(2024, 12, 1)?, date(2025, 7, 23)?);
+    let may_14 = CellFilter::new(council.clone(), date(2025, 5, 14)?, date(2025, 5, 14)?);
+    let every = Keys {
+        channel: true,
+        service: true,
+        customer_type: true,
+    };
+    let none = Keys {
+        channel: false,
+        service: false,
+        customer_type: false,
+    };
+    let journeys = |cells: &[channelshift_store::JourneyCell]| -> u64 {
+        cells.iter().map(|cell| cell.journeys).sum()
+    };
+    for old in [true, false] {
+        let new_store = || async {
+            if old {
+                engines.scope.store().await
+            } else {
+                current_store(&engines.scope).await
+            }
+        };
+        let store = new_store().await?;
+        let (major, _) = store.server_version();
+        let raw = store
+            .journey_cells(&spring, Bucket::Month, every, Source::Raw, 7, JUDGED_AT)
+            .await?;
+        assert!(journeys(&raw) > 100, "{major}.x: the spring has journeys");
+        assert_eq!(
+            store.councils_with_journeys().await?,
+            [COUNCIL.to_string()],
+            "{major}.x: the councils settle-journeys settles without [councils]"
+        );
+        let report = store
+            .settle_journeys(&council, 7, JUDGED_AT, |_, _| ())
+            .await?;
+        assert!(report.days > 150, "{major}.x: {report:?}");
+        assert_eq!(
+            report.judged, report.days,
+            "{major}.x: every settled day judged"
+        );
+        let settled_raw = store
+            .journey_cells(&settled, Bucket::Total, none, Source::Raw, 7, JUDGED_AT)
+            .await?;
+        assert_eq!(
+            report.journeys,
+            journeys(&settled_raw),
+            "{major}.x: the stored days hold every journey of the settled days"
+        );
+        let again = store
+            .settle_journeys(&council, 7, JUDGED_AT, |_, _| ())
+            .await?;
+        assert_eq!(again.judged, 0, "{major}.x: a second run judges nothing");
+        assert_eq!(
+            new_store()
+                .await?
+                .journey_cells(&spring, Bucket::Month, every, Source::Rollup, 7, JUDGED_AT)
+                .await?,
+            raw,
+            "{major}.x: a new store answers from the stored days as the raw tables judged afresh"
+        );
+        // A later judging of 14 May, written by hand on the stored basis.
+        let r = store.rollups_database();
+        let basis: u64 = store
+            .client()
+            .query(&format!(
+                "SELECT max(basis) FROM {r}.journey_settled WHERE day = '2025-05-14'"
+            ))
+            .fetch_one()
+            .await?;
+        store
+            .client()
+            .query(&format!(
+                "INSERT INTO {r}.journey_settled (council, window_days, day, judging, basis, \
+                 channel, service, customer_type, journeys, resolved, open, unlinked) VALUES \
+                 ('{COUNCIL}', 7, '2025-05-14', 18000000000000000000, {basis}, '', '', '', 0, 0, 0, 0), \
+                 ('{COUNCIL}', 7, '2025-05-14', 18000000000000000000, {basis}, 'phone', 'waste', \
+                 'resident', 1000, 1000, 0, 0)"
+            ))
+            .execute()
+            .await?;
+        let may_14 = &may_14;
+        let read = |store: Store| async move {
+            store
+                .journey_cells(may_14, Bucket::Total, none, Source::Rollup, 7, JUDGED_AT)
+                .await
+        };
+        assert_eq!(
+            journeys(&read(new_store().await?).await?),
+            1000,
+            "{major}.x: a stored day is read, not judged again"
+        );
+        store
+            .client()
+            .query(&format!(
+                "INSERT INTO {r}.journey_days (council, day, contacts) \
+                 VALUES ('{COUNCIL}', '2025-05-14', 1)"
+            ))
+            .execute()
+            .await?;
+        assert_eq!(
+            read(new_store().await?).await?,
+            store
+                .journey_cells(may_14, Bucket::Total, none, Source::Raw, 7, JUDGED_AT)
+                .await?,
+            "{major}.x: a day whose journey_days count changed is judged again"
+        );
+        store.rebuild_rollups(|_| ()).await?;
+        let left: u64 = store
+            .client()
+            .query(&format!("SELECT count() FROM {r}.journey_settled"))
+            .fetch_one()
+            .await?;
+        assert_eq!(
+            left, 0,
+            "{major}.x: a rebuild drops the stored days it rebuilt"
+        );
+    }
+    engines.drop_databases().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
 async fn every_kpi_query_answers_the_same_on_both_engines() -> Result<()> {

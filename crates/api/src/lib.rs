@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use channelshift_contract::CouncilCode;
 use channelshift_reports::calendar::Calendar;
 use channelshift_reports::Councils;
 use channelshift_runtime::health::Health;
@@ -247,6 +248,52 @@ pub async fn publish_definitions(config: &ApiConfig) -> Result<u64> {
         .await
         .context("writing the definitions (the ClickHouse user must be able to write the rollups' database)")?;
     Ok(generation)
+}
+
+/// `channelshift-api settle-journeys`: judges each council's settled days
+/// of first-contact resolution not yet stored (or whose contacts changed)
+/// and stores them, so that packs and a restarted API read them instead of
+/// judging them again; judged at `judged_at` (Unix seconds), with each
+/// council's repeat window. The configured councils, or with none configured
+/// every council with contacts, under `[kpi]`. Calls `progress` after each
+/// month judged. Needs a ClickHouse user that may write the rollups'
+/// database.
+pub async fn settle_journeys(
+    config: &ApiConfig,
+    judged_at: i64,
+    mut progress: impl FnMut(&CouncilCode, chrono::NaiveDate, usize),
+) -> Result<Vec<(CouncilCode, channelshift_store::SettledJourneysReport)>> {
+    let councils = Councils::new(&config.kpi, &config.councils)?;
+    let store = Store::connect(&config.clickhouse)
+        .await
+        .context("connecting to ClickHouse")?;
+    let mut windows: Vec<(CouncilCode, u32)> = councils
+        .configured()
+        .map(|(code, policy)| (code.clone(), policy.repeat_window_days))
+        .collect();
+    if windows.is_empty() {
+        let window = councils.default_policy().repeat_window_days;
+        for code in store.councils_with_journeys().await? {
+            let code = CouncilCode::parse(&code)
+                .with_context(|| format!("a council code in journey_days: {code}"))?;
+            windows.push((code, window));
+        }
+    }
+    let mut reports = Vec::with_capacity(windows.len());
+    for (council, window) in windows {
+        let report = store
+            .settle_journeys(&council, window, judged_at, |month, days| {
+                progress(&council, month, days)
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "settling {council}'s journeys (the ClickHouse user must be able to write the rollups' database)"
+                )
+            })?;
+        reports.push((council, report));
+    }
+    Ok(reports)
 }
 
 /// `channelshift-api load-imd`: reads a council's IMD lookup (CSV: LSOA

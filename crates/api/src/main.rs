@@ -28,6 +28,12 @@ enum Command {
     /// dashboards read them; run after changing them, as a ClickHouse user
     /// that may write (e.g. CHANNELSHIFT_CLICKHOUSE__USER and __PASSWORD).
     PublishDefinitions,
+    /// Judges each council's settled days of first-contact resolution not
+    /// yet stored (or whose contacts have changed since) and stores them in
+    /// ClickHouse, so that packs and a restarted API read them instead of
+    /// judging every journey again. Run it nightly, as a ClickHouse user
+    /// that may write, as publish-definitions does.
+    SettleJourneys,
     /// Loads the council's Index of Multiple Deprivation lookup, a CSV of
     /// LSOA code and decile (1 most deprived to 10; a header row is
     /// allowed), so hot spots by LSOA carry each area's decile. A file with
@@ -49,6 +55,29 @@ async fn main() -> Result<()> {
         Some(Command::PublishDefinitions) => {
             let generation = channelshift_api::publish_definitions(&config).await?;
             println!("published the KPI definitions as generation {generation}");
+            return Ok(());
+        }
+        Some(Command::SettleJourneys) => {
+            let started = std::time::Instant::now();
+            let judged_at = chrono::Utc::now().timestamp();
+            let reports =
+                channelshift_api::settle_journeys(&config, judged_at, |council, month, days| {
+                    println!(
+                        "{council} {}: judged {days} settled days",
+                        month.format("%Y-%m")
+                    );
+                })
+                .await?;
+            for (council, report) in reports {
+                println!(
+                    "{council}: {} settled days with contacts, {} judged and stored now ({} journeys), the rest already stored",
+                    report.days, report.judged, report.journeys
+                );
+            }
+            println!(
+                "settled the journeys in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             return Ok(());
         }
         Some(Command::LoadImd { file }) => {

@@ -348,12 +348,12 @@ fn period(text: &str) -> Result<Option<NaiveDate>, StoreError> {
 }
 
 /// A closed-set column.
-fn member<T: std::str::FromStr>(column: &str, text: &str) -> Result<T, StoreError> {
+pub(crate) fn member<T: std::str::FromStr>(column: &str, text: &str) -> Result<T, StoreError> {
     text.parse().map_err(|_| unexpected(column, text))
 }
 
 /// A key column: `''` when not asked for.
-fn asked<T>(
+pub(crate) fn asked<T>(
     column: &str,
     text: &str,
     parse: impl FnOnce(&str) -> Option<T>,

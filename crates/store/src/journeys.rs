@@ -35,14 +35,23 @@
 //! earlier cut-off judges afresh the days still open then. The rollup
 //! source is kept, and `AsOf` where it reads the rollups; the raw sources
 //! always judge afresh.
+//!
+//! Memory is per process, and a pack runs in a process of its own, so
+//! settled days are also stored: `channelshift-api settle-journeys` (a
+//! writer's job, run nightly) judges every settled day whose basis is not
+//! yet stored, by the same query, into `journey_settled`, with its basis.
+//! A day missing from memory is read from there before it is judged, on
+//! the same terms: settled at the instant judged at, and its stored basis
+//! equal to `journey_days`' count. `rebuild-rollups` drops the stored days
+//! of every month whose journeys it rebuilt, and of the months either side.
 
-use crate::cells::{Bucket, CellFilter, JourneyCell, Keys, Read, Source};
+use crate::cells::{asked, member, Bucket, CellFilter, JourneyCell, Keys, Read, Source};
 use crate::connection::{Store, StoreError};
-use channelshift_contract::CouncilCode;
-use chrono::{Days, NaiveDate};
+use channelshift_contract::{CouncilCode, ServiceSlug};
+use chrono::{Datelike, Days, NaiveDate};
 use clickhouse::Row;
-use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 /// Settled days kept at most, all councils and windows together; past it
@@ -161,50 +170,33 @@ impl Store {
                 day = next;
             }
         }
-        // Each run of consecutive missing days in one query, by day and
-        // every key, so any request's grouping can be made from it.
-        let every = Keys {
-            service: true,
-            customer_type: true,
-            channel: false,
-        };
+        // Settled days missing from memory, from those stored, on the same
+        // terms as memory's.
         let mut judged: Vec<(NaiveDate, u64, Vec<JourneyCell>)> = Vec::new();
-        let mut start = 0;
-        while start < missing.len() {
-            let mut end = start;
-            while end + 1 < missing.len() && missing[end].succ_opt() == Some(missing[end + 1]) {
-                end += 1;
-            }
-            let run = CellFilter::new(filter.council.clone(), missing[start], missing[end]);
-            // Counted before judging: the rows judged include every row counted.
-            let run_per_day = self
-                .contacts_per_day(
-                    "journey_contacts",
-                    &filter.council,
-                    run.from.checked_sub_days(reach).unwrap_or(run.from),
-                    run.to.checked_add_days(reach).unwrap_or(run.to),
-                )
+        let settled_missing: Vec<NaiveDate> = missing
+            .iter()
+            .copied()
+            .filter(|day| settled(*day, window_days, judged_at))
+            .collect();
+        if let (Some(&first), Some(&last)) = (settled_missing.first(), settled_missing.last()) {
+            let stored = self
+                .stored_days(&filter.council, window_days, first, last)
                 .await?;
-            let cells = self
-                .judge_journeys(
-                    &run,
-                    Bucket::Day,
-                    every,
-                    Source::Rollup,
-                    window_days,
-                    judged_at,
-                )
-                .await?;
-            for &day in &missing[start..=end] {
-                let of_day = cells
-                    .iter()
-                    .filter(|cell| cell.period == Some(day))
-                    .cloned()
-                    .collect();
-                judged.push((day, basis(&run_per_day, day, reach), of_day));
-            }
-            start = end + 1;
+            missing.retain(|day| match stored.get(day) {
+                Some(found)
+                    if found.basis == basis(&per_day, *day, reach)
+                        && settled(*day, window_days, judged_at) =>
+                {
+                    judged.push((*day, found.basis, found.cells.clone()));
+                    false
+                }
+                _ => true,
+            });
         }
+        judged.extend(
+            self.judge_days(&filter.council, &missing, window_days, judged_at)
+                .await?,
+        );
         {
             let mut kept = self.journeys.lock();
             if kept.values().map(BTreeMap::len).sum::<usize>() > MAX_DAYS {
@@ -226,6 +218,294 @@ impl Store {
         days.extend(judged.into_iter().map(|(day, _, cells)| (day, cells)));
         Ok(regroup(days, filter, bucket, keys))
     }
+}
+
+impl Store {
+    /// Judges `days` (ascending) afresh from `journey_contacts`, each run of
+    /// consecutive days in one query, by day and every key, so any
+    /// request's grouping can be made from it. Returns each day with its
+    /// basis, counted in `journey_contacts` before judging: the rows judged
+    /// include every row counted.
+    async fn judge_days(
+        &self,
+        council: &CouncilCode,
+        days: &[NaiveDate],
+        window_days: u32,
+        judged_at: i64,
+    ) -> Result<Vec<(NaiveDate, u64, Vec<JourneyCell>)>, StoreError> {
+        let reach = Days::new(u64::from(window_days) + 1);
+        let every = Keys {
+            service: true,
+            customer_type: true,
+            channel: false,
+        };
+        let mut judged = Vec::with_capacity(days.len());
+        let mut start = 0;
+        while start < days.len() {
+            let mut end = start;
+            while end + 1 < days.len() && days[end].succ_opt() == Some(days[end + 1]) {
+                end += 1;
+            }
+            let run = CellFilter::new(council.clone(), days[start], days[end]);
+            let run_per_day = self
+                .contacts_per_day(
+                    "journey_contacts",
+                    council,
+                    run.from.checked_sub_days(reach).unwrap_or(run.from),
+                    run.to.checked_add_days(reach).unwrap_or(run.to),
+                )
+                .await?;
+            let cells = self
+                .judge_journeys(
+                    &run,
+                    Bucket::Day,
+                    every,
+                    Source::Rollup,
+                    window_days,
+                    judged_at,
+                )
+                .await?;
+            for &day in &days[start..=end] {
+                let of_day = cells
+                    .iter()
+                    .filter(|cell| cell.period == Some(day))
+                    .cloned()
+                    .collect();
+                judged.push((day, basis(&run_per_day, day, reach), of_day));
+            }
+            start = end + 1;
+        }
+        Ok(judged)
+    }
+}
+
+/// A row of `journey_settled`, as written: a day's header (channel '') or
+/// one of its cells.
+#[derive(Row, Serialize)]
+struct SettledRow<'a> {
+    council: &'a str,
+    window_days: u16,
+    day: u16,
+    judging: u64,
+    basis: u64,
+    channel: &'a str,
+    service: &'a str,
+    customer_type: &'a str,
+    journeys: u64,
+    resolved: u64,
+    open: u64,
+    unlinked: u64,
+}
+
+/// A row of `journey_settled`, as read for one council and window.
+#[derive(Row, Deserialize)]
+struct StoredRow {
+    day: u16,
+    judging: u64,
+    basis: u64,
+    channel: String,
+    service: String,
+    customer_type: String,
+    journeys: u64,
+    resolved: u64,
+    open: u64,
+    unlinked: u64,
+}
+
+/// What [`Store::settle_journeys`] found and did for one council.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettledJourneysReport {
+    /// Settled days with contacts within their reach.
+    pub days: usize,
+    /// Of those, the days judged and stored now (new, or their basis changed).
+    pub judged: usize,
+    /// The stored journeys of those days.
+    pub journeys: u64,
+}
+
+/// `ServerError` code of a table that does not exist.
+const UNKNOWN_TABLE: u32 = 60;
+
+impl Store {
+    /// Judges every settled day (at `judged_at`) of `council` with contacts
+    /// within its reach whose basis is not stored yet, or has changed, and
+    /// stores it in `journey_settled` (see the module's documentation), a
+    /// month at a time; `progress` is called after each month with the
+    /// month's first day and the days judged in it. Needs a ClickHouse user
+    /// that may write the rollups' database.
+    pub async fn settle_journeys(
+        &self,
+        council: &CouncilCode,
+        window_days: u32,
+        judged_at: i64,
+        mut progress: impl FnMut(NaiveDate, usize),
+    ) -> Result<SettledJourneysReport, StoreError> {
+        let reach = Days::new(u64::from(window_days) + 1);
+        let epoch = date(1);
+        let judged_on =
+            chrono::DateTime::from_timestamp(judged_at, 0).map_or(epoch, |at| at.date_naive());
+        let per_day = self
+            .contacts_per_day("journey_days", council, epoch, judged_on)
+            .await?;
+        let mut candidates: BTreeSet<NaiveDate> = BTreeSet::new();
+        for &day in per_day.keys() {
+            let first = day.checked_sub_days(reach).unwrap_or(day);
+            let last = day.checked_add_days(reach).unwrap_or(day);
+            for candidate in first.iter_days().take_while(|d| *d <= last) {
+                if settled(candidate, window_days, judged_at) {
+                    candidates.insert(candidate);
+                }
+            }
+        }
+        let mut report = SettledJourneysReport {
+            days: candidates.len(),
+            ..SettledJourneysReport::default()
+        };
+        let (Some(&first), Some(&last)) = (candidates.first(), candidates.last()) else {
+            return Ok(report);
+        };
+        let stored = self.stored_days(council, window_days, first, last).await?;
+        let mut by_month: BTreeMap<NaiveDate, Vec<NaiveDate>> = BTreeMap::new();
+        for day in candidates {
+            if stored.get(&day).map(|found| found.basis) != Some(basis(&per_day, day, reach)) {
+                by_month
+                    .entry(day.with_day(1).unwrap_or(day))
+                    .or_default()
+                    .push(day);
+            }
+        }
+        let window = u16::try_from(window_days).unwrap_or(u16::MAX);
+        let judging = self.next_number("journey_settled", "judging").await?;
+        for (month, days) in by_month {
+            let judged = self
+                .judge_days(council, &days, window_days, judged_at)
+                .await?;
+            let mut insert = self
+                .rollups_client()
+                .insert::<SettledRow<'_>>("journey_settled")
+                .await?;
+            for (day, day_basis, cells) in &judged {
+                let row = |cell| settled_row(council, window, *day, judging, *day_basis, cell);
+                insert.write(&row(None)).await?;
+                for cell in cells {
+                    insert.write(&row(Some(cell))).await?;
+                    report.journeys += cell.journeys;
+                }
+            }
+            insert.end().await?;
+            report.judged += judged.len();
+            progress(month, judged.len());
+        }
+        Ok(report)
+    }
+
+    /// The councils with contacts in `journey_days`.
+    pub async fn councils_with_journeys(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query(&format!(
+                "SELECT DISTINCT council FROM {} ORDER BY council",
+                self.rollup("journey_days")
+            ))
+            .fetch_all::<String>()
+            .await?)
+    }
+
+    /// The stored judged days of `council` and `window_days` from `from` to
+    /// `to`: each day's latest judging. None where the table does not exist
+    /// yet (a database not migrated to version 14).
+    async fn stored_days(
+        &self,
+        council: &CouncilCode,
+        window_days: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<BTreeMap<NaiveDate, Day>, StoreError> {
+        let rows = self
+            .query(&format!(
+                "SELECT day, judging, basis, channel, service, customer_type,
+                    journeys, resolved, open, unlinked
+                FROM {}
+                WHERE council = ? AND window_days = ? AND day >= toDate(?) AND day <= toDate(?)",
+                self.rollup("journey_settled")
+            ))
+            .bind(council.as_str())
+            .bind(window_days)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all::<StoredRow>()
+            .await;
+        let rows = match rows.map_err(StoreError::from) {
+            Ok(rows) => rows,
+            Err(error) if error.code() == Some(UNKNOWN_TABLE) => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        let mut latest: BTreeMap<u16, u64> = BTreeMap::new();
+        for row in rows.iter().filter(|row| row.channel.is_empty()) {
+            let judging = latest.entry(row.day).or_default();
+            *judging = (*judging).max(row.judging);
+        }
+        let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
+        for row in rows {
+            if latest.get(&row.day) != Some(&row.judging) {
+                continue;
+            }
+            let day = days.entry(date(row.day)).or_insert(Day {
+                basis: row.basis,
+                cells: Vec::new(),
+            });
+            if row.channel.is_empty() {
+                continue;
+            }
+            day.cells.push(JourneyCell {
+                period: Some(date(row.day)),
+                channel: member("channel", &row.channel)?,
+                service: asked("service", &row.service, ServiceSlug::parse)?,
+                customer_type: asked("customer_type", &row.customer_type, |text| {
+                    text.parse().ok()
+                })?,
+                journeys: row.journeys,
+                resolved: row.resolved,
+                open: row.open,
+                unlinked: row.unlinked,
+            });
+        }
+        Ok(days)
+    }
+}
+
+/// `journey_settled`'s row of a judged day: its header without `cell`.
+fn settled_row<'a>(
+    council: &'a CouncilCode,
+    window_days: u16,
+    day: NaiveDate,
+    judging: u64,
+    basis: u64,
+    cell: Option<&'a JourneyCell>,
+) -> SettledRow<'a> {
+    SettledRow {
+        council: council.as_str(),
+        window_days,
+        day: days_since_epoch(day),
+        judging,
+        basis,
+        channel: cell.map_or("", |cell| cell.channel.as_str()),
+        service: cell
+            .and_then(|cell| cell.service.as_ref())
+            .map_or("", ServiceSlug::as_str),
+        customer_type: cell
+            .and_then(|cell| cell.customer_type)
+            .map_or("", |customer_type| customer_type.as_str()),
+        journeys: cell.map_or(0, |cell| cell.journeys),
+        resolved: cell.map_or(0, |cell| cell.resolved),
+        open: cell.map_or(0, |cell| cell.open),
+        unlinked: cell.map_or(0, |cell| cell.unlinked),
+    }
+}
+
+/// `day` as ClickHouse stores a `Date`: days since 1970-01-01.
+fn days_since_epoch(day: NaiveDate) -> u16 {
+    let days = day.signed_duration_since(date(0)).num_days();
+    u16::try_from(days).unwrap_or(if days < 0 { 0 } else { u16::MAX })
 }
 
 /// The contacts of the days `reach` either side of `day`, and of `day`.

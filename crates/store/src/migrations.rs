@@ -835,6 +835,30 @@ pub const MIGRATIONS: &[Migration] = &[
                     toDate('1970-01-02'),
                     addMonths(toStartOfMonth(toDate(now() + 600, 'Europe/London')), 1))",
         ],
+    },    Migration {
+        version: 14,
+        // Written by `channelshift-api settle-journeys` (journeys.rs), read
+        // by the API and packs in place of judging a settled day again. A day
+        // judged again adds rows under a higher `judging`; readers take each
+        // day's highest. A header row (channel '') marks every judged day,
+        // so a day without journeys is known to be judged.
+        name: "settled days' first-contact resolution, judged once and stored",
+        statements: &["CREATE TABLE IF NOT EXISTS {rollups}.journey_settled (
+                council String,
+                window_days UInt16,
+                day Date,
+                judging UInt64,
+                basis UInt64,
+                channel String,
+                service String,
+                customer_type String,
+                journeys UInt64,
+                resolved UInt64,
+                open UInt64,
+                unlinked UInt64
+            ) ENGINE = MergeTree
+            PARTITION BY toYYYYMM(day)
+            ORDER BY (council, window_days, day, judging)"],
     },
 ];
 

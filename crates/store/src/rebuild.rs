@@ -237,6 +237,9 @@ impl Store {
             for month in months {
                 index += 1;
                 let (raw_rows, attempts) = self.rebuild_month(rollup, month).await?;
+                if rollup.table == "journey_contacts" {
+                    self.drop_settled_journeys(month).await?;
+                }
                 let step = RebuildStep {
                     rollup: rollup.table,
                     month,
@@ -262,6 +265,28 @@ impl Store {
         }
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// Drops the stored settled days (journeys.rs) of `month` and the months
+    /// either side, whose journeys reach into it: judged from the rows
+    /// before the rebuild, they are judged again when next asked for. A
+    /// rebuild changes a rollup's rows but not always their number, which
+    /// is all a stored day's basis would notice.
+    async fn drop_settled_journeys(&self, month: Month) -> Result<(), RebuildError> {
+        let first = month.first_day();
+        let before = first.pred_opt().unwrap_or(first);
+        for day in [before, first, month.next().first_day()] {
+            let yyyymm = u32::try_from(day.year()).unwrap_or_default() * 100 + day.month();
+            self.client
+                .query(&format!(
+                    "ALTER TABLE {} DROP PARTITION ?",
+                    self.rollup("journey_settled")
+                ))
+                .bind(yyyymm)
+                .execute()
+                .await?;
+        }
+        Ok(())
     }
 
     /// Records that `rollup` now holds every contact from the first month

@@ -111,6 +111,8 @@ pub fn run() -> Result<()> {
             );
         }
     }
+    println!("\nstoring the settled days' first-contact resolution (the nightly settle-journeys)");
+    settle_journeys(&stack, &bin.join("channelshift-api"), &api_config)?;
     for council in [DISTRICT, NEIGHBOUR] {
         crate::report::print(&api_url, &token, council, chrono::Utc::now().date_naive())?;
     }
@@ -130,25 +132,43 @@ pub fn run() -> Result<()> {
 /// Writes the councils' definitions to ClickHouse for the dashboards, as
 /// the writer (the API's own user may only read).
 fn publish_definitions(stack: &Stack, api: &Path, config: &Path) -> Result<()> {
+    let output = as_writer(stack, api, config, "publish-definitions")?;
+    print!("{output}");
+    Ok(())
+}
+
+/// Judges and stores the settled days' first-contact resolution, as a
+/// council's nightly job does, so packs read them; prints its summary.
+fn settle_journeys(stack: &Stack, api: &Path, config: &Path) -> Result<()> {
+    let output = as_writer(stack, api, config, "settle-journeys")?;
+    for line in output.lines() {
+        if line.contains("settled days with contacts") || line.starts_with("settled the journeys") {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+/// `channelshift-api <command>` as the writer; its standard output.
+fn as_writer(stack: &Stack, api: &Path, config: &Path, command: &str) -> Result<String> {
     let output = Command::new(api)
         .arg("--config")
         .arg(config)
-        .arg("publish-definitions")
+        .arg(command)
         .env("CHANNELSHIFT_CLICKHOUSE__USER", WRITER_USER)
         .env(
             "CHANNELSHIFT_CLICKHOUSE__PASSWORD",
             &stack.state.writer_password,
         )
         .output()
-        .context("running channelshift-api publish-definitions")?;
+        .with_context(|| format!("running channelshift-api {command}"))?;
     if !output.status.success() {
         bail!(
-            "publishing the KPI definitions failed: {}",
+            "channelshift-api {command} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    print!("{}", String::from_utf8_lossy(&output.stdout));
-    Ok(())
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn build_services() -> Result<()> {
