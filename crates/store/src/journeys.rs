@@ -47,12 +47,12 @@
 
 use crate::cells::{asked, member, Bucket, CellFilter, JourneyCell, Keys, Read, Source};
 use crate::connection::{Store, StoreError};
-use channelshift_contract::{CouncilCode, ServiceSlug};
+use channelshift_contract::{Channel, CouncilCode, CustomerType, ServiceSlug};
 use chrono::{Datelike, Days, NaiveDate};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Settled days kept at most, all councils and windows together; past it
 /// the cache starts afresh.
@@ -62,7 +62,8 @@ const MAX_DAYS: usize = 50_000;
 #[derive(Clone)]
 struct Day {
     basis: u64,
-    cells: Vec<JourneyCell>,
+    /// Shared, so a request reads a kept day without copying it.
+    cells: Arc<Vec<JourneyCell>>,
 }
 
 /// Settled days' journeys by (council, window in days) and day.
@@ -150,7 +151,7 @@ impl Store {
             .contacts_per_day("journey_days", &filter.council, scan_from, scan_to)
             .await?;
         let key = (filter.council.to_string(), window_days);
-        let mut days: Vec<(NaiveDate, Vec<JourneyCell>)> = Vec::new();
+        let mut days: Vec<(NaiveDate, Arc<Vec<JourneyCell>>)> = Vec::new();
         let mut missing: Vec<NaiveDate> = Vec::new();
         {
             let kept = self.journeys.lock();
@@ -172,7 +173,7 @@ impl Store {
         }
         // Settled days missing from memory, from those stored, on the same
         // terms as memory's.
-        let mut judged: Vec<(NaiveDate, u64, Vec<JourneyCell>)> = Vec::new();
+        let mut judged: Vec<(NaiveDate, u64, Arc<Vec<JourneyCell>>)> = Vec::new();
         let settled_missing: Vec<NaiveDate> = missing
             .iter()
             .copied()
@@ -195,7 +196,9 @@ impl Store {
         }
         judged.extend(
             self.judge_days(&filter.council, &missing, window_days, judged_at)
-                .await?,
+                .await?
+                .into_iter()
+                .map(|(day, basis, cells)| (day, basis, Arc::new(cells))),
         );
         {
             let mut kept = self.journeys.lock();
@@ -216,7 +219,7 @@ impl Store {
             }
         }
         days.extend(judged.into_iter().map(|(day, _, cells)| (day, cells)));
-        Ok(regroup(days, filter, bucket, keys))
+        Ok(regroup(&days, filter, bucket, keys))
     }
 }
 
@@ -444,19 +447,16 @@ impl Store {
             let judging = latest.entry(row.day).or_default();
             *judging = (*judging).max(row.judging);
         }
-        let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
+        let mut days: BTreeMap<NaiveDate, (u64, Vec<JourneyCell>)> = BTreeMap::new();
         for row in rows {
             if latest.get(&row.day) != Some(&row.judging) {
                 continue;
             }
-            let day = days.entry(date(row.day)).or_insert(Day {
-                basis: row.basis,
-                cells: Vec::new(),
-            });
+            let (_, cells) = days.entry(date(row.day)).or_insert((row.basis, Vec::new()));
             if row.channel.is_empty() {
                 continue;
             }
-            day.cells.push(JourneyCell {
+            cells.push(JourneyCell {
                 period: Some(date(row.day)),
                 channel: member("channel", &row.channel)?,
                 service: asked("service", &row.service, ServiceSlug::parse)?,
@@ -469,7 +469,13 @@ impl Store {
                 unlinked: row.unlinked,
             });
         }
-        Ok(days)
+        Ok(days
+            .into_iter()
+            .map(|(day, (basis, cells))| {
+                let cells = Arc::new(cells);
+                (day, Day { basis, cells })
+            })
+            .collect())
     }
 }
 
@@ -545,16 +551,24 @@ impl Store {
 
 /// Day cells filtered as `filter` asks (on the first contact's channel,
 /// service and customer type) and summed into `bucket`'s periods and the
-/// keys asked for, in the order the SQL gives them.
+/// keys asked for, in the order the SQL gives them (by the period's first
+/// day, then the channel's, service's and customer type's wire names).
 fn regroup(
-    days: Vec<(NaiveDate, Vec<JourneyCell>)>,
+    days: &[(NaiveDate, Arc<Vec<JourneyCell>>)],
     filter: &CellFilter,
     bucket: Bucket,
     keys: Keys,
 ) -> Vec<JourneyCell> {
-    let mut groups: BTreeMap<(String, String, String, String), JourneyCell> = BTreeMap::new();
+    type Group<'a> = (
+        Option<NaiveDate>,
+        Channel,
+        Option<&'a ServiceSlug>,
+        Option<CustomerType>,
+    );
+    let mut groups: HashMap<Group<'_>, JourneyCell> = HashMap::new();
     for (day, cells) in days {
-        for cell in cells {
+        let period = period_of(bucket, *day);
+        for cell in cells.iter() {
             if filter
                 .channel
                 .is_some_and(|channel| channel != cell.channel)
@@ -568,34 +582,41 @@ fn regroup(
             {
                 continue;
             }
-            let period = period_of(bucket, day);
-            let service = cell.service.clone().filter(|_| keys.service);
+            let service = cell.service.as_ref().filter(|_| keys.service);
             let customer_type = cell.customer_type.filter(|_| keys.customer_type);
-            let sort = (
-                period.map_or_else(|| "total".to_string(), |day| day.to_string()),
-                cell.channel.as_str().to_string(),
-                service
-                    .as_ref()
-                    .map_or_else(String::new, |s| s.as_str().to_string()),
-                customer_type.map_or_else(String::new, |c| c.as_str().to_string()),
-            );
-            let group = groups.entry(sort).or_insert_with(|| JourneyCell {
-                period,
-                channel: cell.channel,
-                service,
-                customer_type,
-                journeys: 0,
-                resolved: 0,
-                open: 0,
-                unlinked: 0,
-            });
+            let group = groups
+                .entry((period, cell.channel, service, customer_type))
+                .or_insert_with(|| JourneyCell {
+                    period,
+                    channel: cell.channel,
+                    service: service.cloned(),
+                    customer_type,
+                    journeys: 0,
+                    resolved: 0,
+                    open: 0,
+                    unlinked: 0,
+                });
             group.journeys += cell.journeys;
             group.resolved += cell.resolved;
             group.open += cell.open;
             group.unlinked += cell.unlinked;
         }
     }
-    groups.into_values().collect()
+    let mut cells: Vec<JourneyCell> = groups.into_values().collect();
+    // One bucket gives every period or none, so a period's first day sorts
+    // as its text does; a key not asked for is '' in SQL, before any name.
+    cells.sort_by(|a, b| order(a).cmp(&order(b)));
+    cells
+}
+
+/// A regrouped cell's place in the SQL's order.
+fn order(cell: &JourneyCell) -> (Option<NaiveDate>, &'static str, &str, &'static str) {
+    (
+        cell.period,
+        cell.channel.as_str(),
+        cell.service.as_ref().map_or("", ServiceSlug::as_str),
+        cell.customer_type.map_or("", CustomerType::as_str),
+    )
 }
 
 #[cfg(test)]
