@@ -1023,6 +1023,16 @@ async fn ingest_and_reconcile_statements_answer_the_same_on_both_engines() -> Re
             },
         ];
         assert!(store.ping().await);
+        // Partition 0 holds every row (the last, of the back-load, from
+        // offset 500,259); partition 1 none.
+        assert_eq!(
+            store
+                .stored_offsets_end(Record::Contact, &[0, 1])
+                .await?
+                .into_iter()
+                .collect::<BTreeMap<_, _>>(),
+            BTreeMap::from([(0, 500_260)])
+        );
         store.save_checkpoints(&checkpoints).await?;
         let mut keys = Vec::new();
         store

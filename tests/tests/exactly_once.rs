@@ -59,6 +59,79 @@ async fn an_event_id_sent_again_later_is_counted_once() -> Result<()> {
     scope.drop_database().await
 }
 
+/// A previous owner that stopped between its rows and their index leaves
+/// raw rows the index lacks, past its checkpoint. A new replica claims the
+/// partitions, bounds what it must look for by the last offset stored of
+/// each, finds those rows in the raw table, and stores the rest: each
+/// event once, the rows found counted as half written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_a_previous_owner_stored_without_their_index_are_not_stored_again() -> Result<()> {
+    use channelshift_store::Fencing;
+    use rdkafka::Message;
+    let scope = Scope::new("unindexed");
+    create_topics(&scope).await?;
+    let producer = producer(&scope)?;
+    let store = scope.store().await?;
+    store.migrate().await?;
+    produce_all(
+        &producer,
+        &scope.contact_topic,
+        &contact_events("ev", 0..300),
+    )
+    .await?;
+    let messages = read_topic(
+        &scope.stack.kafka_brokers,
+        &scope.contact_topic,
+        300,
+        Duration::from_secs(30),
+    )?;
+    // On every partition, the messages at offsets 20 to 29, stored as the
+    // previous owner did (the same id, instant and position), then their
+    // index rows lost.
+    let mut planted = Vec::new();
+    for message in &messages {
+        if !(20..30).contains(&message.offset()) {
+            continue;
+        }
+        let id = String::from_utf8(message.key().unwrap_or_default().to_vec())?;
+        let i: usize = id.trim_start_matches("ev-").parse()?;
+        let at = format!(
+            "2025-{:02}-{:02}T10:{:02}:00Z",
+            1 + i % 12,
+            1 + i % 28,
+            i % 60
+        );
+        let mut row = channelshift_tests::rollups::contact(i, at.parse()?);
+        row.kafka_partition = message.partition();
+        row.kafka_offset = message.offset();
+        planted.push(row);
+    }
+    assert_eq!(planted.len(), 30, "ten on each of the three partitions");
+    store.insert_contacts(&mut planted, Fencing::Off).await?;
+    store
+        .client()
+        .query("TRUNCATE TABLE contact_event_ids")
+        .execute()
+        .await?;
+
+    let ingest = IngestProcess::ingest("unindexed", scope.ingest_config()).await?;
+    await_stored(&store, 300, Duration::from_secs(60), &[&ingest]).await?;
+    assert_eq!(
+        contact_totals(&store).await?,
+        ContactTotals::exactly(300),
+        "{}",
+        ingest.log_tail()
+    );
+    assert_eq!(
+        ingest
+            .metric(channelshift_ingest::metrics::HALF_WRITTEN, &[])
+            .await?,
+        30.0
+    );
+    drop(ingest);
+    scope.drop_database().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_replayed_from_the_start_is_neither_recounted_nor_dead_lettered_again(
 ) -> Result<()> {

@@ -38,6 +38,12 @@ pub struct Batch {
     /// failed, or the partition's previous owner stopped past its
     /// checkpoint): the raw table is asked too, not only the id index.
     pub suspect: bool,
+    /// An attempt failed before the rows were known stored.
+    pub failed: bool,
+    /// Lowest offset read per (topic, partition), to judge the batch
+    /// suspect again when a partition's bound is known better
+    /// ([`Batch::judge_suspect`]).
+    pub lowest: BTreeMap<TopicPartition, i64>,
     /// When its first message was received: the batch closes
     /// `batch.max_wait_ms` after it.
     pub opened: Option<Instant>,
@@ -84,6 +90,8 @@ impl Batch {
         if unsettled(&key, position.offset) {
             self.suspect = true;
         }
+        let lowest = self.lowest.entry(key.clone()).or_insert(position.offset);
+        *lowest = (*lowest).min(position.offset);
         let highest = self.offsets.entry(key).or_insert(position.offset);
         *highest = (*highest).max(position.offset);
         match message.decoded {
@@ -111,6 +119,7 @@ impl Batch {
         satisfaction_topic: &str,
     ) -> Option<usize> {
         self.offsets.remove(&(topic.to_string(), partition))?;
+        self.lowest.remove(&(topic.to_string(), partition));
         let held = |batch: &Batch| {
             batch.contacts.len() + batch.satisfaction.len() + batch.dead_letters.len()
         };
@@ -137,7 +146,19 @@ impl Batch {
     /// server may have stored them and stopped before their views, so the
     /// next attempt asks the raw table too.
     pub fn attempt_failed(&mut self) {
-        self.suspect |= !self.rows_written;
+        self.failed |= !self.rows_written;
+        self.suspect |= self.failed;
+    }
+
+    /// Judges the batch suspect again under the bounds known now (after a
+    /// claim has bounded a partition by what is stored of it): an attempt
+    /// failed, or a partition's first message is below its bound.
+    pub fn judge_suspect(&mut self, unsettled: impl Fn(&TopicPartition, i64) -> bool) {
+        self.suspect = self.failed
+            || self
+                .lowest
+                .iter()
+                .any(|(partition, offset)| unsettled(partition, *offset));
     }
 
     /// The next offset of each partition read: where a restart resumes.
@@ -258,5 +279,26 @@ mod tests {
         assert!(!written.rows_written, "a new message is written again");
         written.attempt_failed();
         assert!(written.suspect);
+        written.judge_suspect(|_, _| false);
+        assert!(written.suspect, "a failed attempt stays suspect");
+    }
+
+    #[test]
+    fn a_batch_is_judged_again_by_its_lowest_offsets() {
+        let mut batch = Batch::default();
+        batch.add(rejected(CONTACTS, 1, 7), |_, offset| offset < 100);
+        batch.add(rejected(CONTACTS, 1, 3), |_, offset| offset < 100);
+        batch.add(rejected(CONTACTS, 2, 50), |_, offset| offset < 100);
+        assert!(batch.suspect);
+        batch.judge_suspect(|(_, partition), offset| *partition == 1 && offset < 4);
+        assert!(batch.suspect, "partition 1 starts at 3, below its bound 4");
+        batch.judge_suspect(|(_, partition), offset| *partition == 1 && offset < 3);
+        assert!(
+            !batch.suspect,
+            "every partition starts at or past its bound"
+        );
+        batch.release(CONTACTS, 2, CONTACTS, RESPONSES);
+        batch.judge_suspect(|(_, partition), offset| *partition == 2 && offset < 100);
+        assert!(!batch.suspect, "a released partition is not judged");
     }
 }

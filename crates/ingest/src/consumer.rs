@@ -51,7 +51,8 @@ pub struct IngestContext {
     /// checkpoint without their id index (it stopped between an INSERT and
     /// the index, or mid-INSERT): offsets below the bound are suspect. The
     /// bound is the partition's end when it was assigned (the previous owner
-    /// cannot have read further), `None` until the pipeline has asked.
+    /// cannot have read further), lowered once claimed to the offset after
+    /// the last message stored from it; `None` until the pipeline has asked.
     unsettled: Mutex<HashMap<TopicPartition, Option<i64>>>,
     /// When each assigned partition was assigned or last committed.
     progress: Mutex<HashMap<TopicPartition, Instant>>,
@@ -121,6 +122,21 @@ impl IngestContext {
             .get_mut(partition)
         {
             *bound = Some(end);
+        }
+    }
+
+    /// Bounds a claimed partition by what is stored of it: no row of a
+    /// message at or after `stored_end` is stored (see the pipeline's
+    /// `claim_assigned`), so no later message can be stored without its
+    /// index. Only ever lowers a bound.
+    pub fn bound_by_stored(&self, partition: &TopicPartition, stored_end: i64) {
+        if let Some(bound) = self
+            .unsettled
+            .lock()
+            .expect("unsettled set lock is never poisoned")
+            .get_mut(partition)
+        {
+            *bound = Some(bound.map_or(stored_end, |end| end.min(stored_end)));
         }
     }
 

@@ -18,7 +18,9 @@
 //!    server killed) or succeeded unseen, or a replica stopped between an
 //!    INSERT and its index. So after a failed attempt, and for the messages of
 //!    a newly assigned partition below its end at assignment (its previous
-//!    owner cannot have read further), ids missing from the index are also
+//!    owner cannot have read further) and, once it is claimed, below the
+//!    offset after the last message stored from it (no write from before
+//!    the claim runs any more), ids missing from the index are also
 //!    looked up in the raw table; rows found there are not written again but
 //!    re-indexed (while the partition's fence is still this replica's), and
 //!    logged (`half_written_total`) for `rebuild-rollups`, as the rollups
@@ -621,7 +623,8 @@ impl Pipeline {
 
     /// Asks the broker where each newly assigned partition ends now (at or
     /// after its assignment): its previous owner cannot have stored more, so
-    /// the messages after it are looked up in the id index alone. A partition the broker does
+    /// the messages after it are looked up in the id index alone (a claim
+    /// may lower the bound further: see [`Self::claim_assigned`]). A partition the broker does
     /// not answer for stays suspect (the raw table is asked too) until it does.
     fn bound_unsettled(&self) {
         let context = self.consumer.context();
@@ -657,6 +660,8 @@ impl Pipeline {
             self.metrics.step("claim", started);
         }
         if !batch.rows_written {
+            let context = self.consumer.context();
+            batch.judge_suspect(|partition, offset| context.is_unsettled(partition, offset));
             let started = Instant::now();
             let sink = RowSink {
                 store: store.clone(),
@@ -754,6 +759,7 @@ impl Pipeline {
     async fn claim_assigned(&self, store: &Store) -> Result<()> {
         let context = self.consumer.context();
         let unclaimed = context.unclaimed();
+        let mut claimed_now = Vec::new();
         for (topic, record) in self.topics() {
             let partitions: Vec<i32> = unclaimed
                 .iter()
@@ -774,6 +780,7 @@ impl Pipeline {
                 context.set_claim(&(topic.to_string(), partition), Claim::Held(fence));
             }
             tracing::info!(topic, ?partitions, "claimed partitions");
+            claimed_now.push((topic, record, partitions));
         }
         if self.claimed_unsettled.load(Ordering::SeqCst) {
             let own = format!("{WRITE_QUERY_PREFIX}{}:", self.replica);
@@ -792,6 +799,21 @@ impl Pipeline {
                     .await?;
             }
             self.claimed_unsettled.store(false, Ordering::SeqCst);
+            // No write that began before the claim runs any more, and later
+            // ones are refused: a message past the last one stored of its
+            // partition cannot be stored without its index, so it needs the
+            // id index alone. (Partitions claimed by an attempt cut short
+            // before here keep their end at assignment as their bound.)
+            for (topic, record, partitions) in claimed_now {
+                let ends = store
+                    .stored_offsets_end(record, &partitions)
+                    .await
+                    .context("reading the offsets stored of claimed partitions")?;
+                for partition in partitions {
+                    let end = ends.get(&partition).copied().unwrap_or(0);
+                    context.bound_by_stored(&(topic.to_string(), partition), end);
+                }
+            }
         }
         Ok(())
     }

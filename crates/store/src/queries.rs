@@ -185,6 +185,39 @@ impl Store {
             .await
     }
 
+    /// For each of `partitions` with raw rows in `record`'s table, one past
+    /// the highest Kafka offset those rows came from: no row of a message at
+    /// or after it is stored. Rows of another topic with the same partition
+    /// number only raise it. Reads two columns of the whole table, so ingest
+    /// asks once per claim.
+    pub async fn stored_offsets_end(
+        &self,
+        record: Record,
+        partitions: &[i32],
+    ) -> Result<std::collections::HashMap<i32, i64>, StoreError> {
+        #[derive(Row, Deserialize)]
+        struct End {
+            partition: i32,
+            end: i64,
+        }
+        if partitions.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        let rows = self
+            .query(&format!(
+                "SELECT kafka_partition AS partition, max(kafka_offset) + 1 AS end FROM {} \
+                 WHERE has(?, kafka_partition) GROUP BY kafka_partition",
+                record.table()
+            ))
+            .bind(partitions)
+            .fetch_all::<End>()
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.partition, row.end))
+            .collect())
+    }
+
     /// The ids a query ending in [`IN_IDS`] finds among `ids`, asked a chunk
     /// at a time: `query` binds every parameter before that last one. No
     /// ids, no query.
