@@ -54,6 +54,12 @@ pub struct IngestContext {
     /// cannot have read further), lowered once claimed to the offset after
     /// the last message stored from it; `None` until the pipeline has asked.
     unsettled: Mutex<HashMap<TopicPartition, Option<i64>>>,
+    /// Each assigned partition's assignment, numbered from
+    /// `next_assignment` (a lost partition taken back counts as assigned
+    /// again): a bound worked out for one assignment is never applied to a
+    /// later one.
+    assignments: Mutex<HashMap<TopicPartition, u64>>,
+    next_assignment: std::sync::atomic::AtomicU64,
     /// When each assigned partition was assigned or last committed.
     progress: Mutex<HashMap<TopicPartition, Instant>>,
     /// The claim on each assigned partition.
@@ -78,6 +84,8 @@ impl IngestContext {
             revoked: Mutex::new(Vec::new()),
             assigned: Mutex::new(BTreeSet::new()),
             unsettled: Mutex::new(HashMap::new()),
+            assignments: Mutex::new(HashMap::new()),
+            next_assignment: std::sync::atomic::AtomicU64::new(1),
             progress: Mutex::new(HashMap::new()),
             claims: Mutex::new(HashMap::new()),
             ends: Mutex::new(HashMap::new()),
@@ -125,11 +133,48 @@ impl IngestContext {
         }
     }
 
+    /// The number of `partition`'s current assignment; `None` when it is
+    /// not assigned.
+    pub fn assignment(&self, partition: &TopicPartition) -> Option<u64> {
+        self.assignments
+            .lock()
+            .expect("assignments lock is never poisoned")
+            .get(partition)
+            .copied()
+    }
+
+    /// Whether `partition` is assigned here now.
+    pub fn is_assigned(&self, partition: &TopicPartition) -> bool {
+        self.assignment(partition).is_some()
+    }
+
+    fn assign(&self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        let mut assignments = self
+            .assignments
+            .lock()
+            .expect("assignments lock is never poisoned");
+        for partition in partitions {
+            let number = self
+                .next_assignment
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            assignments.insert(partition, number);
+        }
+    }
+
     /// Bounds a claimed partition by what is stored of it: no row of a
     /// message at or after `stored_end` is stored (see the pipeline's
     /// `claim_assigned`), so no later message can be stored without its
-    /// index. Only ever lowers a bound.
-    pub fn bound_by_stored(&self, partition: &TopicPartition, stored_end: i64) {
+    /// index. Only ever lowers a bound, and only of `assignment`, the one
+    /// the claim was made for: after a revoke and a new assignment the
+    /// partition may have had another owner since.
+    pub fn bound_by_stored(&self, partition: &TopicPartition, stored_end: i64, assignment: u64) {
+        let assignments = self
+            .assignments
+            .lock()
+            .expect("assignments lock is never poisoned");
+        if assignments.get(partition) != Some(&assignment) {
+            return;
+        }
         if let Some(bound) = self
             .unsettled
             .lock()
@@ -222,6 +267,7 @@ impl IngestContext {
                 .lock()
                 .expect("unsettled set lock is never poisoned")
                 .insert(partition.clone(), None);
+            self.assign([partition.clone()]);
         }
     }
 
@@ -491,6 +537,7 @@ impl ConsumerContext for IngestContext {
                     .lock()
                     .expect("unsettled set lock is never poisoned")
                     .extend(Self::pairs(partitions).into_iter().map(|pair| (pair, None)));
+                self.assign(Self::pairs(partitions));
                 self.claims
                     .lock()
                     .expect("claims lock is never poisoned")
@@ -518,8 +565,13 @@ impl ConsumerContext for IngestContext {
                         .lock()
                         .expect("progress lock is never poisoned");
                     let mut claims = self.claims.lock().expect("claims lock is never poisoned");
+                    let mut assignments = self
+                        .assignments
+                        .lock()
+                        .expect("assignments lock is never poisoned");
                     for pair in &revoked {
                         assigned.remove(pair);
+                        assignments.remove(pair);
                         unsettled.remove(pair);
                         progress.remove(pair);
                         claims.remove(pair);
@@ -545,12 +597,18 @@ impl ConsumerContext for IngestContext {
                 tracing::error!(error = ?other, "rebalance failed; dropping the assignment");
                 let revoked = Self::pairs(partitions);
                 let mut claims = self.claims.lock().expect("claims lock is never poisoned");
+                let mut assignments = self
+                    .assignments
+                    .lock()
+                    .expect("assignments lock is never poisoned");
                 for pair in &revoked {
                     claims.remove(pair);
+                    assignments.remove(pair);
                     let labels = [pair.0.as_str(), &pair.1.to_string()];
                     let _ = self.metrics.assigned.remove_label_values(&labels);
                 }
                 drop(claims);
+                drop(assignments);
                 self.revoked
                     .lock()
                     .expect("revoked list lock is never poisoned")
@@ -616,6 +674,21 @@ mod tests {
         context.bound(&partition, 5_000);
         assert!(context.is_unsettled(&partition, 4043));
         assert!(!context.is_unsettled(&partition, 5_000));
+        // Claimed, and nothing stored of it from offset 4,000 on.
+        let assignment = context.assignment(&partition).expect("assigned again");
+        context.bound_by_stored(&partition, 4_000, assignment + 1);
+        assert!(
+            context.is_unsettled(&partition, 4043),
+            "a bound read for another assignment is not applied"
+        );
+        context.bound_by_stored(&partition, 4_000, assignment);
+        assert!(!context.is_unsettled(&partition, 4043));
+        assert!(context.is_unsettled(&partition, 3_999));
+        context.bound_by_stored(&partition, 4_500, assignment);
+        assert!(
+            !context.is_unsettled(&partition, 4043),
+            "a bound is only lowered"
+        );
     }
 
     #[test]

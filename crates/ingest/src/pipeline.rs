@@ -116,7 +116,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -661,7 +661,12 @@ impl Pipeline {
         }
         if !batch.rows_written {
             let context = self.consumer.context();
-            batch.judge_suspect(|partition, offset| context.is_unsettled(partition, offset));
+            // A partition no longer assigned has no bound: its rows, if
+            // still written (fencing off, or kept after a revoke), are
+            // looked for in the raw table too.
+            batch.judge_suspect(|partition, offset| {
+                !context.is_assigned(partition) || context.is_unsettled(partition, offset)
+            });
             let started = Instant::now();
             let sink = RowSink {
                 store: store.clone(),
@@ -759,6 +764,12 @@ impl Pipeline {
     async fn claim_assigned(&self, store: &Store) -> Result<()> {
         let context = self.consumer.context();
         let unclaimed = context.unclaimed();
+        // Taken before the claim: the bound read after it applies to these
+        // assignments only.
+        let assignments: HashMap<TopicPartition, u64> = unclaimed
+            .iter()
+            .filter_map(|partition| Some((partition.clone(), context.assignment(partition)?)))
+            .collect();
         let mut claimed_now = Vec::new();
         for (topic, record) in self.topics() {
             let partitions: Vec<i32> = unclaimed
@@ -811,7 +822,10 @@ impl Pipeline {
                     .context("reading the offsets stored of claimed partitions")?;
                 for partition in partitions {
                     let end = ends.get(&partition).copied().unwrap_or(0);
-                    context.bound_by_stored(&(topic.to_string(), partition), end);
+                    let key = (topic.to_string(), partition);
+                    if let Some(&assignment) = assignments.get(&key) {
+                        context.bound_by_stored(&key, end, assignment);
+                    }
                 }
             }
         }
