@@ -612,6 +612,7 @@ INSERT INTO schema_migrations (version, name) VALUES (13, 'contacts by local mon
 CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_settled ON CLUSTER '{cluster}' (
     council String,
     window_days UInt16,
+    definition UInt16,
     day Date,
     judging UInt64,
     basis UInt64,
@@ -624,6 +625,6 @@ CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_settled ON CLUSTER '{clu
     unlinked UInt64
 ) ENGINE = ReplicatedMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (council, window_days, day, judging);
+ORDER BY (council, window_days, definition, day, judging);
 
 INSERT INTO schema_migrations (version, name) VALUES (14, 'settled days\' first-contact resolution, judged once and stored');

@@ -694,6 +694,7 @@ INSERT INTO schema_migrations (version, name) VALUES (13, 'contacts by local mon
 CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_settled_local ON CLUSTER '{cluster}' (
     council String,
     window_days UInt16,
+    definition UInt16,
     day Date,
     judging UInt64,
     basis UInt64,
@@ -706,7 +707,7 @@ CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_settled_local ON CLUSTER
     unlinked UInt64
 ) ENGINE = ReplicatedMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (council, window_days, day, judging);
+ORDER BY (council, window_days, definition, day, judging);
 
 CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_settled ON CLUSTER '{cluster}' AS channelshift_rollups.journey_settled_local
 ENGINE = Distributed('{cluster}', 'channelshift_rollups', journey_settled_local, cityHash64(council));

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
 use channelshift_store::{
     months_per_insert, Area, Bucket, CellFilter, Checkpoint, ContactRow, CutOff, Fencing, Keys,
-    Record, SettledMonths, Source, Store, MIGRATIONS,
+    Record, SettledMonths, Source, Store, JOURNEY_DEFINITION, MIGRATIONS,
 };
 use channelshift_tests::clickhouse::current_engine;
 use channelshift_tests::grafana::{expand_sql, load_dashboards, TimeRange, CLICKHOUSE};
@@ -860,11 +860,12 @@ async fn settled_journey_days_are_stored_and_read_by_a_new_store_on_both_engines
         store
             .client()
             .query(&format!(
-                "INSERT INTO {r}.journey_settled (council, window_days, day, judging, basis, \
-                 channel, service, customer_type, journeys, resolved, open, unlinked) VALUES \
-                 ('{COUNCIL}', 7, '2025-05-14', 18000000000000000000, {basis}, '', '', '', 0, 0, 0, 0), \
-                 ('{COUNCIL}', 7, '2025-05-14', 18000000000000000000, {basis}, 'phone', 'waste', \
-                 'resident', 1000, 1000, 0, 0)"
+                "INSERT INTO {r}.journey_settled (council, window_days, definition, day, judging, \
+                 basis, channel, service, customer_type, journeys, resolved, open, unlinked) VALUES \
+                 ('{COUNCIL}', 7, {JOURNEY_DEFINITION}, '2025-05-14', 18000000000000000000, {basis}, \
+                 '', '', '', 0, 0, 0, 0), \
+                 ('{COUNCIL}', 7, {JOURNEY_DEFINITION}, '2025-05-14', 18000000000000000000, {basis}, \
+                 'phone', 'waste', 'resident', 1000, 1000, 0, 0)"
             ))
             .execute()
             .await?;
@@ -878,6 +879,25 @@ async fn settled_journey_days_are_stored_and_read_by_a_new_store_on_both_engines
             journeys(&read(new_store().await?).await?),
             1000,
             "{major}.x: a stored day is read, not judged again"
+        );
+        // A later judging still, stored under another definition.
+        let other = JOURNEY_DEFINITION + 1;
+        store
+            .client()
+            .query(&format!(
+                "INSERT INTO {r}.journey_settled (council, window_days, definition, day, judging, \
+                 basis, channel, service, customer_type, journeys, resolved, open, unlinked) VALUES \
+                 ('{COUNCIL}', 7, {other}, '2025-05-14', 18100000000000000000, {basis}, \
+                 '', '', '', 0, 0, 0, 0), \
+                 ('{COUNCIL}', 7, {other}, '2025-05-14', 18100000000000000000, {basis}, \
+                 'phone', 'waste', 'resident', 5000, 5000, 0, 0)"
+            ))
+            .execute()
+            .await?;
+        assert_eq!(
+            journeys(&read(new_store().await?).await?),
+            1000,
+            "{major}.x: days judged under another definition are not read"
         );
         store
             .client()

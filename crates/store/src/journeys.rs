@@ -42,8 +42,11 @@
 //! yet stored, by the same query, into `journey_settled`, with its basis.
 //! A day missing from memory is read from there before it is judged, on
 //! the same terms: settled at the instant judged at, and its stored basis
-//! equal to `journey_days`' count. `rebuild-rollups` drops the stored days
-//! of every month whose journeys it rebuilt, and of the months either side.
+//! equal to `journey_days`' count. `rebuild-rollups` drops every stored
+//! day once it has rebuilt `journey_contacts`. Each row carries
+//! [`JOURNEY_DEFINITION`], and only the current one's rows are read, so a
+//! release that judges journeys differently never reads days judged the
+//! old way.
 
 use crate::cells::{asked, member, Bucket, CellFilter, JourneyCell, Keys, Read, Source};
 use crate::connection::{Store, StoreError};
@@ -53,6 +56,11 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+
+/// How journeys are judged (`judge_journeys` in cells.rs and the cells kept
+/// per day): raise it with any change to either, so that days stored by an
+/// earlier release are judged again, not read.
+pub const JOURNEY_DEFINITION: u16 = 1;
 
 /// Settled days kept at most, all councils and windows together; past it
 /// the cache starts afresh.
@@ -288,6 +296,7 @@ impl Store {
 struct SettledRow<'a> {
     council: &'a str,
     window_days: u16,
+    definition: u16,
     day: u16,
     judging: u64,
     basis: u64,
@@ -389,11 +398,12 @@ impl Store {
                 .await?;
             for (day, day_basis, cells) in &judged {
                 let row = |cell| settled_row(council, window, *day, judging, *day_basis, cell);
-                insert.write(&row(None)).await?;
+                // The header last: a day is read only with it.
                 for cell in cells {
                     insert.write(&row(Some(cell))).await?;
                     report.journeys += cell.journeys;
                 }
+                insert.write(&row(None)).await?;
             }
             insert.end().await?;
             report.judged += judged.len();
@@ -428,11 +438,13 @@ impl Store {
                 "SELECT day, judging, basis, channel, service, customer_type,
                     journeys, resolved, open, unlinked
                 FROM {}
-                WHERE council = ? AND window_days = ? AND day >= toDate(?) AND day <= toDate(?)",
+                WHERE council = ? AND window_days = ? AND definition = ?
+                    AND day >= toDate(?) AND day <= toDate(?)",
                 self.rollup("journey_settled")
             ))
             .bind(council.as_str())
             .bind(window_days)
+            .bind(JOURNEY_DEFINITION)
             .bind(from.to_string())
             .bind(to.to_string())
             .fetch_all::<StoredRow>()
@@ -491,6 +503,7 @@ fn settled_row<'a>(
     SettledRow {
         council: council.as_str(),
         window_days,
+        definition: JOURNEY_DEFINITION,
         day: days_since_epoch(day),
         judging,
         basis,

@@ -840,12 +840,15 @@ pub const MIGRATIONS: &[Migration] = &[
         // Written by `channelshift-api settle-journeys` (journeys.rs), read
         // by the API and packs in place of judging a settled day again. A day
         // judged again adds rows under a higher `judging`; readers take each
-        // day's highest. A header row (channel '') marks every judged day,
-        // so a day without journeys is known to be judged.
+        // day's highest. A header row (channel ''), written after the day's
+        // cells, marks every judged day, so a day without journeys is known
+        // to be judged. `definition` numbers the way journeys are judged:
+        // readers take only the current one's rows.
         name: "settled days' first-contact resolution, judged once and stored",
         statements: &["CREATE TABLE IF NOT EXISTS {rollups}.journey_settled (
                 council String,
                 window_days UInt16,
+                definition UInt16,
                 day Date,
                 judging UInt64,
                 basis UInt64,
@@ -858,7 +861,7 @@ pub const MIGRATIONS: &[Migration] = &[
                 unlinked UInt64
             ) ENGINE = MergeTree
             PARTITION BY toYYYYMM(day)
-            ORDER BY (council, window_days, day, judging)"],
+            ORDER BY (council, window_days, definition, day, judging)"],
     },
 ];
 

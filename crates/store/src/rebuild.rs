@@ -237,9 +237,6 @@ impl Store {
             for month in months {
                 index += 1;
                 let (raw_rows, attempts) = self.rebuild_month(rollup, month).await?;
-                if rollup.table == "journey_contacts" {
-                    self.drop_settled_journeys(month).await?;
-                }
                 let step = RebuildStep {
                     rollup: rollup.table,
                     month,
@@ -261,31 +258,27 @@ impl Store {
             if rollup.table == "contact_monthly" {
                 self.record_coverage(rollup).await?;
             }
+            if rollup.table == "journey_contacts" {
+                self.drop_settled_journeys().await?;
+            }
             report.rollups.push(rebuilt);
         }
         report.elapsed = started.elapsed();
         Ok(report)
     }
 
-    /// Drops the stored settled days (journeys.rs) of `month` and the months
-    /// either side, whose journeys reach into it: judged from the rows
-    /// before the rebuild, they are judged again when next asked for. A
-    /// rebuild changes a rollup's rows but not always their number, which
-    /// is all a stored day's basis would notice.
-    async fn drop_settled_journeys(&self, month: Month) -> Result<(), RebuildError> {
-        let first = month.first_day();
-        let before = first.pred_opt().unwrap_or(first);
-        for day in [before, first, month.next().first_day()] {
-            let yyyymm = u32::try_from(day.year()).unwrap_or_default() * 100 + day.month();
-            self.client
-                .query(&format!(
-                    "ALTER TABLE {} DROP PARTITION ?",
-                    self.rollup("journey_settled")
-                ))
-                .bind(yyyymm)
-                .execute()
-                .await?;
-        }
+    /// Drops every stored settled day (journeys.rs): judged from the rows
+    /// before the rebuild, which changes a rollup's rows but not always
+    /// their number (all a stored day's basis would notice). They are
+    /// judged again when next asked for, or by the next `settle-journeys`.
+    async fn drop_settled_journeys(&self) -> Result<(), RebuildError> {
+        self.client
+            .query(&format!(
+                "TRUNCATE TABLE {}",
+                self.rollup("journey_settled")
+            ))
+            .execute()
+            .await?;
         Ok(())
     }
 
