@@ -1181,6 +1181,113 @@ async fn channel_mix_is_each_channel_and_class_share_of_all_contacts() -> Result
 }
 
 // ---------------------------------------------------------------------------
+// Channel-shift opportunity.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opportunities_rank_services_by_the_saving_of_reaching_the_best_quartile_of_their_peers(
+) -> Result<()> {
+    let scope = Scope::new("kpi-opportunity");
+    // Four services of 200 contacts each in the year to 14 May 2025, with
+    // assisted shares 60%, 50%, 30% and 20%.
+    let mut contacts = Vec::new();
+    for (service, phone, face_to_face, web) in [
+        ("council_tax", 100, 20, 80),
+        ("waste", 80, 20, 100),
+        ("parking", 60, 0, 140),
+        ("planning", 40, 0, 160),
+    ] {
+        contacts.extend(contact(MAY_14, "phone").service(service).times(phone));
+        contacts.extend(
+            contact(MAY_14, "face_to_face")
+                .service(service)
+                .times(face_to_face),
+        );
+        contacts.extend(contact(MAY_14, "web").service(service).times(web));
+    }
+    // A contact a day after the year is outside it.
+    contacts.push(contact(MAY_15, "phone").service("planning"));
+    // Waste's web respondents: 10 of 30 satisfied (33.3%); its phone
+    // respondents 40 of 50 (80%): 46.7 points apart. Every count is at
+    // least the suppression threshold, so both rates are published.
+    let mut responses = Vec::new();
+    responses.extend(response(MAY_14, "web", "csat5", 4).times(10));
+    responses.extend(response(MAY_14, "web", "csat5", 2).times(20));
+    responses.extend(response(MAY_14, "phone", "csat5", 5).times(40));
+    responses.extend(response(MAY_14, "phone", "csat5", 1).times(10));
+    let ingest = ingest(&scope, &contacts, &responses).await?;
+    let api = Api::start(&scope, 10).await?;
+
+    let path = format!("/api/v1/opportunities?council={COUNCIL}&date=2025-05-14");
+    let (status, body) = api.get(&path).await?;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["from"], "2024-05-15", "{body:#}");
+    let services = body["services"].as_array().context("services")?;
+    let order: Vec<&str> = services
+        .iter()
+        .filter_map(|service| service["service"].as_str())
+        .collect();
+    // Recommended by saving, then not recommended, then at the benchmark.
+    assert_eq!(
+        order,
+        ["council_tax", "parking", "waste", "planning"],
+        "{body:#}"
+    );
+
+    // The best quartile of 0.6, 0.5, 0.3, 0.2 is 0.2 + 0.75 × 0.1 = 0.275.
+    for service in &services[..3] {
+        let benchmark = &service["benchmark"];
+        assert_eq!(benchmark["basis"], "best_quartile", "{body:#}");
+        assert!((number(benchmark, "assisted_share") - 0.275).abs() < TOLERANCE);
+        assert_eq!(benchmark["peers"].as_array().map(Vec::len), Some(4));
+    }
+    // Council tax: 120 − 0.275 × 200 = 65 contacts move. Its assisted
+    // contacts cost (100 × 283p + 20 × 862p) ÷ 120 = 379.5p each, web 15p:
+    // 65 × 364.5p = 23,692.5p, rounded half away from zero.
+    let council_tax = &services[0];
+    assert_eq!(council_tax["verdict"], "recommended");
+    assert_eq!(council_tax["contacts"], 200);
+    assert_eq!(council_tax["assisted_contacts"], 120);
+    assert_eq!(council_tax["moved_contacts"], 65);
+    assert_eq!(council_tax["annual_saving"], 23_693);
+    // Parking: 60 − 55 = 5 phone contacts at 283p − 15p.
+    assert_eq!(services[1]["annual_saving"], 5 * 268);
+    // Waste would save 45 × ((80 × 283 + 20 × 862) ÷ 100 − 15) = 17,271p,
+    // but its digital satisfaction is 80 − 33.3 points below assisted.
+    let waste = &services[2];
+    assert_eq!(waste["verdict"], "not_recommended", "{body:#}");
+    assert!((number(waste, "gap_points") - (80.0 - 100.0 / 3.0)).abs() < TOLERANCE);
+    assert_eq!(waste["annual_saving"], 17_271);
+    assert_eq!(waste["satisfaction_compared"], true);
+    assert_eq!(services[3]["verdict"], "at_benchmark");
+    assert_eq!(body["recommended_saving"], 23_693 + 5 * 268);
+    let sentences = body["sentences"].as_array().context("sentences")?;
+    assert_eq!(
+        sentences[0],
+        "Moving council tax from 60% assisted contact to 28% (the best quartile of the council's 4 services of similar volume) would save about £240 a year."
+    );
+    assert!(
+        sentences[2]
+            .as_str()
+            .unwrap_or("")
+            .contains("not recommended"),
+        "{body:#}"
+    );
+    assert!(!body["assumptions"]
+        .as_array()
+        .context("assumptions")?
+        .is_empty());
+
+    // Without a token, nothing.
+    let (status, _) = api.send(&path, None).await?;
+    assert_eq!(status, 401);
+
+    api.stop().await?;
+    ingest.stop().await?;
+    scope.drop_database().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // Satisfaction.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -144,6 +144,8 @@ struct Expected {
     satisfaction_by_customer: Value,
     cost: Value,
     previous_take_up: Value,
+    /// `GET /api/v1/opportunities` for the quarter's last day.
+    opportunities: Value,
 }
 
 /// Checks a workbook (XLSX or ODS, read back by calamine) against the API.
@@ -323,11 +325,39 @@ where
         .count();
     assert_eq!(quarters, 8, "eight quarters of trend");
 
+    // Where to shift next: the API's services, in its order, with its savings.
+    let shift = sheet(&mut book, "Where to shift next")?;
+    let services = expected.opportunities["services"]
+        .as_array()
+        .context("the API's opportunities")?;
+    assert_eq!(shift.len(), services.len(), "a row per service");
+    assert!(
+        services
+            .iter()
+            .any(|service| service["verdict"] == "recommended"),
+        "the simulator's council has a shift to recommend: {:#}",
+        expected.opportunities
+    );
+    for (row, service) in shift.iter().zip(services) {
+        let slug = service["service"].as_str().context("service")?;
+        assert_eq!(
+            text(row.get("Service")).to_lowercase(),
+            slug.replace('_', " ")
+        );
+        match service["annual_saving"].as_f64() {
+            Some(pence) => close(
+                float(row.get("Saving a year (£)")),
+                Some(pence / 100.0),
+                "saving a year",
+            ),
+            None => assert_eq!(float(row.get("Saving a year (£)")), None),
+        }
+    }
     let definitions = sheet(&mut book, "Definitions")?;
     assert_eq!(
         definitions.len(),
-        channelshift_kpi::catalogue::Kpi::ALL.len(),
-        "a definition per KPI"
+        channelshift_kpi::catalogue::Kpi::ALL.len() + 1,
+        "a definition per KPI, and one of where to shift next"
     );
     assert!(definitions
         .iter()
@@ -526,6 +556,13 @@ async fn every_format_holds_the_apis_figures_flags_restatements_and_is_accessibl
         )
         .await?,
         previous_take_up: kpi(&client, &api, &format!("digital-take-up?{}", range(Q2))).await?,
+        opportunities: serde_json::from_slice(
+            &get(
+                &client,
+                &format!("{api}/api/v1/opportunities?council={COUNCIL}&date={}", Q3.1),
+            )
+            .await?,
+        )?,
     };
     assert!(
         expected.previous_take_up["rows"][0]["value"]
@@ -583,6 +620,10 @@ async fn every_format_holds_the_apis_figures_flags_restatements_and_is_accessibl
     assert!(
         html.contains("Restated figures"),
         "the report lists restatements"
+    );
+    assert!(
+        html.contains("<h2 id=\"opportunities\">Where to shift next</h2>"),
+        "the report says where to shift next"
     );
     assert!(
         html.contains("<svg") && html.contains("role=\"img\""),

@@ -11,6 +11,7 @@ pub mod error;
 pub mod kpi;
 mod metrics;
 pub mod openapi;
+pub mod opportunity;
 pub mod pack;
 pub mod query;
 pub mod request;
@@ -95,6 +96,10 @@ pub fn router(
         .route(openapi::KPI_ROUTE, get(kpi::get_kpi))
         .route(openapi::SCORECARD_ROUTE, get(scorecard::get_scorecard))
         .route(openapi::PACK_ROUTE, get(pack::get_pack))
+        .route(
+            openapi::OPPORTUNITY_ROUTE,
+            get(opportunity::get_opportunities),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -449,6 +454,11 @@ mod tests {
             Some(345)
         );
         assert_eq!(east_devon.suppression.threshold, 5);
+        assert_eq!(
+            exeter.opportunity,
+            channelshift_kpi::opportunity::OpportunityRules::default(),
+            "the example shows the opportunity defaults"
+        );
         let calendar =
             Calendar::new(&config.packs.calendar).expect("the example calendar is valid");
         assert_eq!(calendar.entries.len(), 2);
@@ -480,6 +490,31 @@ mod tests {
             read_imd_lookup(&file).expect("a Welsh LSOA"),
             [("W01000005".to_string(), 10)]
         );
+    }
+
+    #[test]
+    fn an_opportunity_setting_out_of_range_is_refused_naming_it() {
+        for (setting, says) in [
+            (
+                serde_json::json!({"target_assisted_share": 1.5}),
+                "target_assisted_share is 1.5",
+            ),
+            (
+                serde_json::json!({"peer_volume_ratio": 0.5}),
+                "peer_volume_ratio is 0.5",
+            ),
+            (serde_json::json!({"min_peers": 1}), "min_peers is 1"),
+            (
+                serde_json::json!({"satisfaction_gap_points": -1.0}),
+                "satisfaction_gap_points is -1",
+            ),
+        ] {
+            let settings: config::KpiSettings =
+                serde_json::from_value(serde_json::json!({ "opportunity": setting }))
+                    .expect("parses");
+            let error = channelshift_reports::Policy::new(&settings).expect_err("refused");
+            assert!(format!("{error:#}").contains(says), "{error:#}: {says}");
+        }
     }
 
     #[test]

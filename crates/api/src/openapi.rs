@@ -18,6 +18,7 @@ pub const KPI_ROUTE: &str = "/api/v1/kpi/{kpi}";
 pub const SCORECARD_ROUTE: &str = "/api/v1/scorecard";
 pub const OPENAPI_ROUTE: &str = "/api/v1/openapi.json";
 pub const PACK_ROUTE: &str = "/api/v1/exports/pack";
+pub const OPPORTUNITY_ROUTE: &str = "/api/v1/opportunities";
 
 /// Every route the router serves, as (method, path).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -25,6 +26,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", SCORECARD_ROUTE),
     ("get", OPENAPI_ROUTE),
     ("get", PACK_ROUTE),
+    ("get", OPPORTUNITY_ROUTE),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -41,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         crate::kpi::get_kpi,
         crate::scorecard::get_scorecard,
         crate::pack::get_pack,
+        crate::opportunity::get_opportunities,
         get_openapi,
     ),
     components(schemas(ErrorBody, KpiResponse)),

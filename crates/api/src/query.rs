@@ -89,6 +89,19 @@ pub struct ScorecardQuery {
     pub date: Option<String>,
 }
 
+/// `GET /api/v1/opportunities`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OpportunityQuery {
+    /// GSS code of the authority.
+    #[param(required = true, value_type = CouncilCode, inline)]
+    pub council: Option<String>,
+    /// The last local date of the year the volumes are taken over; default today.
+    #[param(value_type = Option<NaiveDate>)]
+    pub date: Option<String>,
+}
+
 /// `GET /api/v1/exports/pack`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

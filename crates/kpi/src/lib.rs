@@ -13,6 +13,7 @@ pub mod cost;
 pub mod demand;
 pub mod interval;
 pub mod mix;
+pub mod opportunity;
 pub mod period;
 pub mod rag;
 pub mod satisfaction;

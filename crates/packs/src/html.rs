@@ -8,6 +8,8 @@
 use crate::{words, Pack, PackRow, Trend};
 use channelshift_kpi::catalogue::{Headline, Kpi, TargetScope, Unit};
 use channelshift_kpi::rag::Rag;
+use channelshift_kpi::suppression::Published;
+use channelshift_kpi::Rate;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 const CSS: &str = r#"
@@ -368,6 +370,72 @@ fn summary(pack: &Pack) -> Markup {
     }
 }
 
+/// Where to shift next: the ranked services in words and as a table, with
+/// every assumption.
+fn opportunities(pack: &Pack) -> Markup {
+    let report = &pack.opportunities;
+    let satisfied = |rate: &Published<Rate>| match rate {
+        Published::Shown(rate) => rate
+            .percent()
+            .map(|percent| words::figure(Unit::Percent, percent))
+            .unwrap_or_else(|| "no responses".into()),
+        Published::Suppressed => "withheld (too few cases)".into(),
+    };
+    let share = |share: Option<f64>| {
+        share
+            .map(|share| words::figure(Unit::Percent, share * 100.0))
+            .unwrap_or_default()
+    };
+    html! {
+        section.kpi aria-labelledby="opportunities" {
+            h2 id="opportunities" { (words::OPPORTUNITY_TITLE) }
+            p {
+                "Over the year from " (words::long_date(report.from)) " to " (words::long_date(report.to))
+                ", the recommended moves would save about "
+                (channelshift_kpi::opportunity::about(report.recommended_saving)) " a year."
+            }
+            @if !report.sentences.is_empty() {
+                ol {
+                    @for sentence in report.sentences.iter().take(5) { li { (sentence) } }
+                }
+            }
+            table {
+                caption { "Every service, ranked by what moving its assisted contacts online would save" }
+                thead { tr {
+                    th scope="col" { "Service" }
+                    th scope="col" { "Verdict" }
+                    th scope="col" { "Contacts a year" }
+                    th scope="col" { "Assisted share" }
+                    th scope="col" { "Benchmark" }
+                    th scope="col" { "Saving a year" }
+                    th scope="col" { "Digital satisfied" }
+                    th scope="col" { "Assisted satisfied" }
+                } }
+                tbody {
+                    @for service in &report.services {
+                        tr {
+                            th scope="row" { (words::humanise(&service.service)) }
+                            td { (words::verdict(&service.verdict)) }
+                            td.num { (service.contacts.map(words::grouped).unwrap_or_else(|| "withheld".into())) }
+                            td.num { (share(service.assisted_share)) }
+                            td.num { (share(service.benchmark.as_ref().map(|b| b.assisted_share()))) }
+                            td.num { (service.annual_saving.map(|saving| words::figure(Unit::Gbp, saving.0 as f64 / 100.0)).unwrap_or_default()) }
+                            td.num { (satisfied(&service.digital_satisfied)) }
+                            td.num { (satisfied(&service.assisted_satisfied)) }
+                        }
+                    }
+                }
+            }
+            h3 { "What this measures" }
+            p { (words::OPPORTUNITY_MEANING) }
+            h3 { "Assumptions" }
+            ul {
+                @for assumption in &report.assumptions { li { (assumption) } }
+            }
+        }
+    }
+}
+
 fn about(pack: &Pack) -> Markup {
     html! {
         section.kpi aria-labelledby="about" {
@@ -417,6 +485,7 @@ pub fn report(pack: &Pack) -> String {
                             (kpi_page(pack, kpi))
                         }
                     }
+                    (opportunities(pack))
                     (about(pack))
                 }
             }

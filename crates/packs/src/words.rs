@@ -4,6 +4,7 @@
 
 use crate::{Pack, Trend};
 use channelshift_kpi::catalogue::{Kpi, Unit};
+use channelshift_kpi::opportunity::Verdict;
 use channelshift_kpi::period::{Period, PeriodKind};
 use channelshift_kpi::rag::{Direction, Rag};
 
@@ -203,6 +204,30 @@ fn change(trend: &Trend, period: &Period) -> Option<String> {
         figure(trend.unit, then),
         last_period(period)
     ))
+}
+
+/// The title of the packs' "where to shift next" section.
+pub const OPPORTUNITY_TITLE: &str = "Where to shift next";
+
+/// What the opportunities mean, in plain English.
+pub const OPPORTUNITY_MEANING: &str = "For each service, how much a year the council would save if the share of its contacts made by telephone, face to face or on paper fell to that of the best quarter of the council's own services of a similar size (or to a target share the council sets), with the moved contacts made online instead. Services are ranked by that saving. A move is not recommended where people who used the service online were much less satisfied than those who used it by phone or in person.";
+
+/// The opportunities' technical definition.
+pub const OPPORTUNITY_DEFINITION: &str = "Over the year to the period's end, per service: V contacts, A of them assisted (telephone, face-to-face, paper classes). Benchmark share b: the configured target, else the 25th percentile (linear interpolation) of the assisted shares of the services with volume within the peer ratio of V (at least the minimum number of peers). Moved contacts M = round(A − b × V) when positive. Saving a year = M × (Σ assisted contacts × unit cost ÷ A − Σ digital self-service contacts × unit cost ÷ their number, or the web's unit cost where there are none), at the unit costs in force on the period's last day, rounded once to the penny. Not recommended when both satisfaction shares rest on at least the suppression threshold of responses and the digital one is more than the configured gap below the assisted one.";
+
+/// A verdict in words.
+pub fn verdict(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Recommended => "Recommended".into(),
+        Verdict::NotRecommended { gap_points } => {
+            format!("Not recommended: digital satisfaction {gap_points:.0} points below assisted")
+        }
+        Verdict::NoSaving => "No saving: digital costs as much as assisted".into(),
+        Verdict::AtBenchmark => "At or below its benchmark".into(),
+        Verdict::NoBenchmark { .. } => "Too few services of similar volume to benchmark".into(),
+        Verdict::MissingUnitCost { .. } => "Cannot be priced: a unit cost is missing".into(),
+        Verdict::Withheld => "Withheld (too few cases)".into(),
+    }
 }
 
 /// A readable name for a code: `face_to_face` → "Face to face".

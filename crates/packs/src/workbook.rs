@@ -8,6 +8,8 @@ use crate::csv::neutralise;
 use crate::{words, Pack, PackRow};
 use channelshift_kpi::catalogue::Kpi;
 use channelshift_kpi::rag::Rag;
+use channelshift_kpi::suppression::Published;
+use channelshift_kpi::Rate;
 
 /// A cell of the neutral sheet model both writers share.
 #[derive(Clone, Debug, PartialEq)]
@@ -183,8 +185,62 @@ fn trends(pack: &Pack) -> Sheet {
     }
 }
 
+/// Where to shift next: every service's opportunity, ranked.
+fn opportunities(pack: &Pack) -> Sheet {
+    let report = &pack.opportunities;
+    let satisfied = |rate: &Published<Rate>| match rate {
+        Published::Shown(rate) => number(rate.percent()),
+        Published::Suppressed => text(WITHHELD),
+    };
+    let rows = report
+        .services
+        .iter()
+        .zip(&report.sentences)
+        .enumerate()
+        .map(|(rank, (service, sentence))| {
+            vec![
+                Cell::Number((rank + 1) as f64),
+                text(words::humanise(&service.service)),
+                text(words::verdict(&service.verdict)),
+                count(service.contacts),
+                count(service.assisted_contacts),
+                number(service.assisted_share.map(|share| share * 100.0)),
+                number(
+                    service
+                        .benchmark
+                        .as_ref()
+                        .map(|benchmark| benchmark.assisted_share() * 100.0),
+                ),
+                count(service.moved_contacts),
+                number(service.annual_saving.map(|saving| saving.0 as f64 / 100.0)),
+                satisfied(&service.digital_satisfied),
+                satisfied(&service.assisted_satisfied),
+                text(sentence.as_str()),
+            ]
+        })
+        .collect();
+    Sheet {
+        name: "Where to shift next".into(),
+        columns: vec![
+            ("Rank", 7.0),
+            ("Service", 24.0),
+            ("Verdict", 28.0),
+            ("Contacts a year", 15.0),
+            ("Assisted contacts", 16.0),
+            ("Assisted share (%)", 17.0),
+            ("Benchmark share (%)", 19.0),
+            ("Contacts moved", 15.0),
+            ("Saving a year (£)", 16.0),
+            ("Digital satisfied (%)", 19.0),
+            ("Assisted satisfied (%)", 20.0),
+            ("In words", 100.0),
+        ],
+        rows,
+    }
+}
+
 fn definitions(pack: &Pack) -> Sheet {
-    let rows = Kpi::ALL
+    let mut rows: Vec<Vec<Cell>> = Kpi::ALL
         .iter()
         .map(|&kpi| {
             vec![
@@ -196,6 +252,13 @@ fn definitions(pack: &Pack) -> Sheet {
             ]
         })
         .collect();
+    rows.push(vec![
+        text("opportunities"),
+        text(words::OPPORTUNITY_TITLE),
+        text(words::OPPORTUNITY_MEANING),
+        text(pack.opportunities.assumptions.join(" ")),
+        text(words::OPPORTUNITY_DEFINITION),
+    ]);
     Sheet {
         name: "Definitions".into(),
         columns: vec![
@@ -306,6 +369,7 @@ pub fn sheets(pack: &Pack) -> Vec<Sheet> {
         }
     }
     sheets.push(trends(pack));
+    sheets.push(opportunities(pack));
     sheets.push(definitions(pack));
     sheets.push(metadata_sheet(pack));
     sheets

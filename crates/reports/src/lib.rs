@@ -10,6 +10,7 @@ pub mod compute;
 pub mod councils;
 pub mod error;
 pub mod job;
+pub mod opportunity;
 pub mod pack;
 pub mod policy;
 pub mod request;

@@ -12,6 +12,7 @@
 
 use crate::compute::compute;
 use crate::error::ReportError;
+use crate::opportunity::{opportunities, OpportunityReport};
 use crate::policy::Policy;
 use crate::request::{Grouping, KpiRequest};
 use crate::rows::KpiRow;
@@ -182,6 +183,9 @@ pub struct Pack {
     pub coverage: Coverage,
     pub unit_costs: UnitCostsUsed,
     pub settings: Settings,
+    /// Where to shift next: every service's opportunity over the year to
+    /// the period's end, as of the cut-off.
+    pub opportunities: OpportunityReport,
 }
 
 /// The settings the figures were computed under, recorded in the pack.
@@ -539,7 +543,9 @@ async fn build_reading(
         trends.push(trend(store, policy, council, period, kpi, reads).await?);
     }
 
+    let opportunities = opportunities(store, policy, council, to, source).await?;
     Ok(Pack {
+        opportunities,
         council: council.to_string(),
         council_name: policy.label(council.as_str()),
         satisfaction: policy.satisfaction,

@@ -5,6 +5,7 @@
 use channelshift_kpi::catalogue::{Headline, Kpi, TargetScope};
 use channelshift_kpi::channel::{Channel, ChannelClass, ChannelClasses};
 use channelshift_kpi::cost::{Pence, UnitCosts};
+use channelshift_kpi::opportunity::OpportunityRules;
 use channelshift_kpi::rag::Target;
 use channelshift_kpi::savings::share_of_year_due;
 use channelshift_kpi::suppression::Suppression;
@@ -34,6 +35,8 @@ pub struct Policy {
     pub repeat_window_days: u32,
     /// The savings target's monthly profile, % a month from April.
     pub savings_profile: Option<[f64; 12]>,
+    /// How channel-shift opportunities are benchmarked and judged.
+    pub opportunity: OpportunityRules,
 }
 
 impl Policy {
@@ -54,6 +57,7 @@ impl Policy {
             settings: settings.clone(),
             repeat_window_days: settings.repeat_window_days()?,
             savings_profile: settings.savings_profile()?,
+            opportunity: settings.opportunity.rules()?,
         })
     }
 
@@ -167,6 +171,72 @@ pub struct KpiSettings {
     /// target accrues pro rata by day.
     #[serde(default)]
     pub savings_profile: Option<Vec<f64>>,
+    /// How channel-shift opportunities are judged (`[kpi.opportunity]`).
+    #[serde(default)]
+    pub opportunity: OpportunitySettings,
+}
+
+/// `[kpi.opportunity]`: the benchmark a service's assisted share is held
+/// to, and when a shift is not recommended.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpportunitySettings {
+    /// Every service's benchmark assisted share (0 to 1); without it, the
+    /// best quartile of the services of similar volume.
+    pub target_assisted_share: Option<f64>,
+    /// Services of similar volume: within this factor of each other (≥ 1).
+    pub peer_volume_ratio: f64,
+    /// The fewest services of similar volume, itself included, a best
+    /// quartile is taken over (≥ 2).
+    pub min_peers: usize,
+    /// Not recommended where digital satisfaction is more than this many
+    /// percentage points below assisted (≥ 0).
+    pub satisfaction_gap_points: f64,
+}
+
+impl Default for OpportunitySettings {
+    fn default() -> Self {
+        let rules = OpportunityRules::default();
+        Self {
+            target_assisted_share: rules.target_assisted_share,
+            peer_volume_ratio: rules.peer_volume_ratio,
+            min_peers: rules.min_peers,
+            satisfaction_gap_points: rules.satisfaction_gap_points,
+        }
+    }
+}
+
+impl OpportunitySettings {
+    /// The rules, each setting checked.
+    pub fn rules(&self) -> anyhow::Result<OpportunityRules> {
+        if let Some(share) = self.target_assisted_share {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&share),
+                "kpi.opportunity.target_assisted_share is {share}: a share from 0 to 1"
+            );
+        }
+        anyhow::ensure!(
+            self.peer_volume_ratio >= 1.0 && self.peer_volume_ratio.is_finite(),
+            "kpi.opportunity.peer_volume_ratio is {}: a factor of 1 or more",
+            self.peer_volume_ratio
+        );
+        anyhow::ensure!(
+            self.min_peers >= 2,
+            "kpi.opportunity.min_peers is {}: a quartile needs at least 2 services",
+            self.min_peers
+        );
+        anyhow::ensure!(
+            self.satisfaction_gap_points >= 0.0 && self.satisfaction_gap_points.is_finite(),
+            "kpi.opportunity.satisfaction_gap_points is {}: 0 points or more",
+            self.satisfaction_gap_points
+        );
+        Ok(OpportunityRules {
+            target_assisted_share: self.target_assisted_share,
+            peer_volume_ratio: self.peer_volume_ratio,
+            min_peers: self.min_peers,
+            satisfaction_gap_points: self.satisfaction_gap_points,
+        })
+    }
 }
 
 /// `satisfaction = { instrument = "csat5", measure = "satisfied" }`.
@@ -274,6 +344,7 @@ impl Default for KpiSettings {
             repeat_window_days: default_repeat_window_days(),
             savings_profile: None,
             direction_significance: false,
+            opportunity: OpportunitySettings::default(),
         }
     }
 }
