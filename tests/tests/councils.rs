@@ -548,6 +548,147 @@ async fn two_councils_are_each_computed_under_their_own_settings_everywhere() ->
     scope.drop_database().await
 }
 
+/// Four councils that opted in to benchmarking and one that did not, each
+/// with 20 completed council-tax transactions on 10 May 2025: web and phone
+/// in the proportions below. One of the four counts take-up by the 2014
+/// definition.
+const BENCHMARKED: [(&str, &str, usize, bool); 5] = [
+    // (council, name, web contacts of 20, opted in)
+    (EXETER, "Exeter City Council", 12, true),
+    (TORBAY, "Torbay Council", 8, true),
+    ("E07000040", "East Devon District Council", 10, true),
+    ("E07000045", "Teignbridge District Council", 14, true),
+    (OPTED_OUT, "Mid Devon District Council", 18, false),
+];
+
+/// On the platform, but not opted in to benchmarking.
+const OPTED_OUT: &str = "E07000042";
+
+fn benchmark_events() -> Messages {
+    let mut contacts = Vec::new();
+    for (council, _, web, _) in BENCHMARKED {
+        for index in 0..20 {
+            let id = format!("{council}-b{index:02}");
+            let channel = if index < web { "web" } else { "phone" };
+            let event = json!({
+                "schema_version": 1, "event_id": id, "council": council,
+                "occurred_at": "2025-05-10T10:00:00Z", "channel": channel,
+                "service": "council_tax", "interaction": "transaction", "outcome": "completed",
+                "customer_type": "resident", "source": "crm",
+            });
+            contacts.push((id, event.to_string().into_bytes()));
+        }
+    }
+    contacts
+}
+
+/// A council's standing on one KPI in `GET /api/v1/benchmarks`.
+fn standing<'a>(body: &'a Value, kpi: &str) -> Result<&'a Value> {
+    body["kpis"]
+        .as_array()
+        .and_then(|kpis| kpis.iter().find(|standing| standing["kpi"] == kpi))
+        .with_context(|| format!("{kpi} in {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn councils_that_opted_in_see_where_they_stand_among_each_other_and_no_one_else() -> Result<()>
+{
+    let scope = Scope::new("benchmarking");
+    create_topics(&scope).await?;
+    let ingest = start_ingest(scope.ingest_config());
+    let contacts = benchmark_events();
+    let store: Store = load_and_wait(
+        &scope,
+        &contacts,
+        &[],
+        Stored {
+            contacts: contacts.len() as u64,
+            responses: 0,
+        },
+        Duration::from_secs(90),
+    )
+    .await?;
+    let kpi: KpiSettings = serde_json::from_value(json!({"suppression_threshold": 5}))?;
+    let mut blocks = serde_json::Map::new();
+    for (council, name, _, opted_in) in BENCHMARKED {
+        let mut block = json!({"name": name, "benchmarking": opted_in});
+        if council == "E07000045" {
+            block["take_up_definition"] = json!("gds_2014");
+        }
+        blocks.insert(council.to_string(), block);
+    }
+    let blocks: CouncilBlocks = serde_json::from_value(Value::Object(blocks))?;
+    let (api, server) = start_api_for_councils(&scope, kpi, blocks).await?;
+    let client = reqwest::Client::new();
+    let ask = |council: &str| {
+        client
+            .get(format!(
+                "{api}/api/v1/benchmarks?council={council}&period=quarter&date=2025-05-15"
+            ))
+            .bearer_auth(API_TOKEN)
+            .send()
+    };
+
+    // Exeter's take-up (60%) against Torbay's (40%) and East Devon's (50%):
+    // Teignbridge counts take-up by another definition, and Mid Devon (90%)
+    // has not opted in.
+    let exeter: Value = ask(EXETER).await?.error_for_status()?.json().await?;
+    assert_eq!(exeter["councils_opted_in"], 4, "{exeter:#}");
+    let take_up = standing(&exeter, "digital-take-up")?;
+    assert_eq!(take_up["value"], 60.0, "{take_up}");
+    assert_eq!(take_up["councils_compared"], 3, "{take_up}");
+    assert_eq!(take_up["rank"], 1, "{take_up}");
+    assert_eq!(take_up["quartile"], 1, "{take_up}");
+    assert_eq!(take_up["median"], 50.0, "{take_up}");
+    assert_eq!(take_up["different_definition"], 1, "{take_up}");
+    assert!(
+        take_up["notes"].to_string().contains("take-up definition"),
+        "the differing setting is named: {take_up}"
+    );
+    // Completion is defined alike everywhere: the four that opted in, all
+    // at 100%, tie for first. Mid Devon would make five.
+    let completion = standing(&exeter, "completion-rate")?;
+    assert_eq!(completion["councils_compared"], 4, "{completion}");
+    assert_eq!(completion["rank"], 1, "{completion}");
+    assert!(
+        !exeter.to_string().contains(OPTED_OUT),
+        "a council that has not opted in is never named: {exeter}"
+    );
+
+    // Torbay is last of the three: 1 + ⌊4 × 2 ÷ 2⌋ = 5, so quartile 4.
+    let torbay: Value = ask(TORBAY).await?.error_for_status()?.json().await?;
+    let take_up = standing(&torbay, "digital-take-up")?;
+    assert_eq!(
+        (&take_up["rank"], &take_up["quartile"], &take_up["median"]),
+        (&json!(3), &json!(4), &json!(50.0)),
+        "{take_up}"
+    );
+
+    // Teignbridge alone counts take-up by the 2014 definition: nothing to
+    // compare it with.
+    let teignbridge: Value = ask("E07000045").await?.error_for_status()?.json().await?;
+    let take_up = standing(&teignbridge, "digital-take-up")?;
+    assert_eq!(take_up["councils_compared"], 0, "{take_up}");
+    assert_eq!(take_up["rank"], Value::Null, "{take_up}");
+    assert_eq!(take_up["median"], Value::Null, "{take_up}");
+    assert_eq!(take_up["different_definition"], 3, "{take_up}");
+
+    // A council that has not opted in sees no one.
+    let response = ask(OPTED_OUT).await?;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await?;
+    assert_eq!(body["parameter"], "council", "{body}");
+    assert!(
+        body["message"].to_string().contains("not opted in"),
+        "{body}"
+    );
+
+    server.stop().await?;
+    drop(store);
+    ingest.stop().await?;
+    scope.drop_database().await
+}
+
 /// `channelshift_api_definitions_published` as the API's `/metrics` shows it.
 async fn definitions_gauge(client: &reqwest::Client, api: &str) -> Result<f64> {
     let text = client

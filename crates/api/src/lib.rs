@@ -100,6 +100,7 @@ pub fn router(
             openapi::OPPORTUNITY_ROUTE,
             get(opportunity::get_opportunities),
         )
+        .route(openapi::BENCHMARKS_ROUTE, get(scorecard::get_benchmarks))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -454,6 +455,7 @@ mod tests {
             Some(345)
         );
         assert_eq!(east_devon.suppression.threshold, 5);
+        assert!(exeter.settings.benchmarking && east_devon.settings.benchmarking);
         assert_eq!(
             exeter.opportunity,
             channelshift_kpi::opportunity::OpportunityRules::default(),

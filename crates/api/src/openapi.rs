@@ -19,6 +19,7 @@ pub const SCORECARD_ROUTE: &str = "/api/v1/scorecard";
 pub const OPENAPI_ROUTE: &str = "/api/v1/openapi.json";
 pub const PACK_ROUTE: &str = "/api/v1/exports/pack";
 pub const OPPORTUNITY_ROUTE: &str = "/api/v1/opportunities";
+pub const BENCHMARKS_ROUTE: &str = "/api/v1/benchmarks";
 
 /// Every route the router serves, as (method, path).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -27,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", OPENAPI_ROUTE),
     ("get", PACK_ROUTE),
     ("get", OPPORTUNITY_ROUTE),
+    ("get", BENCHMARKS_ROUTE),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -44,6 +46,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         crate::scorecard::get_scorecard,
         crate::pack::get_pack,
         crate::opportunity::get_opportunities,
+        crate::scorecard::get_benchmarks,
         get_openapi,
     ),
     components(schemas(ErrorBody, KpiResponse)),

@@ -11,6 +11,7 @@ use crate::AppState;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use channelshift_kpi::period::{local_date, PeriodKind};
+use channelshift_reports::benchmarking::{benchmarks, Benchmarks};
 use channelshift_reports::scorecard::{report_period, scorecard, Scorecard, REPORT_PERIODS};
 use channelshift_store::Source;
 use chrono::Utc;
@@ -66,6 +67,43 @@ pub async fn get_scorecard(
         })
         .await;
     // An answer or an error: either way no query of it runs on.
+    queries.answered();
+    answer
+}
+
+/// Where the council stands among the councils on the platform that opted in to benchmarking.
+#[utoipa::path(
+    get,
+    path = crate::openapi::BENCHMARKS_ROUTE,
+    params(ScorecardQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The council's standing on each headline KPI", body = Benchmarks),
+        (status = 400, description = "A parameter is missing or invalid, or the council has not opted in", body = ErrorBody),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 503, description = "The KPI store could not answer", body = ErrorBody),
+    )
+)]
+pub async fn get_benchmarks(
+    State(state): State<AppState>,
+    RawQuery(params): RawQuery,
+) -> Result<Response, ApiError> {
+    let params: ScorecardQuery = query::parse(params.as_deref())?;
+    let council = request::council(params.council.as_ref())?;
+    let kind = period_kind(params.period.as_ref())?;
+    let date = match params.date {
+        Some(_) => request::date(params.date.as_ref(), "date")?,
+        None => local_date(Utc::now()),
+    };
+    let question = format!("benchmarks/{council}/{kind:?}/{date}");
+    let queries = RequestQueries::new(&state.store);
+    let version = queries.store.data_version().await;
+    let answer = state
+        .answers
+        .ask(question, version, || async {
+            Ok(benchmarks(&queries.store, &state.councils, &council, kind, date).await?)
+        })
+        .await;
     queries.answered();
     answer
 }

@@ -5,6 +5,7 @@
 //! packs binary each turn these into what their users read, and
 //! [`job`] is what the API hands the packs binary for one pack.
 
+pub mod benchmarking;
 pub mod calendar;
 pub mod compute;
 pub mod councils;

@@ -174,6 +174,11 @@ pub struct KpiSettings {
     /// How channel-shift opportunities are judged (`[kpi.opportunity]`).
     #[serde(default)]
     pub opportunity: OpportunitySettings,
+    /// Whether the council's headline KPIs are compared with the other
+    /// councils on the platform that opted in, and it sees theirs; set in
+    /// its `[councils.<GSS>]` block.
+    #[serde(default)]
+    pub benchmarking: bool,
 }
 
 /// `[kpi.opportunity]`: the benchmark a service's assisted share is held
@@ -345,6 +350,7 @@ impl Default for KpiSettings {
             savings_profile: None,
             direction_significance: false,
             opportunity: OpportunitySettings::default(),
+            benchmarking: false,
         }
     }
 }

@@ -82,6 +82,45 @@ struct Comparison {
     value: Option<f64>,
 }
 
+/// One council's headline figure of one KPI, as its scorecard publishes it:
+/// `None` when withheld or without data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HeadlineFigure {
+    pub kpi: Kpi,
+    pub unit: Unit,
+    pub polarity: Polarity,
+    pub value: Option<f64>,
+}
+
+impl Scorecard {
+    /// Each headline KPI's figure, in scorecard order.
+    pub fn figures(&self) -> Vec<HeadlineFigure> {
+        self.kpis
+            .iter()
+            .map(|headline| HeadlineFigure {
+                kpi: headline.kpi,
+                unit: headline.unit,
+                polarity: headline.polarity,
+                value: if headline.suppressed {
+                    None
+                } else {
+                    headline.value
+                },
+            })
+            .collect()
+    }
+
+    /// The period's label, "2025-26 Q1".
+    pub fn period_label(&self) -> &str {
+        &self.period.label
+    }
+
+    /// The period's first and last day.
+    pub fn period_range(&self) -> (NaiveDate, NaiveDate) {
+        (self.period.start, self.period.end)
+    }
+}
+
 /// One headline figure: the first row of a total-period report (for
 /// satisfaction, the csat5 % satisfied row).
 #[derive(Default)]
