@@ -10,16 +10,30 @@ use crate::request;
 use crate::AppState;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use channelshift_contract::CouncilCode;
 use channelshift_kpi::period::{local_date, PeriodKind};
 use channelshift_reports::benchmarking::{benchmarks, Benchmarks};
 use channelshift_reports::scorecard::{report_period, scorecard, Scorecard, REPORT_PERIODS};
 use channelshift_store::Source;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 
 /// `period` of the scorecard and the packs: month, quarter (default) or financial year.
 pub(crate) fn period_kind(value: Option<&String>) -> Result<PeriodKind, ApiError> {
     report_period(value.map(String::as_str).unwrap_or("quarter"))
         .ok_or_else(|| ApiError::bad("period", REPORT_PERIODS))
+}
+
+/// The council, period kind and date (default today) a scorecard or
+/// benchmarks request asks about.
+fn scorecard_query(params: Option<&str>) -> Result<(CouncilCode, PeriodKind, NaiveDate), ApiError> {
+    let params: ScorecardQuery = query::parse(params)?;
+    let council = request::council(params.council.as_ref())?;
+    let kind = period_kind(params.period.as_ref())?;
+    let date = match params.date {
+        Some(_) => request::date(params.date.as_ref(), "date")?,
+        None => local_date(Utc::now()),
+    };
+    Ok((council, kind, date))
 }
 
 /// Every headline KPI for the period containing `date`, with target, RAG, direction of travel and coverage.
@@ -39,13 +53,7 @@ pub async fn get_scorecard(
     State(state): State<AppState>,
     RawQuery(params): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params: ScorecardQuery = query::parse(params.as_deref())?;
-    let council = request::council(params.council.as_ref())?;
-    let kind = period_kind(params.period.as_ref())?;
-    let date = match params.date {
-        Some(_) => request::date(params.date.as_ref(), "date")?,
-        None => local_date(Utc::now()),
-    };
+    let (council, kind, date) = scorecard_query(params.as_deref())?;
     let policy = state.councils.policy(&council)?;
     // The date resolved: a question without one changes at midnight.
     let question = format!("scorecard/{council}/{kind:?}/{date}");
@@ -88,13 +96,7 @@ pub async fn get_benchmarks(
     State(state): State<AppState>,
     RawQuery(params): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params: ScorecardQuery = query::parse(params.as_deref())?;
-    let council = request::council(params.council.as_ref())?;
-    let kind = period_kind(params.period.as_ref())?;
-    let date = match params.date {
-        Some(_) => request::date(params.date.as_ref(), "date")?,
-        None => local_date(Utc::now()),
-    };
+    let (council, kind, date) = scorecard_query(params.as_deref())?;
     let question = format!("benchmarks/{council}/{kind:?}/{date}");
     let queries = RequestQueries::new(&state.store);
     let version = queries.store.data_version().await;
