@@ -32,11 +32,13 @@ use channelshift_simulator::{Generator, Scenario};
 use channelshift_store::{
     CellFilter, ContactRow, Fencing, KafkaPosition, SatisfactionRow, Source, Store,
 };
+use channelshift_tests::api_process::api_binary;
 use channelshift_tests::checks::{contact_totals, satisfaction_totals};
+use channelshift_tests::config_file::{toml_text, AuthSection, ClickHouseSection};
 use channelshift_tests::kafka::produce_all;
-use channelshift_tests::process::{metric_sum, IngestProcess};
+use channelshift_tests::process::{free_port, metric_sum, IngestProcess, ServiceProcess};
 use channelshift_tests::{
-    create_topics, producer, simulated, start_api, start_api_configured, Messages, Scope, API_TOKEN,
+    create_topics, producer, simulated, start_api, Messages, Scope, API_TOKEN,
 };
 use chrono::{NaiveDate, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -842,6 +844,39 @@ async fn optimise(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// The release `channelshift-api` (`CHANNELSHIFT_API_BIN`) over `scope`'s
+/// database as its read-only user, with `kpi` as its `[kpi]` section and
+/// answers kept for `answer_cache_seconds`.
+async fn api_process(
+    scope: &Scope,
+    kpi: &KpiSettings,
+    answer_cache_seconds: u64,
+) -> Result<ServiceProcess> {
+    #[derive(serde::Serialize)]
+    struct Server {
+        answer_cache_seconds: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        listen: String,
+        clickhouse: ClickHouseSection,
+        auth: AuthSection,
+        server: Server,
+        kpi: &'a KpiSettings,
+    }
+    let port = free_port()?;
+    let text = toml_text(&File {
+        listen: format!("127.0.0.1:{port}"),
+        clickhouse: (&scope.reader()).into(),
+        auth: AuthSection::new(&[API_TOKEN.to_string()], &[]),
+        server: Server {
+            answer_cache_seconds,
+        },
+        kpi,
+    });
+    ServiceProcess::start("bench-api", &api_binary()?, "api.toml", &text, port, "warn").await
+}
+
 /// Waits until the server runs no merge of `store`'s databases, at most
 /// `limit`; returns how long it waited.
 async fn merges_over(store: &Store, limit: Duration) -> Result<Duration> {
@@ -1108,19 +1143,12 @@ async fn run() -> Result<Report> {
         // The same settings as the in-process state, so both answer the same.
         // Twice: answers kept while nothing is written (the default), and
         // every answer computed (`answer_cache_seconds = 0`, which is what a
-        // dashboard sees while ingest stores a batch every few seconds).
+        // dashboard sees while ingest stores a batch every few seconds). The
+        // API is the release binary in its own process, as a council runs it,
+        // not a router inside the harness sharing its runtime with the clients.
         for (keep_seconds, how) in [(60, "answers kept"), (0, "every answer computed")] {
-            let server_limits = ServerLimits {
-                answer_cache_seconds: keep_seconds,
-                ..ServerLimits::default()
-            };
-            let (api, server) = start_api_configured(
-                &e2e_scope,
-                kpi_settings()?,
-                Default::default(),
-                server_limits,
-            )
-            .await?;
+            let server = api_process(&e2e_scope, &kpi_settings()?, keep_seconds).await?;
+            let api = server.base_url.clone();
             let scorecard_url =
                 format!("{api}/api/v1/scorecard?council={COUNCIL}&period=quarter&date=2026-08-15");
             let grouped_url = format!(
@@ -1151,7 +1179,7 @@ async fn run() -> Result<Report> {
                     grouped_target.map(|target| p95 <= target),
                 );
             }
-            server.stop().await?;
+            server.kill()?;
         }
         let grouped_request = KpiRequest {
             filter: CellFilter::new(
