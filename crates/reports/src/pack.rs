@@ -543,7 +543,14 @@ async fn build_reading(
         trends.push(trend(store, policy, council, period, kpi, reads).await?);
     }
 
-    let opportunities = opportunities(store, policy, council, to, source).await?;
+    let opportunities = opportunities(
+        store,
+        policy,
+        council,
+        opportunity_year_end(to, as_of),
+        source,
+    )
+    .await?;
     Ok(Pack {
         opportunities,
         council: council.to_string(),
@@ -837,10 +844,40 @@ impl Format {
     }
 }
 
+/// The last day of the year a pack's "where to shift next" takes: the
+/// period's last day, or the cut-off's local day when the period has not
+/// ended by then (later days have no contacts yet, not none).
+pub fn opportunity_year_end(period_end: NaiveDate, as_of: CutOff) -> NaiveDate {
+    DateTime::from_timestamp(as_of.0, 0)
+        .map(local_date)
+        .map_or(period_end, |day| day.min(period_end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::KpiSettings;
+
+    #[test]
+    fn a_packs_opportunity_year_ends_at_the_period_or_the_cut_off_if_earlier() {
+        let end = NaiveDate::from_ymd_opt(2025, 6, 30).expect("a day");
+        // 23:30 UTC on 14 May 2025 is 00:30 on the 15th in London.
+        let mid_period = CutOff(
+            DateTime::parse_from_rfc3339("2025-05-14T23:30:00Z")
+                .expect("an instant")
+                .timestamp(),
+        );
+        assert_eq!(
+            opportunity_year_end(end, mid_period),
+            NaiveDate::from_ymd_opt(2025, 5, 15).expect("a day")
+        );
+        let after = CutOff(
+            DateTime::parse_from_rfc3339("2025-08-01T09:00:00Z")
+                .expect("an instant")
+                .timestamp(),
+        );
+        assert_eq!(opportunity_year_end(end, after), end);
+    }
 
     fn pack_row(
         breakdown: &'static str,
