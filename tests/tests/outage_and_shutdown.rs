@@ -46,9 +46,20 @@ async fn a_minute_without_clickhouse_pauses_ingest_and_loses_nothing() -> Result
     )
     .await?;
     let store = migrated_store(&config.clickhouse).await?;
-    eventually("first 2,000 stored", Duration::from_secs(60), || async {
-        Ok((contact_totals(&store).await?.settled() == 2_000).then_some(()))
-    })
+    // Stored, and their batch done: its rows are visible before its
+    // checkpoints and commit are written, and a batch the outage catches
+    // there stays buffered, read before the outage.
+    eventually(
+        "first 2,000 stored and their batch done",
+        Duration::from_secs(60),
+        || async {
+            let stored = contact_totals(&store).await?.settled() == 2_000;
+            let buffered = ingest
+                .metric("channelshift_ingest_buffered_messages", &[])
+                .await?;
+            Ok((stored && buffered == 0.0).then_some(()))
+        },
+    )
     .await
     .map_err(|error| error.context(ingest.log_tail()))?;
 
