@@ -232,10 +232,14 @@ pub fn opportunities(
             Published::Shown(rate)
         }
     };
-    let volumes: Vec<(u64, f64)> = services
+    // Each service's (assisted, digital self-service, other) contacts.
+    let groups: Vec<(u64, u64, u64)> = services
         .iter()
-        .map(|service| {
-            let (assisted, digital, other) = group_counts(classes, &service.contacts);
+        .map(|service| group_counts(classes, &service.contacts))
+        .collect();
+    let volumes: Vec<(u64, f64)> = groups
+        .iter()
+        .map(|&(assisted, digital, other)| {
             let total = assisted + digital + other;
             let share = if total == 0 {
                 0.0
@@ -247,10 +251,9 @@ pub fn opportunities(
         .collect();
     // Primary suppression: a service whose contacts, or one of whose channel
     // groups, number from 1 to the threshold less one.
-    let mut withheld: Vec<bool> = services
+    let mut withheld: Vec<bool> = groups
         .iter()
-        .map(|service| {
-            let (assisted, digital, other) = group_counts(classes, &service.contacts);
+        .map(|&(assisted, digital, other)| {
             [assisted, digital, other, assisted + digital + other]
                 .into_iter()
                 .any(small)
@@ -274,129 +277,131 @@ pub fn opportunities(
         .iter()
         .zip(&volumes)
         .zip(&withheld)
-        .map(|((service, &(total, share)), &is_withheld)| {
-            let (assisted, digital, other) = group_counts(classes, &service.contacts);
-            let digital_satisfied = rate(service.digital_satisfied);
-            let assisted_satisfied = rate(service.assisted_satisfied);
-            let compared = match (digital_satisfied.shown(), assisted_satisfied.shown()) {
-                (Some(digital), Some(assisted)) => digital
-                    .percent()
-                    .zip(assisted.percent())
-                    .map(|(digital, assisted)| assisted - digital),
-                _ => None,
-            };
-            let mut opportunity = Opportunity {
-                service: service.service.clone(),
-                verdict: Verdict::Withheld,
-                contacts: None,
-                assisted_contacts: None,
-                digital_self_service_contacts: None,
-                other_contacts: None,
-                assisted_share: None,
-                benchmark: None,
-                moved_contacts: None,
-                assisted_unit_cost: None,
-                digital_unit_cost: None,
-                annual_saving: None,
-                digital_satisfied,
-                assisted_satisfied,
-                satisfaction_compared: compared.is_some(),
-            };
-            if is_withheld {
-                return opportunity;
-            }
-            opportunity.contacts = Some(total);
-            opportunity.assisted_contacts = Some(assisted);
-            opportunity.digital_self_service_contacts = Some(digital);
-            opportunity.other_contacts = Some(other);
-            opportunity.assisted_share = (total > 0).then_some(share);
-
-            let benchmark = match rules.target_assisted_share {
-                Some(target) => Benchmark::Configured {
-                    assisted_share: target,
-                },
-                None => {
-                    // Peers are published services only: a withheld
-                    // service's share must not move a published quartile.
-                    let peers: Vec<(&ServiceYear, f64)> = services
-                        .iter()
-                        .zip(&volumes)
-                        .zip(&withheld)
-                        .filter(|((_, &(volume, _)), &peer_withheld)| {
-                            !peer_withheld
-                                && total > 0
-                                && volume > 0
-                                && volume as f64 * rules.peer_volume_ratio >= total as f64
-                                && volume as f64 <= total as f64 * rules.peer_volume_ratio
-                        })
-                        .map(|((peer, &(_, share)), _)| (peer, share))
-                        .collect();
-                    if peers.len() < rules.min_peers.max(1) {
-                        opportunity.verdict = Verdict::NoBenchmark { peers: peers.len() };
-                        return opportunity;
-                    }
-                    let shares: Vec<f64> = peers.iter().map(|(_, share)| *share).collect();
-                    Benchmark::BestQuartile {
-                        assisted_share: quantile(&shares, 0.25).unwrap_or(share),
-                        peers: peers.iter().map(|(peer, _)| peer.service.clone()).collect(),
-                    }
-                }
-            };
-            let target = benchmark.assisted_share();
-            opportunity.benchmark = Some(benchmark);
-            // Whole contacts move.
-            let moved = (assisted as f64 - target * total as f64).max(0.0).round() as u64;
-            if total == 0 || moved == 0 {
-                opportunity.verdict = Verdict::AtBenchmark;
-                return opportunity;
-            }
-            let is_assisted = |channel| ASSISTED.contains(&classes.class_of(channel));
-            let is_digital =
-                |channel| classes.class_of(channel) == ChannelClass::DigitalSelfService;
-            // With no digital self-service contacts yet, they would arrive on the web.
-            let web = ContactsByChannel::from([(Channel::Web, 1)]);
-            let arriving = if digital > 0 { &service.contacts } else { &web };
-            let ((assisted_pence, assisted_count), (digital_pence, digital_count)) = match (
-                priced(&service.contacts, is_assisted, unit_costs, priced_on),
-                priced(arriving, is_digital, unit_costs, priced_on),
-            ) {
-                (Ok(assisted), Ok(digital)) => (assisted, digital),
-                (assisted, digital) => {
-                    let mut channels: Vec<Channel> = assisted
-                        .err()
-                        .into_iter()
-                        .chain(digital.err())
-                        .flatten()
-                        .collect();
-                    channels.sort_unstable();
-                    channels.dedup();
-                    opportunity.verdict = Verdict::MissingUnitCost { channels };
+        .zip(&groups)
+        .map(
+            |(((service, &(total, share)), &is_withheld), &(assisted, digital, other))| {
+                let digital_satisfied = rate(service.digital_satisfied);
+                let assisted_satisfied = rate(service.assisted_satisfied);
+                let compared = match (digital_satisfied.shown(), assisted_satisfied.shown()) {
+                    (Some(digital), Some(assisted)) => digital
+                        .percent()
+                        .zip(assisted.percent())
+                        .map(|(digital, assisted)| assisted - digital),
+                    _ => None,
+                };
+                let mut opportunity = Opportunity {
+                    service: service.service.clone(),
+                    verdict: Verdict::Withheld,
+                    contacts: None,
+                    assisted_contacts: None,
+                    digital_self_service_contacts: None,
+                    other_contacts: None,
+                    assisted_share: None,
+                    benchmark: None,
+                    moved_contacts: None,
+                    assisted_unit_cost: None,
+                    digital_unit_cost: None,
+                    annual_saving: None,
+                    digital_satisfied,
+                    assisted_satisfied,
+                    satisfaction_compared: compared.is_some(),
+                };
+                if is_withheld {
                     return opportunity;
                 }
-            };
-            // M × (SA ÷ A − SD ÷ D) = M × (SA × D − SD × A) ÷ (A × D), divided once.
-            let mean = |pence: i128, count: i128| {
-                Pence(divide_rounding_half_away(pence, count.max(1)) as i64)
-            };
-            let saving = divide_rounding_half_away(
-                i128::from(moved)
-                    * (assisted_pence * digital_count - digital_pence * assisted_count),
-                assisted_count * digital_count,
-            );
-            opportunity.moved_contacts = Some(moved);
-            opportunity.assisted_unit_cost = Some(mean(assisted_pence, assisted_count));
-            opportunity.digital_unit_cost = Some(mean(digital_pence, digital_count));
-            opportunity.annual_saving = Some(Pence(saving as i64));
-            opportunity.verdict = match compared {
-                // Digital costing as much as assisted, or more.
-                _ if saving <= 0 => Verdict::NoSaving,
-                Some(gap) if gap > rules.satisfaction_gap_points => {
-                    Verdict::NotRecommended { gap_points: gap }
+                opportunity.contacts = Some(total);
+                opportunity.assisted_contacts = Some(assisted);
+                opportunity.digital_self_service_contacts = Some(digital);
+                opportunity.other_contacts = Some(other);
+                opportunity.assisted_share = (total > 0).then_some(share);
+
+                let benchmark = match rules.target_assisted_share {
+                    Some(target) => Benchmark::Configured {
+                        assisted_share: target,
+                    },
+                    None => {
+                        // Peers are published services only: a withheld
+                        // service's share must not move a published quartile.
+                        let peers: Vec<(&ServiceYear, f64)> = services
+                            .iter()
+                            .zip(&volumes)
+                            .zip(&withheld)
+                            .filter(|((_, &(volume, _)), &peer_withheld)| {
+                                !peer_withheld
+                                    && total > 0
+                                    && volume > 0
+                                    && volume as f64 * rules.peer_volume_ratio >= total as f64
+                                    && volume as f64 <= total as f64 * rules.peer_volume_ratio
+                            })
+                            .map(|((peer, &(_, share)), _)| (peer, share))
+                            .collect();
+                        if peers.len() < rules.min_peers.max(1) {
+                            opportunity.verdict = Verdict::NoBenchmark { peers: peers.len() };
+                            return opportunity;
+                        }
+                        let shares: Vec<f64> = peers.iter().map(|(_, share)| *share).collect();
+                        Benchmark::BestQuartile {
+                            assisted_share: quantile(&shares, 0.25).unwrap_or(share),
+                            peers: peers.iter().map(|(peer, _)| peer.service.clone()).collect(),
+                        }
+                    }
+                };
+                let target = benchmark.assisted_share();
+                opportunity.benchmark = Some(benchmark);
+                // Whole contacts move.
+                let moved = (assisted as f64 - target * total as f64).max(0.0).round() as u64;
+                if total == 0 || moved == 0 {
+                    opportunity.verdict = Verdict::AtBenchmark;
+                    return opportunity;
                 }
-                _ => Verdict::Recommended,
-            };
-            opportunity
-        })
+                let is_assisted = |channel| ASSISTED.contains(&classes.class_of(channel));
+                let is_digital =
+                    |channel| classes.class_of(channel) == ChannelClass::DigitalSelfService;
+                // With no digital self-service contacts yet, they would arrive on the web.
+                let web = ContactsByChannel::from([(Channel::Web, 1)]);
+                let arriving = if digital > 0 { &service.contacts } else { &web };
+                let ((assisted_pence, assisted_count), (digital_pence, digital_count)) = match (
+                    priced(&service.contacts, is_assisted, unit_costs, priced_on),
+                    priced(arriving, is_digital, unit_costs, priced_on),
+                ) {
+                    (Ok(assisted), Ok(digital)) => (assisted, digital),
+                    (assisted, digital) => {
+                        let mut channels: Vec<Channel> = assisted
+                            .err()
+                            .into_iter()
+                            .chain(digital.err())
+                            .flatten()
+                            .collect();
+                        channels.sort_unstable();
+                        channels.dedup();
+                        opportunity.verdict = Verdict::MissingUnitCost { channels };
+                        return opportunity;
+                    }
+                };
+                // M × (SA ÷ A − SD ÷ D) = M × (SA × D − SD × A) ÷ (A × D), divided once.
+                let mean = |pence: i128, count: i128| {
+                    Pence(divide_rounding_half_away(pence, count.max(1)) as i64)
+                };
+                let saving = divide_rounding_half_away(
+                    i128::from(moved)
+                        * (assisted_pence * digital_count - digital_pence * assisted_count),
+                    assisted_count * digital_count,
+                );
+                opportunity.moved_contacts = Some(moved);
+                opportunity.assisted_unit_cost = Some(mean(assisted_pence, assisted_count));
+                opportunity.digital_unit_cost = Some(mean(digital_pence, digital_count));
+                opportunity.annual_saving = Some(Pence(saving as i64));
+                opportunity.verdict = match compared {
+                    // Digital costing as much as assisted, or more.
+                    _ if saving <= 0 => Verdict::NoSaving,
+                    Some(gap) if gap > rules.satisfaction_gap_points => {
+                        Verdict::NotRecommended { gap_points: gap }
+                    }
+                    _ => Verdict::Recommended,
+                };
+                opportunity
+            },
+        )
         .collect();
 
     let rank = |opportunity: &Opportunity| match opportunity.verdict {

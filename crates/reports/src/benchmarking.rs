@@ -172,9 +172,11 @@ pub async fn benchmarks(
             let wanted = definition(kpi, &policy);
             let mut differing: BTreeMap<&'static str, usize> = BTreeMap::new();
             let mut values = Vec::new();
+            let mut different_definition = 0;
             for (_, other_policy, other) in &figures {
                 let theirs = definition(kpi, other_policy);
                 if theirs != wanted {
+                    different_definition += 1;
                     for ((name, ours), (_, their)) in wanted.iter().zip(&theirs) {
                         if ours != their {
                             *differing.entry(*name).or_default() += 1;
@@ -186,10 +188,6 @@ pub async fn benchmarks(
                     values.push(value);
                 }
             }
-            let different_definition = figures
-                .iter()
-                .filter(|(_, other_policy, _)| definition(kpi, other_policy) != wanted)
-                .count();
             let mut notes: Vec<String> = differing
                 .iter()
                 .map(|(name, count)| {
