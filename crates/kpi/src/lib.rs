@@ -1,6 +1,6 @@
 //! The KPI arithmetic of Channelshift: digital take-up, channel mix, satisfaction with Wilson
 //! intervals, completion, cost per transaction, channel-shift savings, first-contact resolution by
-//! journey, telephone waits and abandonment, RAG, suppression and the Europe/London reporting
+//! journey, telephone waits and abandonment, year-end forecasts, RAG, suppression and the Europe/London reporting
 //! periods. Plain functions over plain data: no I/O, no async.
 //!
 //! The definitions are the product's contract (`shared/domain.md`, "KPI definitions" and
@@ -11,6 +11,7 @@ pub mod channel;
 pub mod completion;
 pub mod cost;
 pub mod demand;
+pub mod forecast;
 pub mod interval;
 pub mod mix;
 pub mod opportunity;
