@@ -302,6 +302,64 @@ pub async fn settle_journeys(
     Ok(reports)
 }
 
+/// `channelshift-api forecast`: makes and stores each council's year-end
+/// forecasts of the headline KPIs from its history to the month starting
+/// `history_to` (any day of it), made at `made_at` (Unix seconds). The
+/// configured councils, or with none configured every council with
+/// contacts. Needs a ClickHouse user that may write the rollups' database.
+pub async fn forecast(
+    config: &ApiConfig,
+    history_to: chrono::NaiveDate,
+    made_at: i64,
+) -> Result<Vec<(CouncilCode, channelshift_store::StoredForecasts)>> {
+    let councils = Councils::new(&config.kpi, &config.councils)?;
+    let store = Store::connect(&config.clickhouse)
+        .await
+        .context("connecting to ClickHouse")?;
+    let mut codes: Vec<CouncilCode> = councils
+        .configured()
+        .map(|(code, _)| code.clone())
+        .collect();
+    if codes.is_empty() {
+        for code in store.councils_with_journeys().await? {
+            codes.push(
+                CouncilCode::parse(&code)
+                    .with_context(|| format!("a council code in journey_days: {code}"))?,
+            );
+        }
+    }
+    forecast_councils(&store, &councils, &codes, history_to, made_at).await
+}
+
+/// Makes and stores the forecasts of each of `codes` under `councils`'
+/// policies, as [`forecast`] does with a store of its own.
+pub async fn forecast_councils(
+    store: &Store,
+    councils: &Councils,
+    codes: &[CouncilCode],
+    history_to: chrono::NaiveDate,
+    made_at: i64,
+) -> Result<Vec<(CouncilCode, channelshift_store::StoredForecasts)>> {
+    let mut made = Vec::with_capacity(codes.len());
+    for council in codes {
+        let policy = councils.policy(council)?;
+        let forecasts =
+            channelshift_reports::forecast::make(store, &policy, council, history_to, made_at)
+                .await
+                .with_context(|| format!("forecasting {council}'s year end"))?;
+        store
+            .store_forecasts(council, &forecasts)
+            .await
+            .with_context(|| {
+                format!(
+                    "storing {council}'s forecasts (the ClickHouse user must be able to write the rollups' database)"
+                )
+            })?;
+        made.push((council.clone(), forecasts));
+    }
+    Ok(made)
+}
+
 /// `channelshift-api load-imd`: reads a council's IMD lookup (CSV: LSOA
 /// code, decile 1 to 10; an optional header row) and loads it; returns how
 /// many LSOAs. Every row is checked first: a bad one, named by its line,

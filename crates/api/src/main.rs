@@ -34,6 +34,17 @@ enum Command {
     /// judging every journey again. Run it nightly, as a ClickHouse user
     /// that may write, as publish-definitions does.
     SettleJourneys,
+    /// Forecasts each council's headline KPIs to the financial year's end
+    /// from its monthly history (with 80% and 95% intervals and a
+    /// backtest) and stores them in ClickHouse, where the scorecard, packs
+    /// and dashboards read them. Run it nightly, as a ClickHouse user that
+    /// may write, as publish-definitions does.
+    Forecast {
+        /// The history's last month, YYYY-MM; by default the last whole
+        /// month before today (Europe/London).
+        #[arg(long, value_name = "YYYY-MM")]
+        month: Option<String>,
+    },
     /// Loads the council's Index of Multiple Deprivation lookup, a CSV of
     /// LSOA code and decile (1 most deprived to 10; a header row is
     /// allowed), so hot spots by LSOA carry each area's decile. A file with
@@ -76,6 +87,42 @@ async fn main() -> Result<()> {
             }
             println!(
                 "settled the journeys in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        Some(Command::Forecast { month }) => {
+            let started = std::time::Instant::now();
+            let history_to = match month {
+                Some(text) => chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d")
+                    .map_err(|_| anyhow::anyhow!("--month: expected YYYY-MM, got {text:?}"))?,
+                None => channelshift_reports::forecast::last_whole_month(
+                    channelshift_kpi::period::local_date(chrono::Utc::now())
+                        .pred_opt()
+                        .unwrap_or_default(),
+                ),
+            };
+            let made =
+                channelshift_api::forecast(&config, history_to, chrono::Utc::now().timestamp())
+                    .await?;
+            for (council, forecasts) in made {
+                for kpi in channelshift_reports::forecast::FORECAST_KPIS {
+                    let line = match channelshift_reports::forecast::of_kpi(&forecasts, kpi) {
+                        Ok(f) => format!(
+                            "{:.1} (95% range {:.1}–{:.1}; backtest error {:.1} over {} months)",
+                            f.value, f.low95, f.high95, f.backtest_mae, f.backtests
+                        ),
+                        Err(why) => why,
+                    };
+                    println!(
+                        "{council} {kpi} at {} from history to {}: {line}",
+                        forecasts.year_end,
+                        forecasts.history_to.format("%Y-%m")
+                    );
+                }
+            }
+            println!(
+                "forecast the year end in {:.1} s",
                 started.elapsed().as_secs_f64()
             );
             return Ok(());

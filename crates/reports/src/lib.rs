@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod compute;
 pub mod councils;
 pub mod error;
+pub mod forecast;
 pub mod job;
 pub mod opportunity;
 pub mod pack;

@@ -5,6 +5,7 @@
 use crate::as_of;
 use crate::compute::{baseline_contacts, judged_at};
 use crate::error::ReportError;
+use crate::forecast::{self, YearEndForecast, FORECAST_KPIS};
 use crate::policy::Policy;
 use crate::request::{Grouping, KpiRequest};
 use crate::rows::{self, Report};
@@ -72,6 +73,11 @@ struct Headline {
     vs_previous: Option<Direction>,
     same_period_last_year: Comparison,
     vs_last_year: Option<Direction>,
+    /// Where the KPI is forecast to stand at the financial year's end (see
+    /// `channelshift-api forecast`); `null` when there is none, and then
+    /// `forecast_note` says why.
+    forecast: Option<YearEndForecast>,
+    forecast_note: Option<String>,
     notes: Vec<String>,
 }
 
@@ -121,6 +127,9 @@ impl Scorecard {
     }
 }
 
+/// A headline's note when no forecast of the period's year is stored.
+const NO_FORECAST_STORED: &str = "none is stored for this year from history to the period's end (channelshift-api forecast makes them; the year may have ended)";
+
 /// One headline figure: the first row of a total-period report (for
 /// satisfaction, the csat5 % satisfied row).
 #[derive(Default)]
@@ -132,15 +141,20 @@ struct Figure {
     notes: Vec<String>,
 }
 
-fn figure(report: Report, pick: Pick) -> Figure {
-    let row = report.rows.into_iter().find(|row| match pick {
+/// Whether `row` is the one `pick` names (the first such of a period).
+pub(crate) fn picked(row: &rows::KpiRow, pick: Pick) -> bool {
+    match pick {
         Pick::Measure {
             instrument,
             measure,
         } => row.key("instrument") == Some(instrument) && row.key("measure") == Some(measure),
         Pick::Named(measure) => row.key("measure") == Some(measure),
         Pick::First | Pick::DigitalSelfServiceShare | Pick::LowestArea => true,
-    });
+    }
+}
+
+fn figure(report: Report, pick: Pick) -> Figure {
+    let row = report.rows.into_iter().find(|row| picked(row, pick));
     match row {
         Some(row) => Figure {
             value: row.value,
@@ -385,6 +399,8 @@ pub async fn scorecard(
             period.first_day().pred_opt().unwrap_or(period.first_day()),
             |day| day.min(period.last_day()),
         );
+    let stored =
+        forecast::for_period(store, council, &period, covered_to, Utc::now().timestamp()).await?;
     let days = if covered_to < period.first_day() {
         0
     } else {
@@ -404,6 +420,15 @@ pub async fn scorecard(
         .zip(before.into_iter().zip(year_ago))
         .map(|((kpi, figure), (before, year_ago))| {
             let spec = kpi.spec();
+            let (forecast, forecast_note) = if FORECAST_KPIS.contains(&kpi) {
+                match stored.as_ref().map(|stored| forecast::of_kpi(stored, kpi)) {
+                    Some(Ok(forecast)) => (Some(forecast), None),
+                    Some(Err(why)) => (None, Some(why)),
+                    None => (None, Some(NO_FORECAST_STORED.into())),
+                }
+            } else {
+                (None, None)
+            };
             let target = policy.target_on(kpi, period.last_day());
             let polarity = target.map_or(spec.polarity, |target| target.polarity());
             let unit = kpi.unit_of(policy.headline(kpi).and_then(Pick::measure));
@@ -464,6 +489,8 @@ pub async fn scorecard(
                     value: year_ago.value,
                 },
                 vs_last_year: travel(year_ago.value),
+                forecast,
+                forecast_note,
                 notes: figure.notes,
             }
         })

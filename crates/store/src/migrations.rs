@@ -863,6 +863,36 @@ pub const MIGRATIONS: &[Migration] = &[
             PARTITION BY toYYYYMM(day)
             ORDER BY (council, window_days, definition, day, judging)"],
     },
+    Migration {
+        version: 15,
+        // Written by `channelshift-api forecast` (forecasts.rs), read by the
+        // scorecard, packs and the managers' dashboard: each run's rows are
+        // the months projected to the year's end for each headline KPI (or
+        // one row saying why a KPI has none). Readers take the newest run
+        // of the latest history they may use.
+        name: "year-end forecasts of the headline KPIs",
+        statements: &["CREATE TABLE IF NOT EXISTS {rollups}.forecast (
+                council String,
+                year_end Date,
+                history_to Date,
+                run UInt64,
+                made_at DateTime,
+                kpi String,
+                month Date,
+                value Nullable(Float64),
+                low80 Nullable(Float64),
+                high80 Nullable(Float64),
+                low95 Nullable(Float64),
+                high95 Nullable(Float64),
+                method String,
+                backtest_mae Nullable(Float64),
+                backtests UInt16,
+                history_months UInt16,
+                note String
+            ) ENGINE = MergeTree
+            PARTITION BY toYear(year_end)
+            ORDER BY (council, year_end, history_to, run, kpi, month)"],
+    },
 ];
 
 /// Where a migration's statements name the rollups' database.

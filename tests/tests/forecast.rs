@@ -1,0 +1,194 @@
+//! Year-end forecasts through the real stack: thirty months of simulator
+//! data go through Kafka and ingest, `forecast` stores each headline's
+//! forecast from the history to September, and the scorecard shows it: the
+//! same forecast the maths gives from the API's own monthly figures, with
+//! its backtest; none where too little history, none for a quarter that
+//! ended before the history did.
+
+use anyhow::{Context, Result};
+use channelshift_api::config::KpiSettings;
+use channelshift_contract::CouncilCode;
+use channelshift_kpi::forecast::{year_end, Accrual, Outlook};
+use channelshift_simulator::{Generator, Scenario};
+use channelshift_store::Store;
+use channelshift_tests::checks::{load_and_wait, Stored};
+use channelshift_tests::{
+    create_topics, simulated, start_api_with, start_ingest, Scope, API_TOKEN,
+};
+use chrono::NaiveDate;
+use serde_json::Value;
+use std::time::Duration;
+
+const COUNCIL: &str = "E07000041";
+
+async fn get(client: &reqwest::Client, url: &str) -> Result<Value> {
+    let response = client.get(url).bearer_auth(API_TOKEN).send().await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    Ok(response.json().await?)
+}
+
+fn headline<'a>(scorecard: &'a Value, kpi: &str) -> Result<&'a Value> {
+    scorecard["kpis"]
+        .as_array()
+        .context("kpis")?
+        .iter()
+        .find(|headline| headline["kpi"] == kpi)
+        .with_context(|| format!("{kpi} in the scorecard"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scorecard_shows_the_stored_year_end_forecast_the_maths_gives_from_the_apis_months(
+) -> Result<()> {
+    let scope = Scope::new("forecast");
+    create_topics(&scope).await?;
+    let ingest = start_ingest(scope.ingest_config());
+
+    let mut scenario = Scenario::district();
+    scenario.seed = 31;
+    scenario.months = 30;
+    scenario.end = NaiveDate::from_ymd_opt(2026, 9, 30).context("a date")?;
+    scenario.contacts = Some(30 * 400);
+    scenario.select_council(COUNCIL)?;
+    let mut generator = Generator::new(scenario);
+    let (contacts, responses) = simulated(&mut generator, None);
+    let truth = generator.truth.councils[COUNCIL].clone();
+    load_and_wait(
+        &scope,
+        &contacts,
+        &responses,
+        Stored::from(&truth),
+        Duration::from_secs(120),
+    )
+    .await?;
+
+    // `channelshift-api forecast --month 2026-09`, as the writer.
+    let kpi = KpiSettings::default();
+    let councils = channelshift_reports::Councils::new(&kpi, &Default::default())?;
+    let writer = Store::connect(&scope.writer()).await?;
+    let council = CouncilCode::parse(COUNCIL).context("a GSS code")?;
+    let september = NaiveDate::from_ymd_opt(2026, 9, 1).context("a date")?;
+    let made_at = chrono::Utc::now().timestamp();
+    let made = channelshift_api::forecast_councils(
+        &writer,
+        &councils,
+        std::slice::from_ref(&council),
+        september,
+        made_at,
+    )
+    .await?;
+    assert_eq!(made.len(), 1);
+
+    let (api, server) = start_api_with(&scope, kpi).await?;
+    let client = reqwest::Client::new();
+    let scorecard = get(
+        &client,
+        &format!("{api}/api/v1/scorecard?council={COUNCIL}&period=quarter&date=2026-08-15"),
+    )
+    .await?;
+    let take_up = headline(&scorecard, "digital-take-up")?;
+    let forecast = &take_up["forecast"];
+    assert_eq!(forecast["year_end"], "2027-03-31", "{take_up}");
+    assert_eq!(forecast["history_to"], "2026-09-01");
+    assert_eq!(forecast["history_months"], 30);
+    assert_eq!(forecast["backtests"], 30 - 6 - 12 + 1);
+    assert_eq!(forecast["path"].as_array().map(Vec::len), Some(6));
+    assert!(forecast["method"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("MSTL")));
+    let bound = |name: &str| forecast[name].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        0.0 <= bound("low95")
+            && bound("low95") <= bound("low80")
+            && bound("low80") <= bound("value")
+            && bound("value") <= bound("high80")
+            && bound("high80") <= bound("high95")
+            && bound("high95") <= 100.0,
+        "{forecast}"
+    );
+
+    // The same forecast from the API's own monthly take-up.
+    let months = get(
+        &client,
+        &format!(
+            "{api}/api/v1/kpi/digital-take-up?council={COUNCIL}&from=2024-04-01&to=2026-09-30&period=month"
+        ),
+    )
+    .await?;
+    let history: Vec<f64> = months["rows"]
+        .as_array()
+        .context("rows")?
+        .iter()
+        .map(|row| row["value"].as_f64().context("a monthly value"))
+        .collect::<Result<_>>()?;
+    assert_eq!(history.len(), 30);
+    let Outlook::Forecast(expected) = year_end(&history, 6, Accrual::Level, 0.0)? else {
+        panic!("30 months are enough to forecast 6 ahead");
+    };
+    let end = expected.year_end().context("a year end")?;
+    assert!((bound("value") - end.value.clamp(0.0, 100.0)).abs() < 1e-9);
+    assert!((bound("backtest_mae") - expected.backtest_mae).abs() < 1e-9);
+
+    // Savings without a baseline: no monthly figure, so no forecast, and why.
+    let savings = headline(&scorecard, "efficiency-savings")?;
+    assert!(savings["forecast"].is_null());
+    assert!(
+        savings["forecast_note"]
+            .as_str()
+            .is_some_and(|note| note.starts_with("too little history")),
+        "{savings}"
+    );
+    // Not a forecast KPI: neither.
+    let response_rate = headline(&scorecard, "response-rate")?;
+    assert!(response_rate["forecast"].is_null() && response_rate["forecast_note"].is_null());
+
+    // The first quarter ended in June: no forecast was made from history
+    // to June or before, so its scorecard has none, and says so.
+    let first_quarter = get(
+        &client,
+        &format!("{api}/api/v1/scorecard?council={COUNCIL}&period=quarter&date=2026-05-15"),
+    )
+    .await?;
+    let take_up = headline(&first_quarter, "digital-take-up")?;
+    assert!(take_up["forecast"].is_null());
+    assert!(take_up["forecast_note"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("none is stored")));
+
+    // A forecast from history to August is kept beside September's: each
+    // reader takes the latest history it may use.
+    let august = NaiveDate::from_ymd_opt(2026, 8, 1).context("a date")?;
+    channelshift_api::forecast_councils(&writer, &councils, &[council.clone()], august, made_at)
+        .await?;
+    let stored = writer
+        .forecasts(
+            &council,
+            NaiveDate::from_ymd_opt(2027, 3, 31).context("a date")?,
+            september,
+            made_at,
+        )
+        .await?
+        .context("stored forecasts")?;
+    assert_eq!(stored.history_to, september, "the latest history is taken");
+    let in_august = writer
+        .forecasts(
+            &council,
+            NaiveDate::from_ymd_opt(2027, 3, 31).context("a date")?,
+            august,
+            made_at,
+        )
+        .await?
+        .context("stored forecasts")?;
+    assert_eq!(in_august.history_to, august);
+    assert!(in_august
+        .records
+        .iter()
+        .any(|record| record.kpi == "digital-take-up" && record.value.is_some()));
+
+    server.stop().await?;
+    ingest.stop().await?;
+    Ok(())
+}
