@@ -713,3 +713,31 @@ CREATE TABLE IF NOT EXISTS channelshift_rollups.journey_settled ON CLUSTER '{clu
 ENGINE = Distributed('{cluster}', 'channelshift_rollups', journey_settled_local, cityHash64(council));
 
 INSERT INTO schema_migrations (version, name) VALUES (14, 'settled days\' first-contact resolution, judged once and stored');
+
+-- Migration 15: year-end forecasts of the headline KPIs
+CREATE TABLE IF NOT EXISTS channelshift_rollups.forecast_local ON CLUSTER '{cluster}' (
+    council String,
+    year_end Date,
+    history_to Date,
+    run UInt64,
+    made_at DateTime,
+    kpi String,
+    month Date,
+    value Nullable(Float64),
+    low80 Nullable(Float64),
+    high80 Nullable(Float64),
+    low95 Nullable(Float64),
+    high95 Nullable(Float64),
+    method String,
+    backtest_mae Nullable(Float64),
+    backtests UInt16,
+    history_months UInt16,
+    note String
+) ENGINE = ReplicatedMergeTree
+PARTITION BY toYear(year_end)
+ORDER BY (council, year_end, history_to, run, kpi, month);
+
+CREATE TABLE IF NOT EXISTS channelshift_rollups.forecast ON CLUSTER '{cluster}' AS channelshift_rollups.forecast_local
+ENGINE = Distributed('{cluster}', 'channelshift_rollups', forecast_local, cityHash64(council));
+
+INSERT INTO schema_migrations (version, name) VALUES (15, 'year-end forecasts of the headline KPIs');

@@ -20,6 +20,7 @@ use channelshift_store::{
     months_per_insert, Area, Bucket, CellFilter, Checkpoint, ContactRow, CutOff, Fencing, Keys,
     Record, SettledMonths, Source, Store, JOURNEY_DEFINITION, MIGRATIONS,
 };
+use channelshift_store::{ForecastRecord, StoredForecasts};
 use channelshift_tests::clickhouse::current_engine;
 use channelshift_tests::grafana::{expand_sql, load_dashboards, TimeRange, CLICKHOUSE};
 use channelshift_tests::rollups::{
@@ -924,6 +925,91 @@ async fn settled_journey_days_are_stored_and_read_by_a_new_store_on_both_engines
             left, 0,
             "{major}.x: a rebuild drops the stored days it rebuilt"
         );
+    }
+    engines.drop_databases().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn forecasts_are_stored_and_the_latest_history_read_on_both_engines() -> Result<()> {
+    let engines = Engines::loaded("current-forecasts", false).await?;
+    let council = CouncilCode::parse(COUNCIL).context("council")?;
+    let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).context("date");
+    let year_end = date(2026, 3, 31)?;
+    let record = |kpi: &str, month: NaiveDate, value: Option<f64>| ForecastRecord {
+        kpi: kpi.into(),
+        month,
+        value,
+        low80: value.map(|v| v - 1.0),
+        high80: value.map(|v| v + 1.0),
+        low95: value.map(|v| v - 2.0),
+        high95: value.map(|v| v + 2.0),
+        method: "a method".into(),
+        backtest_mae: value.map(|_| 0.5),
+        backtests: 3,
+        history_months: 20,
+        note: if value.is_none() {
+            "too little history".into()
+        } else {
+            String::new()
+        },
+    };
+    let run = |history_to: NaiveDate, made_at: i64, take_up: f64| StoredForecasts {
+        year_end,
+        history_to,
+        made_at,
+        records: vec![
+            record(
+                "digital-take-up",
+                date(2026, 2, 1).unwrap_or_default(),
+                Some(take_up - 1.0),
+            ),
+            record(
+                "digital-take-up",
+                date(2026, 3, 1).unwrap_or_default(),
+                Some(take_up),
+            ),
+            record(
+                "efficiency-savings",
+                date(2026, 3, 1).unwrap_or_default(),
+                None,
+            ),
+        ],
+    };
+    for store in [&engines.old, &engines.current] {
+        // January's history, run twice (the second is read), then December's.
+        store
+            .store_forecasts(&council, &run(date(2026, 1, 1)?, 1_700_000_000, 40.0))
+            .await?;
+        store
+            .store_forecasts(&council, &run(date(2026, 1, 1)?, 1_700_000_100, 41.0))
+            .await?;
+        store
+            .store_forecasts(&council, &run(date(2025, 12, 1)?, 1_700_000_200, 39.0))
+            .await?;
+        let latest = store
+            .forecasts(&council, year_end, date(2026, 2, 1)?, i64::from(u32::MAX))
+            .await?
+            .context("stored")?;
+        assert_eq!(latest.history_to, date(2026, 1, 1)?);
+        assert_eq!(latest.made_at, 1_700_000_100);
+        assert_eq!(latest.records, run(date(2026, 1, 1)?, 0, 41.0).records);
+        // As made by an instant before the second run: the first.
+        let earlier = store
+            .forecasts(&council, year_end, date(2026, 1, 1)?, 1_700_000_050)
+            .await?
+            .context("stored")?;
+        assert_eq!(earlier.records[1].value, Some(40.0));
+        // History to December only: December's.
+        let december = store
+            .forecasts(&council, year_end, date(2025, 12, 31)?, i64::from(u32::MAX))
+            .await?
+            .context("stored")?;
+        assert_eq!(december.records[1].value, Some(39.0));
+        assert!(store
+            .forecasts(&council, year_end, date(2025, 11, 1)?, i64::from(u32::MAX))
+            .await?
+            .is_none());
     }
     engines.drop_databases().await
 }
