@@ -188,6 +188,56 @@ async fn the_scorecard_shows_the_stored_year_end_forecast_the_maths_gives_from_t
         .iter()
         .any(|record| record.kpi == "digital-take-up" && record.value.is_some()));
 
+    // The pack of the quarter, as of now: the forecast in words, drawn on
+    // the trend chart, and in the workbook's sheet of forecasts.
+    let policy = channelshift_reports::policy::Policy::new(&KpiSettings::default())?;
+    let period = channelshift_kpi::period::Period::containing(
+        channelshift_kpi::period::PeriodKind::FinancialQuarter,
+        NaiveDate::from_ymd_opt(2026, 8, 15).context("a date")?,
+    )?;
+    let pack = channelshift_packs::build(
+        &writer,
+        &policy,
+        channelshift_packs::Scope {
+            council: &council,
+            period,
+            as_of: channelshift_store::CutOff(chrono::Utc::now().timestamp()),
+            previous_as_of: None,
+        },
+    )
+    .await?;
+    let pdf = channelshift_packs::pdf::PdfSettings::new(&Default::default());
+    let html = String::from_utf8(
+        channelshift_packs::render(&pack, channelshift_packs::Format::Html, &pdf).await?,
+    )?;
+    let sentence = format!(
+        "On course for {:.1}% by March 2027 (95% range {:.1}% to {:.1}%",
+        bound("value"),
+        bound("low95"),
+        bound("high95")
+    );
+    assert!(html.contains(&sentence), "{sentence:?} in the report");
+    assert!(
+        html.contains("Mar 2027 forecast"),
+        "the projection on the trend chart"
+    );
+    assert!(
+        html.contains("No year-end forecast: too little history"),
+        "savings say why"
+    );
+    let xlsx = channelshift_packs::render(&pack, channelshift_packs::Format::Xlsx, &pdf).await?;
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx))?;
+    let range = calamine::Reader::worksheet_range(&mut book, "Year-end forecast")?;
+    let take_up_row = range
+        .rows()
+        .find(|row| {
+            row.first()
+                .is_some_and(|cell| cell.to_string() == "digital-take-up")
+        })
+        .context("take-up's forecast row")?;
+    let forecast_cell = take_up_row.get(3).and_then(calamine::DataType::get_float);
+    assert_eq!(forecast_cell, Some(bound("value")));
+
     server.stop().await?;
     ingest.stop().await?;
     Ok(())

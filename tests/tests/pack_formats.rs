@@ -165,6 +165,7 @@ where
         "satisfaction",
         "hotspots",
         "Trends",
+        "Year-end forecast",
         "Definitions",
         "Metadata",
     ] {
@@ -356,9 +357,15 @@ where
     let definitions = sheet(&mut book, "Definitions")?;
     assert_eq!(
         definitions.len(),
-        channelshift_kpi::catalogue::Kpi::ALL.len() + 1,
-        "a definition per KPI, and one of where to shift next"
+        channelshift_kpi::catalogue::Kpi::ALL.len() + 2,
+        "a definition per KPI, one of where to shift next and one of the forecasts"
     );
+    // Nine months of history: too few to forecast, and the sheet says why.
+    let forecasts = sheet(&mut book, "Year-end forecast")?;
+    assert_eq!(forecasts.len(), 5, "a row per forecast KPI");
+    assert!(forecasts
+        .iter()
+        .all(|row| text(row.get("In words")).starts_with("No year-end forecast: ")));
     assert!(definitions
         .iter()
         .all(|row| text(row.get("What it means")).len() > 40));

@@ -10,6 +10,7 @@ use channelshift_kpi::catalogue::{Headline, Kpi, TargetScope, Unit};
 use channelshift_kpi::rag::Rag;
 use channelshift_kpi::suppression::Published;
 use channelshift_kpi::Rate;
+use channelshift_reports::forecast::YearEndForecast;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 const CSS: &str = r#"
@@ -103,7 +104,7 @@ fn trend_in_words(trend: &Trend) -> String {
 
 /// The y range of the chart: 0–100 for percentages, else from 0 (or the
 /// lowest value, if negative) to a little above the highest value or target.
-fn y_range(trend: &Trend) -> (f64, f64) {
+fn y_range(trend: &Trend, projection: Option<&YearEndForecast>) -> (f64, f64) {
     if trend.unit == Unit::Percent {
         return (0.0, 100.0);
     }
@@ -111,15 +112,19 @@ fn y_range(trend: &Trend) -> (f64, f64) {
         .points
         .iter()
         .filter_map(|point| point.value)
-        .chain(trend.target.map(|target| target.target()));
+        .chain(trend.target.map(|target| target.target()))
+        .chain(projection.into_iter().flat_map(|f| [f.low95, f.high95]));
     let (low, high) = values.fold((0.0f64, 0.0f64), |(low, high), v| (low.min(v), high.max(v)));
     let high = if high <= low { low + 1.0 } else { high * 1.15 };
     (low * 1.15, high)
 }
 
-fn chart(trend: &Trend, id: &str) -> Markup {
-    let (low, high) = y_range(trend);
-    let count = trend.points.len().max(1);
+/// The trend chart; with `projection`, the year-end forecast drawn after
+/// the last period: a dashed line to it, its 80% range as a thick bar and
+/// its 95% range as a thin one.
+fn chart(trend: &Trend, id: &str, projection: Option<&YearEndForecast>) -> Markup {
+    let (low, high) = y_range(trend, projection);
+    let count = trend.points.len().max(1) + usize::from(projection.is_some());
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let x = |index: usize| LEFT + plot_w * (index as f64 + 0.5) / count as f64;
@@ -170,6 +175,22 @@ fn chart(trend: &Trend, id: &str) -> Markup {
                 }
                 text x=(format!("{:.1}", x(index))) y=(HEIGHT - BOTTOM + 18.0) text-anchor="middle"
                     font-size="12" fill="#0b0c0c" { (short_label(&point.period.label())) }
+            }
+            @if let Some(f) = projection {
+                @let fx = x(trend.points.len());
+                @if let Some((lx, ly)) = runs.last().and_then(|run| run.last()) {
+                    line x1=(format!("{lx:.1}")) y1=(format!("{ly:.1}")) x2=(format!("{fx:.1}"))
+                        y2=(format!("{:.1}", y(f.value))) stroke="#1d70b8" stroke-width="2"
+                        stroke-dasharray="4 4" {}
+                }
+                line x1=(format!("{fx:.1}")) x2=(format!("{fx:.1}")) y1=(format!("{:.1}", y(f.low95)))
+                    y2=(format!("{:.1}", y(f.high95))) stroke="#505a5f" stroke-width="2" {}
+                line x1=(format!("{fx:.1}")) x2=(format!("{fx:.1}")) y1=(format!("{:.1}", y(f.low80)))
+                    y2=(format!("{:.1}", y(f.high80))) stroke="#505a5f" stroke-width="8" {}
+                circle cx=(format!("{fx:.1}")) cy=(format!("{:.1}", y(f.value))) r="5"
+                    fill="#ffffff" stroke="#1d70b8" stroke-width="2" {}
+                text x=(format!("{fx:.1}")) y=(HEIGHT - BOTTOM + 18.0) text-anchor="middle"
+                    font-size="12" fill="#0b0c0c" { (f.year_end.format("%b %Y")) " forecast" }
             }
         }
     }
@@ -279,6 +300,13 @@ fn kpi_page(pack: &Pack, kpi: Kpi) -> Markup {
     let title = words::title(kpi);
     let id = format!("kpi-{kpi}");
     let trend = pack.trend(kpi);
+    let forecast = pack.forecasts.iter().find(|forecast| forecast.kpi == kpi);
+    // Drawn on the trend where it is the same measure: a month's level
+    // (savings are a year's total, the trend each period's own).
+    let projection = forecast
+        .filter(|_| kpi != Kpi::EfficiencySavings)
+        .filter(|forecast| trend.is_some_and(|trend| trend.unit == forecast.unit))
+        .and_then(|forecast| forecast.forecast.as_ref().ok());
     let status = trend.and_then(|trend| {
         let value = trend.current()?.value?;
         Some(trend.target?.rag(trend.unit.published(value)))
@@ -295,6 +323,10 @@ fn kpi_page(pack: &Pack, kpi: Kpi) -> Markup {
         section.kpi aria-labelledby=(id) {
             h2 id=(id) { (title) }
             p.headline { (words::headline(pack, kpi)) }
+            @if let Some(forecast) = forecast {
+                h3 { (words::FORECAST_TITLE) }
+                p.forecast { (words::forecast_sentence(forecast)) }
+            }
             @if let Some(rag) = status {
                 p { "Status: " (rag_badge(rag)) }
             }
@@ -302,8 +334,16 @@ fn kpi_page(pack: &Pack, kpi: Kpi) -> Markup {
                 h3 { "Trend" }
                 div.trend {
                     figure {
-                        (chart(trend, &id))
-                        figcaption { (trend_in_words(trend)) }
+                        (chart(trend, &id, projection))
+                        figcaption {
+                            (trend_in_words(trend))
+                            @if let Some(f) = projection {
+                                " The year-end forecast, drawn after the last period, is "
+                                (words::figure(trend.unit, f.value)) " for " (f.year_end.format("%B %Y"))
+                                " (95% range " (words::figure(trend.unit, f.low95)) " to "
+                                (words::figure(trend.unit, f.high95)) ")."
+                            }
+                        }
                     }
                     (trend_table(trend, &id))
                 }
@@ -440,6 +480,8 @@ fn about(pack: &Pack) -> Markup {
     html! {
         section.kpi aria-labelledby="about" {
             h2 id="about" { "About these figures" }
+            h3 { "About the year-end forecasts" }
+            p { (words::FORECAST_MEANING) }
             dl {
                 @for (item, value) in super::workbook::metadata(pack) {
                     dt { (item) }

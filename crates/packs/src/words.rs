@@ -215,6 +215,63 @@ pub const OPPORTUNITY_MEANING: &str = "For each service, how much a year the cou
 /// The opportunities' technical definition.
 pub const OPPORTUNITY_DEFINITION: &str = "Over the year to the period's end (or to the pack's as-of day, if earlier), per service: V contacts, A of them assisted (telephone, face-to-face, paper classes). Benchmark share b: the configured target, else the 25th percentile (linear interpolation) of the assisted shares of the services with volume within the peer ratio of V (at least the minimum number of peers). Moved contacts M = round(A − b × V) when positive. Saving a year = M × (Σ assisted contacts × unit cost ÷ A − Σ digital self-service contacts × unit cost ÷ their number, or the web's unit cost where there are none), at the unit costs in force on the year's last day, rounded once to the penny. Not recommended when both satisfaction shares rest on at least the suppression threshold of responses and the digital one is more than the configured gap below the assisted one.";
 
+/// The title of the packs' year-end forecasts.
+pub const FORECAST_TITLE: &str = "Year-end forecast";
+
+/// What the forecasts mean, in plain English.
+pub const FORECAST_MEANING: &str = "Where each headline measure is likely to stand at the end of the financial year if it carries on as its monthly history runs, with the ranges it should fall within 80 and 95 times out of 100. Each forecast is checked against the past: the same forecast made from every earlier month is compared with what then happened, and its average miss is given beside it. Where the history is too short to check, there is no forecast.";
+
+/// The forecasts' technical definition.
+pub const FORECAST_DEFINITION: &str = "From each headline's monthly figures (each month as the scorecard counts it; a withheld or missing month ends the history), to the last whole month before the period's end or the as-of day, at most 60 months. With 24 months or more: MSTL (a 12-month season estimated by LOESS from the same months of earlier years) with the ETS model of lowest AICc for the seasonally adjusted series; with fewer, that ETS model alone, no season (augurs). Rates, shares and unit costs: the forecast of the year's last month. Savings: the year's total so far plus the sum of the forecast months, its interval the sum of the months' intervals. Backtest: the same forecast (same method, same number of months ahead) from every earlier month with at least 12 months behind it whose outcome is known; mean absolute error. Where the backtest's root mean square error exceeds the model's standard error, the intervals are widened to it. No forecast with fewer than 12 + months ahead + 2 unbroken months. Made nightly by channelshift-api forecast.";
+
+/// A headline's year-end forecast in a sentence: "On course for 47.0% by
+/// March 2027 (95% range 44.0% to 50.0%; 80% range 45.1% to 48.9%); target
+/// 45.0%: green. …", or why there is none.
+pub fn forecast_sentence(forecast: &channelshift_reports::pack::PackForecast) -> String {
+    let unit = forecast.unit;
+    let f = match &forecast.forecast {
+        Ok(f) => f,
+        Err(why) => return format!("No year-end forecast: {why}."),
+    };
+    let by = f.year_end.format("%B %Y");
+    let course = match forecast.kpi {
+        Kpi::EfficiencySavings => format!("On course to save {} by {by}", figure(unit, f.value)),
+        _ => format!("On course for {} by {by}", figure(unit, f.value)),
+    };
+    let target = forecast
+        .target
+        .map(|target| {
+            format!(
+                "; {}target {}: {}",
+                if forecast.kpi == Kpi::EfficiencySavings {
+                    "annual "
+                } else {
+                    ""
+                },
+                figure(unit, target.target()),
+                rag_word(target.rag(unit.published(f.value)))
+            )
+        })
+        .unwrap_or_default();
+    // A miss in percentage points, not per cent.
+    let miss_unit = if unit == Unit::Percent {
+        Unit::Points
+    } else {
+        unit
+    };
+    format!(
+        "{course} (95% range {} to {}; 80% range {} to {}){target}. Forecast from {} months to {}. Made from each of {} earlier months, the same forecast missed by {} on average.",
+        figure(unit, f.low95),
+        figure(unit, f.high95),
+        figure(unit, f.low80),
+        figure(unit, f.high80),
+        f.history_months,
+        f.history_to.format("%B %Y"),
+        f.backtests,
+        figure(miss_unit, f.backtest_mae),
+    )
+}
+
 /// A verdict in words.
 pub fn verdict(verdict: &Verdict) -> String {
     match verdict {

@@ -239,6 +239,62 @@ fn opportunities(pack: &Pack) -> Sheet {
     }
 }
 
+/// Each headline's year-end forecast, or why it has none.
+fn forecasts(pack: &Pack) -> Sheet {
+    let rows = pack
+        .forecasts
+        .iter()
+        .map(|forecast| {
+            let f = forecast.forecast.as_ref().ok();
+            let value = |pick: fn(&channelshift_reports::forecast::YearEndForecast) -> f64| {
+                number(f.map(pick))
+            };
+            vec![
+                text(forecast.kpi.as_str()),
+                text(words::title(forecast.kpi)),
+                f.map_or(Cell::Empty, |f| text(f.year_end.to_string())),
+                value(|f| f.value),
+                value(|f| f.low80),
+                value(|f| f.high80),
+                value(|f| f.low95),
+                value(|f| f.high95),
+                number(forecast.target.map(|target| target.target())),
+                value(|f| f.backtest_mae),
+                count(f.map(|f| f.backtests)),
+                count(f.map(|f| f.history_months)),
+                f.map_or(Cell::Empty, |f| {
+                    text(f.history_to.format("%Y-%m").to_string())
+                }),
+                f.map_or(Cell::Empty, |f| text(f.method.as_str())),
+                f.map_or(Cell::Empty, |f| text(f.made_at.as_str())),
+                text(words::forecast_sentence(forecast)),
+            ]
+        })
+        .collect();
+    Sheet {
+        name: words::FORECAST_TITLE.into(),
+        columns: vec![
+            ("KPI", 24.0),
+            ("Title", 28.0),
+            ("Year end", 12.0),
+            ("Forecast", 12.0),
+            ("80% low", 10.0),
+            ("80% high", 10.0),
+            ("95% low", 10.0),
+            ("95% high", 10.0),
+            ("Target", 10.0),
+            ("Backtest mean absolute error", 14.0),
+            ("Backtests", 10.0),
+            ("Months of history", 10.0),
+            ("History to", 11.0),
+            ("Method", 60.0),
+            ("Made at (UTC)", 22.0),
+            ("In words", 100.0),
+        ],
+        rows,
+    }
+}
+
 fn definitions(pack: &Pack) -> Sheet {
     let mut rows: Vec<Vec<Cell>> = Kpi::ALL
         .iter()
@@ -258,6 +314,13 @@ fn definitions(pack: &Pack) -> Sheet {
         text(words::OPPORTUNITY_MEANING),
         text(pack.opportunities.assumptions.join(" ")),
         text(words::OPPORTUNITY_DEFINITION),
+    ]);
+    rows.push(vec![
+        text("forecast"),
+        text(words::FORECAST_TITLE),
+        text(words::FORECAST_MEANING),
+        text("A forecast assumes the months ahead follow the history's trend and season: a change of service, policy or channel since is not in it. Savings need a baseline; a council without one has no savings forecast."),
+        text(words::FORECAST_DEFINITION),
     ]);
     Sheet {
         name: "Definitions".into(),
@@ -370,6 +433,7 @@ pub fn sheets(pack: &Pack) -> Vec<Sheet> {
     }
     sheets.push(trends(pack));
     sheets.push(opportunities(pack));
+    sheets.push(forecasts(pack));
     sheets.push(definitions(pack));
     sheets.push(metadata_sheet(pack));
     sheets

@@ -12,6 +12,7 @@
 
 use crate::compute::compute;
 use crate::error::ReportError;
+use crate::forecast::{self, YearEndForecast};
 use crate::opportunity::{opportunities, OpportunityReport};
 use crate::policy::Policy;
 use crate::request::{Grouping, KpiRequest};
@@ -186,6 +187,18 @@ pub struct Pack {
     /// Where to shift next: every service's opportunity over the year to
     /// the period's end, as of the cut-off.
     pub opportunities: OpportunityReport,
+    /// Each forecast KPI's year-end forecast, as stored by the as-of instant
+    /// from history no later than the period's end (or the as-of day).
+    pub forecasts: Vec<PackForecast>,
+}
+
+/// A headline's year-end forecast in a pack, or why it has none.
+pub struct PackForecast {
+    pub kpi: Kpi,
+    pub unit: Unit,
+    pub forecast: Result<YearEndForecast, String>,
+    /// The year's target (savings: the annual one).
+    pub target: Option<Target>,
 }
 
 /// The settings the figures were computed under, recorded in the pack.
@@ -551,8 +564,10 @@ async fn build_reading(
         source,
     )
     .await?;
+    let forecasts = pack_forecasts(store, policy, council, period, as_of).await?;
     Ok(Pack {
         opportunities,
+        forecasts,
         council: council.to_string(),
         council_name: policy.label(council.as_str()),
         satisfaction: policy.satisfaction,
@@ -580,6 +595,42 @@ async fn build_reading(
             savings_profiled: policy.savings_profile.is_some(),
         },
     })
+}
+
+/// The year-end forecasts a pack shows (see [`Pack::forecasts`]).
+async fn pack_forecasts(
+    store: &Store,
+    policy: &Policy,
+    council: &CouncilCode,
+    period: Period,
+    as_of: CutOff,
+) -> Result<Vec<PackForecast>, ReportError> {
+    let as_of_day = DateTime::<Utc>::from_timestamp(as_of.0, 0)
+        .map(local_date)
+        .unwrap_or(NaiveDate::MIN);
+    let stored = forecast::for_period(store, council, &period, as_of_day, as_of.0).await?;
+    let year_end = Period::containing(PeriodKind::FinancialYear, period.first_day())
+        .map_err(|error| ReportError::bad("date", error.to_string()))?
+        .last_day();
+    Ok(forecast::FORECAST_KPIS
+        .into_iter()
+        .filter(|kpi| !(kpi.spec().needs_baseline && policy.baseline.is_none()))
+        .map(|kpi| PackForecast {
+            kpi,
+            unit: kpi.unit_of(policy.headline(kpi).and_then(Headline::measure)),
+            forecast: match &stored {
+                Some(stored) => forecast::of_kpi(stored, kpi),
+                None => Err(
+                    "none was made from the months to the period's end by the pack's as-of time"
+                        .into(),
+                ),
+            },
+            target: match kpi.spec().targets {
+                TargetScope::FinancialYearToDate => policy.targets.get(&kpi).copied(),
+                _ => policy.target_on(kpi, year_end),
+            },
+        })
+        .collect())
 }
 
 /// A KPI over the financial year to the period's end (savings), against the
