@@ -14,6 +14,7 @@ use channelshift_tests::grafana::{
 };
 use channelshift_tests::monitored::{Monitored, COUNCIL, OTHER_COUNCIL};
 use channelshift_tests::{publish_definitions, start_api_with, Scope, API_TOKEN};
+use chrono::NaiveDate;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -251,6 +252,52 @@ fn kpi_expectations(take_up_definition: &str) -> BTreeMap<&'static str, Expected
     let nps = "NPS (% 9-10 minus % 0-6)";
     BTreeMap::from([
         (
+            "Year-end forecast of each headline KPI",
+            expected(
+                &[
+                    "kpi",
+                    "year_end",
+                    "forecast",
+                    "low80",
+                    "high80",
+                    "low95",
+                    "high95",
+                    "backtest_mae",
+                    "backtests",
+                    "history_to",
+                    "method_or_why_none",
+                ],
+                json!([
+                    [
+                        "digital-take-up",
+                        "2026-03-31",
+                        41,
+                        40,
+                        42,
+                        39,
+                        43,
+                        0.5,
+                        4,
+                        "2025-05-01",
+                        "MSTL"
+                    ],
+                    [
+                        "efficiency-savings",
+                        "2026-03-31",
+                        null,
+                        null,
+                        null,
+                        null,
+                        null,
+                        null,
+                        4,
+                        "2025-05-01",
+                        "too little history"
+                    ]
+                ]),
+            ),
+        ),
+        (
             "Digital take-up by month, against target",
             expected(
                 &["time", "digital_take_up", "target"],
@@ -348,6 +395,52 @@ fn kpi_expectations(take_up_definition: &str) -> BTreeMap<&'static str, Expected
     ])
 }
 
+/// Forecasts of 2025-26 from history to May 2025 (two runs: the later is
+/// shown) and to July 2025 (after the range: not shown), as
+/// `channelshift-api forecast` stores them.
+async fn store_forecasts(scope: &Scope) -> Result<()> {
+    use channelshift_store::{ForecastRecord, StoredForecasts};
+    let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).context("date");
+    let council = channelshift_contract::CouncilCode::parse(COUNCIL).context("council")?;
+    let store = channelshift_store::Store::connect(&scope.writer()).await?;
+    let record = |kpi: &str, month, value: Option<f64>| ForecastRecord {
+        kpi: kpi.into(),
+        month,
+        value,
+        low80: value.map(|v| v - 1.0),
+        high80: value.map(|v| v + 1.0),
+        low95: value.map(|v| v - 2.0),
+        high95: value.map(|v| v + 2.0),
+        method: "MSTL".into(),
+        backtest_mae: value.map(|_| 0.5),
+        backtests: 4,
+        history_months: 25,
+        note: if value.is_none() {
+            "too little history".into()
+        } else {
+            String::new()
+        },
+    };
+    for (history_to, take_up) in [
+        (date(2025, 5, 1)?, 40.0),
+        (date(2025, 5, 1)?, 41.0),
+        (date(2025, 7, 1)?, 60.0),
+    ] {
+        let forecasts = StoredForecasts {
+            year_end: date(2026, 3, 31)?,
+            history_to,
+            made_at: chrono::Utc::now().timestamp(),
+            records: vec![
+                record("digital-take-up", date(2026, 2, 1)?, Some(take_up - 1.0)),
+                record("digital-take-up", date(2026, 3, 1)?, Some(take_up)),
+                record("efficiency-savings", date(2026, 3, 1)?, None),
+            ],
+        };
+        store.store_forecasts(&council, &forecasts).await?;
+    }
+    Ok(())
+}
+
 fn dashboard<'a>(dashboards: &'a [Dashboard], file: &str) -> Result<&'a Dashboard> {
     dashboards
         .iter()
@@ -397,6 +490,7 @@ async fn every_panel_query_runs_on_known_data_and_names_only_exposed_metrics() -
         OTHER_COUNCIL: {"name": "Council B"},
     }))?;
     publish_definitions(scope, &settings("current")?, &councils).await?;
+    store_forecasts(scope).await?;
     let mut chosen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for variable in kpi.variables() {
         let name = variable["name"].as_str().unwrap_or_default().to_string();
