@@ -66,7 +66,39 @@ async fn the_scorecard_shows_the_stored_year_end_forecast_the_maths_gives_from_t
     .await?;
 
     // `channelshift-api forecast --month 2026-09`, as the writer.
-    let kpi = KpiSettings::default();
+    // Savings against the first three months of the data, every channel priced.
+    let pounds = [
+        ("web", "0.15"),
+        ("app", "0.15"),
+        ("kiosk", "0.30"),
+        ("phone", "2.83"),
+        ("face_to_face", "8.62"),
+        ("email", "1.50"),
+        ("webchat", "1.20"),
+        ("post", "5.00"),
+        ("social", "1.00"),
+        ("ivr", "0.50"),
+        ("other", "2.00"),
+    ];
+    let kpi = KpiSettings {
+        unit_costs: Some(
+            pounds
+                .iter()
+                .map(
+                    |(channel, pounds)| channelshift_api::config::UnitCostEntry {
+                        channel: (*channel).into(),
+                        from: NaiveDate::from_ymd_opt(2012, 4, 1).unwrap_or_default(),
+                        pounds: (*pounds).into(),
+                    },
+                )
+                .collect(),
+        ),
+        baseline: Some(channelshift_api::config::Baseline {
+            from: NaiveDate::from_ymd_opt(2024, 4, 1).context("a date")?,
+            to: NaiveDate::from_ymd_opt(2024, 6, 30).context("a date")?,
+        }),
+        ..KpiSettings::default()
+    };
     let councils = channelshift_reports::Councils::new(&kpi, &Default::default())?;
     let writer = Store::connect(&scope.writer()).await?;
     let council = CouncilCode::parse(COUNCIL).context("a GSS code")?;
@@ -82,7 +114,7 @@ async fn the_scorecard_shows_the_stored_year_end_forecast_the_maths_gives_from_t
     .await?;
     assert_eq!(made.len(), 1);
 
-    let (api, server) = start_api_with(&scope, kpi).await?;
+    let (api, server) = start_api_with(&scope, kpi.clone()).await?;
     let client = reqwest::Client::new();
     let scorecard = get(
         &client,
@@ -132,14 +164,18 @@ async fn the_scorecard_shows_the_stored_year_end_forecast_the_maths_gives_from_t
     assert!((bound("value") - end.value.clamp(0.0, 100.0)).abs() < 1e-9);
     assert!((bound("backtest_mae") - expected.backtest_mae).abs() < 1e-9);
 
-    // Savings without a baseline: no monthly figure, so no forecast, and why.
+    // Savings: the months with contacts only (not £0 for the months before
+    // the data began), summed to the year's end from the year so far.
     let savings = headline(&scorecard, "efficiency-savings")?;
-    assert!(savings["forecast"].is_null());
+    assert_eq!(savings["forecast"]["history_months"], 30, "{savings}");
+    assert_eq!(savings["forecast"]["backtests"], 13);
+    let so_far = savings["value"].as_f64().context("savings so far")?;
+    let path = savings["forecast"]["path"].as_array().context("path")?;
     assert!(
-        savings["forecast_note"]
-            .as_str()
-            .is_some_and(|note| note.starts_with("too little history")),
-        "{savings}"
+        path.first()
+            .and_then(|month| month["value"].as_f64())
+            .is_some_and(|first| first > so_far),
+        "October adds to the savings of April to September ({so_far}): {savings}"
     );
     // Not a forecast KPI: neither.
     let response_rate = headline(&scorecard, "response-rate")?;
@@ -161,8 +197,14 @@ async fn the_scorecard_shows_the_stored_year_end_forecast_the_maths_gives_from_t
     // A forecast from history to August is kept beside September's: each
     // reader takes the latest history it may use.
     let august = NaiveDate::from_ymd_opt(2026, 8, 1).context("a date")?;
-    channelshift_api::forecast_councils(&writer, &councils, &[council.clone()], august, made_at)
-        .await?;
+    channelshift_api::forecast_councils(
+        &writer,
+        &councils,
+        std::slice::from_ref(&council),
+        august,
+        made_at,
+    )
+    .await?;
     let stored = writer
         .forecasts(
             &council,
@@ -190,7 +232,7 @@ async fn the_scorecard_shows_the_stored_year_end_forecast_the_maths_gives_from_t
 
     // The pack of the quarter, as of now: the forecast in words, drawn on
     // the trend chart, and in the workbook's sheet of forecasts.
-    let policy = channelshift_reports::policy::Policy::new(&KpiSettings::default())?;
+    let policy = channelshift_reports::policy::Policy::new(&kpi)?;
     let period = channelshift_kpi::period::Period::containing(
         channelshift_kpi::period::PeriodKind::FinancialQuarter,
         NaiveDate::from_ymd_opt(2026, 8, 15).context("a date")?,
@@ -218,22 +260,19 @@ async fn the_scorecard_shows_the_stored_year_end_forecast_the_maths_gives_from_t
     );
     assert!(html.contains(&sentence), "{sentence:?} in the report");
     assert!(
-        html.contains("Mar 2027 forecast"),
+        html.contains(">Mar 27</text>") && html.contains(">Forecast</text>"),
         "the projection on the trend chart"
     );
     assert!(
-        html.contains("No year-end forecast: too little history"),
-        "savings say why"
+        html.contains("On course to save £"),
+        "savings to the year's end"
     );
     let xlsx = channelshift_packs::render(&pack, channelshift_packs::Format::Xlsx, &pdf).await?;
     let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx))?;
     let range = calamine::Reader::worksheet_range(&mut book, "Year-end forecast")?;
     let take_up_row = range
         .rows()
-        .find(|row| {
-            row.first()
-                .is_some_and(|cell| cell.to_string() == "digital-take-up")
-        })
+        .find(|row| row.first().is_some_and(|cell| *cell == "digital-take-up"))
         .context("take-up's forecast row")?;
     let forecast_cell = take_up_row.get(3).and_then(calamine::DataType::get_float);
     assert_eq!(forecast_cell, Some(bound("value")));

@@ -108,10 +108,23 @@ async fn main() -> Result<()> {
             for (council, forecasts) in made {
                 for kpi in channelshift_reports::forecast::FORECAST_KPIS {
                     let line = match channelshift_reports::forecast::of_kpi(&forecasts, kpi) {
-                        Ok(f) => format!(
-                            "{:.1} (95% range {:.1}–{:.1}; backtest error {:.1} over {} months)",
-                            f.value, f.low95, f.high95, f.backtest_mae, f.backtests
-                        ),
+                        Ok(f) => {
+                            let shown = |value: f64| match kpi.spec().unit {
+                                channelshift_kpi::catalogue::Unit::Gbp if value.abs() >= 100.0 => {
+                                    format!("£{value:.0}")
+                                }
+                                channelshift_kpi::catalogue::Unit::Gbp => format!("£{value:.2}"),
+                                _ => format!("{value:.1}"),
+                            };
+                            format!(
+                                "{} (95% range {} to {}; backtest error {} over {} months)",
+                                shown(f.value),
+                                shown(f.low95),
+                                shown(f.high95),
+                                shown(f.backtest_mae),
+                                f.backtests
+                            )
+                        }
                         Err(why) => why,
                     };
                     println!(

@@ -189,8 +189,10 @@ fn chart(trend: &Trend, id: &str, projection: Option<&YearEndForecast>) -> Marku
                     y2=(format!("{:.1}", y(f.high80))) stroke="#505a5f" stroke-width="8" {}
                 circle cx=(format!("{fx:.1}")) cy=(format!("{:.1}", y(f.value))) r="5"
                     fill="#ffffff" stroke="#1d70b8" stroke-width="2" {}
+                text x=(format!("{fx:.1}")) y=(format!("{:.1}", y(f.high95) - 8.0)) text-anchor="middle"
+                    font-size="12" fill="#0b0c0c" { "Forecast" }
                 text x=(format!("{fx:.1}")) y=(HEIGHT - BOTTOM + 18.0) text-anchor="middle"
-                    font-size="12" fill="#0b0c0c" { (f.year_end.format("%b %Y")) " forecast" }
+                    font-size="12" fill="#0b0c0c" { (f.year_end.format("%b %y")) }
             }
         }
     }

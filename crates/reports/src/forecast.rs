@@ -117,6 +117,12 @@ async fn monthly_history(
         None => Report::default(),
     };
     let mut savings = Some(savings);
+    // A month without a contact has no figure (savings would read £0).
+    let with_contacts: std::collections::BTreeSet<NaiveDate> = contacts
+        .iter()
+        .filter(|cell| cell.all_contacts > 0)
+        .filter_map(|cell| cell.period)
+        .collect();
     let mut history = BTreeMap::new();
     for kpi in FORECAST_KPIS {
         let report = match kpi {
@@ -132,6 +138,9 @@ async fn monthly_history(
         let values = months
             .iter()
             .map(|&month| {
+                if !with_contacts.contains(&month) {
+                    return None;
+                }
                 report
                     .rows
                     .iter()

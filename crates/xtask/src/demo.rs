@@ -94,6 +94,7 @@ pub fn run() -> Result<()> {
         command
             .args(["backfill", "--brokers", &brokers])
             .args(["--contacts", &contacts.to_string()])
+            .args(["--months", &DEMO_MONTHS.to_string()])
             .args(["--api", &api_url, "--token", &token])
             .arg("--truth")
             .arg(&truth);
@@ -113,6 +114,8 @@ pub fn run() -> Result<()> {
     }
     println!("\nstoring the settled days' first-contact resolution (the nightly settle-journeys)");
     settle_journeys(&stack, &bin.join("channelshift-api"), &api_config)?;
+    println!("\nforecasting each headline to the year's end (the nightly forecast)");
+    forecast(&stack, &bin.join("channelshift-api"), &api_config)?;
     for council in [DISTRICT, NEIGHBOUR] {
         crate::report::print(&api_url, &token, council, chrono::Utc::now().date_naive())?;
     }
@@ -146,6 +149,13 @@ fn settle_journeys(stack: &Stack, api: &Path, config: &Path) -> Result<()> {
             println!("{line}");
         }
     }
+    Ok(())
+}
+
+/// Makes and stores the year-end forecasts, as a council's nightly job
+/// does; prints each one (or why there is none).
+fn forecast(stack: &Stack, api: &Path, config: &Path) -> Result<()> {
+    print!("{}", as_writer(stack, api, config, "forecast")?);
     Ok(())
 }
 
@@ -287,17 +297,21 @@ fn binary_replaced(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Months of contacts the demo simulates, ending yesterday: two years and
+/// the current month, so the year-end forecasts have a season to learn from.
+const DEMO_MONTHS: u32 = 25;
+
 /// The example's KPI settings (targets, unit costs), with the savings
 /// baseline moved to the first three months of the simulated data.
 fn demo_kpi_settings() -> String {
     use chrono::Datelike;
     let example = include_str!("../../../deploy/api.example.toml");
     let kpi = example.find("[kpi]").map_or("", |start| &example[start..]);
-    // The simulator's 13 months end yesterday: its first full three months
-    // start 12 months before the current month.
+    // The simulator's months end yesterday: its first full three months
+    // start DEMO_MONTHS − 1 months before the current month.
     let today = chrono::Utc::now().date_naive();
     let this_month = today.with_day(1).unwrap_or(today);
-    let start = this_month - chrono::Months::new(12);
+    let start = this_month - chrono::Months::new(DEMO_MONTHS - 1);
     let end = (start + chrono::Months::new(3)).pred_opt().unwrap_or(start);
     kpi.replace(
         "baseline = { from = \"2024-04-01\", to = \"2025-03-31\" }",
