@@ -653,3 +653,39 @@ PARTITION BY toYear(year_end)
 ORDER BY (council, year_end, history_to, run, kpi, month);
 
 INSERT INTO schema_migrations (version, name) VALUES (15, 'year-end forecasts of the headline KPIs');
+
+-- Migration 16: survey responses by local month, for month, quarter and year figures
+CREATE TABLE IF NOT EXISTS channelshift_rollups.satisfaction_monthly ON CLUSTER '{cluster}' (
+    council String,
+    day Date,
+    service String,
+    channel String,
+    customer_type String,
+    instrument String,
+    score UInt8,
+    responses UInt64
+) ENGINE = ReplicatedSummingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (council, day, service, channel, customer_type, instrument, score);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_monthly_rollup_mv ON CLUSTER '{cluster}' TO channelshift_rollups.satisfaction_monthly AS
+SELECT
+    council,
+    toStartOfMonth(toDate(responded_at, 'Europe/London')) AS day,
+    service,
+    channel,
+    customer_type,
+    instrument,
+    score,
+    count() AS responses
+FROM satisfaction_responses
+GROUP BY council, day, service, channel, customer_type, instrument, score;
+
+INSERT INTO channelshift_rollups.rollup_coverage (rollup, from_day)
+SELECT 'satisfaction_monthly',
+    if((SELECT count() FROM satisfaction_responses) = 0
+            AND (SELECT count() FROM channelshift_rollups.satisfaction_daily) = 0,
+        toDate('1970-01-02'),
+        addMonths(toStartOfMonth(toDate(now() + 600, 'Europe/London')), 1));
+
+INSERT INTO schema_migrations (version, name) VALUES (16, 'survey responses by local month, for month, quarter and year figures');

@@ -515,7 +515,8 @@ async fn reports_as_of_a_cut_off_read_settled_months_from_the_rollups_on_both_en
 }
 
 /// Contact cells read from `contact_monthly` for the whole months of a
-/// range and `contact_daily` for the days either side equal the raw tables
+/// range and `contact_daily` for the days either side (and satisfaction
+/// cells from `satisfaction_monthly` and `satisfaction_daily`) equal the raw tables
 /// aggregated, on both engines: ranges of whole months, ranges cut inside
 /// months at either end, one month, no whole month, every period and key,
 /// with and without filters.
@@ -535,9 +536,15 @@ async fn contact_cells_of_whole_months_equal_the_raw_tables_on_both_engines() ->
     ];
     let mut compared = 0;
     let mut contacts = 0;
+    let mut responses = 0;
     for store in [&engines.old, &engines.current] {
-        // Loaded after migrating an empty store: the monthly rollup holds
-        // every month and is read for all of them.
+        // Loaded after migrating an empty store: the monthly rollups hold
+        // every month and are read for all of them.
+        let coverage = format!(
+            "SELECT toString(min(from_day)), count() FROM {} WHERE rollup = 'satisfaction_monthly'",
+            store.rollup("rollup_coverage")
+        );
+        assert_eq!(tsv(store, &coverage).await?.trim(), "1970-01-02\t1");
         let (major, _) = store.server_version();
         let coverage = format!(
             "SELECT toString(min(from_day)), count() FROM {} WHERE rollup = 'contact_monthly'",
@@ -572,12 +579,22 @@ async fn contact_cells_of_whole_months_equal_the_raw_tables_on_both_engines() ->
                         assert_eq!(rollup, raw, "{bucket:?} {keys:?} {filter:?}");
                         compared += 1;
                         contacts += rollup.iter().map(|cell| cell.all_contacts).sum::<u64>();
+                        let rollup = store
+                            .satisfaction_cells(&filter, bucket, keys, Source::Rollup)
+                            .await?;
+                        let raw = store
+                            .satisfaction_cells(&filter, bucket, keys, Source::Raw)
+                            .await?;
+                        assert_eq!(rollup, raw, "responses {bucket:?} {keys:?} {filter:?}");
+                        compared += 1;
+                        responses += rollup.iter().map(|cell| cell.responses).sum::<u64>();
                     }
                 }
             }
         }
     }
     assert!(contacts > 10_000, "the ranges held contacts: {contacts}");
+    assert!(responses > 1_000, "the ranges held responses: {responses}");
     eprintln!(
         "whole months: {compared} queries, the same cells from the rollups and the raw tables"
     );
@@ -701,6 +718,95 @@ async fn an_upgraded_store_reads_contact_monthly_once_rebuilt_on_both_engines() 
                 .await?,
             raw,
             "{major}.x: raw months dropped before the upgrade are read by day"
+        );
+        for drop in scope.drop_statements() {
+            store.client().query(&drop).execute().await?;
+        }
+    }
+    scope.drop_database().await
+}
+
+/// A store upgraded to migration 16 with responses already stored reads
+/// `satisfaction_monthly` (empty of them) for no month until
+/// `rebuild-rollups` has filled it, on both engines; then it reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse 26 (chdb): cargo xtask test runs it"]
+async fn an_upgraded_store_reads_satisfaction_monthly_once_rebuilt_on_both_engines() -> Result<()> {
+    let scope = Scope::new("current-satisfaction-upgrade");
+    let council = CouncilCode::parse(COUNCIL).context("council")?;
+    let year = CellFilter::new(
+        council,
+        NaiveDate::from_ymd_opt(2025, 1, 1).context("date")?,
+        NaiveDate::from_ymd_opt(2025, 12, 31).context("date")?,
+    );
+    let data = raw_data(0, 600);
+    let total = |cells: &[channelshift_store::SatisfactionCell]| -> u64 {
+        cells.iter().map(|cell| cell.responses).sum()
+    };
+    for current in [false, true] {
+        let connect = || async {
+            if current {
+                current_store(&scope).await
+            } else {
+                scope.store().await
+            }
+        };
+        let store = connect().await?;
+        let (major, _) = store.server_version();
+        store.migrate_through(15).await?;
+        store
+            .insert_satisfaction(&mut data.responses.clone(), Fencing::Off)
+            .await?;
+        store.migrate().await?;
+        let coverage = format!(
+            "SELECT from_day > today() FROM {} WHERE rollup = 'satisfaction_monthly'",
+            store.rollup("rollup_coverage")
+        );
+        assert_eq!(tsv(&store, &coverage).await?.trim(), "1", "{major}.x");
+        let raw = store
+            .satisfaction_cells(&year, Bucket::Month, Keys::default(), Source::Raw)
+            .await?;
+        let responses = data.responses.len() as u64;
+        assert_eq!(
+            total(&raw),
+            responses,
+            "{major}.x: every response is in 2025"
+        );
+        assert_eq!(
+            store
+                .satisfaction_cells(&year, Bucket::Month, Keys::default(), Source::Rollup)
+                .await?,
+            raw,
+            "{major}.x: before the rebuild, whole months are read by day"
+        );
+        store.rebuild_rollups(|_| ()).await?;
+        let rebuilt = connect().await?;
+        assert_eq!(
+            rebuilt
+                .satisfaction_cells(&year, Bucket::Month, Keys::default(), Source::Rollup)
+                .await?,
+            raw,
+            "{major}.x: after the rebuild"
+        );
+        rebuilt
+            .client()
+            .query(&format!(
+                "INSERT INTO {} (council, day, service, channel, customer_type, instrument, \
+                 score, responses) \
+                 VALUES ('{COUNCIL}', '2025-06-01', 'waste', 'web', 'resident', 'csat5', 5, 7)",
+                store.rollup("satisfaction_monthly")
+            ))
+            .execute()
+            .await?;
+        let fresh = connect().await?;
+        assert_eq!(
+            total(
+                &fresh
+                    .satisfaction_cells(&year, Bucket::Month, Keys::default(), Source::Rollup)
+                    .await?
+            ),
+            responses + 7,
+            "{major}.x: the rebuilt monthly rollup is read"
         );
         for drop in scope.drop_statements() {
             store.client().query(&drop).execute().await?;

@@ -101,7 +101,7 @@ async fn execute(store: &Store, sql: &str) -> Result<()> {
         .with_context(|| sql.to_string())
 }
 
-/// Bogus rows in `contact_daily`, `contact_monthly`, `satisfaction_daily`,
+/// Bogus rows in `contact_daily`, `contact_monthly`, `satisfaction_daily`, `satisfaction_monthly`,
 /// `journey_contacts`, `journey_days` and `contact_wait_daily`, on a day of every
 /// month with data and in a month without any (which the rebuild must drop),
 /// and a month deleted from `contact_area_daily`, as if its view had missed it.
@@ -157,6 +157,16 @@ async fn corrupt_rollups(store: &Store) -> Result<()> {
                  VALUES ('{COUNCIL}', '2025-{month:02}-01', 'council_tax', 'web', 'resident', \
                  'transaction', 'completed', 0, {n}, 1)",
                 n = 3_000 + month
+            ),
+        )
+        .await?;
+        execute(
+            store,
+            &format!(
+                "INSERT INTO {r}.satisfaction_monthly (council, day, service, channel, \
+                 customer_type, instrument, score, responses) \
+                 VALUES ('{COUNCIL}', '2025-{month:02}-01', 'waste', 'web', 'resident', 'csat5', 4, {n})",
+                n = 600 + month
             ),
         )
         .await?;
@@ -222,13 +232,13 @@ async fn assert_rollups_equal_raw(store: &Store, data: &RawData) -> Result<()> {
     assert_rollups_equal_their_view_over_raw(store, &LAYOUTS).await?;
     for layout in &LAYOUTS {
         // Worked out without ClickHouse's help: each row on its London day
-        // (in contact_monthly, on the first of its London month).
-        let mut expected = if layout.table == "satisfaction_daily" {
+        // (in the monthly rollups, on the first of its London month).
+        let mut expected = if layout.table.starts_with("satisfaction") {
             data.responses_per_day.clone()
         } else {
             data.contacts_per_day.clone()
         };
-        if layout.table == "contact_monthly" {
+        if layout.table.ends_with("_monthly") {
             let mut months = BTreeMap::new();
             for (day, n) in expected {
                 *months
@@ -336,7 +346,7 @@ async fn a_reader_sees_each_month_as_it_was_or_as_rebuilt_never_in_between() -> 
     let mut after = Vec::new();
     for layout in &LAYOUTS {
         before.push(per_month_in(&store, layout).await?);
-        after.push(per_month(if layout.table == "satisfaction_daily" {
+        after.push(per_month(if layout.table.starts_with("satisfaction") {
             &data.responses_per_day
         } else {
             &data.contacts_per_day

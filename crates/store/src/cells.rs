@@ -618,15 +618,26 @@ fn from_month_of(
     (first < last).then_some((first, last))
 }
 
-/// How long the day from which `contact_monthly` is whole is kept before it
+/// How long the day from which a monthly rollup is whole is kept before it
 /// is read again. It only ever moves earlier (`rebuild-rollups` fills the
 /// months before it), so a day kept too long makes figures slower, never wrong.
 const COVERAGE_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The day from which `contact_monthly` holds every contact, as last read.
+/// The monthly rollups, each read for the whole months of a range in place
+/// of its daily rollup: (monthly, daily, the columns cells read of both).
+const CONTACT_MONTHS: (&str, &str, &str) = ("contact_monthly", "contact_daily", CONTACT_COLUMNS);
+const SATISFACTION_MONTHS: (&str, &str, &str) = (
+    "satisfaction_monthly",
+    "satisfaction_daily",
+    SATISFACTION_COLUMNS,
+);
+
+/// The day from which each monthly rollup holds every row, as last read.
 #[derive(Default)]
 pub struct MonthlyCoverage {
-    read: std::sync::Mutex<Option<(std::time::Instant, Option<NaiveDate>)>>,
+    read: std::sync::Mutex<
+        std::collections::HashMap<&'static str, (std::time::Instant, Option<NaiveDate>)>,
+    >,
 }
 
 #[derive(Row, Deserialize)]
@@ -640,55 +651,80 @@ const CONTACT_COLUMNS: &str = "council, day, service, channel, customer_type, in
     outcome, assisted, contacts, avoidable_contacts, avoidable_flagged, resolved_first, \
     resolution_flagged, handling_seconds_total, timed";
 
+/// The columns of `satisfaction_daily` and `satisfaction_monthly` that
+/// satisfaction cells read.
+const SATISFACTION_COLUMNS: &str =
+    "council, day, service, channel, customer_type, instrument, score, responses";
+
 impl Store {
-    /// The first local day from which `contact_monthly` holds every contact
+    /// The first local day from which the `monthly` rollup holds every row
     /// (`None`: no day is recorded, so it is not read).
-    async fn monthly_from(&self) -> Result<Option<NaiveDate>, StoreError> {
+    async fn monthly_from(&self, monthly: &'static str) -> Result<Option<NaiveDate>, StoreError> {
         let lock = || {
             self.monthly
                 .read
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         };
-        if let Some((at, day)) = *lock() {
+        if let Some((at, day)) = lock().get(monthly) {
             if at.elapsed() < COVERAGE_KEPT_FOR {
-                return Ok(day);
+                return Ok(*day);
             }
         }
         let coverage = self
             .query(&format!(
                 "SELECT toUInt16(min(from_day)) AS day, count() AS rows FROM {}
-                WHERE rollup = 'contact_monthly'",
+                WHERE rollup = ?",
                 self.rollup("rollup_coverage")
             ))
+            .bind(monthly)
             .fetch_one::<Coverage>()
             .await?;
         let day = (coverage.rows > 0).then(|| crate::journeys::date(coverage.day));
-        *lock() = Some((std::time::Instant::now(), day));
+        lock().insert(monthly, (std::time::Instant::now(), day));
         Ok(day)
     }
 
+    /// The whole months of `filter`'s range that the `monthly` rollup may
+    /// give, when `bucket` and `source` allow it and it holds them whole.
+    async fn months_to_read(
+        &self,
+        monthly: &'static str,
+        filter: &CellFilter,
+        bucket: Bucket,
+        source: Source,
+    ) -> Result<Option<(NaiveDate, NaiveDate)>, StoreError> {
+        Ok(match whole_months(filter, bucket) {
+            Some(months) if source.for_days(filter) == Read::Rollup => {
+                let covered = self.monthly_from(monthly).await?;
+                covered.and_then(|covered| from_month_of(months, covered))
+            }
+            _ => None,
+        })
+    }
+
     /// `FROM` the rollups for a range holding whole months: their rows from
-    /// `contact_monthly` (one a month and key, on the month's first day)
-    /// and the days either side from `contact_daily`. Both hold the same
-    /// contacts, so the cells are the same as from `contact_daily` alone.
-    fn contact_days_and_months(
+    /// the monthly rollup (one a month and key, on the month's first day)
+    /// and the days either side from the daily one. Both hold the same
+    /// rows, so the cells are the same as from the daily rollup alone.
+    fn days_and_months(
         &self,
         sql: &mut Sql,
+        (monthly, daily, columns): (&str, &str, &str),
         filter: &CellFilter,
         (first, last): (NaiveDate, NaiveDate),
     ) {
         let council = filter.council.to_string();
         sql.push(
             &format!(
-                " FROM (SELECT {CONTACT_COLUMNS} FROM {daily}
+                " FROM (SELECT {columns} FROM {daily}
                     WHERE council = ? AND ((day >= toDate(?) AND day < toDate(?))
                         OR (day > toDate(?) AND day <= toDate(?)))
                 UNION ALL
-                SELECT {CONTACT_COLUMNS} FROM {monthly}
+                SELECT {columns} FROM {monthly}
                     WHERE council = ? AND day >= toDate(?) AND day <= toDate(?))",
-                daily = self.rollup("contact_daily"),
-                monthly = self.rollup("contact_monthly"),
+                daily = self.rollup(daily),
+                monthly = self.rollup(monthly),
             ),
             [
                 council.clone(),
@@ -787,15 +823,11 @@ impl Store {
             key(keys.service, "service", "k_service"),
             key(keys.customer_type, "customer_type", "k_customer_type"),
         ));
-        let months = match whole_months(filter, bucket) {
-            Some(months) if source.for_days(filter) == Read::Rollup => {
-                let covered = self.monthly_from().await?;
-                covered.and_then(|covered| from_month_of(months, covered))
-            }
-            _ => None,
-        };
+        let months = self
+            .months_to_read(CONTACT_MONTHS.0, filter, bucket, source)
+            .await?;
         match months {
-            Some(months) => self.contact_days_and_months(&mut sql, filter, months),
+            Some(months) => self.days_and_months(&mut sql, CONTACT_MONTHS, filter, months),
             None => from(
                 &mut sql,
                 source,
@@ -829,13 +861,19 @@ impl Store {
             key(keys.service, "service", "k_service"),
             key(keys.customer_type, "customer_type", "k_customer_type"),
         ));
-        from(
-            &mut sql,
-            source,
-            &self.rollup("satisfaction_daily"),
-            SATISFACTION_RAW,
-            filter,
-        );
+        let months = self
+            .months_to_read(SATISFACTION_MONTHS.0, filter, bucket, source)
+            .await?;
+        match months {
+            Some(months) => self.days_and_months(&mut sql, SATISFACTION_MONTHS, filter, months),
+            None => from(
+                &mut sql,
+                source,
+                &self.rollup("satisfaction_daily"),
+                SATISFACTION_RAW,
+                filter,
+            ),
+        }
         filters(
             &mut sql,
             filter,

@@ -158,7 +158,7 @@ pub struct Store {
     query_ids: Option<Arc<QueryIds>>,
     /// Settled days' journeys, shared by every handle of this store.
     pub(crate) journeys: Arc<crate::journeys::SettledJourneys>,
-    /// Since when `contact_monthly` holds every contact, as last read.
+    /// Since when each monthly rollup holds every row, as last read.
     pub(crate) monthly: Arc<crate::cells::MonthlyCoverage>,
 }
 

@@ -82,14 +82,16 @@ macro_rules! contact_daily_group_by {
     };
 }
 
-macro_rules! satisfaction_daily_select {
-    () => {
+/// Responses by `$day` (a local day, or the first of its month) and every
+/// key the KPIs filter or group on.
+macro_rules! satisfaction_rollup_select {
+    ($day:expr) => {
         concat!(
             "
             SELECT
                 council,
                 ",
-            satisfaction_local_day!(),
+            $day,
             " AS day,
                 service,
                 channel,
@@ -99,6 +101,20 @@ macro_rules! satisfaction_daily_select {
                 count() AS responses
             FROM satisfaction_responses"
         )
+    };
+}
+
+macro_rules! satisfaction_daily_select {
+    () => {
+        satisfaction_rollup_select!(satisfaction_local_day!())
+    };
+}
+
+/// As `satisfaction_daily`, by local month: `day` is the first of the month
+/// (read as `contact_monthly` is, cells.rs).
+macro_rules! satisfaction_monthly_select {
+    () => {
+        satisfaction_rollup_select!(concat!("toStartOfMonth(", satisfaction_local_day!(), ")"))
     };
 }
 
@@ -288,6 +304,15 @@ pub const ROLLUPS: &[Rollup] = &[
         select: contact_monthly_select!(),
         group_by: contact_daily_group_by!(),
         rows_column: "contacts",
+    },
+    Rollup {
+        table: "satisfaction_monthly",
+        source: "satisfaction_responses",
+        source_time: "responded_at",
+        local_day: satisfaction_local_day!(),
+        select: satisfaction_monthly_select!(),
+        group_by: satisfaction_daily_group_by!(),
+        rows_column: "responses",
     },
     // After journey_contacts: a reader that sees this rollup's month rebuilt
     // sees journey_contacts' month rebuilt too (journeys.rs).
@@ -892,6 +917,39 @@ pub const MIGRATIONS: &[Migration] = &[
             ) ENGINE = MergeTree
             PARTITION BY toYear(year_end)
             ORDER BY (council, year_end, history_to, run, kpi, month)"],
+    },
+    Migration {
+        version: 16,
+        // As contact_monthly (migration 13): its view sees only rows
+        // inserted after it exists, so `rollup_coverage` says from which
+        // month it holds every response (all of them if none was stored
+        // before), until `rebuild-rollups` fills the earlier months.
+        name: "survey responses by local month, for month, quarter and year figures",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS {rollups}.satisfaction_monthly (
+                council String,
+                day Date,
+                service String,
+                channel String,
+                customer_type String,
+                instrument String,
+                score UInt8,
+                responses UInt64
+            ) ENGINE = SummingMergeTree
+            PARTITION BY toYYYYMM(day)
+            ORDER BY (council, day, service, channel, customer_type, instrument, score)",
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS satisfaction_monthly_rollup_mv TO {rollups}.satisfaction_monthly AS",
+                satisfaction_monthly_select!(),
+                satisfaction_daily_group_by!()
+            ),
+            "INSERT INTO {rollups}.rollup_coverage (rollup, from_day)
+            SELECT 'satisfaction_monthly',
+                if((SELECT count() FROM satisfaction_responses) = 0
+                        AND (SELECT count() FROM {rollups}.satisfaction_daily) = 0,
+                    toDate('1970-01-02'),
+                    addMonths(toStartOfMonth(toDate(now() + 600, 'Europe/London')), 1))",
+        ],
     },
 ];
 

@@ -255,7 +255,7 @@ impl Store {
                 .query(&format!("DROP TABLE IF EXISTS {}", self.staging(rollup)))
                 .execute()
                 .await?;
-            if rollup.table == "contact_monthly" {
+            if rollup.table.ends_with("_monthly") {
                 self.record_coverage(rollup).await?;
             }
             if rollup.table == "journey_contacts" {
@@ -282,7 +282,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records that `rollup` now holds every contact from the first month
+    /// Records that `rollup` now holds every row from the first month
     /// retention left whole in its raw table (every month, if none was
     /// dropped): each of those months was just computed from raw rows.
     async fn record_coverage(&self, rollup: &Rollup) -> Result<(), RebuildError> {
