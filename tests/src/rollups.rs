@@ -303,3 +303,31 @@ pub async fn assert_rollups_equal_their_view_over_raw(
     }
     Ok(())
 }
+
+/// A stored forecast's record, as `channelshift-api forecast` writes one:
+/// `value` with 80% and 95% ranges of ±1 and ±2, a backtest error of 0.5
+/// over 4 months of 25 months' history; without a value, the note why.
+pub fn forecast_record(
+    kpi: &str,
+    month: NaiveDate,
+    value: Option<f64>,
+) -> channelshift_store::ForecastRecord {
+    channelshift_store::ForecastRecord {
+        kpi: kpi.into(),
+        month,
+        value,
+        low80: value.map(|v| v - 1.0),
+        high80: value.map(|v| v + 1.0),
+        low95: value.map(|v| v - 2.0),
+        high95: value.map(|v| v + 2.0),
+        method: "MSTL".into(),
+        backtest_mae: value.map(|_| 0.5),
+        backtests: 4,
+        history_months: 25,
+        note: if value.is_none() {
+            "too little history".into()
+        } else {
+            String::new()
+        },
+    }
+}

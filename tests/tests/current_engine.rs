@@ -16,16 +16,16 @@
 
 use anyhow::{bail, Context, Result};
 use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, ServiceSlug};
+use channelshift_store::StoredForecasts;
 use channelshift_store::{
     months_per_insert, Area, Bucket, CellFilter, Checkpoint, ContactRow, CutOff, Fencing, Keys,
     Record, SettledMonths, Source, Store, JOURNEY_DEFINITION, MIGRATIONS,
 };
-use channelshift_store::{ForecastRecord, StoredForecasts};
 use channelshift_tests::clickhouse::current_engine;
 use channelshift_tests::grafana::{expand_sql, load_dashboards, TimeRange, CLICKHOUSE};
 use channelshift_tests::rollups::{
     assert_rollups_equal_their_view_over_raw, assert_same_rows, at, contact, direct_aggregation,
-    raw_data, response, rollup_content, tsv, COUNCIL, LAYOUTS,
+    forecast_record as record, raw_data, response, rollup_content, tsv, COUNCIL, LAYOUTS,
 };
 use channelshift_tests::Scope;
 use chrono::{NaiveDate, TimeDelta};
@@ -1042,24 +1042,6 @@ async fn forecasts_are_stored_and_the_latest_history_read_on_both_engines() -> R
     let council = CouncilCode::parse(COUNCIL).context("council")?;
     let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).context("date");
     let year_end = date(2026, 3, 31)?;
-    let record = |kpi: &str, month: NaiveDate, value: Option<f64>| ForecastRecord {
-        kpi: kpi.into(),
-        month,
-        value,
-        low80: value.map(|v| v - 1.0),
-        high80: value.map(|v| v + 1.0),
-        low95: value.map(|v| v - 2.0),
-        high95: value.map(|v| v + 2.0),
-        method: "a method".into(),
-        backtest_mae: value.map(|_| 0.5),
-        backtests: 3,
-        history_months: 20,
-        note: if value.is_none() {
-            "too little history".into()
-        } else {
-            String::new()
-        },
-    };
     let run = |history_to: NaiveDate, made_at: i64, take_up: f64| StoredForecasts {
         year_end,
         history_to,

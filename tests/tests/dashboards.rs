@@ -399,28 +399,11 @@ fn kpi_expectations(take_up_definition: &str) -> BTreeMap<&'static str, Expected
 /// shown) and to July 2025 (after the range: not shown), as
 /// `channelshift-api forecast` stores them.
 async fn store_forecasts(scope: &Scope) -> Result<()> {
-    use channelshift_store::{ForecastRecord, StoredForecasts};
+    use channelshift_store::StoredForecasts;
+    use channelshift_tests::rollups::forecast_record as record;
     let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).context("date");
     let council = channelshift_contract::CouncilCode::parse(COUNCIL).context("council")?;
     let store = channelshift_store::Store::connect(&scope.writer()).await?;
-    let record = |kpi: &str, month, value: Option<f64>| ForecastRecord {
-        kpi: kpi.into(),
-        month,
-        value,
-        low80: value.map(|v| v - 1.0),
-        high80: value.map(|v| v + 1.0),
-        low95: value.map(|v| v - 2.0),
-        high95: value.map(|v| v + 2.0),
-        method: "MSTL".into(),
-        backtest_mae: value.map(|_| 0.5),
-        backtests: 4,
-        history_months: 25,
-        note: if value.is_none() {
-            "too little history".into()
-        } else {
-            String::new()
-        },
-    };
     for (history_to, take_up) in [
         (date(2025, 5, 1)?, 40.0),
         (date(2025, 5, 1)?, 41.0),
