@@ -830,18 +830,44 @@ async fn storage(store: &Store) -> Result<Vec<(String, u64, u64)>> {
 
 /// Merges every rollup's parts, as the server does in the background once
 /// the rows of a month stop arriving: the API is measured on merged months.
-async fn optimise(store: &Store) -> Result<()> {
-    for rollup in channelshift_store::ROLLUPS {
-        store
-            .client()
-            .query(&format!(
-                "OPTIMIZE TABLE {} FINAL",
-                store.rollup(rollup.table)
-            ))
-            .execute()
-            .await?;
+/// An `OPTIMIZE … FINAL` that finds a partition's parts already merging
+/// does nothing to it and says nothing (18.16), so each rollup is merged
+/// again until every partition is one part; returns how many rounds that took.
+async fn optimise(store: &Store) -> Result<u32> {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Unmerged {
+        table: String,
     }
-    Ok(())
+    let mut tables: Vec<&str> = channelshift_store::ROLLUPS
+        .iter()
+        .map(|rollup| rollup.table)
+        .collect();
+    for round in 1..=20 {
+        for table in &tables {
+            store
+                .client()
+                .query(&format!("OPTIMIZE TABLE {} FINAL", store.rollup(table)))
+                .execute()
+                .await?;
+        }
+        let unmerged = store
+            .client()
+            .query(
+                "SELECT DISTINCT table FROM (
+                    SELECT table, partition, count() AS parts FROM system.parts
+                    WHERE active AND database = ? GROUP BY table, partition)
+                WHERE parts > 1",
+            )
+            .bind(store.rollups_database())
+            .fetch_all::<Unmerged>()
+            .await?;
+        tables.retain(|table| unmerged.iter().any(|u| u.table == *table));
+        if tables.is_empty() {
+            return Ok(round);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    anyhow::bail!("rollups still in several parts after 20 rounds of OPTIMIZE: {tables:?}")
 }
 
 /// The release `channelshift-api` (`CHANNELSHIFT_API_BIN`) over `scope`'s
@@ -1113,12 +1139,12 @@ async fn run() -> Result<Report> {
         );
         let (stored_contacts, stored_responses) =
             replicate(&e2e_store, api_contacts, api_responses).await?;
-        optimise(&e2e_store).await?;
         // The copy leaves the raw tables' merges running for minutes, which
         // a server that took its rows over a year would not be doing.
         let waited = merges_over(&e2e_store, Duration::from_secs(600)).await?;
+        let rounds = optimise(&e2e_store).await?;
         println!(
-            "  waited {:.0} s for the copy's background merges to end",
+            "  waited {:.0} s for the copy's background merges to end; every rollup partition one part after {rounds} round(s) of OPTIMIZE",
             waited.as_secs_f64()
         );
         let (raw, rollups) = storage_line(
