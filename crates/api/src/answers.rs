@@ -63,20 +63,26 @@ impl<V: PartialEq> Answers<V> {
 
     /// The answer to `question`: the one kept, if the data version (as
     /// `read` before) is still the one it was computed at, else `compute`d
-    /// now and kept at that version.
-    pub async fn ask<T, E, F, Fut>(
+    /// now and kept at that version. When nothing is kept
+    /// (`answer_cache_seconds = 0`) the version is not read at all.
+    pub async fn ask<T, E, R, F, Fut>(
         &self,
         question: String,
-        read: Result<V, E>,
+        read: R,
         compute: F,
     ) -> Result<Response, ApiError>
     where
         T: Serialize,
         E: std::fmt::Display,
+        R: Future<Output = Result<V, E>>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let version = self.version(read);
+        let version = if self.keep_for.is_zero() {
+            None
+        } else {
+            self.version(read.await)
+        };
         if let Some(kept) = self.get(&question, version.as_ref()) {
             return Ok(kept);
         }
@@ -199,6 +205,27 @@ mod tests {
         let answers = Answers::new(Duration::ZERO).expect("metric");
         answers.answer("q".into(), Some(7), &1).expect("JSON");
         assert!(answers.get("q", Some(&7)).is_none());
+    }
+
+    #[tokio::test]
+    async fn with_no_time_to_keep_the_data_version_is_not_read() {
+        let read = std::sync::atomic::AtomicUsize::new(0);
+        let version = || async {
+            read.fetch_add(1, Ordering::Relaxed);
+            Ok::<u64, String>(7)
+        };
+        for (keep, reads) in [(Duration::ZERO, 0), (Duration::from_secs(60), 2)] {
+            read.store(0, Ordering::Relaxed);
+            let answers = Answers::new(keep).expect("metric");
+            for _ in 0..2 {
+                let answer = answers
+                    .ask("q".into(), version(), || async { Ok(vec![1]) })
+                    .await
+                    .expect("an answer");
+                assert_eq!(body_of(answer).await, b"[1]");
+            }
+            assert_eq!(read.load(Ordering::Relaxed), reads, "kept for {keep:?}");
+        }
     }
 
     #[test]

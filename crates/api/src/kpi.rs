@@ -66,7 +66,7 @@ pub async fn get_kpi(
     let policy = state.councils.policy(&request.filter.council)?;
     let queries = RequestQueries::new(&state.store);
     // The data version read before the figures: an answer is kept at it.
-    let version = queries.store.data_version().await;
+    let version = queries.store.data_version();
     let answer = state
         .answers
         .ask(question, version, || async {

@@ -42,7 +42,7 @@ pub async fn get_opportunities(
     let policy = state.councils.policy(&council)?;
     let question = format!("opportunities/{council}/{date}");
     let queries = RequestQueries::new(&state.store);
-    let version = queries.store.data_version().await;
+    let version = queries.store.data_version();
     let answer = state
         .answers
         .ask(question, version, || async {

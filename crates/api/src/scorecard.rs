@@ -59,7 +59,7 @@ pub async fn get_scorecard(
     let question = format!("scorecard/{council}/{kind:?}/{date}");
     let queries = RequestQueries::new(&state.store);
     // The data version read before the figures: an answer is kept at it.
-    let version = queries.store.data_version().await;
+    let version = queries.store.data_version();
     let answer = state
         .answers
         .ask(question, version, || async {
@@ -99,7 +99,7 @@ pub async fn get_benchmarks(
     let (council, kind, date) = scorecard_query(params.as_deref())?;
     let question = format!("benchmarks/{council}/{kind:?}/{date}");
     let queries = RequestQueries::new(&state.store);
-    let version = queries.store.data_version().await;
+    let version = queries.store.data_version();
     let answer = state
         .answers
         .ask(question, version, || async {

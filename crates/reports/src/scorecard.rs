@@ -399,20 +399,24 @@ pub async fn scorecard(
             period.first_day().pred_opt().unwrap_or(period.first_day()),
             |day| day.min(period.last_day()),
         );
-    let stored =
-        forecast::for_period(store, council, &period, covered_to, Utc::now().timestamp()).await?;
     let days = if covered_to < period.first_day() {
         0
     } else {
         (covered_to - period.first_day()).num_days() as u64 + 1
     };
-    let days_with_data = if days == 0 {
-        0
-    } else {
-        store
-            .days_with_contacts(council, period.first_day(), covered_to)
-            .await?
-    };
+    // The year-end forecasts and the days with data, asked for at once.
+    let (stored, days_with_data) = tokio::try_join!(
+        forecast::for_period(store, council, &period, covered_to, Utc::now().timestamp()),
+        async {
+            if days == 0 {
+                Ok(0)
+            } else {
+                Ok(store
+                    .days_with_contacts(council, period.first_day(), covered_to)
+                    .await?)
+            }
+        },
+    )?;
 
     let kpis = SCORECARD
         .into_iter()
