@@ -206,6 +206,10 @@ type Baseline = Option<BTreeMap<String, ContactsByChannel>>;
 struct Periods {
     contacts: Vec<ContactCell>,
     responses: Vec<SatisfactionCell>,
+    /// With a savings baseline: contacts by month and service from the
+    /// start of the earliest period's financial year, for each period's
+    /// savings year to date (read once for the three).
+    by_service: Option<Vec<ContactCell>>,
 }
 
 impl Periods {
@@ -226,7 +230,29 @@ impl Periods {
         Ok(Self {
             contacts,
             responses,
+            by_service: None,
         })
+    }
+
+    /// The savings' cells of the year to `to` from `year_start` (both the
+    /// edges of whole months), as one query over that span alone by service
+    /// (`Bucket::Total`) would give them: each month's cells, unperiodised
+    /// (savings sum them by service and channel). `None` when not read.
+    fn year_to_date(&self, year_start: NaiveDate, to: NaiveDate) -> Option<Vec<ContactCell>> {
+        let cells = self.by_service.as_ref()?;
+        Some(
+            cells
+                .iter()
+                .filter(|cell| {
+                    cell.period
+                        .is_some_and(|month| month >= year_start && month <= to)
+                })
+                .map(|cell| ContactCell {
+                    period: None,
+                    ..cell.clone()
+                })
+                .collect(),
+        )
     }
 
     /// The cells of the period starting on `first_day`, as a query over that
@@ -312,10 +338,15 @@ async fn figures(
             };
             // A unit cost changing inside the year: each day at its own cost.
             let dated = policy.unit_costs.changes_within(year_start, to);
-            let bucket = if dated { Bucket::Day } else { Bucket::Total };
-            let cells = store
-                .contact_cells(&year.filter, bucket, by_service, source)
-                .await?;
+            let cells = match periods.year_to_date(year_start, to).filter(|_| !dated) {
+                Some(cells) => cells,
+                None => {
+                    let bucket = if dated { Bucket::Day } else { Bucket::Total };
+                    store
+                        .contact_cells(&year.filter, bucket, by_service, source)
+                        .await?
+                }
+            };
             rows::efficiency_savings_rows(&year, policy, &cells, baseline, dated)
         }
         None => Report {
@@ -382,7 +413,33 @@ pub async fn scorecard(
     // The three periods' contacts and responses in one query each (18.16
     // has a fixed cost per query that outweighs the rows these read).
     let span = (last_year.first_day(), period.last_day());
-    let periods = Periods::read(store, council, kind, span, source).await?;
+    // Savings year to date for the three periods: contacts by month and
+    // service from the start of last year's period's financial year, in
+    // one query (each period's own year is whole months of it), asked for
+    // beside the periods' own.
+    let year_start = Period::containing(PeriodKind::FinancialYear, last_year.first_day())
+        .map_err(bad_date)?
+        .first_day();
+    let by_service = async {
+        if baseline.is_none() {
+            return Ok(None);
+        }
+        let filter = CellFilter::new(council.clone(), year_start, period.last_day());
+        let keys = Keys {
+            service: true,
+            ..Keys::default()
+        };
+        Ok::<_, ReportError>(Some(
+            store
+                .contact_cells(&filter, Bucket::Month, keys, source)
+                .await?,
+        ))
+    };
+    let (mut periods, by_service) = tokio::try_join!(
+        Periods::read(store, council, kind, span, source),
+        by_service
+    )?;
+    periods.by_service = by_service;
     let shared = (&periods, &baseline);
     // The three periods are otherwise independent: asked for at once.
     let (current, before, year_ago) = tokio::try_join!(
