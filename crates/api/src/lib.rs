@@ -256,6 +256,24 @@ pub async fn publish_definitions(config: &ApiConfig) -> Result<u64> {
     Ok(generation)
 }
 
+/// The councils a nightly job runs for: the configured ones, or with none
+/// configured every council with contacts (in `journey_days`).
+async fn nightly_councils(councils: &Councils, store: &Store) -> Result<Vec<CouncilCode>> {
+    let mut codes: Vec<CouncilCode> = councils
+        .configured()
+        .map(|(code, _)| code.clone())
+        .collect();
+    if codes.is_empty() {
+        for code in store.councils_with_journeys().await? {
+            codes.push(
+                CouncilCode::parse(&code)
+                    .with_context(|| format!("a council code in journey_days: {code}"))?,
+            );
+        }
+    }
+    Ok(codes)
+}
+
 /// `channelshift-api settle-journeys`: judges each council's settled days
 /// of first-contact resolution not yet stored (or whose contacts changed)
 /// and stores them, so that packs and a restarted API read them instead of
@@ -273,18 +291,16 @@ pub async fn settle_journeys(
     let store = Store::connect(&config.clickhouse)
         .await
         .context("connecting to ClickHouse")?;
-    let mut windows: Vec<(CouncilCode, u32)> = councils
-        .configured()
-        .map(|(code, policy)| (code.clone(), policy.repeat_window_days))
-        .collect();
-    if windows.is_empty() {
-        let window = councils.default_policy().repeat_window_days;
-        for code in store.councils_with_journeys().await? {
-            let code = CouncilCode::parse(&code)
-                .with_context(|| format!("a council code in journey_days: {code}"))?;
-            windows.push((code, window));
-        }
-    }
+    let windows: Vec<(CouncilCode, u32)> = nightly_councils(&councils, &store)
+        .await?
+        .into_iter()
+        .map(|code| {
+            let window = councils
+                .policy(&code)
+                .map(|policy| policy.repeat_window_days);
+            window.map(|window| (code, window))
+        })
+        .collect::<Result<_, _>>()?;
     let mut reports = Vec::with_capacity(windows.len());
     for (council, window) in windows {
         let report = store
@@ -316,18 +332,7 @@ pub async fn forecast(
     let store = Store::connect(&config.clickhouse)
         .await
         .context("connecting to ClickHouse")?;
-    let mut codes: Vec<CouncilCode> = councils
-        .configured()
-        .map(|(code, _)| code.clone())
-        .collect();
-    if codes.is_empty() {
-        for code in store.councils_with_journeys().await? {
-            codes.push(
-                CouncilCode::parse(&code)
-                    .with_context(|| format!("a council code in journey_days: {code}"))?,
-            );
-        }
-    }
+    let codes = nightly_councils(&councils, &store).await?;
     forecast_councils(&store, &councils, &codes, history_to, made_at).await
 }
 

@@ -79,16 +79,19 @@ async fn monthly_history(
     let (Some(&from), Some(&last)) = (months.first(), months.last()) else {
         return Ok(BTreeMap::new());
     };
-    let to = last + Months::new(1) - chrono::Days::new(1);
+    let bad =
+        |error: channelshift_kpi::period::PeriodError| ReportError::bad("date", error.to_string());
+    let periods = Period::covering(PeriodKind::Month, from, last).map_err(bad)?;
+    let to = periods.last().map_or(last, Period::last_day);
     let filter = CellFilter::new(council.clone(), from, to);
     let bucket = Grouping::By(PeriodKind::Month).bucket();
     let request = KpiRequest {
         filter: filter.clone(),
         grouping: Grouping::By(PeriodKind::Month),
         group_by: Vec::new(),
-        periods: months
+        periods: periods
             .iter()
-            .map(|&month| (month, month + Months::new(1) - chrono::Days::new(1)))
+            .map(|month| (month.first_day(), month.last_day()))
             .collect(),
     };
     let by_service = Keys {

@@ -605,9 +605,7 @@ async fn pack_forecasts(
     period: Period,
     as_of: CutOff,
 ) -> Result<Vec<PackForecast>, ReportError> {
-    let as_of_day = DateTime::<Utc>::from_timestamp(as_of.0, 0)
-        .map(local_date)
-        .unwrap_or(NaiveDate::MIN);
+    let as_of_day = as_of_day(as_of).unwrap_or(NaiveDate::MIN);
     let stored = forecast::for_period(store, council, &period, as_of_day, as_of.0).await?;
     let year_end = Period::containing(PeriodKind::FinancialYear, period.first_day())
         .map_err(|error| ReportError::bad("date", error.to_string()))?
@@ -814,9 +812,7 @@ async fn coverage(
     as_of: CutOff,
     source: Source,
 ) -> Result<Coverage, ReportError> {
-    let as_of_day = DateTime::<Utc>::from_timestamp(as_of.0, 0)
-        .map(local_date)
-        .unwrap_or(NaiveDate::MIN);
+    let as_of_day = as_of_day(as_of).unwrap_or(NaiveDate::MIN);
     let covered_to = as_of_day.min(period.last_day());
     if covered_to < period.first_day() {
         return Ok(Coverage {
@@ -899,9 +895,13 @@ impl Format {
 /// period's last day, or the cut-off's local day when the period has not
 /// ended by then (later days have no contacts yet, not none).
 pub fn opportunity_year_end(period_end: NaiveDate, as_of: CutOff) -> NaiveDate {
-    DateTime::from_timestamp(as_of.0, 0)
-        .map(local_date)
-        .map_or(period_end, |day| day.min(period_end))
+    as_of_day(as_of).map_or(period_end, |day| day.min(period_end))
+}
+
+/// The cut-off's local (Europe/London) day; `None` for an instant chrono
+/// cannot represent.
+fn as_of_day(as_of: CutOff) -> Option<NaiveDate> {
+    DateTime::<Utc>::from_timestamp(as_of.0, 0).map(local_date)
 }
 
 #[cfg(test)]

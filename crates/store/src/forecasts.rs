@@ -5,7 +5,7 @@
 //! latest history they may use.
 
 use crate::connection::{Store, StoreError};
-use crate::journeys::date;
+use crate::journeys::{date, days_since_epoch as days};
 use channelshift_contract::CouncilCode;
 use chrono::NaiveDate;
 use clickhouse::Row;
@@ -71,11 +71,6 @@ struct ForecastRow {
 struct Latest {
     history_to: u16,
     run: u64,
-}
-
-fn days(day: NaiveDate) -> u16 {
-    let epoch = date(0);
-    u16::try_from(day.signed_duration_since(epoch).num_days()).unwrap_or(0)
 }
 
 impl Store {

@@ -522,7 +522,7 @@ fn settled_row<'a>(
 }
 
 /// `day` as ClickHouse stores a `Date`: days since 1970-01-01.
-fn days_since_epoch(day: NaiveDate) -> u16 {
+pub(crate) fn days_since_epoch(day: NaiveDate) -> u16 {
     let days = day.signed_duration_since(date(0)).num_days();
     u16::try_from(days).unwrap_or(if days < 0 { 0 } else { u16::MAX })
 }
