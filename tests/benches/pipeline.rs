@@ -14,7 +14,9 @@
 //!    storage per million events.
 //!
 //! Sizes: `CHANNELSHIFT_BENCH_EVENTS` (2,000,000), `CHANNELSHIFT_BENCH_API_CONTACTS`
-//! (20,000,000). Under `cargo test` it does nothing: it needs the bench stack.
+//! (20,000,000). `CHANNELSHIFT_BENCH_KEEP` keeps the end-to-end database
+//! (benchmarks 4 and 5's) for profiling afterwards. Under `cargo test` it
+//! does nothing: it needs the bench stack.
 
 use anyhow::{Context, Result};
 use channelshift_api::config::{ApiConfig, AuthConfig, Baseline, KpiSettings, ServerLimits};
@@ -1330,7 +1332,15 @@ async fn run() -> Result<Report> {
         );
         std::hint::black_box(pages_bytes);
     }
-    scopes.push(e2e_scope);
+    // Kept on request, for profiling the API against it afterwards.
+    if std::env::var_os("CHANNELSHIFT_BENCH_KEEP").is_some() {
+        println!(
+            "kept the end-to-end database {} (CHANNELSHIFT_BENCH_KEEP)",
+            e2e_scope.database
+        );
+    } else {
+        scopes.push(e2e_scope);
+    }
     for scope in &scopes {
         let _ = scope.drop_database().await;
     }
