@@ -715,6 +715,13 @@ impl Store {
         (first, last): (NaiveDate, NaiveDate),
     ) {
         let council = filter.council.to_string();
+        // No day either side: the monthly rollup alone, filtered as the
+        // daily one would be (a union with a branch that reads nothing
+        // still costs 18.16 a few milliseconds).
+        if filter.from == first && filter.to == last {
+            sql.push(&format!(" FROM {}", self.rollup(monthly)), []);
+            return;
+        }
         sql.push(
             &format!(
                 " FROM (SELECT {columns} FROM {daily}
