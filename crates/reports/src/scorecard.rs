@@ -9,13 +9,16 @@ use crate::forecast::{self, YearEndForecast, FORECAST_KPIS};
 use crate::policy::Policy;
 use crate::request::{Grouping, KpiRequest};
 use crate::rows::{self, Report};
+use channelshift_contract::Channel;
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::catalogue::{Headline as Pick, Kpi, TargetScope, Unit, SCORECARD};
 use channelshift_kpi::channel::ContactsByChannel;
 use channelshift_kpi::period::{local_date, Period, PeriodKind};
 use channelshift_kpi::rag::{direction_with_significance, Direction, Polarity, Rag, Target};
-use channelshift_store::{Bucket, CellFilter, ContactCell, Keys, SatisfactionCell, Source, Store};
-use chrono::{DateTime, NaiveDate, Utc};
+use channelshift_store::{
+    Bucket, CellFilter, ContactCell, JourneyDays, Keys, SatisfactionCell, Source, Store,
+};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -201,84 +204,153 @@ pub fn report_period(name: &str) -> Option<PeriodKind> {
 /// period), read once for every period of a scorecard.
 type Baseline = Option<BTreeMap<String, ContactsByChannel>>;
 
-/// The contacts and responses of every period of a kind over a span of
-/// days, read in one query each for the three periods of a scorecard.
+/// The contacts and responses of a scorecard's three periods, read in one
+/// query each: contacts by month and service, from which each period's
+/// contacts, each period's savings year to date and a baseline of whole
+/// months are summed; responses by period.
 struct Periods {
-    contacts: Vec<ContactCell>,
+    /// By month and service, over whole months.
+    months: Vec<ContactCell>,
     responses: Vec<SatisfactionCell>,
-    /// With a savings baseline: contacts by month and service from the
-    /// start of the earliest period's financial year, for each period's
-    /// savings year to date (read once for the three).
-    by_service: Option<Vec<ContactCell>>,
 }
 
 impl Periods {
-    /// Every `kind` of period over `from`..=`to` (whole periods).
+    /// Contacts by month and service over the whole months `months`, and
+    /// responses by every `kind` of period over `span` (whole periods).
     async fn read(
         store: &Store,
         council: &CouncilCode,
         kind: PeriodKind,
-        (from, to): (NaiveDate, NaiveDate),
+        (span, months): ((NaiveDate, NaiveDate), (NaiveDate, NaiveDate)),
         source: Source,
     ) -> Result<Self, ReportError> {
-        let filter = CellFilter::new(council.clone(), from, to);
-        let bucket = Grouping::By(kind).bucket();
-        let (contacts, responses) = tokio::try_join!(
-            store.contact_cells(&filter, bucket, Keys::default(), source),
-            store.satisfaction_cells(&filter, bucket, Keys::default(), source),
+        let by_service = Keys {
+            service: true,
+            ..Keys::default()
+        };
+        let months = CellFilter::new(council.clone(), months.0, months.1);
+        let span = CellFilter::new(council.clone(), span.0, span.1);
+        let (months, responses) = tokio::try_join!(
+            store.contact_cells(&months, Bucket::Month, by_service, source),
+            store.satisfaction_cells(&span, Grouping::By(kind).bucket(), Keys::default(), source),
         )?;
-        Ok(Self {
-            contacts,
-            responses,
-            by_service: None,
+        Ok(Self { months, responses })
+    }
+
+    /// The month cells of `from` to `to` (the edges of whole months).
+    fn months_of(&self, from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = &ContactCell> {
+        self.months.iter().filter(move |cell| {
+            cell.period
+                .is_some_and(|month| month >= from && month <= to)
         })
     }
 
     /// The savings' cells of the year to `to` from `year_start` (both the
     /// edges of whole months), as one query over that span alone by service
     /// (`Bucket::Total`) would give them: each month's cells, unperiodised
-    /// (savings sum them by service and channel). `None` when not read.
-    fn year_to_date(&self, year_start: NaiveDate, to: NaiveDate) -> Option<Vec<ContactCell>> {
-        let cells = self.by_service.as_ref()?;
-        Some(
-            cells
-                .iter()
-                .filter(|cell| {
-                    cell.period
-                        .is_some_and(|month| month >= year_start && month <= to)
-                })
-                .map(|cell| ContactCell {
-                    period: None,
-                    ..cell.clone()
-                })
-                .collect(),
-        )
-    }
-
-    /// The cells of the period starting on `first_day`, as a query over that
-    /// period alone (`Bucket::Total`) gives them: the same rows, in the same
-    /// order, without a period.
-    fn of(&self, first_day: NaiveDate) -> (Vec<ContactCell>, Vec<SatisfactionCell>) {
-        let contacts = self
-            .contacts
-            .iter()
-            .filter(|cell| cell.period == Some(first_day))
+    /// (savings sum them by service and channel).
+    fn year_to_date(&self, year_start: NaiveDate, to: NaiveDate) -> Vec<ContactCell> {
+        self.months_of(year_start, to)
             .map(|cell| ContactCell {
                 period: None,
                 ..cell.clone()
             })
-            .collect();
+            .collect()
+    }
+
+    /// The baseline's contacts by service and channel, over whole months.
+    fn baseline(&self, from: NaiveDate, to: NaiveDate) -> BTreeMap<String, ContactsByChannel> {
+        rows::contacts_by_service(&self.year_to_date(from, to))
+    }
+
+    /// The cells of the period `from`..=`to`, as a query over that period
+    /// alone (`Bucket::Total`, no keys) gives them: its months summed by
+    /// channel and assisted flag, in the SQL's order (the channel's wire
+    /// name, then unassisted first), and its responses without a period.
+    fn of(&self, from: NaiveDate, to: NaiveDate) -> (Vec<ContactCell>, Vec<SatisfactionCell>) {
+        let mut cells: BTreeMap<(&str, bool), ContactCell> = BTreeMap::new();
+        for month in self.months_of(from, to) {
+            let cell = cells
+                .entry((month.channel.as_str(), month.assisted))
+                .or_insert_with(|| zero(month.channel, month.assisted));
+            add(cell, month);
+        }
         let responses = self
             .responses
             .iter()
-            .filter(|cell| cell.period == Some(first_day))
+            .filter(|cell| cell.period == Some(from))
             .map(|cell| SatisfactionCell {
                 period: None,
                 ..cell.clone()
             })
             .collect();
-        (contacts, responses)
+        (cells.into_values().collect(), responses)
     }
+}
+
+/// A cell of `channel` and `assisted` with nothing counted.
+fn zero(channel: Channel, assisted: bool) -> ContactCell {
+    ContactCell {
+        period: None,
+        channel,
+        assisted,
+        service: None,
+        customer_type: None,
+        all_contacts: 0,
+        tx_completed: 0,
+        tx_ineligible: 0,
+        tx_abandoned: 0,
+        tx_failed: 0,
+        tx_transferred: 0,
+        avoidable_contacts: 0,
+        avoidable_flagged: 0,
+        resolved_first: 0,
+        resolution_flagged: 0,
+        handling_seconds_total: 0,
+        timed: 0,
+    }
+}
+
+/// Adds `cell`'s counts to `into`'s (every count named, so a count added
+/// to [`ContactCell`] does not compile until it is summed here).
+fn add(into: &mut ContactCell, cell: &ContactCell) {
+    let ContactCell {
+        period: _,
+        channel: _,
+        assisted: _,
+        service: _,
+        customer_type: _,
+        all_contacts,
+        tx_completed,
+        tx_ineligible,
+        tx_abandoned,
+        tx_failed,
+        tx_transferred,
+        avoidable_contacts,
+        avoidable_flagged,
+        resolved_first,
+        resolution_flagged,
+        handling_seconds_total,
+        timed,
+    } = cell;
+    into.all_contacts += all_contacts;
+    into.tx_completed += tx_completed;
+    into.tx_ineligible += tx_ineligible;
+    into.tx_abandoned += tx_abandoned;
+    into.tx_failed += tx_failed;
+    into.tx_transferred += tx_transferred;
+    into.avoidable_contacts += avoidable_contacts;
+    into.avoidable_flagged += avoidable_flagged;
+    into.resolved_first += resolved_first;
+    into.resolution_flagged += resolution_flagged;
+    into.handling_seconds_total += handling_seconds_total;
+    into.timed += timed;
+}
+
+/// Whether `from`..=`to` is whole months: from a month's first day to a
+/// month's last.
+fn whole_months(from: NaiveDate, to: NaiveDate) -> bool {
+    from.day() == 1 && to.succ_opt().is_some_and(|next| next.day() == 1)
 }
 
 /// Every headline figure over `from`..=`to` (one period of `periods`), read
@@ -290,7 +362,7 @@ async fn figures(
     council: &CouncilCode,
     (from, to): (NaiveDate, NaiveDate),
     source: Source,
-    (periods, baseline): (&Periods, &Baseline),
+    (periods, baseline, counted): (&Periods, &Baseline, &JourneyDays),
 ) -> Result<Vec<Figure>, ReportError> {
     let filter = CellFilter::new(council.clone(), from, to);
     let request = KpiRequest {
@@ -302,20 +374,20 @@ async fn figures(
     // A unit cost changing inside the period: contacts by day, each priced
     // at its own day's cost (every other figure sums the days alike).
     let dated = policy.unit_costs.changes_within(from, to);
-    let (mut contacts, responses) = periods.of(from);
+    let (mut contacts, responses) = periods.of(from, to);
     if dated {
         contacts = store
             .contact_cells(&filter, Bucket::Day, Keys::default(), source)
             .await?;
     }
     let journeys = store
-        .journey_cells(
+        .journey_cells_counted(
             &filter,
             Bucket::Total,
             Keys::default(),
             source,
-            policy.repeat_window_days,
             judged_at(source),
+            counted,
         )
         .await?;
     // Savings accumulate through the financial year to the period's end.
@@ -338,14 +410,12 @@ async fn figures(
             };
             // A unit cost changing inside the year: each day at its own cost.
             let dated = policy.unit_costs.changes_within(year_start, to);
-            let cells = match periods.year_to_date(year_start, to).filter(|_| !dated) {
-                Some(cells) => cells,
-                None => {
-                    let bucket = if dated { Bucket::Day } else { Bucket::Total };
-                    store
-                        .contact_cells(&year.filter, bucket, by_service, source)
-                        .await?
-                }
+            let cells = if dated {
+                store
+                    .contact_cells(&year.filter, Bucket::Day, by_service, source)
+                    .await?
+            } else {
+                periods.year_to_date(year_start, to)
             };
             rows::efficiency_savings_rows(&year, policy, &cells, baseline, dated)
         }
@@ -402,52 +472,6 @@ pub async fn scorecard(
     let last_year = period.same_period_last_year().map_err(bad_date)?;
     // Read before the figures: they then include at least everything up to it.
     let latest = store.latest_ingest().await?;
-    let baseline = match policy.baseline {
-        Some(_) => {
-            let filter = CellFilter::new(council.clone(), period.first_day(), period.last_day());
-            Some(baseline_contacts(store, policy, &filter, source).await?)
-        }
-        None => None,
-    };
-    let days = |period: &Period| (period.first_day(), period.last_day());
-    // The three periods' contacts and responses in one query each (18.16
-    // has a fixed cost per query that outweighs the rows these read).
-    let span = (last_year.first_day(), period.last_day());
-    // Savings year to date for the three periods: contacts by month and
-    // service from the start of last year's period's financial year, in
-    // one query (each period's own year is whole months of it), asked for
-    // beside the periods' own.
-    let year_start = Period::containing(PeriodKind::FinancialYear, last_year.first_day())
-        .map_err(bad_date)?
-        .first_day();
-    let by_service = async {
-        if baseline.is_none() {
-            return Ok(None);
-        }
-        let filter = CellFilter::new(council.clone(), year_start, period.last_day());
-        let keys = Keys {
-            service: true,
-            ..Keys::default()
-        };
-        Ok::<_, ReportError>(Some(
-            store
-                .contact_cells(&filter, Bucket::Month, keys, source)
-                .await?,
-        ))
-    };
-    let (mut periods, by_service) = tokio::try_join!(
-        Periods::read(store, council, kind, span, source),
-        by_service
-    )?;
-    periods.by_service = by_service;
-    let shared = (&periods, &baseline);
-    // The three periods are otherwise independent: asked for at once.
-    let (current, before, year_ago) = tokio::try_join!(
-        figures(store, policy, council, days(&period), source, shared),
-        figures(store, policy, council, days(&previous), source, shared),
-        figures(store, policy, council, days(&last_year), source, shared),
-    )?;
-
     let covered_to = latest
         .and_then(|at| DateTime::<Utc>::from_timestamp(at.0, 0))
         .map(local_date)
@@ -461,18 +485,73 @@ pub async fn scorecard(
     } else {
         (covered_to - period.first_day()).num_days() as u64 + 1
     };
-    // The year-end forecasts and the days with data, asked for at once.
-    let (stored, days_with_data) = tokio::try_join!(
-        forecast::for_period(store, council, &period, covered_to, Utc::now().timestamp()),
-        async {
-            if days == 0 {
-                Ok(0)
-            } else {
-                Ok(store
-                    .days_with_contacts(council, period.first_day(), covered_to)
-                    .await?)
+    let span = (last_year.first_day(), period.last_day());
+    // Contacts by month and service over whole months: the three periods'
+    // contacts and, with a baseline, their savings years to date (from the
+    // start of last year's period's financial year) and a baseline of
+    // whole months, summed from one query (18.16 has a fixed cost per
+    // query, and each of these reads the same months).
+    let year_start = Period::containing(PeriodKind::FinancialYear, last_year.first_day())
+        .map_err(bad_date)?
+        .first_day();
+    let whole_baseline = policy
+        .baseline
+        .filter(|baseline| whole_months(baseline.from, baseline.to));
+    let months = match (policy.baseline, whole_baseline) {
+        (_, Some(baseline)) => (
+            baseline.from.min(year_start),
+            baseline.to.max(period.last_day()),
+        ),
+        (Some(_), None) => (year_start, period.last_day()),
+        (None, _) => span,
+    };
+    // A baseline not of whole months: by itself, by day at its edges.
+    let baseline_apart = async {
+        match policy.baseline {
+            Some(_) if whole_baseline.is_none() => {
+                let filter =
+                    CellFilter::new(council.clone(), period.first_day(), period.last_day());
+                Ok(Some(
+                    baseline_contacts(store, policy, &filter, source).await?,
+                ))
             }
+            _ => Ok::<_, ReportError>(None),
+        }
+    };
+    let days_with_data = async {
+        if days == 0 {
+            Ok(0)
+        } else {
+            Ok(store
+                .days_with_contacts(council, period.first_day(), covered_to)
+                .await?)
+        }
+    };
+    // Everything the figures share, asked for at once: the periods' cells,
+    // the contacts per day the journeys' kept days are checked against, the
+    // year-end forecasts and the days with data.
+    let (periods, apart, counted, stored, days_with_data) = tokio::try_join!(
+        Periods::read(store, council, kind, (span, months), source),
+        baseline_apart,
+        async {
+            Ok(store
+                .journey_days(council, span, policy.repeat_window_days)
+                .await?)
         },
+        forecast::for_period(store, council, &period, covered_to, Utc::now().timestamp()),
+        days_with_data,
+    )?;
+    let baseline = match whole_baseline {
+        Some(whole) => Some(periods.baseline(whole.from, whole.to)),
+        None => apart,
+    };
+    let days_of = |period: &Period| (period.first_day(), period.last_day());
+    let shared = (&periods, &baseline, &counted);
+    // The three periods are otherwise independent: asked for at once.
+    let (current, before, year_ago) = tokio::try_join!(
+        figures(store, policy, council, days_of(&period), source, shared),
+        figures(store, policy, council, days_of(&previous), source, shared),
+        figures(store, policy, council, days_of(&last_year), source, shared),
     )?;
 
     let kpis = SCORECARD
@@ -577,4 +656,86 @@ pub async fn scorecard(
         },
         kpis,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use channelshift_contract::ServiceSlug;
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+    }
+
+    fn month(
+        first: NaiveDate,
+        channel: Channel,
+        assisted: bool,
+        service: &str,
+        n: u64,
+    ) -> ContactCell {
+        ContactCell {
+            period: Some(first),
+            service: ServiceSlug::parse(service),
+            all_contacts: n,
+            tx_completed: n / 2,
+            timed: 1,
+            ..zero(channel, assisted)
+        }
+    }
+
+    #[test]
+    fn a_periods_contacts_are_its_months_summed_by_channel_and_assisted_flag_in_the_sqls_order() {
+        let periods = Periods {
+            months: vec![
+                month(day(2026, 6, 1), Channel::Web, false, "waste", 100),
+                month(day(2026, 7, 1), Channel::Web, false, "waste", 10),
+                month(day(2026, 7, 1), Channel::Web, false, "council_tax", 20),
+                month(day(2026, 8, 1), Channel::Phone, true, "waste", 4),
+                month(day(2026, 9, 1), Channel::Phone, false, "waste", 6),
+                month(day(2026, 9, 1), Channel::Web, false, "waste", 30),
+                month(day(2026, 10, 1), Channel::Web, false, "waste", 1000),
+            ],
+            responses: Vec::new(),
+        };
+        let (cells, _) = periods.of(day(2026, 7, 1), day(2026, 9, 30));
+        let got: Vec<_> = cells
+            .iter()
+            .map(|cell| {
+                (
+                    cell.channel.as_str(),
+                    cell.assisted,
+                    cell.period,
+                    cell.service.as_ref(),
+                    cell.all_contacts,
+                    cell.tx_completed,
+                    cell.timed,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("phone", false, None, None, 6, 3, 1),
+                ("phone", true, None, None, 4, 2, 1),
+                ("web", false, None, None, 60, 5 + 10 + 15, 3),
+            ]
+        );
+        // The savings' year to date keeps each month and service.
+        let year = periods.year_to_date(day(2026, 4, 1), day(2026, 7, 31));
+        assert_eq!(year.len(), 3);
+        assert!(year.iter().all(|cell| cell.period.is_none()));
+        let baseline = periods.baseline(day(2026, 7, 1), day(2026, 8, 31));
+        assert_eq!(baseline["waste"][&Channel::Web], 10);
+        assert_eq!(baseline["waste"][&Channel::Phone], 4);
+        assert_eq!(baseline["council_tax"][&Channel::Web], 20);
+    }
+
+    #[test]
+    fn a_baseline_is_whole_months_from_a_first_day_to_a_last_day() {
+        assert!(whole_months(day(2025, 11, 1), day(2026, 1, 31)));
+        assert!(whole_months(day(2024, 2, 1), day(2024, 2, 29)));
+        assert!(!whole_months(day(2025, 11, 15), day(2026, 1, 31)));
+        assert!(!whole_months(day(2025, 11, 1), day(2026, 1, 30)));
+    }
 }

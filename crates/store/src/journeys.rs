@@ -88,6 +88,32 @@ impl SettledJourneys {
     }
 }
 
+/// A council's contacts per local day over a span, counted in
+/// `journey_days` once for several [`Store::journey_cells`] calls whose
+/// days (with their windows either side) it covers.
+pub struct JourneyDays {
+    council: CouncilCode,
+    window_days: u32,
+    from: NaiveDate,
+    to: NaiveDate,
+    per_day: BTreeMap<NaiveDate, u64>,
+}
+
+impl JourneyDays {
+    fn covers(
+        &self,
+        council: &CouncilCode,
+        window_days: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> bool {
+        self.council == *council
+            && self.window_days == window_days
+            && self.from <= from
+            && to <= self.to
+    }
+}
+
 #[derive(Row, Deserialize)]
 struct DayContacts {
     day: u16,
@@ -127,10 +153,35 @@ fn period_of(bucket: Bucket, day: NaiveDate) -> Option<NaiveDate> {
 }
 
 impl Store {
+    /// The council's contacts per local day from `from` to `to` and
+    /// `window_days` + 1 either side, for [`Store::journey_cells_counted`]
+    /// on ranges within `from` to `to` and that window.
+    pub async fn journey_days(
+        &self,
+        council: &CouncilCode,
+        (from, to): (NaiveDate, NaiveDate),
+        window_days: u32,
+    ) -> Result<JourneyDays, StoreError> {
+        let reach = Days::new(u64::from(window_days) + 1);
+        let from = from.checked_sub_days(reach).unwrap_or(from);
+        let to = to.checked_add_days(reach).unwrap_or(to);
+        Ok(JourneyDays {
+            council: council.clone(),
+            window_days,
+            from,
+            to,
+            per_day: self
+                .contacts_per_day("journey_days", council, from, to)
+                .await?,
+        })
+    }
+
     /// First-contact resolution by journey (see [`JourneyCell`] and the
     /// SQL in cells.rs): from the rollups, every settled day whose basis
     /// is unchanged comes from memory and the rest is judged in one query
-    /// per run of days; from the raw tables, always judged afresh.
+    /// per run of days; from the raw tables, always judged afresh. The
+    /// contacts per day that a day's basis is checked against come from
+    /// `counted` where it covers the days, else from one query.
     pub async fn journey_cells(
         &self,
         filter: &CellFilter,
@@ -139,6 +190,35 @@ impl Store {
         source: Source,
         window_days: u32,
         judged_at: i64,
+    ) -> Result<Vec<JourneyCell>, StoreError> {
+        self.journeys_of(filter, bucket, keys, source, (window_days, judged_at), None)
+            .await
+    }
+
+    /// [`Store::journey_cells`] with the window of `counted`, whose
+    /// contacts per day serve every range it covers without a query.
+    pub async fn journey_cells_counted(
+        &self,
+        filter: &CellFilter,
+        bucket: Bucket,
+        keys: Keys,
+        source: Source,
+        judged_at: i64,
+        counted: &JourneyDays,
+    ) -> Result<Vec<JourneyCell>, StoreError> {
+        let window = (counted.window_days, judged_at);
+        self.journeys_of(filter, bucket, keys, source, window, Some(counted))
+            .await
+    }
+
+    async fn journeys_of(
+        &self,
+        filter: &CellFilter,
+        bucket: Bucket,
+        keys: Keys,
+        source: Source,
+        (window_days, judged_at): (u32, i64),
+        counted: Option<&JourneyDays>,
     ) -> Result<Vec<JourneyCell>, StoreError> {
         let reach = Days::new(u64::from(window_days) + 1);
         let (Some(scan_from), Some(scan_to)) = (
@@ -155,9 +235,18 @@ impl Store {
                 .judge_journeys(filter, bucket, keys, source, window_days, judged_at)
                 .await;
         }
-        let per_day = self
-            .contacts_per_day("journey_days", &filter.council, scan_from, scan_to)
-            .await?;
+        let read;
+        let per_day = match counted {
+            Some(counted) if counted.covers(&filter.council, window_days, scan_from, scan_to) => {
+                &counted.per_day
+            }
+            _ => {
+                read = self
+                    .contacts_per_day("journey_days", &filter.council, scan_from, scan_to)
+                    .await?;
+                &read
+            }
+        };
         let key = (filter.council.to_string(), window_days);
         let mut days: Vec<(NaiveDate, Arc<Vec<JourneyCell>>)> = Vec::new();
         let mut missing: Vec<NaiveDate> = Vec::new();
@@ -168,7 +257,7 @@ impl Store {
             while day <= filter.to {
                 match council.and_then(|council| council.get(&day)) {
                     Some(found)
-                        if found.basis == basis(&per_day, day, reach)
+                        if found.basis == basis(per_day, day, reach)
                             && settled(day, window_days, judged_at) =>
                     {
                         days.push((day, found.cells.clone()))
@@ -193,7 +282,7 @@ impl Store {
                 .await?;
             missing.retain(|day| match stored.get(day) {
                 Some(found)
-                    if found.basis == basis(&per_day, *day, reach)
+                    if found.basis == basis(per_day, *day, reach)
                         && settled(*day, window_days, judged_at) =>
                 {
                     judged.push((*day, found.basis, found.cells.clone()));

@@ -34,7 +34,7 @@ pub use definitions::{CouncilDefinitions, Definitions, TargetDefinition, UnitCos
 pub use fences::{next_fence, Fencing, WRITE_QUERY_PREFIX};
 pub use forecasts::{ForecastRecord, StoredForecasts};
 pub use instants::{CutOff, IngestedUpTo, SettledMonths};
-pub use journeys::{SettledJourneysReport, JOURNEY_DEFINITION};
+pub use journeys::{JourneyDays, SettledJourneysReport, JOURNEY_DEFINITION};
 pub use migrations::{Rollup, MIGRATIONS, ROLLUPS, ROLLUPS_PLACEHOLDER};
 pub use partitions::{months_per_insert, split_by_month, DEFAULT_PARTITION_LIMIT};
 pub use rebuild::{Month, RebuildError, RebuildReport, RebuildStep, RollupRebuilt, MONTH_ATTEMPTS};
