@@ -920,23 +920,9 @@ mod tests {
 
     fn cell(channel: Channel, completed: u64, contacts: u64) -> ContactCell {
         ContactCell {
-            period: None,
-            channel,
-            assisted: false,
-            service: None,
-            customer_type: None,
             all_contacts: contacts,
             tx_completed: completed,
-            tx_ineligible: 0,
-            tx_abandoned: 0,
-            tx_failed: 0,
-            tx_transferred: 0,
-            avoidable_contacts: 0,
-            avoidable_flagged: 0,
-            resolved_first: 0,
-            resolution_flagged: 0,
-            handling_seconds_total: 0,
-            timed: 0,
+            ..ContactCell::empty(channel, false)
         }
     }
 

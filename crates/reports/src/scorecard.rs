@@ -9,7 +9,6 @@ use crate::forecast::{self, YearEndForecast, FORECAST_KPIS};
 use crate::policy::Policy;
 use crate::request::{Grouping, KpiRequest};
 use crate::rows::{self, Report};
-use channelshift_contract::Channel;
 use channelshift_contract::CouncilCode;
 use channelshift_kpi::catalogue::{Headline as Pick, Kpi, TargetScope, Unit, SCORECARD};
 use channelshift_kpi::channel::ContactsByChannel;
@@ -272,8 +271,8 @@ impl Periods {
         for month in self.months_of(from, to) {
             let cell = cells
                 .entry((month.channel.as_str(), month.assisted))
-                .or_insert_with(|| zero(month.channel, month.assisted));
-            add(cell, month);
+                .or_insert_with(|| ContactCell::empty(month.channel, month.assisted));
+            cell.add(month);
         }
         let responses = self
             .responses
@@ -286,65 +285,6 @@ impl Periods {
             .collect();
         (cells.into_values().collect(), responses)
     }
-}
-
-/// A cell of `channel` and `assisted` with nothing counted.
-fn zero(channel: Channel, assisted: bool) -> ContactCell {
-    ContactCell {
-        period: None,
-        channel,
-        assisted,
-        service: None,
-        customer_type: None,
-        all_contacts: 0,
-        tx_completed: 0,
-        tx_ineligible: 0,
-        tx_abandoned: 0,
-        tx_failed: 0,
-        tx_transferred: 0,
-        avoidable_contacts: 0,
-        avoidable_flagged: 0,
-        resolved_first: 0,
-        resolution_flagged: 0,
-        handling_seconds_total: 0,
-        timed: 0,
-    }
-}
-
-/// Adds `cell`'s counts to `into`'s (every count named, so a count added
-/// to [`ContactCell`] does not compile until it is summed here).
-fn add(into: &mut ContactCell, cell: &ContactCell) {
-    let ContactCell {
-        period: _,
-        channel: _,
-        assisted: _,
-        service: _,
-        customer_type: _,
-        all_contacts,
-        tx_completed,
-        tx_ineligible,
-        tx_abandoned,
-        tx_failed,
-        tx_transferred,
-        avoidable_contacts,
-        avoidable_flagged,
-        resolved_first,
-        resolution_flagged,
-        handling_seconds_total,
-        timed,
-    } = cell;
-    into.all_contacts += all_contacts;
-    into.tx_completed += tx_completed;
-    into.tx_ineligible += tx_ineligible;
-    into.tx_abandoned += tx_abandoned;
-    into.tx_failed += tx_failed;
-    into.tx_transferred += tx_transferred;
-    into.avoidable_contacts += avoidable_contacts;
-    into.avoidable_flagged += avoidable_flagged;
-    into.resolved_first += resolved_first;
-    into.resolution_flagged += resolution_flagged;
-    into.handling_seconds_total += handling_seconds_total;
-    into.timed += timed;
 }
 
 /// Whether `from`..=`to` is whole months: from a month's first day to a
@@ -661,7 +601,7 @@ pub async fn scorecard(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use channelshift_contract::ServiceSlug;
+    use channelshift_contract::{Channel, ServiceSlug};
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).expect("a date")
@@ -680,7 +620,7 @@ mod tests {
             all_contacts: n,
             tx_completed: n / 2,
             timed: 1,
-            ..zero(channel, assisted)
+            ..ContactCell::empty(channel, assisted)
         }
     }
 

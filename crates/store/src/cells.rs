@@ -163,6 +163,67 @@ pub struct ContactCell {
 }
 
 impl ContactCell {
+    /// A cell of `channel` and `assisted`, without period or keys, with
+    /// nothing counted.
+    pub fn empty(channel: Channel, assisted: bool) -> Self {
+        Self {
+            period: None,
+            channel,
+            assisted,
+            service: None,
+            customer_type: None,
+            all_contacts: 0,
+            tx_completed: 0,
+            tx_ineligible: 0,
+            tx_abandoned: 0,
+            tx_failed: 0,
+            tx_transferred: 0,
+            avoidable_contacts: 0,
+            avoidable_flagged: 0,
+            resolved_first: 0,
+            resolution_flagged: 0,
+            handling_seconds_total: 0,
+            timed: 0,
+        }
+    }
+
+    /// Adds `cell`'s counts to this cell's, whatever their period and keys
+    /// (every count is named, so a count added to the cell does not
+    /// compile until it is summed here).
+    pub fn add(&mut self, cell: &ContactCell) {
+        let ContactCell {
+            period: _,
+            channel: _,
+            assisted: _,
+            service: _,
+            customer_type: _,
+            all_contacts,
+            tx_completed,
+            tx_ineligible,
+            tx_abandoned,
+            tx_failed,
+            tx_transferred,
+            avoidable_contacts,
+            avoidable_flagged,
+            resolved_first,
+            resolution_flagged,
+            handling_seconds_total,
+            timed,
+        } = cell;
+        self.all_contacts += all_contacts;
+        self.tx_completed += tx_completed;
+        self.tx_ineligible += tx_ineligible;
+        self.tx_abandoned += tx_abandoned;
+        self.tx_failed += tx_failed;
+        self.tx_transferred += tx_transferred;
+        self.avoidable_contacts += avoidable_contacts;
+        self.avoidable_flagged += avoidable_flagged;
+        self.resolved_first += resolved_first;
+        self.resolution_flagged += resolution_flagged;
+        self.handling_seconds_total += handling_seconds_total;
+        self.timed += timed;
+    }
+
     /// Completed transactions: completed or ineligible (the service did its job).
     pub fn completed_transactions(&self) -> u64 {
         self.tx_completed + self.tx_ineligible
