@@ -35,7 +35,7 @@ use channelshift_store::{
     CellFilter, ContactRow, Fencing, KafkaPosition, SatisfactionRow, Source, Store,
 };
 use channelshift_tests::api_process::api_binary;
-use channelshift_tests::checks::{contact_totals, satisfaction_totals};
+use channelshift_tests::checks::{contact_progress, contact_totals, satisfaction_totals};
 use channelshift_tests::config_file::{toml_text, AuthSection, ClickHouseSection};
 use channelshift_tests::kafka::produce_all;
 use channelshift_tests::process::{free_port, metric_sum, IngestProcess, ServiceProcess};
@@ -143,6 +143,70 @@ fn per_second(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
+/// The machine's busy CPU time since boot, in seconds over every core
+/// (`/proc/stat`: user, nice, system, irq, softirq and steal), for what a
+/// step cost the whole machine: broker, ClickHouse, services and harness.
+fn busy_cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat.lines().next().context("an empty /proc/stat")?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse::<f64>().unwrap_or(0.0))
+        .collect();
+    // user nice system idle iowait irq softirq steal, in USER_HZ (100 a
+    // second on Linux).
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&field| ticks.get(field))
+        .sum::<f64>();
+    Ok(busy / 100.0)
+}
+
+/// The ClickHouse server's CPU seconds since it started (`/proc/<pid>/stat`,
+/// user and system), when `cargo xtask bench` gave its PID.
+fn clickhouse_cpu_seconds() -> Option<f64> {
+    let pid = std::env::var("CHANNELSHIFT_BENCH_CLICKHOUSE_PID").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: field 3 on, so utime and
+    // stime (fields 14 and 15) are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// CPU seconds per million events of one step: the whole machine's, and
+/// the ClickHouse server's part of it (NaN without its PID).
+#[derive(Clone, Copy)]
+struct StepCpu {
+    machine: f64,
+    clickhouse: f64,
+}
+
+impl StepCpu {
+    const UNKNOWN: Self = Self {
+        machine: f64::NAN,
+        clickhouse: f64::NAN,
+    };
+}
+
+/// `step`'s result, and the CPU seconds per million of `events` while it ran.
+async fn cpu_per_million<T, F>(events: u64, step: F) -> Result<(T, StepCpu)>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let (machine, server) = (busy_cpu_seconds()?, clickhouse_cpu_seconds());
+    let result = step.await?;
+    let per_million = 1_000_000.0 / events.max(1) as f64;
+    let cpu = StepCpu {
+        machine: (busy_cpu_seconds()? - machine) * per_million,
+        clickhouse: server
+            .zip(clickhouse_cpu_seconds())
+            .map_or(f64::NAN, |(before, after)| (after - before) * per_million),
+    };
+    Ok((result, cpu))
+}
+
 /// A rate or count, rounded, with thousands separators.
 fn grouped(value: f64) -> String {
     channelshift_runtime::text::grouped(value.round() as u64)
@@ -205,21 +269,29 @@ async fn wait_stored(
     let mut last = (0, 0);
     let mut moved = Instant::now();
     loop {
-        let stored = contact_totals(store).await?.settled();
+        // Progress by counts cheap to read while ingest writes; the
+        // distinct ids once those are all in, so that the harness does not
+        // take ClickHouse's CPU from the ingest it measures.
+        let stored = contact_progress(store).await?;
         let (rows, rolled) = satisfaction_totals(store).await?;
         let now = (stored, rows.min(rolled));
         if stored >= contacts && now.1 >= responses {
-            return Ok(Stored {
-                at: Instant::now(),
-                events: stored + now.1,
-                complete: true,
-            });
+            let at = Instant::now();
+            let distinct = contact_totals(store).await?.settled();
+            if distinct >= contacts {
+                return Ok(Stored {
+                    at,
+                    events: distinct + now.1,
+                    complete: true,
+                });
+            }
         }
         if now != last {
             last = now;
             moved = Instant::now();
         }
         if Instant::now() >= deadline || moved.elapsed() >= Duration::from_secs(60) {
+            let stored = contact_totals(store).await?.settled();
             println!(
                 "  stalled: {stored} of {contacts} contacts and {} of {responses} responses stored",
                 now.1
@@ -298,11 +370,12 @@ fn consume_only(scope: &Scope, expected: u64) -> Result<Duration> {
 }
 
 /// Benchmark 1b: ClickHouse's insert-only ceiling: the same rows, parsed
-/// beforehand, inserted from memory in ingest's batch size.
+/// beforehand, inserted from memory in batches of `batch` rows.
 async fn insert_only(
     scope: &Scope,
     contacts: &[(String, Vec<u8>)],
     responses: &[(String, Vec<u8>)],
+    batch: usize,
 ) -> Result<Duration> {
     let store = Store::connect(&scope.writer()).await?;
     store.migrate().await?;
@@ -345,12 +418,12 @@ async fn insert_only(
         })
         .collect();
     let started = Instant::now();
-    for chunk in contact_rows.chunks(10_000) {
+    for chunk in contact_rows.chunks(batch) {
         store
             .insert_contacts(&mut chunk.to_vec(), Fencing::Off)
             .await?;
     }
-    for chunk in response_rows.chunks(10_000) {
+    for chunk in response_rows.chunks(batch) {
         store
             .insert_satisfaction(&mut chunk.to_vec(), Fencing::Off)
             .await?;
@@ -964,14 +1037,18 @@ async fn run() -> Result<Report> {
     println!("\n1. ingest throughput (events/s) and 2. memory");
     let mut scopes = Vec::new();
     let (mut consume, mut insert) = (f64::NAN, f64::NAN);
+    // Busy CPU seconds per million events of each step, the whole machine.
+    let (mut consume_cpu, mut insert_cpu) = (StepCpu::UNKNOWN, StepCpu::UNKNOWN);
     if wanted(1) {
         // Two independent clients; the ceiling is the higher, so that a
         // slow client does not pass for the broker's limit.
         let consume_scope = loaded("benchcons", &contacts, &responses).await?;
-        let rdkafka = per_second(
-            total,
-            tokio::task::block_in_place(|| consume_only(&consume_scope, total))?,
-        );
+        let (elapsed, cpu) = cpu_per_million(total, async {
+            tokio::task::block_in_place(|| consume_only(&consume_scope, total))
+        })
+        .await?;
+        consume_cpu = cpu;
+        let rdkafka = per_second(total, elapsed);
         report.add(
             "broker consume-only: rdkafka, tuned fetch, discard",
             format!("{} ev/s", grouped(rdkafka)),
@@ -998,22 +1075,47 @@ async fn run() -> Result<Report> {
             "",
             None,
         );
-        let insert_scope = Scope::new("benchins");
-        insert = per_second(
-            total,
-            insert_only(&insert_scope, &contacts, &responses).await?,
-        );
+        // At ingest's own row limit, and at smaller and larger batches: the
+        // ceiling is the best of them, each into a database of its own.
+        let own = BatchConfig::default().max_rows;
+        for batch in [own, 10_000, 200_000] {
+            let insert_scope = Scope::new("benchins");
+            let (elapsed, cpu) = cpu_per_million(
+                total,
+                insert_only(&insert_scope, &contacts, &responses, batch),
+            )
+            .await?;
+            let rate = per_second(total, elapsed);
+            let _ = insert_scope.drop_database().await;
+            let whose = if batch == own {
+                ", ingest's row limit"
+            } else {
+                ""
+            };
+            report.add(
+                &format!(
+                    "ClickHouse insert-only, rows from memory, batches of {}{whose}",
+                    grouped(batch as f64)
+                ),
+                format!("{} ev/s", grouped(rate)),
+                "",
+                None,
+            );
+            if insert.is_nan() || rate > insert {
+                (insert, insert_cpu) = (rate, cpu);
+            }
+        }
         report.add(
-            "ClickHouse insert-only ceiling (rows from memory)",
+            "ClickHouse insert-only ceiling (the best batch)",
             format!("{} ev/s", grouped(insert)),
             "",
             None,
         );
-        scopes.push(insert_scope);
     }
     // Ingest end to end: its data also serves benchmarks 4 and 5.
     let e2e_scope = loaded("benche2e", &contacts, &responses).await?;
-    let (elapsed, peak, done) = ingest_run(&e2e_scope, 1, n_contacts, n_responses).await?;
+    let ((elapsed, peak, done), ingest_cpu) =
+        cpu_per_million(total, ingest_run(&e2e_scope, 1, n_contacts, n_responses)).await?;
     anyhow::ensure!(
         done.complete,
         "ingest stalled with {} of {total} events stored",
@@ -1035,7 +1137,9 @@ async fn run() -> Result<Report> {
             Some(ingest / ceiling >= 0.7),
         );
         let python_scope = loaded("benchpy", &contacts, &responses).await?;
-        let python = per_second(total, python_reference(&python_scope, total, false).await?);
+        let (elapsed, python_cpu) =
+            cpu_per_million(total, python_reference(&python_scope, total, false)).await?;
+        let python = per_second(total, elapsed);
         report.add(
             "Python reference (confluent-kafka, JSONEachRow, 10k batches)",
             format!("{} ev/s", grouped(python)),
@@ -1049,6 +1153,36 @@ async fn run() -> Result<Report> {
             Some(ingest / python >= 2.0),
         );
         scopes.push(python_scope);
+        // On cores shared by the broker, ClickHouse and the consumer, the
+        // two ceilings are not independent: consuming and inserting every
+        // event at once needs the CPU of both.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        for (name, cpu) in [
+            ("consume-only (rdkafka)", consume_cpu),
+            ("insert-only (the best batch)", insert_cpu),
+            ("ingest end to end", ingest_cpu),
+            ("Python reference", python_cpu),
+        ] {
+            report.add(
+                &format!("CPU seconds per million events, {name}: machine / ClickHouse"),
+                format!("{:.1} / {:.1}", cpu.machine, cpu.clickhouse),
+                "",
+                None,
+            );
+        }
+        let bound = cores * 1_000_000.0 / (consume_cpu.machine + insert_cpu.machine);
+        report.add(
+            &format!("consume and insert together on {cores} cores, at those CPU costs"),
+            format!("{} ev/s", grouped(bound)),
+            "",
+            None,
+        );
+        report.add(
+            "  ingest ÷ that bound",
+            format!("{:.2}×", ingest / bound),
+            "",
+            None,
+        );
     }
     if wanted(2) {
         report.add(
