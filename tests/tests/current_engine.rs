@@ -860,6 +860,13 @@ async fn kept_journey_days_are_reused_while_journey_days_agrees_on_both_engines(
             before,
             "{major}.x: the kept days are reused while journey_days is unchanged"
         );
+        // Contacts per day counted once over a span holding May and its
+        // windows (as a scorecard counts its three periods), before the
+        // count changes below.
+        let day = |m, d| NaiveDate::from_ymd_opt(2025, m, d).context("date");
+        let counted_before = store
+            .journey_days(&may.council, (day(4, 1)?, day(6, 30)?), 7)
+            .await?;
         store
             .client()
             .query(&format!(
@@ -868,10 +875,28 @@ async fn kept_journey_days_are_reused_while_journey_days_agrees_on_both_engines(
             ))
             .execute()
             .await?;
+        let counted = |days| {
+            store.journey_cells_counted(&may, Bucket::Total, none, Source::Rollup, JUDGED_AT, days)
+        };
+        // The count taken before is what the kept days are checked
+        // against, not a new count: they agree with it and are reused.
+        assert_eq!(
+            journeys(counted(&counted_before).await?),
+            before,
+            "{major}.x: the days counted once are used, not counted again"
+        );
         assert_eq!(
             journeys(judged().await?),
             before + 1,
             "{major}.x: a day whose journey_days count changed is judged again"
+        );
+        let counted_now = store
+            .journey_days(&may.council, (day(4, 1)?, day(6, 30)?), 7)
+            .await?;
+        assert_eq!(
+            journeys(counted(&counted_now).await?),
+            before + 1,
+            "{major}.x: counted after the change, May 14 is judged with its new row"
         );
     }
     engines.drop_databases().await
