@@ -89,7 +89,7 @@ impl SettledJourneys {
 }
 
 /// A council's contacts per local day over a span, counted in
-/// `journey_days` once for several [`Store::journey_cells`] calls whose
+/// `journey_days` once for several [`Store::journey_cells_counted`] calls whose
 /// days (with their windows either side) it covers.
 pub struct JourneyDays {
     council: CouncilCode,
@@ -112,6 +112,13 @@ impl JourneyDays {
             && self.from <= from
             && to <= self.to
     }
+}
+
+/// The days whose contacts judge the journeys of `from` to `to`: the
+/// range and `window_days` + 1 either side (`None` past the calendar).
+fn scan(from: NaiveDate, to: NaiveDate, window_days: u32) -> Option<(NaiveDate, NaiveDate)> {
+    let reach = Days::new(u64::from(window_days) + 1);
+    Some((from.checked_sub_days(reach)?, to.checked_add_days(reach)?))
 }
 
 #[derive(Row, Deserialize)]
@@ -162,9 +169,7 @@ impl Store {
         (from, to): (NaiveDate, NaiveDate),
         window_days: u32,
     ) -> Result<JourneyDays, StoreError> {
-        let reach = Days::new(u64::from(window_days) + 1);
-        let from = from.checked_sub_days(reach).unwrap_or(from);
-        let to = to.checked_add_days(reach).unwrap_or(to);
+        let (from, to) = scan(from, to, window_days).unwrap_or((from, to));
         Ok(JourneyDays {
             council: council.clone(),
             window_days,
@@ -179,9 +184,7 @@ impl Store {
     /// First-contact resolution by journey (see [`JourneyCell`] and the
     /// SQL in cells.rs): from the rollups, every settled day whose basis
     /// is unchanged comes from memory and the rest is judged in one query
-    /// per run of days; from the raw tables, always judged afresh. The
-    /// contacts per day that a day's basis is checked against come from
-    /// `counted` where it covers the days, else from one query.
+    /// per run of days; from the raw tables, always judged afresh.
     pub async fn journey_cells(
         &self,
         filter: &CellFilter,
@@ -195,8 +198,9 @@ impl Store {
             .await
     }
 
-    /// [`Store::journey_cells`] with the window of `counted`, whose
-    /// contacts per day serve every range it covers without a query.
+    /// [`Store::journey_cells`] with the window of `counted`: the contacts
+    /// per day that kept days' bases are checked against come from it
+    /// where it covers the range's days and windows, else from one query.
     pub async fn journey_cells_counted(
         &self,
         filter: &CellFilter,
@@ -221,10 +225,7 @@ impl Store {
         counted: Option<&JourneyDays>,
     ) -> Result<Vec<JourneyCell>, StoreError> {
         let reach = Days::new(u64::from(window_days) + 1);
-        let (Some(scan_from), Some(scan_to)) = (
-            filter.from.checked_sub_days(reach),
-            filter.to.checked_add_days(reach),
-        ) else {
+        let Some((scan_from, scan_to)) = scan(filter.from, filter.to, window_days) else {
             return self
                 .judge_journeys(filter, bucket, keys, source, window_days, judged_at)
                 .await;
