@@ -19,7 +19,7 @@ use channelshift_contract::{Channel, CouncilCode, CustomerType, Instrument, Serv
 use channelshift_store::StoredForecasts;
 use channelshift_store::{
     months_per_insert, Area, Bucket, CellFilter, Checkpoint, ContactRow, CutOff, Fencing, Keys,
-    Record, SettledMonths, Source, Store, JOURNEY_DEFINITION, MIGRATIONS,
+    Record, SettledMonths, Source, Staged, Store, JOURNEY_DEFINITION, MIGRATIONS,
 };
 use channelshift_tests::clickhouse::current_engine;
 use channelshift_tests::grafana::{expand_sql, load_dashboards, TimeRange, CLICKHOUSE};
@@ -1650,6 +1650,51 @@ async fn a_stale_writers_rows_are_refused_by_the_server_on_both_engines() -> Res
             tsv(store, "SELECT count() FROM contact_events_staging").await?,
             "0\n",
             "the stage is dropped"
+        );
+        // Staged, then discarded: nothing reaches the raw table. Staged
+        // again, then moved: stored and indexed once.
+        let mut late = vec![ContactRow {
+            kafka_partition: 1,
+            fence: stale[&1],
+            ..contact(20, when)
+        }];
+        let discarded = Staged::assign(&mut late);
+        store.stage(&discarded, &late).await?;
+        assert_eq!(
+            tsv(store, "SELECT count() FROM contact_events_staging").await?,
+            "1\n"
+        );
+        store.unstage(discarded).await;
+        assert_eq!(
+            tsv(store, "SELECT count() FROM contact_events_staging").await?,
+            "0\n",
+            "a discarded stage is dropped"
+        );
+        assert!(store
+            .raw_ids(Record::Contact, COUNCIL, &["ev-20"])
+            .await?
+            .is_empty());
+        let staged = Staged::assign(&mut late);
+        store.stage(&staged, &late).await?;
+        assert_eq!(store.move_staged(staged, &late, Fencing::On).await?, 1);
+        let mut last = vec![ContactRow {
+            kafka_partition: 1,
+            fence: stale[&1],
+            ..contact(21, when)
+        }];
+        assert_eq!(store.insert_rows(&mut last, Fencing::On).await?, 1);
+        assert_eq!(
+            store
+                .raw_ids(Record::Contact, COUNCIL, &["ev-20", "ev-21"])
+                .await?
+                .len(),
+            2
+        );
+        assert_eq!(store.id_index_rows(Record::Contact).await?, 10);
+        assert_eq!(
+            tsv(store, "SELECT count() FROM contact_events_staging").await?,
+            "0\n",
+            "a moved stage is dropped"
         );
         let tagged = store.tagged("channelshift-test:");
         assert!(tagged.running_queries("no-such-prefix:").await?.is_empty());

@@ -37,6 +37,7 @@ pub use instants::{CutOff, IngestedUpTo, SettledMonths};
 pub use journeys::{JourneyDays, SettledJourneysReport, JOURNEY_DEFINITION};
 pub use migrations::{Rollup, MIGRATIONS, ROLLUPS, ROLLUPS_PLACEHOLDER};
 pub use partitions::{months_per_insert, split_by_month, DEFAULT_PARTITION_LIMIT};
+pub use queries::{RawRow, Staged};
 pub use rebuild::{Month, RebuildError, RebuildReport, RebuildStep, RollupRebuilt, MONTH_ATTEMPTS};
 pub use retention::next_month;
 pub use rows::{ContactRow, KafkaPosition, SatisfactionRow};

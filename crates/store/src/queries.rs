@@ -10,10 +10,63 @@ use clickhouse::{Row, RowOwned, RowWrite};
 use serde::Deserialize;
 use std::collections::HashSet;
 
-/// A stage of its own for each staged INSERT: a retry, or a half of a
-/// batch, never meets rows staged by another.
-fn new_stage() -> u64 {
-    rand::random::<u64>().max(1)
+/// A raw row ingest writes through the staging table: contacts or
+/// satisfaction responses.
+pub trait RawRow: RowOwned + RowWrite {
+    /// Which table it goes to.
+    const RECORD: Record;
+    /// The instant the raw table is partitioned by (Unix seconds).
+    fn at(&self) -> u32;
+    fn stage(&self) -> u64;
+    fn set_stage(&mut self, stage: u64);
+}
+
+impl RawRow for ContactRow {
+    const RECORD: Record = Record::Contact;
+    fn at(&self) -> u32 {
+        self.occurred_at
+    }
+    fn stage(&self) -> u64 {
+        self.stage
+    }
+    fn set_stage(&mut self, stage: u64) {
+        self.stage = stage;
+    }
+}
+
+impl RawRow for SatisfactionRow {
+    const RECORD: Record = Record::Satisfaction;
+    fn at(&self) -> u32 {
+        self.responded_at
+    }
+    fn stage(&self) -> u64 {
+        self.stage
+    }
+    fn set_stage(&mut self, stage: u64) {
+        self.stage = stage;
+    }
+}
+
+/// Rows of one kind staged together (see [`Store::stage`]): moved to the
+/// raw table by [`Store::move_staged`] or discarded by [`Store::unstage`].
+#[derive(Debug)]
+#[must_use = "a stage is moved or discarded, or it lingers until dropped as stale"]
+pub struct Staged {
+    record: Record,
+    stage: u64,
+}
+
+impl Staged {
+    /// A stage of its own for each staged INSERT (a retry, or a half of a
+    /// batch, never meets rows staged by another), set on every row.
+    pub fn assign<R: RawRow>(rows: &mut [R]) -> Self {
+        let stage = rand::random::<u64>().max(1);
+        rows.iter_mut().for_each(|row| row.set_stage(stage));
+        Self {
+            record: R::RECORD,
+            stage,
+        }
+    }
 }
 
 /// Ids per duplicate-lookup query: a batch's ids (50,000 by default) in one
@@ -51,17 +104,15 @@ impl Store {
         self.ids_found(ids, || self.query(&sql).bind(council)).await
     }
 
-    /// Stores contact rows, each carrying its partition's fence (see
-    /// [`Store::insert_staged`]); sets their `stage`.
+    /// Stores contact rows, each carrying its partition's fence: staged,
+    /// then moved (see [`Store::stage`] and [`Store::move_staged`]); sets
+    /// their `stage`. Returns the INSERTs into the raw table.
     pub async fn insert_contacts(
         &self,
         rows: &mut [ContactRow],
         fencing: Fencing,
     ) -> Result<usize, StoreError> {
-        let stage = new_stage();
-        rows.iter_mut().for_each(|row| row.stage = stage);
-        self.insert_staged(Record::Contact, rows, |row| row.occurred_at, stage, fencing)
-            .await
+        self.insert_rows(rows, fencing).await
     }
 
     /// As [`Store::insert_contacts`], for satisfaction responses.
@@ -70,55 +121,73 @@ impl Store {
         rows: &mut [SatisfactionRow],
         fencing: Fencing,
     ) -> Result<usize, StoreError> {
-        let stage = new_stage();
-        rows.iter_mut().for_each(|row| row.stage = stage);
-        let at = |row: &SatisfactionRow| row.responded_at;
-        self.insert_staged(Record::Satisfaction, rows, at, stage, fencing)
-            .await
+        self.insert_rows(rows, fencing).await
     }
 
-    /// Writes `rows` (all carrying `stage`) to the staging table, then moves
-    /// them by `INSERT … SELECT` to the raw table (one INSERT per group of
-    /// months, see [`crate::split_by_month`]; the raw table's views run as for
-    /// any INSERT) and their ids to the id index, after the raw rows. With
-    /// [`Fencing::On`] the server moves only rows whose fence is still their
-    /// partition's current one. The stage is dropped afterwards, whatever
-    /// happened; a retry stages again. Returns the INSERTs into the raw table.
-    async fn insert_staged<R>(
+    /// Stages `rows` under a new stage, then moves them.
+    pub async fn insert_rows<R: RawRow>(
         &self,
-        record: Record,
-        rows: &[R],
-        at: impl Fn(&R) -> u32,
-        stage: u64,
+        rows: &mut [R],
         fencing: Fencing,
-    ) -> Result<usize, StoreError>
-    where
-        R: RowOwned + RowWrite,
-    {
+    ) -> Result<usize, StoreError> {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut insert = self.insert::<R>(record.staging()).await?;
+        let staged = Staged::assign(rows);
+        self.stage(&staged, rows).await?;
+        self.move_staged(staged, rows, fencing).await
+    }
+
+    /// Writes `rows` (all carrying `staged`'s stage, see [`Staged::assign`])
+    /// to the staging table. Nothing reads them there until
+    /// [`Store::move_staged`]; [`Store::unstage`] discards them. If this
+    /// fails, whatever part of the stage was written is dropped as stale
+    /// later.
+    pub async fn stage<R: RawRow>(&self, staged: &Staged, rows: &[R]) -> Result<(), StoreError> {
+        debug_assert!(rows.iter().all(|row| row.stage() == staged.stage));
+        let mut insert = self.insert::<R>(staged.record.staging()).await?;
         for row in rows {
             insert.write(row).await?;
         }
         insert.end().await?;
-        let moved = self.move_stage::<R>(record, rows, at, stage, fencing).await;
-        let sql = format!("ALTER TABLE {} DROP PARTITION ?", record.staging());
-        if let Err(error) = self.query(&sql).bind(stage).execute().await {
-            tracing::warn!(%error, stage, "could not drop a staged insert; it is dropped as stale later");
-        }
+        Ok(())
+    }
+
+    /// Moves staged `rows` by `INSERT … SELECT` to the raw table (one INSERT
+    /// per group of months, see [`crate::split_by_month`]; the raw table's
+    /// views run as for any INSERT) and their ids to the id index, after the
+    /// raw rows. With [`Fencing::On`] the server moves only rows whose fence
+    /// is still their partition's current one. The stage is dropped
+    /// afterwards, whatever happened; a retry stages again. `rows` are the
+    /// staged ones: their months bound the moves. Returns the INSERTs into
+    /// the raw table.
+    pub async fn move_staged<R: RawRow>(
+        &self,
+        staged: Staged,
+        rows: &[R],
+        fencing: Fencing,
+    ) -> Result<usize, StoreError> {
+        let moved = self.move_stage(rows, staged.stage, fencing).await;
+        self.unstage(staged).await;
         moved
     }
 
-    async fn move_stage<R: RowOwned + RowWrite>(
+    /// Drops a stage's rows from the staging table, unmoved. A stage that
+    /// cannot be dropped now is dropped as stale later.
+    pub async fn unstage(&self, staged: Staged) {
+        let sql = format!("ALTER TABLE {} DROP PARTITION ?", staged.record.staging());
+        if let Err(error) = self.query(&sql).bind(staged.stage).execute().await {
+            tracing::warn!(%error, stage = staged.stage, "could not drop a staged insert; it is dropped as stale later");
+        }
+    }
+
+    async fn move_stage<R: RawRow>(
         &self,
-        record: Record,
         rows: &[R],
-        at: impl Fn(&R) -> u32,
         stage: u64,
         fencing: Fencing,
     ) -> Result<usize, StoreError> {
+        let record = R::RECORD;
         let fenced = match fencing {
             Fencing::On => format!(" AND {}", record.fence_condition()),
             Fencing::Off => String::new(),
@@ -130,10 +199,10 @@ impl Store {
             .copied()
             .collect::<Vec<_>>()
             .join(", ");
-        let groups = split_by_month(rows, &at, months_per_insert(self.partition_limit));
+        let groups = split_by_month(rows, R::at, months_per_insert(self.partition_limit));
         for group in &groups {
             let (from, to) = group.iter().fold((u32::MAX, 0), |(from, to), row| {
-                (from.min(at(row)), to.max(at(row)))
+                (from.min(R::at(row)), to.max(R::at(row)))
             });
             let sql = format!(
                 "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} \
