@@ -43,8 +43,8 @@ pub struct IngestMetrics {
     pub insert_seconds: Histogram,
     /// Time per step of a batch: `receive` (reading and decoding its
     /// messages, from the first), `lookup` (its ids in the index), `insert`
-    /// (staged, moved, indexed), `claim`, `fence_check`, `dead_letters`,
-    /// `checkpoint`, `commit`.
+    /// (staged while the lookup runs, so including it; moved, indexed),
+    /// `claim`, `fence_check`, `dead_letters`, `checkpoint`, `commit`.
     pub step_seconds: HistogramVec,
     pub last_insert: Gauge,
     pub event_age: HistogramVec,

@@ -10,14 +10,14 @@ use crate::consumer::TopicPartition;
 use crate::metrics::IngestMetrics;
 use anyhow::Result;
 use channelshift_store::{
-    ContactRow, Fencing, KafkaPosition, Record, SatisfactionRow, Store, StoreError,
+    ContactRow, Fencing, KafkaPosition, RawRow, Record, SatisfactionRow, Staged, Store, StoreError,
 };
 use chrono::Utc;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Rows into the raw tables, each unique id once, each only while this
 /// replica holds its partition.
@@ -101,6 +101,12 @@ impl RowSink {
     }
 
     /// Stores `rows` not yet stored; leaves in `rows` those it stored.
+    ///
+    /// The rows are staged while their ids are looked up: nothing reads the
+    /// staging table, so the lookup still comes before the rows can reach the
+    /// raw table (the move), and the server's staging work overlaps it. When
+    /// the lookup finds ids already stored (a redelivery), that stage is
+    /// dropped and the rows left are staged again.
     async fn store_rows<R: Identified>(
         &self,
         rows: &mut Vec<R>,
@@ -108,9 +114,7 @@ impl RowSink {
         now: u32,
         fences: &HashMap<i32, u64>,
     ) -> Result<Vec<Refused>> {
-        let started = std::time::Instant::now();
-        self.drop_stored(rows, suspect, fences).await?;
-        self.metrics.step("lookup", started);
+        self.drop_repeats(rows);
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -120,8 +124,38 @@ impl RowSink {
             let fence = fences.get(&row.position().partition).copied().unwrap_or(0);
             row.stamp(now, fence);
         }
-        let started = std::time::Instant::now();
-        let inserted = self.insert_and_index(rows).await;
+        let started = Instant::now();
+        let staged = Staged::assign(rows);
+        let lookup = async {
+            let started = Instant::now();
+            let stored = self.stored(rows, suspect, fences).await;
+            self.metrics.step("lookup", started);
+            stored
+        };
+        let (stored, staging) = tokio::join!(lookup, self.store.stage(&staged, rows));
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(error) => {
+                if staging.is_ok() {
+                    self.store.unstage(staged).await;
+                }
+                return Err(error);
+            }
+        };
+        let inserted = match staging {
+            Ok(()) if stored.is_empty() => self.move_and_count(staged, rows).await,
+            Ok(()) => {
+                self.store.unstage(staged).await;
+                self.drop_found(rows, &stored);
+                self.insert_and_index(rows).await
+            }
+            // Nothing reads what part of the stage was written; it is
+            // dropped as stale.
+            Err(error) => {
+                self.drop_found(rows, &stored);
+                Err(error)
+            }
+        };
         self.metrics.step("insert", started);
         match inserted {
             Ok(()) => Ok(Vec::new()),
@@ -193,9 +227,24 @@ impl RowSink {
         Ok(refused)
     }
 
-    /// One staged INSERT of the rows, then the ids (see `Store::insert_contacts`).
+    /// One staged INSERT of the rows, then the ids (see `Store::insert_rows`).
     async fn insert_and_index<R: Identified>(&self, rows: &mut [R]) -> Result<(), StoreError> {
-        let inserts = R::insert(&self.store, rows, self.fencing).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let staged = Staged::assign(rows);
+        self.store.stage(&staged, rows).await?;
+        self.move_and_count(staged, rows).await
+    }
+
+    /// Moves staged rows to the raw table and their ids to the index (see
+    /// `Store::move_staged`), counting the INSERTs.
+    async fn move_and_count<R: Identified>(
+        &self,
+        staged: Staged,
+        rows: &[R],
+    ) -> Result<(), StoreError> {
+        let inserts = self.store.move_staged(staged, rows, self.fencing).await?;
         self.metrics
             .inserts
             .with_label_values(&[R::RECORD.table()])
@@ -211,7 +260,61 @@ impl RowSink {
         Ok(())
     }
 
-    /// Removes rows whose id is already stored or repeated within the batch.
+    /// Removes rows whose id is repeated within the batch (the first stays),
+    /// counting them as duplicates.
+    fn drop_repeats<R: Identified>(&self, rows: &mut Vec<R>) {
+        let before = rows.len();
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(rows.len());
+        let keep: Vec<bool> = rows
+            .iter()
+            .map(|row| seen.insert((row.council(), row.id())))
+            .collect();
+        let mut keep = keep.into_iter();
+        rows.retain(|_| keep.next().unwrap_or(true));
+        self.count_skipped::<R>(before - rows.len());
+    }
+
+    /// Removes rows whose (council, id) is in `found`, counting them.
+    fn drop_found<R: Identified>(&self, rows: &mut Vec<R>, found: &HashSet<(String, String)>) {
+        let before = rows.len();
+        rows.retain(|row| !found.contains(&(row.council().to_string(), row.id().to_string())));
+        self.count_skipped::<R>(before - rows.len());
+    }
+
+    fn count_skipped<R: Identified>(&self, skipped: usize) {
+        if skipped == 0 {
+            return;
+        }
+        let topic = self.topic::<R>();
+        self.metrics
+            .duplicates
+            .with_label_values(&[topic])
+            .inc_by(skipped as u64);
+        tracing::info!(skipped, topic, "skipped events already stored");
+    }
+
+    fn topic<R: Identified>(&self) -> &str {
+        match R::RECORD {
+            Record::Satisfaction => &self.satisfaction_topic,
+            Record::Contact => &self.contact_topic,
+        }
+    }
+
+    /// Removes rows whose id is already stored or repeated within the batch
+    /// (see [`Self::stored`]).
+    async fn drop_stored<R: Identified>(
+        &self,
+        rows: &mut Vec<R>,
+        suspect: bool,
+        fences: &HashMap<i32, u64>,
+    ) -> Result<()> {
+        self.drop_repeats(rows);
+        let stored = self.stored(rows, suspect, fences).await?;
+        self.drop_found(rows, &stored);
+        Ok(())
+    }
+
+    /// The (council, id) of `rows` already stored, by the id index.
     /// When `suspect`, ids missing from the id index are looked for in the raw
     /// table as well: rows found there were stored by an INSERT that failed
     /// or was cut short (some of its views may not have run), or by a replica
@@ -221,19 +324,16 @@ impl RowSink {
     /// The index rows are added only while this replica holds the fence of
     /// their messages' partition (`fences`): otherwise the rows may be the new
     /// owner's, stored a moment ago, whose index it is about to write itself.
-    async fn drop_stored<R: Identified>(
+    async fn stored<R: Identified>(
         &self,
-        rows: &mut Vec<R>,
+        rows: &[R],
         suspect: bool,
         fences: &HashMap<i32, u64>,
-    ) -> Result<()> {
+    ) -> Result<HashSet<(String, String)>> {
         if rows.is_empty() {
-            return Ok(());
+            return Ok(HashSet::new());
         }
-        let topic = match R::RECORD {
-            Record::Satisfaction => &self.satisfaction_topic,
-            Record::Contact => &self.contact_topic,
-        };
+        let topic = self.topic::<R>();
         let mut by_council: HashMap<&str, Vec<&str>> = HashMap::new();
         for row in rows.iter() {
             by_council.entry(row.council()).or_default().push(row.id());
@@ -300,21 +400,7 @@ impl RowSink {
                  that the rollups are sure to count them"
             );
         }
-        let mut seen: HashSet<(String, String)> = HashSet::new();
-        let before = rows.len();
-        rows.retain(|row| {
-            let key = (row.council().to_string(), row.id().to_string());
-            !stored.contains(&key) && seen.insert(key)
-        });
-        let skipped = before - rows.len();
-        if skipped > 0 {
-            self.metrics
-                .duplicates
-                .with_label_values(&[topic])
-                .inc_by(skipped as u64);
-            tracing::info!(skipped, topic, "skipped events already stored");
-        }
-        Ok(())
+        Ok(stored)
     }
 }
 
@@ -396,40 +482,24 @@ impl DeadLetterSink {
     }
 }
 
-/// A row that carries its council, idempotency key and timestamp.
-trait Identified: Clone {
-    /// Which kind of record the row is.
-    const RECORD: Record;
+/// A raw row that carries its council, idempotency key and Kafka position.
+trait Identified: RawRow + Clone {
     fn council(&self) -> &str;
     fn id(&self) -> &str;
-    /// The instant the raw table is partitioned and sorted by (Unix seconds).
-    fn at(&self) -> u32;
     fn position(&self) -> KafkaPosition;
     /// Sets when the row is stored, and the fence it is stored under.
     fn stamp(&mut self, now: u32, fence: u64);
-    /// Inserts rows of this kind and their ids; returns the number of INSERTs
-    /// into the raw table.
-    async fn insert(
-        store: &Store,
-        rows: &mut [Self],
-        fencing: Fencing,
-    ) -> Result<usize, StoreError>;
 }
 
-/// `Identified` for a raw row type: its record, id and instant fields, and
-/// the store's insert for it.
+/// `Identified` for a raw row type, by its id field.
 macro_rules! identified {
-    ($row:ty, $record:expr, $id:ident, $at:ident, $insert:ident) => {
+    ($row:ty, $id:ident) => {
         impl Identified for $row {
-            const RECORD: Record = $record;
             fn council(&self) -> &str {
                 &self.council
             }
             fn id(&self) -> &str {
                 &self.$id
-            }
-            fn at(&self) -> u32 {
-                self.$at
             }
             fn position(&self) -> KafkaPosition {
                 KafkaPosition {
@@ -441,28 +511,9 @@ macro_rules! identified {
                 self.ingested_at = now;
                 self.fence = fence;
             }
-            async fn insert(
-                store: &Store,
-                rows: &mut [Self],
-                fencing: Fencing,
-            ) -> Result<usize, StoreError> {
-                store.$insert(rows, fencing).await
-            }
         }
     };
 }
 
-identified!(
-    ContactRow,
-    Record::Contact,
-    event_id,
-    occurred_at,
-    insert_contacts
-);
-identified!(
-    SatisfactionRow,
-    Record::Satisfaction,
-    response_id,
-    responded_at,
-    insert_satisfaction
-);
+identified!(ContactRow, event_id);
+identified!(SatisfactionRow, response_id);
