@@ -169,35 +169,47 @@ struct QueryIds {
     next: AtomicU64,
 }
 
-/// The HTTP(S) client for `config`: the crate's own (plain HTTP, or HTTPS
-/// trusting the public CAs), or one trusting only `ca_file`'s CAs.
+/// The HTTP(S) client for `config`: plain HTTP, or HTTPS trusting the
+/// public CAs (the webpki roots, as the crate's own client) or only
+/// `ca_file`'s CAs. Every connection is made by [`tcp_connector`].
 fn http_client(config: &ClickHouseConfig) -> Result<clickhouse::Client, StoreError> {
-    let Some(path) = &config.ca_file else {
-        return Ok(clickhouse::Client::default());
-    };
+    let https = config.url.starts_with("https://");
+    let source = config.ca_file.as_ref().map_or_else(
+        || "(none: the public CAs)".to_string(),
+        |path| path.display().to_string(),
+    );
     let tls_error = |reason: String| StoreError::Tls {
-        path: path.display().to_string(),
+        path: source.clone(),
         reason,
     };
-    if !config.url.starts_with("https://") {
-        return Err(tls_error(format!(
-            "given, but the url {} is not https://",
-            config.url
-        )));
-    }
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|error| tls_error(error.to_string()))?
-    {
-        let certificate = certificate.map_err(|error| tls_error(error.to_string()))?;
-        roots
-            .add(certificate)
-            .map_err(|error| tls_error(error.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(tls_error("holds no PEM certificate".into()));
-    }
+    let roots = match &config.ca_file {
+        None if !https => return Ok(pooled(tcp_connector())),
+        None => rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        },
+        Some(_) if !https => {
+            return Err(tls_error(format!(
+                "given, but the url {} is not https://",
+                config.url
+            )))
+        }
+        Some(path) => {
+            use rustls_pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|error| tls_error(error.to_string()))?
+            {
+                let certificate = certificate.map_err(|error| tls_error(error.to_string()))?;
+                roots
+                    .add(certificate)
+                    .map_err(|error| tls_error(error.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(tls_error("holds no PEM certificate".into()));
+            }
+            roots
+        }
+    };
     // ring, as the ClickHouse client's own TLS uses (aws-lc needs cmake);
     // rustls 0.23.48 deprecates it for lacking post-quantum key exchange.
     #[allow(deprecated)]
@@ -208,20 +220,38 @@ fn http_client(config: &ClickHouseConfig) -> Result<clickhouse::Client, StoreErr
     .map_err(|error| tls_error(error.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_keepalive(Some(std::time::Duration::from_secs(60)));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
         .enable_http1()
-        .wrap_connector(http);
-    // As the crate's own client: idle connections close before the server's
-    // keep-alive (3 s on older servers) does.
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(2))
-        .build(https);
-    Ok(clickhouse::Client::with_http_client(client))
+        .wrap_connector(tcp_connector());
+    Ok(pooled(https))
+}
+
+/// TCP as the crate's own client connects (keep-alive probes every 60 s),
+/// and with `TCP_NODELAY`: a request's last small write (a chunked body's
+/// end, a short INSERT) is sent at once instead of waiting for the
+/// server's delayed acknowledgement of the one before.
+fn tcp_connector() -> hyper_util::client::legacy::connect::HttpConnector {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    http.set_nodelay(true);
+    http
+}
+
+/// A ClickHouse client pooling connections over `connector`. As the
+/// crate's own: idle connections close before the server's keep-alive (3 s
+/// on older servers) does.
+fn pooled<C>(connector: C) -> clickhouse::Client
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    clickhouse::Client::with_http_client(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build(connector),
+    )
 }
 
 impl Store {
