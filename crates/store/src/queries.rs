@@ -70,8 +70,9 @@ impl Staged {
 }
 
 /// Ids per duplicate-lookup query: a batch's ids (50,000 by default) in one
-/// query, so the index is read once per batch (a batch's ids are spread over
-/// the whole index, so each query reads all of it).
+/// query, so the index is read once per batch. Random ids fall in every
+/// granule of the index, so such a query reads all of it; ids that grow
+/// with time (as the simulator's do) fall in the few granules at its end.
 const ID_LOOKUP_CHUNK: usize = 50_000;
 
 /// `IN` a bound text of ids separated by spaces (ids have none: see
