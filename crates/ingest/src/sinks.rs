@@ -229,22 +229,25 @@ impl RowSink {
 
     /// One staged INSERT of the rows, then the ids (see `Store::insert_rows`).
     async fn insert_and_index<R: Identified>(&self, rows: &mut [R]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let staged = Staged::assign(rows);
-        self.store.stage(&staged, rows).await?;
-        self.move_and_count(staged, rows).await
+        let inserts = self.store.insert_rows(rows, self.fencing).await?;
+        self.count_inserts::<R>(inserts);
+        Ok(())
     }
 
     /// Moves staged rows to the raw table and their ids to the index (see
-    /// `Store::move_staged`), counting the INSERTs.
+    /// `Store::move_staged`).
     async fn move_and_count<R: Identified>(
         &self,
         staged: Staged,
         rows: &[R],
     ) -> Result<(), StoreError> {
         let inserts = self.store.move_staged(staged, rows, self.fencing).await?;
+        self.count_inserts::<R>(inserts);
+        Ok(())
+    }
+
+    /// Counts the INSERTs into `R`'s raw table that one write took.
+    fn count_inserts<R: Identified>(&self, inserts: usize) {
         self.metrics
             .inserts
             .with_label_values(&[R::RECORD.table()])
@@ -257,7 +260,6 @@ impl RowSink {
                 "the rows span more months than one INSERT may touch: written in parts"
             );
         }
-        Ok(())
     }
 
     /// Removes rows whose id is repeated within the batch (the first stays),
