@@ -1674,9 +1674,22 @@ async fn a_stale_writers_rows_are_refused_by_the_server_on_both_engines() -> Res
             .raw_ids(Record::Contact, COUNCIL, &["ev-20"])
             .await?
             .is_empty());
+        // Staged under one stamp and moved under a later one (a stage
+        // written ahead of its attempt): the raw row carries the move's.
+        late[0].ingested_at = 1_700_000_000;
         let staged = Staged::assign(&mut late);
         store.stage(&staged, &late).await?;
+        late[0].ingested_at = 1_700_000_060;
         assert_eq!(store.move_staged(staged, &late, Fencing::On).await?, 1);
+        assert_eq!(
+            tsv(
+                store,
+                "SELECT toUInt32(ingested_at) FROM contact_events WHERE event_id = 'ev-20'"
+            )
+            .await?,
+            "1700000060\n",
+            "the move stamps the rows"
+        );
         let mut last = vec![ContactRow {
             kafka_partition: 1,
             fence: stale[&1],

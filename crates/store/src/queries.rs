@@ -17,6 +17,9 @@ pub trait RawRow: RowOwned + RowWrite {
     const RECORD: Record;
     /// The instant the raw table is partitioned by (Unix seconds).
     fn at(&self) -> u32;
+    /// When the row is stored (Unix seconds): set by the move, see
+    /// [`Store::move_staged`].
+    fn ingested_at(&self) -> u32;
     fn stage(&self) -> u64;
     fn set_stage(&mut self, stage: u64);
 }
@@ -25,6 +28,9 @@ impl RawRow for ContactRow {
     const RECORD: Record = Record::Contact;
     fn at(&self) -> u32 {
         self.occurred_at
+    }
+    fn ingested_at(&self) -> u32 {
+        self.ingested_at
     }
     fn stage(&self) -> u64 {
         self.stage
@@ -38,6 +44,9 @@ impl RawRow for SatisfactionRow {
     const RECORD: Record = Record::Satisfaction;
     fn at(&self) -> u32 {
         self.responded_at
+    }
+    fn ingested_at(&self) -> u32 {
+        self.ingested_at
     }
     fn stage(&self) -> u64 {
         self.stage
@@ -160,8 +169,10 @@ impl Store {
     /// raw rows. With [`Fencing::On`] the server moves only rows whose fence
     /// is still their partition's current one. The stage is dropped
     /// afterwards, whatever happened; a retry stages again. `rows` are the
-    /// staged ones: their months bound the moves. Returns the INSERTs into
-    /// the raw table.
+    /// staged ones: their months bound the moves, and the latest of their
+    /// `ingested_at` is every moved row's, whatever the staged copy says (a
+    /// stage written ahead of its write attempt is stamped by the attempt).
+    /// Returns the INSERTs into the raw table.
     pub async fn move_staged<R: RawRow>(
         &self,
         staged: Staged,
@@ -194,25 +205,36 @@ impl Store {
             Fencing::Off => String::new(),
         };
         // The staging table has the raw table's columns and these two.
-        let columns = R::COLUMN_NAMES
+        let columns: Vec<&str> = R::COLUMN_NAMES
             .iter()
             .filter(|column| !matches!(**column, "fence" | "stage"))
             .copied()
+            .collect();
+        // The same columns, but the stamp bound (the first parameter).
+        let values = columns
+            .iter()
+            .map(|column| match *column {
+                "ingested_at" => "toDateTime(?)",
+                column => column,
+            })
             .collect::<Vec<_>>()
             .join(", ");
+        let columns = columns.join(", ");
+        let stamp = rows.iter().map(R::ingested_at).max().unwrap_or(0);
         let groups = split_by_month(rows, R::at, months_per_insert(self.partition_limit));
         for group in &groups {
             let (from, to) = group.iter().fold((u32::MAX, 0), |(from, to), row| {
                 (from.min(R::at(row)), to.max(R::at(row)))
             });
             let sql = format!(
-                "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} \
+                "INSERT INTO {table} ({columns}) SELECT {values} FROM {staging} \
                  WHERE stage = ? AND {time} >= toDateTime(?) AND {time} <= toDateTime(?){fenced}",
                 table = record.table(),
                 staging = record.staging(),
                 time = record.timestamp_column(),
             );
             self.query(&sql)
+                .bind(stamp)
                 .bind(stage)
                 .bind(from)
                 .bind(to)
