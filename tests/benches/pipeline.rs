@@ -479,10 +479,19 @@ async fn ingest_run(
             format!("{step} {seconds:.1}")
         })
         .collect();
+        let looked_ahead = |outcome| {
+            metric_sum(
+                &metrics,
+                "channelshift_ingest_looked_ahead_batches_total",
+                &[("outcome", outcome)],
+            )
+        };
         println!(
-            "  ingest steps, seconds summed over {:.1} s: {}",
+            "  ingest steps, seconds summed over {:.1} s: {}; batches looked up ahead: {} used, {} discarded",
             elapsed.as_secs_f64(),
-            steps.join(", ")
+            steps.join(", "),
+            looked_ahead("used"),
+            looked_ahead("discarded")
         );
     }
     for process in processes {

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 const CONSUMED: &str = "channelshift_ingest_messages_consumed_total";
 const DUPLICATES: &str = "channelshift_ingest_duplicates_skipped_total";
+const INSERTED: &str = "channelshift_ingest_rows_inserted_total";
+const LOOKED_AHEAD: &str = "channelshift_ingest_looked_ahead_batches_total";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_id_sent_again_later_is_counted_once() -> Result<()> {
@@ -55,6 +57,52 @@ async fn an_event_id_sent_again_later_is_counted_once() -> Result<()> {
         )
         .await?;
     assert_eq!(ages, 250.0);
+    drop(ingest);
+    scope.drop_database().await
+}
+
+/// A backlog read in small batches, so each batch is looked up and staged
+/// while the one before it is written; half of every block of 100 messages
+/// re-sends the block before, so most repeats fall in the batch written
+/// beside the look-ahead. Each id is stored once, and the look-ahead was
+/// used (not only discarded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_repeated_in_the_batch_written_beside_a_look_ahead_are_counted_once() -> Result<()> {
+    let scope = Scope::new("lookahead");
+    create_topics(&scope).await?;
+    let producer = producer(&scope)?;
+    let store = scope.store().await?;
+    let (mut contacts, mut responses) = (Vec::new(), Vec::new());
+    for block in 0..20 {
+        contacts.extend(contact_events("ev", block * 50..(block + 1) * 50));
+        responses.extend(satisfaction_responses("sr", block * 10..(block + 1) * 10));
+        if block > 0 {
+            contacts.extend(contact_events("ev", (block - 1) * 50..block * 50));
+            responses.extend(satisfaction_responses("sr", (block - 1) * 10..block * 10));
+        }
+    }
+    produce_all(&producer, &scope.contact_topic, &contacts).await?;
+    produce_all(&producer, &scope.satisfaction_topic, &responses).await?;
+    let mut config = scope.ingest_config();
+    config.batch.max_rows = 100;
+    let ingest = IngestProcess::ingest("lookahead", config).await?;
+    await_stored(&store, 1_000, Duration::from_secs(120), &[&ingest]).await?;
+    let messages = (contacts.len() + responses.len()) as f64;
+    eventually(
+        "every message stored or skipped",
+        Duration::from_secs(60),
+        || async {
+            let inserted = ingest.metric(INSERTED, &[]).await?;
+            let duplicates = ingest.metric(DUPLICATES, &[]).await?;
+            Ok((inserted + duplicates >= messages).then_some(()))
+        },
+    )
+    .await?;
+    assert_eq!(contact_totals(&store).await?, ContactTotals::exactly(1_000));
+    assert_eq!(satisfaction_totals(&store).await?, (200, 200));
+    assert_eq!(ingest.metric(DUPLICATES, &[]).await?, 950.0 + 190.0);
+    let used = ingest.metric(LOOKED_AHEAD, &[("outcome", "used")]).await?;
+    assert!(used > 0.0, "no batch was written with its look-ahead");
     drop(ingest);
     scope.drop_database().await
 }

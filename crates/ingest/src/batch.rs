@@ -6,6 +6,7 @@
 
 use crate::consumer::TopicPartition;
 use crate::decode::Decoded;
+use crate::sinks::LookedAhead;
 use channelshift_contract::Rejection;
 use channelshift_store::{Checkpoint, ContactRow, KafkaPosition, SatisfactionRow};
 use std::collections::BTreeMap;
@@ -50,6 +51,32 @@ pub struct Batch {
     /// The fence each partition's rows were last written under: the server
     /// stored them only while it was still the partition's highest.
     pub written_under: BTreeMap<TopicPartition, u64>,
+    /// Its rows looked up and staged while the batch before it was written.
+    pub ahead: Option<Ahead>,
+    /// Its write asked the raw table for ids (and may have re-indexed rows
+    /// found there): a look-ahead of the next batch may have missed them.
+    pub asked_raw: bool,
+}
+
+/// What [`Batch::take_ahead`] found.
+pub enum TakenAhead {
+    None,
+    /// To be used by the write.
+    Holds(LookedAhead),
+    /// To be discarded; the write looks up afresh.
+    Stale(LookedAhead),
+}
+
+/// A [`LookedAhead`] with what it was done for: it holds only while the
+/// batch and the fences are unchanged.
+#[derive(Debug)]
+pub struct Ahead {
+    looked: LookedAhead,
+    offsets: BTreeMap<TopicPartition, i64>,
+    rows: (usize, usize),
+    fences: BTreeMap<TopicPartition, u64>,
+    /// The batch written meanwhile gave a reason not to trust it.
+    spoiled: bool,
 }
 
 /// Where a message came from and what it became.
@@ -159,6 +186,64 @@ impl Batch {
                 .lowest
                 .iter()
                 .any(|(partition, offset)| unsettled(partition, *offset));
+    }
+
+    /// Keeps `looked`, the batch's rows looked up and staged ahead under
+    /// `fences`, with what the batch holds now.
+    pub fn looked_ahead(&mut self, looked: LookedAhead, fences: BTreeMap<TopicPartition, u64>) {
+        self.ahead = Some(Ahead {
+            looked,
+            offsets: self.offsets.clone(),
+            rows: (self.contacts.len(), self.satisfaction.len()),
+            fences,
+            spoiled: false,
+        });
+    }
+
+    /// The batch written before this one has been written; `written` holds
+    /// the rows it stored. If it may have stored rows the look-ahead cannot
+    /// know of (it asked the raw table, which may have re-indexed rows), the
+    /// look-ahead no longer holds; otherwise the ids it stored are added to
+    /// those the look-ahead found.
+    pub fn written_before(&mut self, written: &Batch) {
+        let Some(ahead) = &mut self.ahead else {
+            return;
+        };
+        if written.asked_raw {
+            ahead.spoiled = true;
+            return;
+        }
+        ahead.looked.stored_meanwhile(
+            (&written.contacts, &written.satisfaction),
+            (&self.contacts, &self.satisfaction),
+        );
+    }
+
+    /// Takes the look-ahead, judged against the batch as it is now, to be
+    /// written under `fences`: it holds if no attempt failed, nothing is
+    /// suspect, no message was added or released, and the fences are the
+    /// same.
+    pub fn take_ahead(&mut self, fences: &BTreeMap<TopicPartition, u64>) -> TakenAhead {
+        let Some(ahead) = self.ahead.take() else {
+            return TakenAhead::None;
+        };
+        let holds = !ahead.spoiled
+            && !self.failed
+            && !self.suspect
+            && !self.rows_written
+            && ahead.offsets == self.offsets
+            && ahead.rows == (self.contacts.len(), self.satisfaction.len())
+            && &ahead.fences == fences;
+        if holds {
+            TakenAhead::Holds(ahead.looked)
+        } else {
+            TakenAhead::Stale(ahead.looked)
+        }
+    }
+
+    /// Takes the look-ahead, to be discarded.
+    pub fn drop_ahead(&mut self) -> Option<LookedAhead> {
+        self.ahead.take().map(|ahead| ahead.looked)
     }
 
     /// The next offset of each partition read: where a restart resumes.
@@ -300,5 +385,54 @@ mod tests {
         batch.release(CONTACTS, 2, CONTACTS, RESPONSES);
         batch.judge_suspect(|(_, partition), offset| *partition == 2 && offset < 100);
         assert!(!batch.suspect, "a released partition is not judged");
+    }
+
+    fn holds(taken: TakenAhead) -> bool {
+        matches!(taken, TakenAhead::Holds(_))
+    }
+
+    #[test]
+    fn a_look_ahead_holds_only_for_the_batch_and_fences_it_was_taken_for() {
+        let fences: BTreeMap<TopicPartition, u64> = [((CONTACTS.to_string(), 0), 7)].into();
+        let taken = |change: &dyn Fn(&mut Batch), under: &BTreeMap<TopicPartition, u64>| {
+            let mut batch = Batch::default();
+            batch.add(rejected(CONTACTS, 0, 1), settled);
+            batch.add(rejected(CONTACTS, 1, 1), settled);
+            batch.looked_ahead(LookedAhead::default(), fences.clone());
+            change(&mut batch);
+            let taken = batch.take_ahead(under);
+            assert!(batch.ahead.is_none(), "taken either way");
+            taken
+        };
+        assert!(holds(taken(&|_| {}, &fences)));
+        assert!(matches!(
+            Batch::default().take_ahead(&fences),
+            TakenAhead::None
+        ));
+        let other: BTreeMap<TopicPartition, u64> = [((CONTACTS.to_string(), 0), 8)].into();
+        assert!(!holds(taken(&|_| {}, &other)), "a fence changed: a claim");
+        let added = |batch: &mut Batch| batch.add(rejected(CONTACTS, 0, 2), settled);
+        assert!(!holds(taken(&added, &fences)), "a message added");
+        let released = |batch: &mut Batch| {
+            batch.release(CONTACTS, 1, CONTACTS, RESPONSES);
+        };
+        assert!(!holds(taken(&released, &fences)), "a partition released");
+        let failed = |batch: &mut Batch| batch.attempt_failed();
+        assert!(!holds(taken(&failed, &fences)), "an attempt failed");
+        let suspect = |batch: &mut Batch| batch.judge_suspect(|_, _| true);
+        assert!(!holds(taken(&suspect, &fences)), "judged suspect since");
+        let asked_raw = |batch: &mut Batch| {
+            let before = Batch {
+                asked_raw: true,
+                ..Batch::default()
+            };
+            batch.written_before(&before);
+        };
+        assert!(
+            !holds(taken(&asked_raw, &fences)),
+            "the batch before asked the raw table"
+        );
+        let clean = |batch: &mut Batch| batch.written_before(&Batch::default());
+        assert!(holds(taken(&clean, &fences)));
     }
 }

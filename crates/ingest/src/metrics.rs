@@ -27,6 +27,7 @@ pub const BUFFERED: &str = "channelshift_ingest_buffered_messages";
 pub const STALLED: &str = "channelshift_ingest_stalled_partitions";
 pub const ASSIGNED: &str = "channelshift_ingest_assigned_partition";
 pub const FENCED: &str = "channelshift_ingest_fenced_batches_total";
+pub const LOOKED_AHEAD: &str = "channelshift_ingest_looked_ahead_batches_total";
 pub const READY: &str = "channelshift_ingest_ready";
 pub const HEALTH_CHECK: &str = "channelshift_ingest_health_check";
 
@@ -43,7 +44,8 @@ pub struct IngestMetrics {
     pub insert_seconds: Histogram,
     /// Time per step of a batch: `receive` (reading and decoding its
     /// messages, from the first), `lookup` (its ids in the index), `insert`
-    /// (staged while the lookup runs, so including it; moved, indexed),
+    /// (staged while the lookup runs, so including it unless the batch was
+    /// looked up ahead; moved, indexed),
     /// `claim`, `fence_check`, `dead_letters`, `checkpoint`, `commit`.
     pub step_seconds: HistogramVec,
     pub last_insert: Gauge,
@@ -55,6 +57,10 @@ pub struct IngestMetrics {
     pub stalled: IntGauge,
     pub assigned: IntGaugeVec,
     pub fenced: IntCounter,
+    /// Batches looked up and staged while the one before was written, by
+    /// what their write did with it: `used`, or `discarded` (it no longer
+    /// held, and the write looked up afresh).
+    pub looked_ahead: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -176,6 +182,13 @@ impl IngestMetrics {
                 INSERT_SECONDS,
                 "Time to write one batch to ClickHouse",
                 exponential_buckets(0.001, 2.0, 16)?,
+            )?,
+            looked_ahead: counter(
+                LOOKED_AHEAD,
+                "Batches whose ids were looked up and rows staged while the batch before was \
+                 written, by outcome: used, or discarded (a failed attempt, a claim, a \
+                 rebalance or a raw-table lookup meanwhile; the write looked up afresh)",
+                &["outcome"],
             )?,
             step_seconds,
             last_insert,

@@ -13,7 +13,10 @@
 //!    its views in (current servers run them in no fixed order). A
 //!    redelivered message, a producer retry minutes later, or an attempt that
 //!    failed on our side but succeeded on the server's all become no-ops. The
-//!    lookup is retried with the insert, never cached. Rows can be stored
+//!    lookup is retried with the insert, never cached; the one exception is
+//!    a batch looked up while the batch before it is written (see "Reading
+//!    ahead"), whose result is used only by its first attempt, and only if
+//!    nothing but that batch can have stored its ids since. Rows can be stored
 //!    without their index: an INSERT that failed part-way (a view refused, the
 //!    server killed) or succeeded unseen, or a replica stopped between an
 //!    INSERT and its index. So after a failed attempt, and for the messages of
@@ -87,6 +90,19 @@
 //! both batches (the fence check also drops a partition no longer claimed),
 //! and is neither checkpointed (unless already stored) nor committed here.
 //!
+//! Once the next batch is full, while the batch before it is still written,
+//! its ids are looked up in the id index and its rows staged (each row
+//! stamped again when moved), so that its own attempt only moves them. This
+//! is done only when no claim is pending or unsettled and no row of it can
+//! be stored without its index (every partition assigned and settled). Its
+//! first attempt uses the result only if the batch and the fences are
+//! unchanged, and the batch before neither failed an attempt nor asked the
+//! raw table (which may re-index rows); the ids that batch stored are added
+//! to those found. Otherwise the stage is dropped and the attempt looks up
+//! afresh. The lookup is earlier than it would otherwise be by about one
+//! write, which widens by as much the window, named above, in which two
+//! replicas can store one id produced to two partitions.
+//!
 //! # Memory bound
 //!
 //! At most two batches are open, the one being written and the next
@@ -95,7 +111,7 @@
 //! (`kafka.prefetch_kbytes`). While ClickHouse is down nothing more is read:
 //! the partitions are paused and the open batches wait.
 
-use crate::batch::{Batch, DeadLetter, Received};
+use crate::batch::{Batch, DeadLetter, Received, TakenAhead};
 use crate::config::{IngestConfig, KafkaConfig};
 use crate::consumer::{Claim, IngestContext, TopicPartition};
 use crate::decode::{decode, Decoded, Limits};
@@ -519,6 +535,9 @@ impl Pipeline {
         // not be written behind the new owner's back.
         self.release_revoked(&mut [&mut *batch, &mut *next]);
         if batch.is_empty() {
+            if let Some(stale) = batch.drop_ahead() {
+                self.row_sink(&self.store).discard(stale).await;
+            }
             return Ok(());
         }
         self.metrics.batch_rows.observe(batch.messages as f64);
@@ -575,6 +594,7 @@ impl Pipeline {
         if paused {
             self.resume_assignment();
         }
+        next.written_before(batch);
         self.consumer.context().settle(&batch.offsets);
         self.consumer.context().progressed(batch.offsets.keys());
         let started = Instant::now();
@@ -607,6 +627,10 @@ impl Pipeline {
         tokio::pin!(write);
         let outcome = loop {
             if shutdown.is_requested() || next.is_full(max_rows, max_bytes) {
+                if !shutdown.is_requested() && self.may_look_ahead(next) {
+                    let (outcome, ()) = tokio::join!(&mut write, self.look_ahead(next));
+                    break outcome;
+                }
                 break write.await;
             }
             tokio::select! {
@@ -668,27 +692,38 @@ impl Pipeline {
                 !context.is_assigned(partition) || context.is_unsettled(partition, offset)
             });
             let started = Instant::now();
-            let sink = RowSink {
-                store: store.clone(),
-                metrics: self.metrics.clone(),
-                contact_topic: self.config.kafka.contact_topic.clone(),
-                satisfaction_topic: self.config.kafka.satisfaction_topic.clone(),
-                fencing: self.fencing,
-            };
+            let sink = self.row_sink(store);
             let fences = self.held_fences();
             batch.written_under = fences.by_partition(
                 &self.config.kafka.contact_topic,
                 &self.config.kafka.satisfaction_topic,
             );
-            let refused = sink
+            let ahead = match batch.take_ahead(&batch.written_under.clone()) {
+                TakenAhead::None => None,
+                TakenAhead::Holds(ahead) => {
+                    self.metrics.looked_ahead.with_label_values(&["used"]).inc();
+                    Some(ahead)
+                }
+                TakenAhead::Stale(stale) => {
+                    self.metrics
+                        .looked_ahead
+                        .with_label_values(&["discarded"])
+                        .inc();
+                    sink.discard(stale).await;
+                    None
+                }
+            };
+            let written = sink
                 .write(
                     &mut batch.contacts,
                     &mut batch.satisfaction,
                     batch.suspect,
                     &fences,
+                    ahead,
                 )
-                .await
-                .inspect_err(|_| failed("rows", "clickhouse"))?;
+                .await;
+            batch.asked_raw |= sink.asked_raw.load(Ordering::Relaxed);
+            let refused = written.inspect_err(|_| failed("rows", "clickhouse"))?;
             self.health.set("clickhouse", true);
             if !refused.is_empty() {
                 let letters = self
@@ -726,6 +761,69 @@ impl Pipeline {
         self.metrics.step("checkpoint", started);
         self.health.set("clickhouse", true);
         Ok(())
+    }
+
+    /// The row sink writing through `store`.
+    fn row_sink(&self, store: &Store) -> RowSink {
+        RowSink {
+            store: store.clone(),
+            metrics: self.metrics.clone(),
+            contact_topic: self.config.kafka.contact_topic.clone(),
+            satisfaction_topic: self.config.kafka.satisfaction_topic.clone(),
+            fencing: self.fencing,
+            asked_raw: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether `next` may be looked up and staged while the batch before it
+    /// is written (see [`Self::look_ahead`]): not already, no claim pending
+    /// or unsettled (a claim waits for other replicas' writes before any
+    /// lookup), and no row of it possibly stored without its index (every
+    /// partition assigned here and settled), so the id index alone answers.
+    fn may_look_ahead(&self, next: &mut Batch) -> bool {
+        if next.ahead.is_some() || next.is_empty() || next.failed {
+            return false;
+        }
+        let context = self.consumer.context();
+        if self.claimed_unsettled.load(Ordering::SeqCst) || !context.unclaimed().is_empty() {
+            return false;
+        }
+        !next.lowest.iter().any(|(partition, offset)| {
+            !context.is_assigned(partition) || context.is_unsettled(partition, *offset)
+        })
+    }
+
+    /// Looks up and stages `next`'s rows while the batch before it is
+    /// written, so that its own attempt only moves them. Its attempt uses
+    /// them only if they still hold (see [`Batch::take_ahead`] and
+    /// [`Batch::written_before`]): after a failed attempt, a claim, a
+    /// rebalance, or a batch that asked the raw table, it looks up afresh.
+    /// The lookup is earlier than its attempt's would be, so the window in
+    /// which another replica can store the same id from another partition
+    /// unseen (see the module's comment) grows by about one write.
+    async fn look_ahead(&self, next: &mut Batch) {
+        let fences = self.held_fences();
+        let sink = self.row_sink(&self.store);
+        let looked = tokio::time::timeout(
+            self.attempt_timeout,
+            sink.look_ahead(&mut next.contacts, &mut next.satisfaction, &fences),
+        )
+        .await;
+        match looked {
+            Ok(Ok(looked)) => next.looked_ahead(
+                looked,
+                fences.by_partition(
+                    &self.config.kafka.contact_topic,
+                    &self.config.kafka.satisfaction_topic,
+                ),
+            ),
+            Ok(Err(error)) => {
+                tracing::info!(%error, "the next batch could not be looked up ahead; its write looks it up")
+            }
+            Err(_) => tracing::info!(
+                "the next batch's look-ahead got no answer in time; its write looks it up"
+            ),
+        }
     }
 
     /// Stops the queries of abandoned attempts still running on the server

@@ -17,6 +17,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Rows into the raw tables, each unique id once, each only while this
@@ -28,6 +29,9 @@ pub struct RowSink {
     pub contact_topic: String,
     pub satisfaction_topic: String,
     pub fencing: Fencing,
+    /// Set once a lookup has asked the raw table (a suspect batch, or rows
+    /// the server refused): rows may have been found there and re-indexed.
+    pub asked_raw: AtomicBool,
 }
 
 /// The fence this replica holds on each partition, per topic.
@@ -79,25 +83,127 @@ impl RowSink {
     /// rows at fault stand alone; they are left out of `contacts` and
     /// `satisfaction` and returned, for the dead-letter topic. A temporary
     /// error fails the attempt, to be retried.
+    ///
+    /// `ahead` is the batch's lookup and stage done while the batch before it
+    /// was written (see [`Self::look_ahead`]), when it still holds: the
+    /// caller has checked that the batch, its fences and the ids stored
+    /// since are as the look-ahead assumed.
     pub async fn write(
         &self,
         contacts: &mut Vec<ContactRow>,
         satisfaction: &mut Vec<SatisfactionRow>,
         suspect: bool,
         fences: &Fences,
+        ahead: Option<LookedAhead>,
     ) -> Result<Vec<Refused>> {
         // Stamped at each attempt, not at receipt: a row stamped at t is
         // stored by t + the attempt timeout or restamped later, which is what lets
         // a report "as of" an instant settled that long ago be reproduced.
-        let now = u32::try_from(Utc::now().timestamp()).unwrap_or(u32::MAX);
+        // (A stage written ahead is stamped again by its move.)
+        let now = now();
+        let (contacts_ahead, satisfaction_ahead) = match ahead {
+            Some(ahead) => (ahead.contacts, ahead.satisfaction),
+            None => (None, None),
+        };
         let mut refused = self
-            .store_rows(contacts, suspect, now, &fences.contacts)
+            .store_rows(contacts, suspect, now, &fences.contacts, contacts_ahead)
             .await?;
         refused.extend(
-            self.store_rows(satisfaction, suspect, now, &fences.satisfaction)
-                .await?,
+            self.store_rows(
+                satisfaction,
+                suspect,
+                now,
+                &fences.satisfaction,
+                satisfaction_ahead,
+            )
+            .await?,
         );
         Ok(refused)
+    }
+
+    /// Looks up and stages a batch's rows while the batch before it is
+    /// written, so that its own write attempt only moves them. Repeats
+    /// within the batch are dropped first. The lookup is the id index's
+    /// alone: the caller asks only for a batch no row of which can be stored
+    /// without its index, and uses the result only if nothing that could
+    /// have stored one of its ids since, other than the batch written
+    /// meanwhile (whose stored ids [`LookedAhead::stored_meanwhile`] adds),
+    /// has happened. On an error nothing is kept: the write looks up again.
+    pub async fn look_ahead(
+        &self,
+        contacts: &mut Vec<ContactRow>,
+        satisfaction: &mut Vec<SatisfactionRow>,
+        fences: &Fences,
+    ) -> Result<LookedAhead> {
+        let now = now();
+        let contacts = self.stage_ahead(contacts, now, &fences.contacts).await?;
+        let satisfaction = match self
+            .stage_ahead(satisfaction, now, &fences.satisfaction)
+            .await
+        {
+            Ok(satisfaction) => satisfaction,
+            Err(error) => {
+                if let Some(contacts) = contacts {
+                    self.store.unstage(contacts.staged).await;
+                }
+                return Err(error);
+            }
+        };
+        Ok(LookedAhead {
+            contacts,
+            satisfaction,
+        })
+    }
+
+    /// Drops a look-ahead that no longer holds: its stages are discarded.
+    pub async fn discard(&self, ahead: LookedAhead) {
+        for rows in [ahead.contacts, ahead.satisfaction].into_iter().flatten() {
+            self.store.unstage(rows.staged).await;
+        }
+    }
+
+    /// One kind of rows of [`Self::look_ahead`]: `None` when there are none.
+    async fn stage_ahead<R: Identified>(
+        &self,
+        rows: &mut Vec<R>,
+        now: u32,
+        fences: &HashMap<i32, u64>,
+    ) -> Result<Option<StagedAhead>> {
+        self.drop_repeats(rows);
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        stamp(rows, now, fences);
+        let staged = Staged::assign(rows);
+        let (stored, staging) = self.look_up_and_stage(rows, false, fences, &staged).await;
+        match (stored, staging) {
+            (Ok(stored), Ok(())) => Ok(Some(StagedAhead { stored, staged })),
+            (Err(error), staging) => {
+                if staging.is_ok() {
+                    self.store.unstage(staged).await;
+                }
+                Err(error)
+            }
+            (Ok(_), Err(error)) => Err(error.into()),
+        }
+    }
+
+    /// Looks `rows`' ids up (see [`Self::stored`]) while staging them under
+    /// `staged`, recording the lookup's time.
+    async fn look_up_and_stage<R: Identified>(
+        &self,
+        rows: &[R],
+        suspect: bool,
+        fences: &HashMap<i32, u64>,
+        staged: &Staged,
+    ) -> (Result<HashSet<(String, String)>>, Result<(), StoreError>) {
+        let lookup = async {
+            let started = Instant::now();
+            let stored = self.stored(rows, suspect, fences).await;
+            self.metrics.step("lookup", started);
+            stored
+        };
+        tokio::join!(lookup, self.store.stage(staged, rows))
     }
 
     /// Stores `rows` not yet stored; leaves in `rows` those it stored.
@@ -106,54 +212,46 @@ impl RowSink {
     /// staging table, so the lookup still comes before the rows can reach the
     /// raw table (the move), and the server's staging work overlaps it. When
     /// the lookup finds ids already stored (a redelivery), that stage is
-    /// dropped and the rows left are staged again.
+    /// dropped and the rows left are staged again. With `ahead`, both were
+    /// done before this attempt (see [`Self::look_ahead`]).
     async fn store_rows<R: Identified>(
         &self,
         rows: &mut Vec<R>,
         suspect: bool,
         now: u32,
         fences: &HashMap<i32, u64>,
+        ahead: Option<StagedAhead>,
     ) -> Result<Vec<Refused>> {
-        self.drop_repeats(rows);
+        if ahead.is_none() {
+            self.drop_repeats(rows);
+        }
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        for row in rows.iter_mut() {
-            // No fence (fencing off, or a partition not claimed): 0, which
-            // the server's check never takes as current.
-            let fence = fences.get(&row.position().partition).copied().unwrap_or(0);
-            row.stamp(now, fence);
-        }
+        stamp(rows, now, fences);
         let started = Instant::now();
-        let staged = Staged::assign(rows);
-        let lookup = async {
-            let started = Instant::now();
-            let stored = self.stored(rows, suspect, fences).await;
-            self.metrics.step("lookup", started);
-            stored
-        };
-        let (stored, staging) = tokio::join!(lookup, self.store.stage(&staged, rows));
-        let stored = match stored {
-            Ok(stored) => stored,
-            Err(error) => {
-                if staging.is_ok() {
-                    self.store.unstage(staged).await;
+        let inserted = match ahead {
+            Some(ahead) => {
+                self.move_unless_found(rows, ahead.stored, ahead.staged)
+                    .await
+            }
+            None => {
+                let staged = Staged::assign(rows);
+                match self.look_up_and_stage(rows, suspect, fences, &staged).await {
+                    (Ok(stored), Ok(())) => self.move_unless_found(rows, stored, staged).await,
+                    (Err(error), staging) => {
+                        if staging.is_ok() {
+                            self.store.unstage(staged).await;
+                        }
+                        return Err(error);
+                    }
+                    // Nothing reads what part of the stage was written; it
+                    // is dropped as stale.
+                    (Ok(stored), Err(error)) => {
+                        self.drop_found(rows, &stored);
+                        Err(error)
+                    }
                 }
-                return Err(error);
-            }
-        };
-        let inserted = match staging {
-            Ok(()) if stored.is_empty() => self.move_and_count(staged, rows).await,
-            Ok(()) => {
-                self.store.unstage(staged).await;
-                self.drop_found(rows, &stored);
-                self.insert_and_index(rows).await
-            }
-            // Nothing reads what part of the stage was written; it is
-            // dropped as stale.
-            Err(error) => {
-                self.drop_found(rows, &stored);
-                Err(error)
             }
         };
         self.metrics.step("insert", started);
@@ -225,6 +323,22 @@ impl RowSink {
             "rows ClickHouse refuses for good go to the dead-letter topic as store_refused"
         );
         Ok(refused)
+    }
+
+    /// Moves the staged rows, or, when some of their ids are `stored`
+    /// already, drops that stage and stores the others afresh.
+    async fn move_unless_found<R: Identified>(
+        &self,
+        rows: &mut Vec<R>,
+        stored: HashSet<(String, String)>,
+        staged: Staged,
+    ) -> Result<(), StoreError> {
+        if stored.is_empty() {
+            return self.move_and_count(staged, rows).await;
+        }
+        self.store.unstage(staged).await;
+        self.drop_found(rows, &stored);
+        self.insert_and_index(rows).await
     }
 
     /// One staged INSERT of the rows, then the ids (see `Store::insert_rows`).
@@ -340,6 +454,9 @@ impl RowSink {
         for row in rows.iter() {
             by_council.entry(row.council()).or_default().push(row.id());
         }
+        if suspect {
+            self.asked_raw.store(true, Ordering::Relaxed);
+        }
         let mut stored: HashSet<(String, String)> = HashSet::new();
         let mut half_written = 0;
         for (council, ids) in by_council {
@@ -403,6 +520,70 @@ impl RowSink {
             );
         }
         Ok(stored)
+    }
+}
+
+/// A batch's rows looked up and staged while the batch before it was
+/// written (see [`RowSink::look_ahead`]).
+#[derive(Debug, Default)]
+pub struct LookedAhead {
+    contacts: Option<StagedAhead>,
+    satisfaction: Option<StagedAhead>,
+}
+
+/// One kind of rows of a [`LookedAhead`]: their stage, and which of their
+/// ids the lookup found stored.
+#[derive(Debug)]
+struct StagedAhead {
+    stored: HashSet<(String, String)>,
+    staged: Staged,
+}
+
+impl LookedAhead {
+    /// Adds to what the lookup found the ids of `pending` (the rows looked
+    /// up) that the batch written meanwhile has stored (`written`: the rows
+    /// it left after its write), so they are not stored twice.
+    pub fn stored_meanwhile(
+        &mut self,
+        (written_contacts, written_satisfaction): (&[ContactRow], &[SatisfactionRow]),
+        (pending_contacts, pending_satisfaction): (&[ContactRow], &[SatisfactionRow]),
+    ) {
+        if let Some(ahead) = &mut self.contacts {
+            ahead.add_stored(written_contacts, pending_contacts);
+        }
+        if let Some(ahead) = &mut self.satisfaction {
+            ahead.add_stored(written_satisfaction, pending_satisfaction);
+        }
+    }
+}
+
+impl StagedAhead {
+    fn add_stored<R: Identified>(&mut self, written: &[R], pending: &[R]) {
+        let pending: HashSet<(&str, &str)> = pending
+            .iter()
+            .map(|row| (row.council(), row.id()))
+            .collect();
+        self.stored.extend(
+            written
+                .iter()
+                .filter(|row| pending.contains(&(row.council(), row.id())))
+                .map(|row| (row.council().to_string(), row.id().to_string())),
+        );
+    }
+}
+
+/// Now, in Unix seconds: a write attempt's stamp.
+fn now() -> u32 {
+    u32::try_from(Utc::now().timestamp()).unwrap_or(u32::MAX)
+}
+
+/// Stamps each row with `now` and the fence held on its partition.
+fn stamp<R: Identified>(rows: &mut [R], now: u32, fences: &HashMap<i32, u64>) {
+    for row in rows.iter_mut() {
+        // No fence (fencing off, or a partition not claimed): 0, which the
+        // server's check never takes as current.
+        let fence = fences.get(&row.position().partition).copied().unwrap_or(0);
+        row.stamp(now, fence);
     }
 }
 
@@ -519,3 +700,66 @@ macro_rules! identified {
 
 identified!(ContactRow, event_id);
 identified!(SatisfactionRow, response_id);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(council: &str, id: &str) -> ContactRow {
+        ContactRow {
+            council: council.to_string(),
+            event_id: id.to_string(),
+            occurred_at: 0,
+            channel: "web_form",
+            assisted: 0,
+            service: String::new(),
+            interaction: "",
+            outcome: "",
+            customer_type: "",
+            customer_hash: String::new(),
+            journey_id: String::new(),
+            avoidable: None,
+            first_contact_resolved: None,
+            ward: String::new(),
+            lsoa: String::new(),
+            wait_seconds: None,
+            handling_seconds: None,
+            source: String::new(),
+            kafka_partition: 0,
+            kafka_offset: 0,
+            ingested_at: 0,
+            fence: 0,
+            stage: 0,
+        }
+    }
+
+    #[test]
+    fn ids_the_batch_before_stored_count_as_found_by_the_look_ahead() {
+        let mut pending = vec![
+            contact("E07000041", "a"),
+            contact("E07000041", "b"),
+            contact("E07000042", "c"),
+        ];
+        let staged = Staged::assign(&mut pending);
+        let mut looked = LookedAhead {
+            contacts: Some(StagedAhead {
+                stored: [("E07000041".to_string(), "a".to_string())].into(),
+                staged,
+            }),
+            satisfaction: None,
+        };
+        // "b" stored meanwhile; "c" of another council; "z" not pending.
+        let written = vec![
+            contact("E07000041", "b"),
+            contact("E07000041", "c"),
+            contact("E07000041", "z"),
+        ];
+        looked.stored_meanwhile((&written, &[]), (&pending, &[]));
+        let stored = looked.contacts.expect("contacts looked up").stored;
+        let expected: HashSet<(String, String)> = [("E07000041", "a"), ("E07000041", "b")]
+            .into_iter()
+            .map(|(council, id)| (council.to_string(), id.to_string()))
+            .collect();
+        assert_eq!(stored, expected);
+    }
+}
