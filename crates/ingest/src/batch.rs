@@ -10,7 +10,7 @@ use crate::sinks::LookedAhead;
 use channelshift_contract::Rejection;
 use channelshift_store::{Checkpoint, ContactRow, KafkaPosition, SatisfactionRow};
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A message that failed validation, kept with its original bytes.
 #[derive(Debug)]
@@ -51,7 +51,7 @@ pub struct Batch {
     /// The fence each partition's rows were last written under: the server
     /// stored them only while it was still the partition's highest.
     pub written_under: BTreeMap<TopicPartition, u64>,
-    /// Its rows looked up and staged while the batch before it was written.
+    /// Its rows looked up and staged while the batch before it is written.
     pub ahead: Option<Ahead>,
     /// Its write asked the raw table for ids (and may have re-indexed rows
     /// found there): a look-ahead of the next batch may have missed them.
@@ -75,7 +75,10 @@ pub struct Ahead {
     offsets: BTreeMap<TopicPartition, i64>,
     rows: (usize, usize),
     fences: BTreeMap<TopicPartition, u64>,
-    /// The batch written meanwhile gave a reason not to trust it.
+    /// When it was taken: a stage older than an attempt may be dropped as
+    /// stale before it is moved, so an older look-ahead is not used.
+    at: Instant,
+    /// The batch written meanwhile gives a reason not to trust it.
     spoiled: bool,
 }
 
@@ -196,8 +199,17 @@ impl Batch {
             offsets: self.offsets.clone(),
             rows: (self.contacts.len(), self.satisfaction.len()),
             fences,
+            at: Instant::now(),
             spoiled: false,
         });
+    }
+
+    /// The batch written before this one failed an attempt: the look-ahead
+    /// no longer holds.
+    pub fn spoil_ahead(&mut self) {
+        if let Some(ahead) = &mut self.ahead {
+            ahead.spoiled = true;
+        }
     }
 
     /// The batch written before this one has been written; `written` holds
@@ -220,14 +232,19 @@ impl Batch {
     }
 
     /// Takes the look-ahead, judged against the batch as it is now, to be
-    /// written under `fences`: it holds if no attempt failed, nothing is
-    /// suspect, no message was added or released, and the fences are the
-    /// same.
-    pub fn take_ahead(&mut self, fences: &BTreeMap<TopicPartition, u64>) -> TakenAhead {
+    /// written under `fences`: it holds if it is younger than `max_age`, no
+    /// attempt failed, nothing is suspect, no message was added or released,
+    /// and the fences are the same.
+    pub fn take_ahead(
+        &mut self,
+        fences: &BTreeMap<TopicPartition, u64>,
+        max_age: Duration,
+    ) -> TakenAhead {
         let Some(ahead) = self.ahead.take() else {
             return TakenAhead::None;
         };
         let holds = !ahead.spoiled
+            && ahead.at.elapsed() < max_age
             && !self.failed
             && !self.suspect
             && !self.rows_written
@@ -400,13 +417,13 @@ mod tests {
             batch.add(rejected(CONTACTS, 1, 1), settled);
             batch.looked_ahead(LookedAhead::default(), fences.clone());
             change(&mut batch);
-            let taken = batch.take_ahead(under);
+            let taken = batch.take_ahead(under, Duration::from_secs(60));
             assert!(batch.ahead.is_none(), "taken either way");
             taken
         };
         assert!(holds(taken(&|_| {}, &fences)));
         assert!(matches!(
-            Batch::default().take_ahead(&fences),
+            Batch::default().take_ahead(&fences, Duration::from_secs(60)),
             TakenAhead::None
         ));
         let other: BTreeMap<TopicPartition, u64> = [((CONTACTS.to_string(), 0), 8)].into();
@@ -432,7 +449,19 @@ mod tests {
             !holds(taken(&asked_raw, &fences)),
             "the batch before asked the raw table"
         );
+        let spoiled = |batch: &mut Batch| batch.spoil_ahead();
+        assert!(
+            !holds(taken(&spoiled, &fences)),
+            "the batch before failed an attempt"
+        );
         let clean = |batch: &mut Batch| batch.written_before(&Batch::default());
         assert!(holds(taken(&clean, &fences)));
+        let mut batch = Batch::default();
+        batch.add(rejected(CONTACTS, 0, 1), settled);
+        batch.looked_ahead(LookedAhead::default(), fences.clone());
+        assert!(
+            !holds(batch.take_ahead(&fences, Duration::ZERO)),
+            "older than an attempt: its stage may be dropped as stale"
+        );
     }
 }

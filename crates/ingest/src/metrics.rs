@@ -57,9 +57,9 @@ pub struct IngestMetrics {
     pub stalled: IntGauge,
     pub assigned: IntGaugeVec,
     pub fenced: IntCounter,
-    /// Batches looked up and staged while the one before was written, by
-    /// what their write did with it: `used`, or `discarded` (it no longer
-    /// held, and the write looked up afresh).
+    /// Batches looked up and staged while the one before is written, by
+    /// outcome: `used` by their write, `discarded` (it no longer holds: the
+    /// write looks up afresh), or `failed` (an error or no answer in time).
     pub looked_ahead: IntCounterVec,
 }
 
@@ -185,9 +185,10 @@ impl IngestMetrics {
             )?,
             looked_ahead: counter(
                 LOOKED_AHEAD,
-                "Batches whose ids were looked up and rows staged while the batch before was \
-                 written, by outcome: used, or discarded (a failed attempt, a claim, a \
-                 rebalance or a raw-table lookup meanwhile; the write looked up afresh)",
+                "Batches whose ids are looked up and rows staged while the batch before is \
+                 written, by outcome: used by their write; discarded (the batch before failed \
+                 an attempt or asked the raw table, or a claim or rebalance came meanwhile: the \
+                 write looks up afresh); or failed (an error, or no answer in time)",
                 &["outcome"],
             )?,
             step_seconds,

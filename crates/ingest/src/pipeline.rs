@@ -145,9 +145,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// (`attempt_timeout_seconds`, at most [`MAX_ATTEMPT_TIMEOUT`]) without polling.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
 pub const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(240);
-/// Staged INSERTs older than this were abandoned (an attempt lasts at most
-/// [`MAX_ATTEMPT_TIMEOUT`]) and are dropped.
+/// Staged INSERTs older than this were abandoned (an attempt, and a
+/// look-ahead used by one, lasts at most [`MAX_ATTEMPT_TIMEOUT`]) and are
+/// dropped: at start, and every [`STAGE_SWEEP_INTERVAL`] while running.
 const STALE_STAGE_SECONDS: u32 = 3600;
+const STAGE_SWEEP_INTERVAL: Duration = Duration::from_secs(900);
 
 type IngestConsumer = StreamConsumer<IngestContext>;
 
@@ -171,6 +173,8 @@ pub struct Pipeline {
     /// Partitions were claimed and the writes other replicas had running at
     /// the time are not yet known to have ended.
     claimed_unsettled: AtomicBool,
+    /// When abandoned stages were last looked for.
+    stages_swept: Mutex<Instant>,
 }
 
 impl Pipeline {
@@ -213,13 +217,7 @@ impl Pipeline {
             tracing::warn!("fencing is off: a replica that lost a partition can still write it");
             Fencing::Off
         };
-        match store.drop_stale_stages(STALE_STAGE_SECONDS).await {
-            Ok(0) => {}
-            Ok(dropped) => {
-                tracing::info!(dropped, "dropped staged inserts left by stopped replicas")
-            }
-            Err(error) => tracing::warn!(%error, "could not look for stale staged inserts"),
-        }
+        drop_stale_stages(&store).await;
 
         let kafka = &config.kafka;
         // Not ready until the brokers have answered.
@@ -298,6 +296,7 @@ impl Pipeline {
             attempts: AtomicU64::new(0),
             abandoned: Mutex::new(Vec::new()),
             claimed_unsettled: AtomicBool::new(false),
+            stages_swept: Mutex::new(Instant::now()),
         })
     }
 
@@ -535,9 +534,7 @@ impl Pipeline {
         // not be written behind the new owner's back.
         self.release_revoked(&mut [&mut *batch, &mut *next]);
         if batch.is_empty() {
-            if let Some(stale) = batch.drop_ahead() {
-                self.row_sink(&self.store).discard(stale).await;
-            }
+            self.discard_ahead(batch).await;
             return Ok(());
         }
         self.metrics.batch_rows.observe(batch.messages as f64);
@@ -546,12 +543,16 @@ impl Pipeline {
         let mut paused = false;
         // Partitions revoked while the last attempt ran.
         let mut revoked;
+        // A retry does not look the next batch up ahead: what it would
+        // stage could not be used (see `Batch::spoil_ahead`).
+        let mut retrying = false;
         loop {
             let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
             let queries = format!("{WRITE_QUERY_PREFIX}{}:{attempt}:", self.replica);
             let store = self.store.tagged(queries.clone());
             let outcome;
-            (outcome, revoked) = self.attempt(batch, next, &store, shutdown).await;
+            (outcome, revoked) = self.attempt(batch, next, &store, shutdown, !retrying).await;
+            retrying = true;
             revoked.extend(self.release_revoked(&mut [&mut *next]));
             let error = match outcome {
                 // A partition revoked meanwhile keeps its checkpoint if the
@@ -578,6 +579,9 @@ impl Pipeline {
             // The server may have stored the rows and stopped before their
             // views: the next attempt asks the raw table too.
             batch.attempt_failed();
+            // Its rows may be stored and indexed by a later attempt, after
+            // being found in the raw table: the next batch looks up afresh.
+            next.spoil_ahead();
             if !paused {
                 self.pause_assignment();
                 paused = true;
@@ -588,6 +592,7 @@ impl Pipeline {
                 .map_err(|stopped| error.context(stopped))?;
             if batch.is_empty() {
                 tracing::info!("every partition of the open batch was revoked; nothing to write");
+                self.discard_ahead(batch).await;
                 break;
             }
         }
@@ -603,6 +608,20 @@ impl Pipeline {
         self.commit(&offsets);
         self.metrics.step("commit", started);
         self.metrics.buffered.set(next.messages as i64);
+        let sweep = {
+            let mut swept = self
+                .stages_swept
+                .lock()
+                .expect("sweep time lock is never poisoned");
+            let due = swept.elapsed() >= STAGE_SWEEP_INTERVAL;
+            if due {
+                *swept = Instant::now();
+            }
+            due
+        };
+        if sweep {
+            drop_stale_stages(&self.store).await;
+        }
         Ok(())
     }
 
@@ -611,24 +630,43 @@ impl Pipeline {
     /// decoding overlaps the server's insert. Rebalances can therefore
     /// happen during a write; the partitions revoked meanwhile are released
     /// from `next` and returned, for the caller to release from `batch`.
+    /// Once `next` is full it may be looked up ahead (see
+    /// [`Self::look_ahead`]), within the same bound, unless
+    /// `may_look_ahead` is false (a retry); a write that fails stops the
+    /// look-ahead.
     async fn attempt(
         &self,
         batch: &mut Batch,
         next: &mut Batch,
         store: &Store,
         shutdown: &Shutdown,
+        may_look_ahead: bool,
     ) -> (
         Result<Result<()>, tokio::time::error::Elapsed>,
         Vec<TopicPartition>,
     ) {
         let (max_rows, max_bytes) = (self.config.batch.max_rows, self.config.batch.max_bytes);
         let mut revoked = Vec::new();
-        let write = tokio::time::timeout(self.attempt_timeout, self.write(batch, store));
+        let deadline = tokio::time::Instant::now() + self.attempt_timeout;
+        let write = tokio::time::timeout_at(deadline, self.write(batch, store));
         tokio::pin!(write);
         let outcome = loop {
             if shutdown.is_requested() || next.is_full(max_rows, max_bytes) {
-                if !shutdown.is_requested() && self.may_look_ahead(next) {
-                    let (outcome, ()) = tokio::join!(&mut write, self.look_ahead(next));
+                if may_look_ahead && !shutdown.is_requested() && self.may_look_ahead(next) {
+                    let look_ahead = self.look_ahead(next, deadline);
+                    tokio::pin!(look_ahead);
+                    let mut looked = false;
+                    let outcome = tokio::select! {
+                        biased;
+                        outcome = &mut write => outcome,
+                        () = &mut look_ahead => {
+                            looked = true;
+                            write.as_mut().await
+                        }
+                    };
+                    if !looked && matches!(outcome, Ok(Ok(()))) {
+                        look_ahead.await;
+                    }
                     break outcome;
                 }
                 break write.await;
@@ -698,7 +736,9 @@ impl Pipeline {
                 &self.config.kafka.contact_topic,
                 &self.config.kafka.satisfaction_topic,
             );
-            let ahead = match batch.take_ahead(&batch.written_under.clone()) {
+            // Every held fence is compared, not only those of the batch's
+            // partitions: a claim anywhere discards the look-ahead.
+            let ahead = match batch.take_ahead(&batch.written_under.clone(), self.attempt_timeout) {
                 TakenAhead::None => None,
                 TakenAhead::Holds(ahead) => {
                     self.metrics.looked_ahead.with_label_values(&["used"]).inc();
@@ -794,18 +834,20 @@ impl Pipeline {
     }
 
     /// Looks up and stages `next`'s rows while the batch before it is
-    /// written, so that its own attempt only moves them. Its attempt uses
-    /// them only if they still hold (see [`Batch::take_ahead`] and
-    /// [`Batch::written_before`]): after a failed attempt, a claim, a
-    /// rebalance, or a batch that asked the raw table, it looks up afresh.
-    /// The lookup is earlier than its attempt's would be, so the window in
-    /// which another replica can store the same id from another partition
-    /// unseen (see the module's comment) grows by about one write.
-    async fn look_ahead(&self, next: &mut Batch) {
+    /// written (until `deadline`, the write attempt's), so that its own
+    /// attempt only moves them. Its attempt uses them only if they still
+    /// hold (see [`Batch::take_ahead`] and [`Batch::written_before`]): after
+    /// a failed attempt, a claim, a rebalance, a batch that asked the raw
+    /// table, or once older than `attempt_timeout`, it looks up afresh. The
+    /// lookup is earlier than its attempt's would be, so the window in which
+    /// another replica can store the same id from another partition unseen
+    /// (see the module's comment) grows by about one write. A look-ahead cut
+    /// short leaves its stage to be dropped as stale.
+    async fn look_ahead(&self, next: &mut Batch, deadline: tokio::time::Instant) {
         let fences = self.held_fences();
         let sink = self.row_sink(&self.store);
-        let looked = tokio::time::timeout(
-            self.attempt_timeout,
+        let looked = tokio::time::timeout_at(
+            deadline,
             sink.look_ahead(&mut next.contacts, &mut next.satisfaction, &fences),
         )
         .await;
@@ -818,11 +860,32 @@ impl Pipeline {
                 ),
             ),
             Ok(Err(error)) => {
+                self.metrics
+                    .looked_ahead
+                    .with_label_values(&["failed"])
+                    .inc();
                 tracing::info!(%error, "the next batch could not be looked up ahead; its write looks it up")
             }
-            Err(_) => tracing::info!(
-                "the next batch's look-ahead got no answer in time; its write looks it up"
-            ),
+            Err(_) => {
+                self.metrics
+                    .looked_ahead
+                    .with_label_values(&["failed"])
+                    .inc();
+                tracing::info!(
+                    "the next batch's look-ahead got no answer in time; its write looks it up"
+                )
+            }
+        }
+    }
+
+    /// Discards `batch`'s look-ahead, if any: its stages are dropped.
+    async fn discard_ahead(&self, batch: &mut Batch) {
+        if let Some(stale) = batch.drop_ahead() {
+            self.metrics
+                .looked_ahead
+                .with_label_values(&["discarded"])
+                .inc();
+            self.row_sink(&self.store).discard(stale).await;
         }
     }
 
@@ -1243,6 +1306,16 @@ fn replica_name() -> String {
         rand::random::<u32>(),
         if host.is_empty() { "host" } else { &host }
     )
+}
+
+/// Drops staged INSERTs abandoned long ago (by stopped replicas, or by an
+/// attempt or look-ahead cut short); best effort.
+async fn drop_stale_stages(store: &Store) {
+    match store.drop_stale_stages(STALE_STAGE_SECONDS).await {
+        Ok(0) => {}
+        Ok(dropped) => tracing::info!(dropped, "dropped abandoned staged inserts"),
+        Err(error) => tracing::warn!(%error, "could not look for stale staged inserts"),
+    }
 }
 
 /// Creates the topics and their dead-letter topics; existing ones are left as they are.

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 /// Rows into the raw tables, each unique id once, each only while this
 /// replica holds its partition.
 pub struct RowSink {
-    /// Tagged for the attempt (see `Store::tagged`).
+    /// Tagged for the attempt (see `Store::tagged`); untagged for a
+    /// look-ahead, which stores nothing visible.
     pub store: Store,
     pub metrics: IngestMetrics,
     pub contact_topic: String,
@@ -84,10 +85,10 @@ impl RowSink {
     /// `satisfaction` and returned, for the dead-letter topic. A temporary
     /// error fails the attempt, to be retried.
     ///
-    /// `ahead` is the batch's lookup and stage done while the batch before it
-    /// was written (see [`Self::look_ahead`]), when it still holds: the
-    /// caller has checked that the batch, its fences and the ids stored
-    /// since are as the look-ahead assumed.
+    /// `ahead` is the batch's lookup and stage, made while the batch before
+    /// it is written (see [`Self::look_ahead`]), when it still holds: the
+    /// caller checks that the batch, its fences and the ids stored since are
+    /// as the look-ahead assumes.
     pub async fn write(
         &self,
         contacts: &mut Vec<ContactRow>,
@@ -105,9 +106,18 @@ impl RowSink {
             Some(ahead) => (ahead.contacts, ahead.satisfaction),
             None => (None, None),
         };
-        let mut refused = self
+        let mut refused = match self
             .store_rows(contacts, suspect, now, &fences.contacts, contacts_ahead)
-            .await?;
+            .await
+        {
+            Ok(refused) => refused,
+            Err(error) => {
+                if let Some(unused) = satisfaction_ahead {
+                    self.store.unstage(unused.staged).await;
+                }
+                return Err(error);
+            }
+        };
         refused.extend(
             self.store_rows(
                 satisfaction,
@@ -523,7 +533,7 @@ impl RowSink {
     }
 }
 
-/// A batch's rows looked up and staged while the batch before it was
+/// A batch's rows looked up and staged while the batch before it is
 /// written (see [`RowSink::look_ahead`]).
 #[derive(Debug, Default)]
 pub struct LookedAhead {
