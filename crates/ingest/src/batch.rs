@@ -184,11 +184,16 @@ impl Batch {
     /// claim has bounded a partition by what is stored of it): an attempt
     /// failed, or a partition's first message is below its bound.
     pub fn judge_suspect(&mut self, unsettled: impl Fn(&TopicPartition, i64) -> bool) {
-        self.suspect = self.failed
+        self.suspect = self.suspect_under(unsettled);
+    }
+
+    /// Whether [`Self::judge_suspect`] would judge the batch suspect.
+    pub fn suspect_under(&self, unsettled: impl Fn(&TopicPartition, i64) -> bool) -> bool {
+        self.failed
             || self
                 .lowest
                 .iter()
-                .any(|(partition, offset)| unsettled(partition, *offset));
+                .any(|(partition, offset)| unsettled(partition, *offset))
     }
 
     /// Keeps `looked`, the batch's rows looked up and staged ahead under

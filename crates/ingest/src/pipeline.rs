@@ -118,7 +118,7 @@ use crate::decode::{decode, Decoded, Limits};
 use crate::metrics::IngestMetrics;
 use crate::privacy::Pseudonymiser;
 use crate::refetch;
-use crate::sinks::{DeadLetterSink, Fences, Refused, RowSink};
+use crate::sinks::{DeadLetterSink, Fences, LookedAhead, Refused, RowSink};
 use anyhow::{Context, Result};
 use channelshift_contract::{Rejection, RejectionReason};
 use channelshift_runtime::health::Health;
@@ -722,37 +722,28 @@ impl Pipeline {
             self.metrics.step("claim", started);
         }
         if !batch.rows_written {
-            let context = self.consumer.context();
-            // A partition no longer assigned has no bound: its rows, if
-            // still written (fencing off, or kept after a revoke), are
-            // looked for in the raw table too.
-            batch.judge_suspect(|partition, offset| {
-                !context.is_assigned(partition) || context.is_unsettled(partition, offset)
-            });
+            batch.judge_suspect(self.unsettled());
             let started = Instant::now();
             let sink = self.row_sink(store);
             let fences = self.held_fences();
-            batch.written_under = fences.by_partition(
+            let written_under = fences.by_partition(
                 &self.config.kafka.contact_topic,
                 &self.config.kafka.satisfaction_topic,
             );
             // Every held fence is compared, not only those of the batch's
             // partitions: a claim anywhere discards the look-ahead.
-            let ahead = match batch.take_ahead(&batch.written_under.clone(), self.attempt_timeout) {
+            let ahead = match batch.take_ahead(&written_under, self.attempt_timeout) {
                 TakenAhead::None => None,
                 TakenAhead::Holds(ahead) => {
                     self.metrics.looked_ahead.with_label_values(&["used"]).inc();
                     Some(ahead)
                 }
                 TakenAhead::Stale(stale) => {
-                    self.metrics
-                        .looked_ahead
-                        .with_label_values(&["discarded"])
-                        .inc();
-                    sink.discard(stale).await;
+                    self.discard(stale).await;
                     None
                 }
             };
+            batch.written_under = written_under;
             let written = sink
                 .write(
                     &mut batch.contacts,
@@ -803,6 +794,17 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Whether a message at an offset of a partition may be stored without
+    /// its index (see [`Batch::judge_suspect`]). A partition no longer
+    /// assigned has no bound: its rows, if still written (fencing off, or
+    /// kept after a revoke), are looked for in the raw table too.
+    fn unsettled(&self) -> impl Fn(&TopicPartition, i64) -> bool + '_ {
+        let context = self.consumer.context();
+        move |partition, offset| {
+            !context.is_assigned(partition) || context.is_unsettled(partition, offset)
+        }
+    }
+
     /// The row sink writing through `store`.
     fn row_sink(&self, store: &Store) -> RowSink {
         RowSink {
@@ -820,17 +822,12 @@ impl Pipeline {
     /// or unsettled (a claim waits for other replicas' writes before any
     /// lookup), and no row of it possibly stored without its index (every
     /// partition assigned here and settled), so the id index alone answers.
-    fn may_look_ahead(&self, next: &mut Batch) -> bool {
-        if next.ahead.is_some() || next.is_empty() || next.failed {
-            return false;
-        }
-        let context = self.consumer.context();
-        if self.claimed_unsettled.load(Ordering::SeqCst) || !context.unclaimed().is_empty() {
-            return false;
-        }
-        !next.lowest.iter().any(|(partition, offset)| {
-            !context.is_assigned(partition) || context.is_unsettled(partition, *offset)
-        })
+    fn may_look_ahead(&self, next: &Batch) -> bool {
+        next.ahead.is_none()
+            && !next.is_empty()
+            && !self.claimed_unsettled.load(Ordering::SeqCst)
+            && self.consumer.context().unclaimed().is_empty()
+            && !next.suspect_under(self.unsettled())
     }
 
     /// Looks up and stages `next`'s rows while the batch before it is
@@ -851,42 +848,38 @@ impl Pipeline {
             sink.look_ahead(&mut next.contacts, &mut next.satisfaction, &fences),
         )
         .await;
-        match looked {
-            Ok(Ok(looked)) => next.looked_ahead(
-                looked,
-                fences.by_partition(
+        let error = match looked {
+            Ok(Ok(looked)) => {
+                let fences = fences.by_partition(
                     &self.config.kafka.contact_topic,
                     &self.config.kafka.satisfaction_topic,
-                ),
-            ),
-            Ok(Err(error)) => {
-                self.metrics
-                    .looked_ahead
-                    .with_label_values(&["failed"])
-                    .inc();
-                tracing::info!(%error, "the next batch could not be looked up ahead; its write looks it up")
+                );
+                return next.looked_ahead(looked, fences);
             }
-            Err(_) => {
-                self.metrics
-                    .looked_ahead
-                    .with_label_values(&["failed"])
-                    .inc();
-                tracing::info!(
-                    "the next batch's look-ahead got no answer in time; its write looks it up"
-                )
-            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "no answer in time".to_string(),
+        };
+        self.metrics
+            .looked_ahead
+            .with_label_values(&["failed"])
+            .inc();
+        tracing::info!(%error, "the next batch could not be looked up ahead; its write looks it up");
+    }
+
+    /// Discards `batch`'s look-ahead, if any (see [`Self::discard`]).
+    async fn discard_ahead(&self, batch: &mut Batch) {
+        if let Some(stale) = batch.drop_ahead() {
+            self.discard(stale).await;
         }
     }
 
-    /// Discards `batch`'s look-ahead, if any: its stages are dropped.
-    async fn discard_ahead(&self, batch: &mut Batch) {
-        if let Some(stale) = batch.drop_ahead() {
-            self.metrics
-                .looked_ahead
-                .with_label_values(&["discarded"])
-                .inc();
-            self.row_sink(&self.store).discard(stale).await;
-        }
+    /// Discards a look-ahead that no longer holds: its stages are dropped.
+    async fn discard(&self, stale: LookedAhead) {
+        self.metrics
+            .looked_ahead
+            .with_label_values(&["discarded"])
+            .inc();
+        self.row_sink(&self.store).discard(stale).await;
     }
 
     /// Stops the queries of abandoned attempts still running on the server

@@ -112,9 +112,11 @@ impl RowSink {
         {
             Ok(refused) => refused,
             Err(error) => {
-                if let Some(unused) = satisfaction_ahead {
-                    self.store.unstage(unused.staged).await;
-                }
+                let unused = LookedAhead {
+                    contacts: None,
+                    satisfaction: satisfaction_ahead,
+                };
+                self.discard(unused).await;
                 return Err(error);
             }
         };
@@ -146,23 +148,23 @@ impl RowSink {
         fences: &Fences,
     ) -> Result<LookedAhead> {
         let now = now();
-        let contacts = self.stage_ahead(contacts, now, &fences.contacts).await?;
-        let satisfaction = match self
+        let mut looked = LookedAhead {
+            contacts: self.stage_ahead(contacts, now, &fences.contacts).await?,
+            satisfaction: None,
+        };
+        match self
             .stage_ahead(satisfaction, now, &fences.satisfaction)
             .await
         {
-            Ok(satisfaction) => satisfaction,
-            Err(error) => {
-                if let Some(contacts) = contacts {
-                    self.store.unstage(contacts.staged).await;
-                }
-                return Err(error);
+            Ok(satisfaction) => {
+                looked.satisfaction = satisfaction;
+                Ok(looked)
             }
-        };
-        Ok(LookedAhead {
-            contacts,
-            satisfaction,
-        })
+            Err(error) => {
+                self.discard(looked).await;
+                Err(error)
+            }
+        }
     }
 
     /// Drops a look-ahead that no longer holds: its stages are discarded.
@@ -184,36 +186,42 @@ impl RowSink {
             return Ok(None);
         }
         stamp(rows, now, fences);
-        let staged = Staged::assign(rows);
-        let (stored, staging) = self.look_up_and_stage(rows, false, fences, &staged).await;
-        match (stored, staging) {
-            (Ok(stored), Ok(())) => Ok(Some(StagedAhead { stored, staged })),
-            (Err(error), staging) => {
-                if staging.is_ok() {
-                    self.store.unstage(staged).await;
-                }
-                Err(error)
-            }
-            (Ok(_), Err(error)) => Err(error.into()),
-        }
+        let (stored, staged) = self.look_up_and_stage(rows, false, fences).await?;
+        Ok(Some(StagedAhead {
+            stored,
+            staged: staged?,
+        }))
     }
 
-    /// Looks `rows`' ids up (see [`Self::stored`]) while staging them under
-    /// `staged`, recording the lookup's time.
+    /// Looks `rows`' ids up (see [`Self::stored`], recording the lookup's
+    /// time) while staging them under a new stage. A failed lookup fails
+    /// the whole (its stage is dropped); otherwise returns the ids found and
+    /// the staging's outcome. A failed staging leaves what part of the stage
+    /// was written to be dropped as stale (nothing reads it).
     async fn look_up_and_stage<R: Identified>(
         &self,
-        rows: &[R],
+        rows: &mut [R],
         suspect: bool,
         fences: &HashMap<i32, u64>,
-        staged: &Staged,
-    ) -> (Result<HashSet<(String, String)>>, Result<(), StoreError>) {
+    ) -> Result<(HashSet<(String, String)>, Result<Staged, StoreError>)> {
+        let staged = Staged::assign(rows);
+        let rows = &*rows;
         let lookup = async {
             let started = Instant::now();
             let stored = self.stored(rows, suspect, fences).await;
             self.metrics.step("lookup", started);
             stored
         };
-        tokio::join!(lookup, self.store.stage(staged, rows))
+        let (stored, staging) = tokio::join!(lookup, self.store.stage(&staged, rows));
+        match (stored, staging) {
+            (Ok(stored), staging) => Ok((stored, staging.map(|()| staged))),
+            (Err(error), staging) => {
+                if staging.is_ok() {
+                    self.store.unstage(staged).await;
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Stores `rows` not yet stored; leaves in `rows` those it stored.
@@ -245,24 +253,13 @@ impl RowSink {
                 self.move_unless_found(rows, ahead.stored, ahead.staged)
                     .await
             }
-            None => {
-                let staged = Staged::assign(rows);
-                match self.look_up_and_stage(rows, suspect, fences, &staged).await {
-                    (Ok(stored), Ok(())) => self.move_unless_found(rows, stored, staged).await,
-                    (Err(error), staging) => {
-                        if staging.is_ok() {
-                            self.store.unstage(staged).await;
-                        }
-                        return Err(error);
-                    }
-                    // Nothing reads what part of the stage was written; it
-                    // is dropped as stale.
-                    (Ok(stored), Err(error)) => {
-                        self.drop_found(rows, &stored);
-                        Err(error)
-                    }
+            None => match self.look_up_and_stage(rows, suspect, fences).await? {
+                (stored, Ok(staged)) => self.move_unless_found(rows, stored, staged).await,
+                (stored, Err(error)) => {
+                    self.drop_found(rows, &stored);
+                    Err(error)
                 }
-            }
+            },
         };
         self.metrics.step("insert", started);
         match inserted {

@@ -24,37 +24,30 @@ pub trait RawRow: RowOwned + RowWrite {
     fn set_stage(&mut self, stage: u64);
 }
 
-impl RawRow for ContactRow {
-    const RECORD: Record = Record::Contact;
-    fn at(&self) -> u32 {
-        self.occurred_at
-    }
-    fn ingested_at(&self) -> u32 {
-        self.ingested_at
-    }
-    fn stage(&self) -> u64 {
-        self.stage
-    }
-    fn set_stage(&mut self, stage: u64) {
-        self.stage = stage;
-    }
+/// `RawRow` for a raw row type: its record and the field it is
+/// partitioned by.
+macro_rules! raw_row {
+    ($row:ty, $record:expr, $at:ident) => {
+        impl RawRow for $row {
+            const RECORD: Record = $record;
+            fn at(&self) -> u32 {
+                self.$at
+            }
+            fn ingested_at(&self) -> u32 {
+                self.ingested_at
+            }
+            fn stage(&self) -> u64 {
+                self.stage
+            }
+            fn set_stage(&mut self, stage: u64) {
+                self.stage = stage;
+            }
+        }
+    };
 }
 
-impl RawRow for SatisfactionRow {
-    const RECORD: Record = Record::Satisfaction;
-    fn at(&self) -> u32 {
-        self.responded_at
-    }
-    fn ingested_at(&self) -> u32 {
-        self.ingested_at
-    }
-    fn stage(&self) -> u64 {
-        self.stage
-    }
-    fn set_stage(&mut self, stage: u64) {
-        self.stage = stage;
-    }
-}
+raw_row!(ContactRow, Record::Contact, occurred_at);
+raw_row!(SatisfactionRow, Record::Satisfaction, responded_at);
 
 /// Rows of one kind staged together (see [`Store::stage`]): moved to the
 /// raw table by [`Store::move_staged`] or discarded by [`Store::unstage`].
